@@ -1,0 +1,40 @@
+"""The MLP primitive (M): a pre-norm residual position-wise MLP.
+
+"swiglu" (default, Llama): down(silu(gate(x)) * up(x)); "relu2" (Primer, modded-nanoGPT, autoresearch):
+down(relu(up(x))^2). Initialisation: gate and up Normal(0, init_std); down Normal(0, init_std / sqrt(2 *
+depth)); norm scale ones.
+"""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+from aira_jax.layers.norm import RMSNorm
+from aira_jax.layers.params import normal, output_std, param, project
+from aira_jax.models.config import ModelConfig
+
+
+class MLPLayer(nnx.Module):
+  """x + MLP(RMSNorm(x)) on (batch, seq, d_model). `causal` is accepted for a uniform signature (an MLP mixes
+  no positions)."""
+
+  def __init__(self, config: ModelConfig, *, depth: int, rngs: nnx.Rngs, causal: bool = True):
+    del causal
+    d, f, dtype = config.d_model, config.ffn_dim, config.stored_dtype
+    self.activation = config.mlp_activation
+    self.norm = RMSNorm(d, eps=config.norm_eps, param_dtype=dtype)
+    if self.activation == "swiglu":
+      self.w_gate = param(normal(rngs, (d, f), config.init_std, dtype), ("embed", "mlp"))
+    self.w_up = param(normal(rngs, (d, f), config.init_std, dtype), ("embed", "mlp"))
+    self.w_down = param(normal(rngs, (f, d), output_std(config.init_std, depth), dtype), ("mlp", "embed"))
+
+  def __call__(self, x: jax.Array, *, positions: jax.Array | None = None) -> jax.Array:
+    del positions
+    h = self.norm(x)
+    up = project(h, self.w_up[...], "bsd,df->bsf")
+    if self.activation == "swiglu":
+      hidden = jax.nn.silu(project(h, self.w_gate[...], "bsd,df->bsf")) * up
+    else:
+      hidden = jax.numpy.square(jax.nn.relu(up))
+    return x + project(hidden, self.w_down[...], "bsf,fd->bsd")

@@ -1,0 +1,25 @@
+"""Building the stack of primitive layers for a layout, shared by the language model and the classifier."""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+from aira_jax import primitives
+from aira_jax.layout import Layout
+from aira_jax.models.config import ModelConfig
+
+
+def build_layers(layout: Layout, config: ModelConfig, *, rngs: nnx.Rngs, causal: bool = True) -> nnx.List:
+  """One layer per symbol of `layout`, bottom first, each built by its registered primitive class."""
+  return nnx.List([
+      primitives.get_primitive(symbol).layer_class()(config, depth=layout.depth, rngs=rngs, causal=causal)
+      for symbol in layout
+  ])
+
+
+def run_layers(layers: nnx.List, x: jax.Array, positions: jax.Array | None) -> jax.Array:
+  """Applies the layers in order to x (batch, seq, d_model)."""
+  for layer in layers:
+    x = layer(x, positions=positions)
+  return x
