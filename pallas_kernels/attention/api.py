@@ -1,0 +1,61 @@
+"""Entry point `flash_attention`: checks inputs and dispatches on `impl` to the jnp reference or the Pallas
+kernel (compiled for the current backend, or interpreted)."""
+
+from __future__ import annotations
+
+import jax
+
+from pallas_kernels import _dispatch
+from pallas_kernels.attention import _common
+from pallas_kernels.attention.reference import attention_reference
+
+_AVAILABLE = ("auto", "xla", "pallas", "pallas_interpret")
+
+
+def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=None,
+                    score_mod=None, mask_mod=None, impl="auto", block_q=None, block_k=None, _backend=None):
+  """Memory-efficient softmax attention (FlashAttention-2) with grouped KV and score/mask hooks.
+
+  Args:
+    q: (batch, q_len, heads, head_dim) float32/bfloat16/float16.
+    k, v: (batch, kv_len, kv_heads, head_dim), heads % kv_heads == 0; query head h uses kv head
+      h // (heads // kv_heads).
+    causal: keep kv_idx <= q_idx, where q_idx = row + (kv_len - q_len) (bottom-right aligned).
+    sliding_window: int w, additionally keep q_idx - kv_idx < w.
+    softcap: float c; scores become c * tanh(s / c) after scaling.
+    scale: multiplier of q.k, default head_dim ** -0.5.
+    score_mod: fn(s, q_idx, kv_idx, head) -> s applied after softcap; s float32 (Q, K), q_idx int32 (Q, 1),
+      kv_idx int32 (1, K), head int32 scalar. Must be elementwise in s, built from jnp ops, and may close
+      over Python scalars but not over arrays (the Pallas kernel cannot capture array constants). Prefer
+      lax.div to `//` on indices if the kernel must be cross-lowered for TPU from a non-TPU host.
+    mask_mod: fn(q_idx, kv_idx, head) -> bool broadcastable to (Q, K), True = keep; ANDed with the others.
+    impl: "auto" | "xla" | "pallas" | "pallas_interpret" (see `pallas_kernels._dispatch`).
+    block_q, block_k: Pallas block sizes. Defaults (`tiling.DEFAULT_BLOCKS`): GPU 64/64 (32/32 when
+      head_dim > 128), clamped down to the power of two >= 16 covering short sequences; TPU 128/128; interpret
+      64/64 clamped to the length rounded up to 8. GPU blocks must be powers of two >= 16 (head_dim is
+      zero-padded to a power of two), TPU blocks multiples of 8 (128 recommended).
+    _backend: internal override of the backend the Pallas kernel is built for ("gpu", "tpu"), used to
+      cross-lower from a CPU host.
+
+  Returns:
+    (batch, q_len, heads, head_dim) in q.dtype. Rows whose keys are all masked are zero. Differentiable
+    w.r.t. q, k and v (the Pallas path has its own backward kernels).
+
+  The Pallas kernel keeps the whole (padded) k/v of a head resident per program (and, in the dk/dv kernel,
+  the q/dO of a head group): on TPU that bounds the sequence length by VMEM (a few thousand tokens).
+  """
+  _common.check_inputs(q, k, v)
+  kwargs = dict(causal=causal, sliding_window=sliding_window, softcap=softcap, scale=scale,
+                score_mod=score_mod, mask_mod=mask_mod)
+  resolved = _dispatch.resolve_impl(impl, available=_AVAILABLE, backend=_backend)
+  if resolved == "xla":
+    return attention_reference(q, k, v, **kwargs)
+  from pallas_kernels.attention import pallas_attention  # imported lazily: needs jax.experimental.pallas
+
+  spec = _common.make_spec(q, **kwargs)
+  if resolved == "pallas_interpret":
+    backend = "interpret"
+  else:
+    backend = _backend or jax.default_backend()
+  return pallas_attention.pallas_flash_attention(q, k, v, spec, backend=backend, block_q=block_q,
+                                                 block_k=block_k)

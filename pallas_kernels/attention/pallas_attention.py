@@ -1,0 +1,54 @@
+"""Pallas flash attention with a `custom_vjp`: lays inputs out for the kernels (B, H, S, D; padded), runs the
+forward kernel, and on the backward pass runs the dk/dv and dq kernels from `pallas_backward`."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+from pallas_kernels.attention import _common, pallas_backward, pallas_forward, tiling as tiling_lib
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _attention(q, k, v, spec, t):
+  return _forward(q, k, v, spec, t)[0]
+
+
+def _forward(q, k, v, spec, t):
+  ql = tiling_lib.to_kernel_layout(q, t.q_pad, t.head_dim_pad)
+  kl = tiling_lib.to_kernel_layout(k, t.kv_pad, t.head_dim_pad)
+  vl = tiling_lib.to_kernel_layout(v, t.kv_pad, t.head_dim_pad)
+  out_l, lse = pallas_forward.forward(ql, kl, vl, spec, t)
+  out = tiling_lib.from_kernel_layout(out_l, t.q_len, t.head_dim)
+  return out, (ql, kl, vl, out_l, lse)
+
+
+def _backward(spec, t, residuals, dout):
+  ql, kl, vl, out_l, lse = residuals
+  dout_l = tiling_lib.to_kernel_layout(dout, t.q_pad, t.head_dim_pad)
+  dq, dk, dv = pallas_backward.backward(ql, kl, vl, out_l, lse, dout_l, spec, t)
+  return (tiling_lib.from_kernel_layout(dq, t.q_len, t.head_dim),
+          tiling_lib.from_kernel_layout(dk, t.kv_len, t.head_dim),
+          tiling_lib.from_kernel_layout(dv, t.kv_len, t.head_dim))
+
+
+_attention.defvjp(_forward, _backward)
+
+
+def pallas_flash_attention(q, k, v, spec: _common.AttentionSpec, *, backend: str, block_q=None, block_k=None):
+  """Pallas flash attention built for `backend` ("gpu"/"cuda"/"rocm", "tpu" or "interpret").
+
+  Args:
+    q: (B, Q, H, D); k, v: (B, K, KH, D) (already checked by `_common.check_inputs`).
+    spec: attention options from `_common.make_spec`.
+    block_q, block_k: block sizes, default per backend (`tiling.DEFAULT_BLOCKS`).
+
+  Returns:
+    (B, Q, H, D) in q.dtype, differentiable w.r.t. q, k, v through the Pallas backward kernels.
+  """
+  dtype = jax.numpy.result_type(q.dtype, k.dtype, v.dtype)
+  t = tiling_lib.make_tiling(backend, q_len=q.shape[1], kv_len=k.shape[1], head_dim=q.shape[3],
+                             groups=q.shape[2] // k.shape[2], block_q=block_q, block_k=block_k)
+  out = _attention(q.astype(dtype), k.astype(dtype), v.astype(dtype), spec, t)
+  return out.astype(q.dtype)

@@ -1,0 +1,182 @@
+"""Tests for the Pallas flash-attention kernel run by the Pallas interpreter (impl="pallas_interpret"):
+values and q/k/v gradients (Pallas backward kernels) against `attention_reference`, with ragged lengths,
+grouped KV, causal / sliding-window masking, score/mask hooks and fully masked rows."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pallas_kernels.attention import attention_reference, flash_attention
+
+
+def _inputs(seed, batch, q_len, kv_len, heads, kv_heads, dim, dtype=jnp.float32):
+  rng = np.random.default_rng(seed)
+  shapes = [(batch, q_len, heads, dim), (batch, kv_len, kv_heads, dim), (batch, kv_len, kv_heads, dim),
+            (batch, q_len, heads, dim)]
+  return tuple(jnp.asarray(rng.standard_normal(s, np.float32), dtype) for s in shapes)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _value_and_grads(fn, q, k, v, cotangent):
+  out, vjp = jax.vjp(fn, q, k, v)
+  return (out, *vjp(cotangent.astype(out.dtype)))
+
+
+def _compare(q, k, v, ct, *, rtol, atol, block_q=16, block_k=16, **kw):
+  """Asserts kernel output and dq, dk, dv equal the reference's; returns the kernel output."""
+  kernel = functools.partial(flash_attention, impl="pallas_interpret", block_q=block_q, block_k=block_k, **kw)
+  ref = functools.partial(attention_reference, **kw)
+  got = _value_and_grads(kernel, q, k, v, ct)
+  want = _value_and_grads(ref, q, k, v, ct)
+  for name, g, w in zip(("out", "dq", "dk", "dv"), got, want):
+    assert g.shape == w.shape and g.dtype == w.dtype, name
+    g, w = np.asarray(g, np.float32), np.asarray(w, np.float32)
+    assert np.isfinite(g).all(), name
+    np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=name)
+  return got[0]
+
+
+def alibi(s, q_idx, kv_idx, head, num_heads=4):
+  slope = jnp.exp2(-8.0 * (head + 1).astype(jnp.float32) / num_heads)
+  return s - slope * (q_idx - kv_idx).astype(jnp.float32)
+
+
+def relative_bias(s, q_idx, kv_idx, head):
+  return s + 0.5 * jnp.tanh((q_idx - kv_idx).astype(jnp.float32) / 4.0) * (head % 2 * 2 - 1).astype(jnp.float32)
+
+
+def tanh_cap(s, q_idx, kv_idx, head):
+  return 3.0 * jnp.tanh(s / 3.0)
+
+
+def document_mask(q_idx, kv_idx, head):
+  return (q_idx // 7) == (kv_idx // 7)
+
+
+def prefix_lm_mask(q_idx, kv_idx, head):
+  return (kv_idx < 5) | (kv_idx <= q_idx)
+
+
+@pytest.mark.parametrize("q_len,kv_len,heads,kv_heads,kw", [
+    (37, 37, 2, 2, dict(causal=True)),
+    (37, 37, 4, 2, dict(causal=False)),
+    (20, 37, 4, 1, dict(causal=True)),  # decoding-style q_len < kv_len, GQA ratio 4
+    (37, 37, 4, 2, dict(causal=True, sliding_window=5)),
+    (21, 37, 2, 1, dict(causal=False, sliding_window=9, scale=0.2)),
+    (37, 37, 2, 1, dict(causal=False, softcap=2.0)),
+], ids=["causal", "gqa2", "decode-gqa4", "window", "window-noncausal", "softcap"])
+def test_kernel_matches_reference_f32(q_len, kv_len, heads, kv_heads, kw):
+  q, k, v, ct = _inputs(q_len + kv_len + heads, 1, q_len, kv_len, heads, kv_heads, 8)
+  _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, **kw)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(score_mod=alibi),
+    dict(score_mod=relative_bias, softcap=5.0),
+    dict(score_mod=tanh_cap, causal=False),
+    dict(mask_mod=document_mask),
+    dict(mask_mod=prefix_lm_mask, causal=False),
+    dict(mask_mod=document_mask, score_mod=alibi, causal=False, sliding_window=6),
+], ids=["alibi", "relbias-softcap", "tanh", "document", "prefix-lm", "doc-alibi-window"])
+def test_hooks_match_reference(kw):
+  q, k, v, ct = _inputs(7, 1, 30, 30, 4, 2, 8)
+  _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, **kw)
+
+
+@pytest.mark.parametrize("block_q,block_k,q_len,kv_len,window", [
+    (8, 16, 33, 19, 4),
+    (16, 8, 11, 40, 13),
+    (8, 8, 40, 40, None),
+])
+def test_unequal_blocks_and_lengths(block_q, block_k, q_len, kv_len, window):
+  q, k, v, ct = _inputs(block_q * 100 + q_len, 2, q_len, kv_len, 2, 1, 8)
+  _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, block_q=block_q, block_k=block_k, causal=True,
+           sliding_window=window)
+
+
+def test_fully_masked_rows_give_zeros_and_finite_grads():
+  # q_len > kv_len with causal: the first 14 rows see no key; the mask_mod also blanks row 20 entirely.
+  q, k, v, ct = _inputs(11, 1, 24, 10, 2, 1, 8)
+  blank = lambda q_idx, kv_idx, head: q_idx != 6
+  out = _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, causal=True, mask_mod=blank)
+  out = np.asarray(out)
+  np.testing.assert_array_equal(out[:, :14], 0.0)
+  np.testing.assert_array_equal(out[:, 20], 0.0)
+  assert np.abs(out[:, 14:20]).min() > 0
+
+
+def test_bf16_close_to_reference():
+  q, k, v, ct = _inputs(12, 1, 37, 37, 4, 2, 16, jnp.bfloat16)
+  kernel = functools.partial(flash_attention, impl="pallas_interpret", block_q=16, block_k=16, sliding_window=20)
+  got = _value_and_grads(kernel, q, k, v, ct)
+  f32 = lambda x: x.astype(jnp.float32)
+  want = _value_and_grads(functools.partial(attention_reference, sliding_window=20), f32(q), f32(k), f32(v), ct)
+  for name, g, w in zip(("out", "dq", "dk", "dv"), got, want):
+    assert g.dtype == jnp.bfloat16, name
+    g, w = np.asarray(g, np.float32), np.asarray(w)
+    np.testing.assert_allclose(g, w, rtol=1e-2, atol=1e-2 * np.abs(w).max(), err_msg=name)
+
+
+def test_default_blocks_and_head_dim_not_power_of_two():
+  q, k, v, ct = _inputs(13, 2, 13, 13, 3, 1, 12)
+  _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, block_q=None, block_k=None, causal=True)
+
+
+def test_auto_on_cpu_is_the_reference():
+  q, k, v, _ = _inputs(14, 1, 9, 9, 2, 1, 8)
+  got = flash_attention(q, k, v, impl="auto", sliding_window=3)
+  want = attention_reference(q, k, v, sliding_window=3)
+  np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+@pytest.mark.parametrize("backend,block,match", [
+    ("gpu", 24, "power of two"),
+    ("gpu", 8, "power of two"),
+    ("tpu", 12, "multiple of 8"),
+    ("interpret", 0, "positive int"),
+])
+def test_bad_block_sizes_raise(backend, block, match):
+  q = k = v = jnp.zeros((1, 32, 2, 16), jnp.float32)
+  impl = "pallas_interpret" if backend == "interpret" else "pallas"
+  with pytest.raises(ValueError, match=match):
+    jax.eval_shape(lambda q, k, v: flash_attention(q, k, v, impl=impl, block_q=block, _backend=backend), q, k, v)
+
+
+@pytest.mark.parametrize("q_len,kv_len,block_q,block_k,causal,window", [
+    (37, 37, 16, 16, True, None),
+    (20, 45, 8, 16, True, 11),
+    (45, 20, 16, 8, True, 3),
+    (33, 33, 8, 8, False, 9),
+])
+def test_block_ranges_are_exact(q_len, kv_len, block_q, block_k, causal, window):
+  """The loop ranges cover exactly the blocks holding a visible (q, kv) pair, so skipping loses nothing."""
+  from pallas_kernels.attention import _common, block_math, tiling
+
+  t = tiling.make_tiling("interpret", q_len=q_len, kv_len=kv_len, head_dim=8, groups=1, block_q=block_q,
+                         block_k=block_k)
+  spec = _common.AttentionSpec(causal=causal, sliding_window=window, softcap=None, scale=1.0, score_mod=None,
+                               mask_mod=None)
+  rows = np.arange(q_len)[:, None] + kv_len - q_len
+  cols = np.arange(kv_len)[None, :]
+  visible = np.ones((q_len, kv_len), bool)
+  if causal:
+    visible &= cols <= rows
+  if window is not None:
+    visible &= rows - cols < window
+
+  def blocks_seen(sel):
+    return [int(i) for i in np.flatnonzero(sel)]
+
+  for i in range(t.num_q_blocks):
+    want = blocks_seen([visible[i * block_q:(i + 1) * block_q, j * block_k:(j + 1) * block_k].any()
+                        for j in range(t.num_kv_blocks)])
+    lo, hi = block_math.kv_block_range(jnp.int32(i), spec, t)
+    assert list(range(int(lo), int(hi))) == want, (i, int(lo), int(hi), want)
+  for j in range(t.num_kv_blocks):
+    want = blocks_seen([visible[i * block_q:(i + 1) * block_q, j * block_k:(j + 1) * block_k].any()
+                        for i in range(t.num_q_blocks)])
+    lo, hi = block_math.q_block_range(jnp.int32(j), spec, t)
+    assert list(range(int(lo), int(hi))) == want, (j, int(lo), int(hi), want)
