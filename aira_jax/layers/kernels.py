@@ -2,7 +2,9 @@
 
 Layers call these two functions and nothing else for sequence mixing. They forward to `pallas_kernels`, whose
 `impl` argument ("auto" by default, from `ModelConfig.attention_impl` / `scan_impl`) picks the plain-jnp
-reference on CPU and the Pallas kernels on TPU and GPU.
+reference on CPU and the Pallas kernels on TPU and GPU. When a Pallas kernel runs under a mesh set with
+`jax.set_mesh`, it runs inside `shard_map` (batch and heads split), since a kernel on sharded inputs would
+otherwise be gathered and run whole on every device. The XLA reference needs no such wrapper.
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ from __future__ import annotations
 import jax
 
 import pallas_kernels
+from pallas_kernels import sharding
+
+
+def _plain_xla(impl: str) -> bool:
+  return pallas_kernels.resolve_impl(impl) == "xla"
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool, sliding_window: int | None,
@@ -18,8 +25,11 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool, sliding
 
   q: (batch, seq, heads, head_dim); k, v: (batch, seq, kv_heads, head_dim). Returns q's shape and dtype.
   """
-  return pallas_kernels.flash_attention(q, k, v, causal=causal, sliding_window=sliding_window, softcap=softcap,
-                                        impl=impl)
+  options = dict(causal=causal, sliding_window=sliding_window, softcap=softcap, impl=impl)
+  if _plain_xla(impl):
+    return pallas_kernels.flash_attention(q, k, v, **options)
+  return sharding.run_sharded_if_meshed(sharding.sharded_flash_attention, pallas_kernels.flash_attention,
+                                        q, k, v, **options)
 
 
 def ssd_scan(x: jax.Array, dt: jax.Array, a: jax.Array, b: jax.Array, c: jax.Array, d: jax.Array, *,
@@ -29,4 +39,7 @@ def ssd_scan(x: jax.Array, dt: jax.Array, a: jax.Array, b: jax.Array, c: jax.Arr
   x: (batch, seq, heads, head_dim); dt: (batch, seq, heads) positive; a: (heads,) negative;
   b, c: (batch, seq, groups, state); d: (heads,). Returns y like x.
   """
-  return pallas_kernels.ssd(x, dt, a, b, c, D=d, chunk_size=chunk_size, impl=impl)
+  options = dict(D=d, chunk_size=chunk_size, impl=impl)
+  if _plain_xla(impl):
+    return pallas_kernels.ssd(x, dt, a, b, c, **options)
+  return sharding.run_sharded_if_meshed(sharding.sharded_ssd, pallas_kernels.ssd, x, dt, a, b, c, **options)

@@ -1,0 +1,62 @@
+"""Measuring helpers for `kernels.py`: compile, time, and compare against the float32 reference."""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+
+
+def forward_fn(fn):
+  return lambda *args: fn(*args)
+
+
+def forward_backward_fn(fn):
+  """(*args, cotangent) -> (output, grads wrt every arg) through one vjp."""
+  def run(*args_and_ct):
+    *args, ct = args_and_ct
+    out, pullback = jax.vjp(fn, *args)
+    return out, pullback(ct)
+  return run
+
+
+def compile_fn(fn, args):
+  """jit + AOT compile, then one call (Pallas/Triton kernels may finish compiling at first launch).
+
+  Returns (compiled, seconds spent, result of the first call)."""
+  start = time.perf_counter()
+  compiled = jax.jit(fn).lower(*args).compile()
+  result = jax.block_until_ready(compiled(*args))
+  return compiled, time.perf_counter() - start, result
+
+
+def time_fn(fn, arg_sets, *, warmup, min_reps, max_reps, target_s):
+  """Per-call wall times in ms, rotating through `arg_sets`; the count aims at `target_s` seconds in all."""
+  for i in range(warmup):
+    jax.block_until_ready(fn(*arg_sets[i % len(arg_sets)]))
+  start = time.perf_counter()
+  jax.block_until_ready(fn(*arg_sets[0]))
+  once = max(time.perf_counter() - start, 1e-6)
+  reps = int(min(max_reps, max(min_reps, target_s / once)))
+  times = []
+  for i in range(reps):
+    args = arg_sets[(i + 1) % len(arg_sets)]
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append((time.perf_counter() - start) * 1e3)
+  t = np.asarray(times)
+  return dict(median=float(np.median(t)), p10=float(np.percentile(t, 10)), p90=float(np.percentile(t, 90)),
+              min=float(t.min()), max=float(t.max()), n=reps)
+
+
+def rel_err(got, want) -> float:
+  """||got - want|| / ||want|| in float64 (NaN when got has a NaN or inf)."""
+  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+  if not np.isfinite(got).all():
+    return float("nan")
+  return float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-30))
+
+
+def nbytes(tree) -> int:
+  return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))

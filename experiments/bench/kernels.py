@@ -1,0 +1,258 @@
+"""Kernel benchmark: correctness against the float32 reference, and timing, of every implementation of the
+`pallas_kernels` entry points (flash_attention, ssd, selective_scan), with the xla baseline in the same process.
+
+  python experiments/bench/kernels.py [--quick] [--kernels attention,ssd,selective_scan] [--dtype bfloat16]
+      [--impls xla,pallas,triton] [--json OUT.json] [--budget-s S] [--max-shapes N]
+  python experiments/bench/kernels.py --table-from OUT.json   # reprint the table of a (maybe partial) run
+
+Per row: relative error ||out - ref|| / ||ref|| of the output and of each gradient (vjp with a random cotangent)
+against the xla reference run in float32 (highest matmul precision) on the upcast inputs; compile time; median
+and p10/p90 of jit-compiled forward and forward+backward calls, rotating over input sets. A failing row is
+reported in the table (full traceback on stderr) and the run goes on. See README.md for the columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for pallas_kernels
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import _cases  # noqa: E402  (sibling modules: this directory is sys.path[0])
+import _measure as m  # noqa: E402
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+TOL = {"float32": 2e-3, "bfloat16": 2e-2}  # float32: Triton dots may run in tf32
+SHORT = {"float32": "f32", "bfloat16": "bf16"}
+N_SETS = 3
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (CPU, interpret mode)")
+  p.add_argument("--kernels", default=",".join(_cases.KERNELS))
+  p.add_argument("--dtype", default="bfloat16", help="bfloat16 | float32 (or both, comma-separated)")
+  p.add_argument("--impls", default=None, help="default: xla,pallas,triton on GPU/TPU, xla,pallas_interpret else")
+  p.add_argument("--json", default=None, help="write every row here (rewritten after each row)")
+  p.add_argument("--budget-s", type=float, default=None, help="skip the rows not started after this many s")
+  p.add_argument("--max-shapes", type=int, default=None, help="first N shapes of each kernel")
+  p.add_argument("--target-s", type=float, default=None, help="time spent per timing loop (default 0.5, quick 0.1)")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--table-from", default=None, help="print the table of this --json file and exit")
+  return p.parse_args(argv)
+
+
+def environment() -> dict:
+  import jaxlib
+  return dict(jax=jax.__version__, jaxlib=jaxlib.__version__, python=platform.python_version(),
+              backend=jax.default_backend(), device_kind=jax.devices()[0].device_kind,
+              device_count=jax.device_count())
+
+
+def skip_reason(kernel, impl, backend):
+  """None when `impl` can run here; else why not."""
+  if impl == "pallas" and backend not in ("gpu", "tpu"):
+    return f"skip: pallas needs gpu/tpu (backend {backend})"
+  if impl == "triton":
+    if backend != "gpu":
+      return f"skip: triton needs gpu (backend {backend})"
+    import importlib.util
+    if importlib.util.find_spec("jax_triton") is None:
+      return "skip: jax_triton not importable"
+  return None
+
+
+def reference(case, args, ct):
+  """The xla impl in float32, highest matmul precision, on the upcast inputs -> host (out, grads)."""
+  up = tuple(a.astype(jnp.float32) for a in args) + (ct.astype(jnp.float32),)
+  with jax.default_matmul_precision("highest"):
+    _, _, (out, grads) = m.compile_fn(m.forward_backward_fn(case.call("xla")), up)
+  return np.asarray(out), [np.asarray(g) for g in grads]
+
+
+def run_impl(row, case, impl, arg_sets, cts, ref, tol, timing):
+  fn = case.call(impl)
+  fwd, row["compile_fwd_s"], out0 = m.compile_fn(m.forward_fn(fn), arg_sets[0])
+  fb_sets = [a + (c,) for a, c in zip(arg_sets, cts)]
+  fwdbwd, row["compile_fwdbwd_s"], (out, grads) = m.compile_fn(m.forward_backward_fn(fn), fb_sets[0])
+  if ref is not None:
+    names = ["out"] + [f"d{n}" for n in case.names]
+    errs = [m.rel_err(out, ref[0])] + [m.rel_err(g, r) for g, r in zip(grads, ref[1])]
+    row["errors"] = dict(zip(names, errs))
+    row["max_err"] = float(np.max(errs))  # NaN propagates
+    bad = [n for n, e in zip(names, errs) if not e < tol]
+    nan = [n for n, e in zip(names, errs) if np.isnan(e)]
+    row["status"] = (f"NaN in {','.join(nan)}" if nan else
+                     f"ERR>{tol:g} in {','.join(bad)}" if bad else "ok")
+  else:
+    row["status"] = "unchecked: the reference failed"
+  row["fwd"] = m.time_fn(fwd, arg_sets, **timing)
+  row["fwdbwd"] = m.time_fn(fwdbwd, fb_sets, **timing)
+  t_f, t_b = row["fwd"]["median"] * 1e-3, row["fwdbwd"]["median"] * 1e-3
+  if case.flops:
+    row["tflops"] = [case.flops / t_f / 1e12, 3.5 * case.flops / t_b / 1e12]
+  else:
+    io_f = m.nbytes(arg_sets[0]) + m.nbytes(out0)
+    io_b = io_f + m.nbytes(cts[0]) + m.nbytes(grads)
+    row["gbps"] = [io_f / t_f / 1e9, io_b / t_b / 1e9]
+
+
+def run_case(case, dtype_name, impls, args, timing, deadline, emit, order):
+  """Runs every impl of one case (xla first); `emit(row)` records each row."""
+  dtype = DTYPES[dtype_name]
+  backend = jax.default_backend()
+  base = dict(kernel=case.kernel, shape=case.label, dtype=dtype_name, order=order)
+  rows, ref = [], None
+  try:
+    rng = np.random.default_rng([args.seed, *order])
+    raw = [case.make(rng) for _ in range(N_SETS)]
+    arg_sets = [tuple(jnp.asarray(x, dtype if low else jnp.float32) for x, low in zip(xs, case.low))
+                for xs in raw]
+    out_spec = jax.eval_shape(case.call("xla"), *arg_sets[0])
+    cts = [jnp.asarray(rng.standard_normal(out_spec.shape, np.float32), out_spec.dtype) for _ in range(N_SETS)]
+    if time.monotonic() < deadline:
+      try:
+        ref = reference(case, arg_sets[0], cts[0])
+      except Exception as e:  # noqa: BLE001  (report, go on without errors)
+        _report(f"{case.kernel} {case.label} {dtype_name} reference", e)
+  except Exception as e:  # noqa: BLE001
+    _report(f"{case.kernel} {case.label} {dtype_name} inputs", e)
+    emit(dict(base, impl="-", status=f"FAIL inputs: {_first_line(e)}"))
+    return
+  for i, impl in enumerate(impls):
+    if impl not in _cases.IMPLS[case.kernel]:
+      continue
+    row = dict(base, impl=impl, order=(*order, i))
+    reason = skip_reason(case.kernel, impl, backend)
+    if reason is None and time.monotonic() > deadline:
+      reason = "skip: time budget"
+    if reason:
+      row["status"] = reason
+    else:
+      try:
+        run_impl(row, case, impl, arg_sets, cts, ref, TOL[dtype_name], timing)
+      except Exception as e:  # noqa: BLE001
+        _report(f"{case.kernel} {case.label} {dtype_name} {impl}", e)
+        row["status"] = f"FAIL: {_first_line(e)}"
+        row["error"] = "".join(traceback.format_exception(e))
+    rows.append(row)
+    _add_ratios(rows)
+    print(_row_line(row), flush=True)
+    emit(row)
+
+
+def _add_ratios(rows):
+  xla = next((r for r in rows if r["impl"] == "xla" and "fwd" in r), None)
+  for r in rows:
+    if xla and "fwd" in r:
+      r["ratio"] = [xla["fwd"]["median"] / r["fwd"]["median"], xla["fwdbwd"]["median"] / r["fwdbwd"]["median"]]
+
+
+def _first_line(e):
+  text = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {text[0] if text else ''}"[:200]
+
+
+def _report(what, e):
+  print(f"\n=== {what} failed ===", file=sys.stderr)
+  traceback.print_exception(e, file=sys.stderr)
+  sys.stderr.flush()
+
+
+def _row_line(r):
+  head = f"[{r['kernel']} | {r['shape']} | {r['dtype']} | {r['impl']}]"
+  if "fwd" not in r:
+    return f"{head} {r['status']}"
+  t = lambda d: f"{d['median']:.3f} ms (p10 {d['p10']:.3f}, p90 {d['p90']:.3f}, min {d['min']:.3f}, n={d['n']})"
+  errs = " ".join(f"{k} {v:.1e}" for k, v in r.get("errors", {}).items())
+  perf = (f"{r['tflops'][0]:.3g}/{r['tflops'][1]:.3g} TFLOP/s" if "tflops" in r else
+          f"{r['gbps'][0]:.3g}/{r['gbps'][1]:.3g} GB/s")
+  return (f"{head}\n  compile {r['compile_fwd_s']:.1f} s fwd, {r['compile_fwdbwd_s']:.1f} s fwd+bwd\n"
+          f"  fwd {t(r['fwd'])}\n  fwd+bwd {t(r['fwdbwd'])}\n  {perf} (fwd/fwd+bwd)\n"
+          f"  rel err: {errs or 'n/a'}\n  -> {r['status']}")
+
+
+def table(rows) -> str:
+  cols = ["kernel", "shape", "dtype", "impl", "fwd ms", "f+b ms", "x fwd", "x f+b", "perf fwd/f+b",
+          "compile s", "max err", "status"]
+  lines = []
+  for r in sorted(rows, key=lambda r: r["order"]):
+    ms = lambda d: f"{d['median']:.3f}±{50 * (d['p90'] - d['p10']) / d['median']:.0f}%"
+    has = "fwd" in r
+    perf = ""
+    if "tflops" in r:
+      perf = f"{r['tflops'][0]:.3g}/{r['tflops'][1]:.3g} TF/s"
+    elif "gbps" in r:
+      perf = f"{r['gbps'][0]:.3g}/{r['gbps'][1]:.3g} GB/s"
+    lines.append([
+        r["kernel"], r["shape"], SHORT.get(r["dtype"], r["dtype"]), r["impl"],
+        ms(r["fwd"]) if has else "-", ms(r["fwdbwd"]) if has else "-",
+        f"{r['ratio'][0]:.2f}" if "ratio" in r else "-", f"{r['ratio'][1]:.2f}" if "ratio" in r else "-",
+        perf or "-", f"{r['compile_fwd_s']:.1f}/{r['compile_fwdbwd_s']:.1f}" if has else "-",
+        f"{r['max_err']:.1e}" if "max_err" in r else "-", r["status"][:70]])
+  widths = [max(len(str(x)) for x in col) for col in zip(cols, *lines)]
+  fmt = lambda row: "  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip()
+  return "\n".join([fmt(cols), fmt(["-" * w for w in widths])] + [fmt(row) for row in lines])
+
+
+def _header(env):
+  return (f"jax {env['jax']} (jaxlib {env['jaxlib']}), python {env['python']}, backend {env['backend']}, "
+          f"{env['device_count']} x {env['device_kind']}")
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  if args.table_from:
+    data = json.loads(Path(args.table_from).read_text())
+    print(_header(data["env"]))
+    print(table(data["rows"]))
+    return 0
+  env = environment()
+  print(_header(env), flush=True)
+  kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
+  dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
+  for name, allowed, given in (("kernel", _cases.KERNELS, kernels), ("dtype", DTYPES, dtypes)):
+    if bad := [x for x in given if x not in allowed]:
+      raise SystemExit(f"unknown {name} {bad}; choose from {', '.join(allowed)}")
+  default_impls = "xla,pallas,triton" if env["backend"] in ("gpu", "tpu") else "xla,pallas_interpret"
+  impls = [i.strip() for i in (args.impls or default_impls).split(",") if i.strip()]
+  impls = ["xla"] + [i for i in impls if i != "xla"]  # the baseline always runs, first
+  timing = (dict(warmup=1, min_reps=3, max_reps=20, target_s=args.target_s or 0.1) if args.quick else
+            dict(warmup=3, min_reps=10, max_reps=300, target_s=args.target_s or 0.5))
+  print(f"kernels {kernels}, dtypes {dtypes}, impls {impls}, timing {timing}, budget {args.budget_s} s",
+        flush=True)
+  all_cases = _cases.cases(args.quick)
+  per_kernel = {k: all_cases[k][:args.max_shapes] for k in kernels}
+  start = time.monotonic()
+  deadline = start + args.budget_s if args.budget_s is not None else float("inf")
+  rows = []
+
+  def emit(row):
+    rows.append(row)
+    if args.json:
+      Path(args.json).write_text(json.dumps(dict(env=env, rows=rows), indent=1, default=str))
+
+  # Round-robin over kernels (first shape of each kernel first), so a time budget cuts the longest tails.
+  for i in range(max(len(c) for c in per_kernel.values())):
+    for k, kernel in enumerate(kernels):
+      if i < len(per_kernel[kernel]):
+        for d, dtype_name in enumerate(dtypes):
+          run_case(per_kernel[kernel][i], dtype_name, impls, args, timing, deadline, emit, order=(k, i, d))
+  print(f"\nfinished in {time.monotonic() - start:.1f} s\n")
+  print(_header(env))
+  print(table(rows))
+  failed = [r for r in rows if r["status"].startswith(("FAIL", "NaN", "ERR"))]
+  return 1 if failed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
