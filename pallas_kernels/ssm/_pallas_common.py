@@ -1,0 +1,72 @@
+"""Helpers shared by the SSM Pallas kernels: backend choice, compiler parameters, padding and float32 dots."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from pallas_kernels import _dispatch
+
+
+def resolve_backend(backend: str | None) -> str:
+  """Which kernel variant to build: "tpu" (Mosaic) or "gpu" (Triton). None: from jax.default_backend().
+
+  On CPU (interpret mode) the default is the "gpu" variant; pass backend="tpu" to interpret the TPU one.
+  """
+  if backend is None:
+    backend = "tpu" if jax.default_backend() == "tpu" else "gpu"
+  if backend in ("cuda", "rocm"):
+    backend = "gpu"
+  if backend not in ("gpu", "tpu"):
+    raise ValueError(f"backend must be 'gpu', 'tpu' or None; got {backend!r}")
+  return backend
+
+
+def compiler_params(backend: str, interpret: bool, n_grid_dims: int, num_warps: int = 4):
+  """Compiler parameters for `pl.pallas_call`: Triton on GPU, Mosaic on TPU, none when interpreting."""
+  if interpret:
+    return None
+  if backend == "tpu":
+    return _dispatch.tpu_compiler_params(dimension_semantics=("parallel",) * n_grid_dims)
+  return _dispatch.gpu_compiler_params(num_warps=num_warps, num_stages=1)
+
+
+def div_index(i, k: int):
+  """i // k for non-negative grid indices in index maps. `lax.div`, not `//`: floor division lowers through
+  sign(), whose Mosaic rule asks for the local TPU generation and so fails when cross-lowering from a CPU host."""
+  return lax.div(i, k)
+
+
+def next_pow2(n: int, minimum: int = 1) -> int:
+  """Smallest power of two >= max(n, minimum)."""
+  n = max(int(n), minimum)
+  return 1 << (n - 1).bit_length()
+
+
+def pad_axis(x, axis: int, size: int):
+  """Zero-pads `x` along `axis` up to `size` (no-op when already that size)."""
+  extra = size - x.shape[axis]
+  if extra == 0:
+    return x
+  widths = [(0, 0)] * x.ndim
+  widths[axis] = (0, extra)
+  return jnp.pad(x, widths)
+
+
+def dot(a, b, contract_a: int, contract_b: int):
+  """2-D float32 matmul contracting a's axis `contract_a` with b's axis `contract_b` (full f32 precision)."""
+  return lax.dot_general(a, b, (((contract_a,), (contract_b,)), ((), ())),
+                         precision=lax.Precision.HIGHEST, preferred_element_type=jnp.float32)
+
+
+def last_column_mask(q: int):
+  """(q, 1) boolean: True only on the last row."""
+  return lax.broadcasted_iota(jnp.int32, (q, 1), 0) == q - 1
+
+
+def last_of_row(row):
+  """(1, q) -> (1, 1): the last entry, by a masked sum (no value slicing, which Triton lacks)."""
+  q = row.shape[1]
+  mask = lax.broadcasted_iota(jnp.int32, (1, q), 1) == q - 1
+  return jnp.sum(jnp.where(mask, row, 0.0), axis=1, keepdims=True)

@@ -1,0 +1,99 @@
+"""Pallas kernel bodies for the Mamba-2 SSD scan: forward and reverse (backward) sweeps over chunks.
+
+One program handles one (batch, head). Refs hold the whole (padded) sequence of that head, head-major:
+x/y (Lp, P), dt and a_cum as columns (Lp, 1), a_cum again as rows (nc, Q), B/C (Lp, N), state (P, N).
+A `fori_loop` walks the chunks carrying the (P, N) float32 state; inside a chunk the work is matmuls:
+  y   = (C B^T * Lmask) @ (dt x) + exp(a_cum) * (C S^T)
+  S' = exp(a_last) S + (dt x exp(a_last - a_cum))^T B
+where Lmask[i, j] = exp(a_cum_i - a_cum_j) for i >= j. The backward pass walks the chunks in reverse with the
+state cotangent, reading the chunk-entry states saved by the forward pass.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+from jax.experimental import pallas as pl
+
+from pallas_kernels.ssm._pallas_common import dot, last_column_mask, last_of_row
+
+
+def _load_chunk(c, q, x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref):
+  s = pl.multiple_of(c * q, q)
+  x = x_ref[pl.ds(s, q), :].astype(jnp.float32)
+  dt = dt_ref[pl.ds(s, q), :]
+  acol = acol_ref[pl.ds(s, q), :]
+  arow = arow_ref[pl.ds(c, 1), :]
+  bm = b_ref[pl.ds(s, q), :].astype(jnp.float32)
+  cm = c_ref[pl.ds(s, q), :].astype(jnp.float32)
+  return s, x, dt, acol, arow, bm, cm
+
+
+def _decay_matrix(acol, arow):
+  """(Q, 1), (1, Q) -> (Q, Q): exp(a_i - a_j) on and below the diagonal, 0 above."""
+  q = acol.shape[0]
+  diff = acol - arow
+  causal = lax.broadcasted_iota(jnp.int32, (q, q), 0) >= lax.broadcasted_iota(jnp.int32, (q, q), 1)
+  return jnp.where(causal, jnp.exp(jnp.where(causal, diff, 0.0)), 0.0)
+
+
+def ssd_fwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, h0_ref, y_ref, ht_ref, states_ref, *, q):
+  """Forward sweep. Writes y (Lp, P), the final state (P, N) and each chunk's entry state (nc, P, N)."""
+  nc = arow_ref.shape[0]
+
+  def body(c, state):
+    s, x, dt, acol, arow, bm, cm = _load_chunk(c, q, x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref)
+    states_ref[c] = state
+    xdt = x * dt
+    m = dot(cm, bm, 1, 1) * _decay_matrix(acol, arow)  # (Q, Q)
+    y = dot(m, xdt, 1, 0) + jnp.exp(acol) * dot(cm, state, 1, 1)
+    y_ref[pl.ds(s, q), :] = y.astype(y_ref.dtype)
+    alast = last_of_row(arow)  # (1, 1)
+    to_end = jnp.exp(alast - acol)  # (Q, 1)
+    return jnp.exp(alast) * state + dot(xdt * to_end, bm, 0, 0)
+
+  ht_ref[...] = lax.fori_loop(0, nc, body, h0_ref[...].astype(jnp.float32))
+
+
+def ssd_bwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, states_ref, dy_ref, dht_ref,
+                   dx_ref, ddt_ref, dacol_ref, darow_ref, db_ref, dc_ref, dh0_ref, *, q):
+  """Reverse sweep. Per head: dx (Lp, P), d dt (Lp, 1) through dt*x only, d a_cum as a column part (Lp, 1)
+  and a row part (nc, Q) (their sum is the a_cum cotangent), dB and dC (Lp, N), d initial state (P, N)."""
+  nc = arow_ref.shape[0]
+
+  def body(i, dstate_next):  # dstate_next: cotangent of the state leaving chunk c
+    c = nc - 1 - i
+    s, x, dt, acol, arow, bm, cm = _load_chunk(c, q, x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref)
+    state = states_ref[c]
+    dy = dy_ref[pl.ds(s, q), :].astype(jnp.float32)
+    xdt = x * dt
+    cb = dot(cm, bm, 1, 1)
+    m = cb * _decay_matrix(acol, arow)
+    alast = last_of_row(arow)
+    to_end = jnp.exp(alast - acol)  # (Q, 1)
+    e_in = jnp.exp(acol)  # (Q, 1)
+
+    b_ds = dot(bm, dstate_next, 1, 1)  # (Q, P): B @ dS'^T
+    dxdt = dot(m, dy, 0, 0) + to_end * b_ds
+    dm = dot(dy, xdt, 1, 1)  # (Q, Q)
+    dcb = dm * _decay_matrix(acol, arow)
+    t = dm * m  # cotangent of the exponent a_i - a_j
+    c_s = dot(cm, state, 1, 1)  # (Q, P)
+    dy_e = dy * e_in
+    dc = dot(dcb, bm, 1, 0) + dot(dy_e, state, 1, 0)
+    db = dot(dcb, cm, 0, 0) + dot(xdt * to_end, dstate_next, 1, 0)
+    g_term = to_end * jnp.sum(xdt * b_ds, axis=1, keepdims=True)  # (Q, 1)
+    dalast = (jnp.sum(g_term, axis=0, keepdims=True)
+              + jnp.exp(alast) * jnp.sum(jnp.sum(dstate_next * state, axis=1, keepdims=True), axis=0,
+                                         keepdims=True))
+    dacol = (jnp.sum(t, axis=1, keepdims=True) + jnp.sum(dy_e * c_s, axis=1, keepdims=True) - g_term
+             + jnp.where(last_column_mask(q), dalast, 0.0))
+    dx_ref[pl.ds(s, q), :] = (dxdt * dt).astype(dx_ref.dtype)
+    ddt_ref[pl.ds(s, q), :] = jnp.sum(dxdt * x, axis=1, keepdims=True)
+    dacol_ref[pl.ds(s, q), :] = dacol
+    darow_ref[pl.ds(c, 1), :] = -jnp.sum(t, axis=0, keepdims=True)
+    db_ref[pl.ds(s, q), :] = db
+    dc_ref[pl.ds(s, q), :] = dc
+    return jnp.exp(alast) * dstate_next + dot(dy_e, cm, 0, 0)
+
+  dh0_ref[...] = lax.fori_loop(0, nc, body, dht_ref[...].astype(jnp.float32))

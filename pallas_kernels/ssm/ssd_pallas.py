@@ -1,0 +1,172 @@
+"""Mamba-2 SSD scan as Pallas kernels (Triton on GPU, Mosaic on TPU, or interpreted) with a custom VJP.
+
+The wrapper pads the sequence to whole chunks (dt = 0, a no-op), computes the chunk-local cumulative
+log-decays a_cum = cumsum(dt * A) in plain jnp (so JAX differentiates that cheap step and the D skip), and
+calls a `custom_vjp` core whose forward and backward are the kernels in `_ssd_kernels.py`.
+Layout inside the core is head-major, (batch, heads, seq, ...). On the GPU variant head_dim, d_state and the
+chunk are padded to powers of two >= 16 (Triton's matmul minimum); zero padding does not change the result.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+
+from pallas_kernels.ssm import _ssd_kernels
+from pallas_kernels.ssm._pallas_common import compiler_params, div_index, next_pow2, pad_axis, resolve_backend
+from pallas_kernels.ssm.ssd_reference import check_ssd_args
+
+# Default chunk per backend when the caller passes chunk_size=None.
+DEFAULT_CHUNK = {"gpu": 64, "tpu": 128}
+# Forward head_dim block on GPU (None: whole head_dim). The TPU variant always takes the whole head_dim.
+DEFAULT_BLOCK_P = {"gpu": 32, "tpu": None}
+
+
+def _specs(shapes, index_maps):
+  return [pl.BlockSpec(s, m) for s, m in zip(shapes, index_maps)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9))
+def _ssd_core(x, dt, acum, b, c, h0, q, bp, backend, interpret):
+  return _ssd_fwd(x, dt, acum, b, c, h0, q, bp, backend, interpret)[0]
+
+
+def _feature_sizes(p, n, backend):
+  """Kernel head_dim and d_state: powers of two >= 16 on GPU (Triton matmuls), unchanged on TPU."""
+  return (next_pow2(p, 16), next_pow2(n, 16)) if backend == "gpu" else (p, n)
+
+
+def _to_kernel_layout(x, dt, acum, b, c, h0, q, backend):
+  """Native (batch, seq, ...) arrays (seq already a multiple of q) -> head-major, feature-padded arrays."""
+  bsz, lp, h, p = x.shape
+  pp, nn = _feature_sizes(p, b.shape[-1], backend)
+  xk = pad_axis(jnp.transpose(x, (0, 2, 1, 3)), 3, pp)
+  dtk = jnp.transpose(dt, (0, 2, 1))[..., None]
+  acol = jnp.transpose(acum, (0, 2, 1))[..., None]
+  arow = acol.reshape(bsz, h, lp // q, q)
+  bk = pad_axis(jnp.transpose(b, (0, 2, 1, 3)), 3, nn).astype(jnp.float32)
+  ck = pad_axis(jnp.transpose(c, (0, 2, 1, 3)), 3, nn).astype(jnp.float32)
+  h0k = pad_axis(pad_axis(h0, 2, pp), 3, nn)
+  return xk, dtk, acol, arow, bk, ck, h0k
+
+
+def _ssd_fwd(x, dt, acum, b, c, h0, q, bp, backend, interpret):
+  """Grid (batch, heads, head_dim blocks of bp): a head_dim slice of y and of the state needs only that slice
+  of x, so the forward pass splits head_dim for more parallel programs."""
+  bsz, lp, h, p = x.shape
+  g, n = b.shape[2:]
+  r = h // g
+  nc = lp // q
+  args = _to_kernel_layout(x, dt, acum, b, c, h0, q, backend)
+  pp, nn = args[0].shape[-1], args[4].shape[-1]
+  head = lambda bi, hi, pi: (bi, hi, 0, 0)
+  pslice = lambda bi, hi, pi: (bi, hi, 0, pi)
+  state = lambda bi, hi, pi: (bi, hi, pi, 0)
+  group = lambda bi, hi, pi: (bi, div_index(hi, r), 0, 0)
+  f32 = jnp.float32
+  y, ht, states = pl.pallas_call(
+      functools.partial(_ssd_kernels.ssd_fwd_kernel, q=q),
+      grid=(bsz, h, pp // bp),
+      in_specs=_specs([(None, None, lp, bp), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
+                       (None, None, lp, nn), (None, None, lp, nn), (None, None, bp, nn)],
+                      [pslice, head, head, head, group, group, state]),
+      out_specs=[pl.BlockSpec((None, None, lp, bp), pslice), pl.BlockSpec((None, None, bp, nn), state),
+                 pl.BlockSpec((None, None, nc, bp, nn), lambda bi, hi, pi: (bi, hi, 0, pi, 0))],
+      out_shape=[jax.ShapeDtypeStruct((bsz, h, lp, pp), x.dtype), jax.ShapeDtypeStruct((bsz, h, pp, nn), f32),
+                 jax.ShapeDtypeStruct((bsz, h, nc, pp, nn), f32)],
+      compiler_params=compiler_params(backend, interpret, 3),
+      interpret=interpret,
+      name="ssd_fwd",
+  )(*args)
+  y = jnp.transpose(y[..., :p], (0, 2, 1, 3))
+  out = (y, ht[:, :, :p, :n])
+  return out, (x, dt, acum, b, c, h0, states)
+
+
+def _ssd_bwd(q, bp, backend, interpret, res, cts):
+  """Grid (batch, heads); the whole head_dim per program, since dB, dC and d a_cum sum over it."""
+  del bp
+  x, dt, acum, b, c, h0, states = res
+  dy, dht = cts
+  bsz, lp, h, p = x.shape
+  g, n = b.shape[2:]
+  r = h // g
+  nc = lp // q
+  xk, dtk, acol, arow, bk, ck, _ = _to_kernel_layout(x, dt, acum, b, c, h0, q, backend)
+  pp, nn = xk.shape[-1], bk.shape[-1]
+  dyk = pad_axis(jnp.transpose(dy, (0, 2, 1, 3)), 3, pp)
+  dhtk = pad_axis(pad_axis(dht.astype(jnp.float32), 2, pp), 3, nn)
+  head = lambda bi, hi: (bi, hi, 0, 0)
+  group = lambda bi, hi: (bi, div_index(hi, r), 0, 0)
+  f32 = jnp.float32
+  sds = jax.ShapeDtypeStruct
+  dx, ddt, dacol, darow, db, dc, dh0 = pl.pallas_call(
+      functools.partial(_ssd_kernels.ssd_bwd_kernel, q=q),
+      grid=(bsz, h),
+      in_specs=_specs([(None, None, lp, pp), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
+                       (None, None, lp, nn), (None, None, lp, nn), (None, None, nc, pp, nn),
+                       (None, None, lp, pp), (None, None, pp, nn)],
+                      [head, head, head, head, group, group, lambda bi, hi: (bi, hi, 0, 0, 0), head, head]),
+      out_specs=_specs([(None, None, lp, pp), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
+                        (None, None, lp, nn), (None, None, lp, nn), (None, None, pp, nn)], [head] * 7),
+      out_shape=[sds((bsz, h, lp, pp), x.dtype), sds((bsz, h, lp, 1), f32), sds((bsz, h, lp, 1), f32),
+                 sds((bsz, h, nc, q), f32), sds((bsz, h, lp, nn), f32), sds((bsz, h, lp, nn), f32),
+                 sds((bsz, h, pp, nn), f32)],
+      compiler_params=compiler_params(backend, interpret, 2),
+      interpret=interpret,
+      name="ssd_bwd",
+  )(xk, dtk, acol, arow, bk, ck, states, dyk, dhtk)
+  dx = jnp.transpose(dx[..., :p], (0, 2, 1, 3))
+  ddt = jnp.transpose(ddt[..., 0], (0, 2, 1)).astype(dt.dtype)
+  dacum = jnp.transpose(dacol[..., 0] + darow.reshape(bsz, h, lp), (0, 2, 1)).astype(acum.dtype)
+
+  def per_group(d):  # (batch, heads, seq, nn) per head -> (batch, seq, groups, d_state) summed over the group
+    d = d.reshape(bsz, g, r, lp, nn).sum(axis=2)[..., :n]
+    return jnp.transpose(d, (0, 2, 1, 3))
+
+  dh0 = dh0[:, :, :p, :n].astype(h0.dtype)
+  return dx, ddt, dacum, per_group(db).astype(b.dtype), per_group(dc).astype(c.dtype), dh0
+
+
+_ssd_core.defvjp(_ssd_fwd, _ssd_bwd)
+
+
+def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, return_final_state=False,
+               interpret=False, backend=None, block_p=None):
+  """Mamba-2 SSD scan through the Pallas kernels. Arguments, shapes and results as `ssd_reference`.
+
+  Args (beyond the reference's):
+    interpret: run the kernels in the Pallas interpreter (any backend).
+    backend: "gpu" (Triton variant), "tpu" (Mosaic variant) or None (from the default backend; CPU -> "gpu").
+      Naming it lets this CPU machine build either variant (for interpretation or cross-lowering).
+    chunk_size: None picks DEFAULT_CHUNK[backend]; the chunk used is min(chunk_size, seq), rounded up to a
+      power of two >= 16 on the GPU variant.
+    block_p: head_dim block of the forward grid on GPU (power of two >= 16; default DEFAULT_BLOCK_P).
+  """
+  backend = resolve_backend(backend)
+  if chunk_size is None:
+    chunk_size = DEFAULT_CHUNK[backend]
+  bsz, l, h, p, g, n = check_ssd_args(x, dt, A, B, C, D, initial_state, chunk_size)
+  q = max(1, min(int(chunk_size), l))
+  if backend == "gpu":
+    q = next_pow2(q, 16)
+  lp = -(-l // q) * q
+  pp = _feature_sizes(p, n, backend)[0]
+  bp = block_p or DEFAULT_BLOCK_P[backend]
+  bp = min(next_pow2(bp, 16), pp) if backend == "gpu" and bp else pp
+  f32 = jnp.float32
+  xp, dtp = pad_axis(x, 1, lp), pad_axis(dt.astype(f32), 1, lp)
+  b_p, c_p = pad_axis(B, 1, lp), pad_axis(C, 1, lp)
+  acum = jnp.cumsum((dtp * A.astype(f32).reshape(1, 1, h)).reshape(bsz, lp // q, q, h), axis=2)
+  acum = acum.reshape(bsz, lp, h)
+  h0 = jnp.zeros((bsz, h, p, n), f32) if initial_state is None else initial_state.astype(f32)
+  y, final = _ssd_core(xp, dtp, acum, b_p, c_p, h0, q, bp, backend, bool(interpret))
+  y = y[:, :l]
+  if D is not None:
+    y = (y.astype(f32) + x.astype(f32) * D.astype(f32).reshape(1, 1, h, 1)).astype(x.dtype)
+  if return_final_state:
+    return y, final
+  return y
