@@ -1,7 +1,8 @@
 """Choosing a kernel implementation: one `impl` string, resolved the same way by every entry point.
 
 `impl` values:
-  "auto"             "pallas" on TPU and GPU, "xla" (the plain-jnp reference) elsewhere (CPU).
+  "auto"             "pallas" on TPU, the measured faster one on GPU (`AUTO_ON_GPU`), and "xla" (the plain-jnp
+                     reference) elsewhere (CPU).
   "xla"              the reference implementation, differentiated by JAX.
   "pallas"           the Pallas kernel compiled for the current backend (Mosaic on TPU, Triton on GPU).
   "pallas_interpret" the Pallas kernel run by the Pallas interpreter (any backend; used in CPU tests).
@@ -15,16 +16,28 @@ import jax
 IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton")
 
 
-def resolve_impl(impl: str, *, available: tuple[str, ...] = IMPLS, backend: str | None = None) -> str:
+GPU_BACKENDS = ("gpu", "cuda", "rocm")
+
+# What "auto" runs on a GPU, per kernel, from measurement (experiments/bench/RESULTS.md, H200, 2026-11-27):
+# the Pallas-Triton SSD's forward+backward was 15x slower than the chunked XLA reference, so SSD stays on XLA.
+AUTO_ON_GPU = {"flash_attention": "pallas", "selective_scan": "pallas", "ssd": "xla"}
+
+
+def resolve_impl(impl: str, *, kernel: str | None = None, available: tuple[str, ...] = IMPLS,
+                 backend: str | None = None) -> str:
   """Returns the concrete implementation for `impl` on `backend` (default: jax.default_backend()).
 
+  "auto" is "pallas" on TPU, `AUTO_ON_GPU[kernel]` on GPU ("pallas" for an unnamed kernel) and "xla" on CPU.
   Raises ValueError for an unknown name or one this kernel does not offer, naming the choices.
   """
   if impl not in IMPLS:
     raise ValueError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
   if impl == "auto":
     backend = backend or jax.default_backend()
-    impl = "pallas" if backend in ("tpu", "gpu", "cuda", "rocm") and "pallas" in available else "xla"
+    if backend in GPU_BACKENDS:
+      impl = AUTO_ON_GPU.get(kernel, "pallas")
+    else:
+      impl = "pallas" if backend == "tpu" and "pallas" in available else "xla"
   if impl not in available:
     raise ValueError(f"impl {impl!r} is not offered by this kernel; choose one of {', '.join(available)}")
   return impl

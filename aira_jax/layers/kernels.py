@@ -15,8 +15,8 @@ import pallas_kernels
 from pallas_kernels import sharding
 
 
-def _plain_xla(impl: str) -> bool:
-  return pallas_kernels.resolve_impl(impl) == "xla"
+def _plain_xla(impl: str, kernel: str) -> bool:
+  return pallas_kernels.resolve_impl(impl, kernel=kernel) == "xla"
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool, sliding_window: int | None,
@@ -26,7 +26,7 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool, sliding
   q: (batch, seq, heads, head_dim); k, v: (batch, seq, kv_heads, head_dim). Returns q's shape and dtype.
   """
   options = dict(causal=causal, sliding_window=sliding_window, softcap=softcap, impl=impl)
-  if _plain_xla(impl):
+  if _plain_xla(impl, "flash_attention"):
     return pallas_kernels.flash_attention(q, k, v, **options)
   return sharding.run_sharded_if_meshed(sharding.sharded_flash_attention, pallas_kernels.flash_attention,
                                         q, k, v, **options)
@@ -40,6 +40,6 @@ def ssd_scan(x: jax.Array, dt: jax.Array, a: jax.Array, b: jax.Array, c: jax.Arr
   b, c: (batch, seq, groups, state); d: (heads,). Returns y like x.
   """
   options = dict(D=d, chunk_size=chunk_size, impl=impl)
-  if _plain_xla(impl):
+  if _plain_xla(impl, "ssd"):
     return pallas_kernels.ssd(x, dt, a, b, c, **options)
   return sharding.run_sharded_if_meshed(sharding.sharded_ssd, pallas_kernels.ssd, x, dt, a, b, c, **options)

@@ -47,7 +47,8 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
   _common.check_inputs(q, k, v)
   kwargs = dict(causal=causal, sliding_window=sliding_window, softcap=softcap, scale=scale,
                 score_mod=score_mod, mask_mod=mask_mod)
-  resolved = _dispatch.resolve_impl(impl, available=_AVAILABLE, backend=_backend)
+  resolved = _dispatch.resolve_impl(impl, kernel="flash_attention", available=_AVAILABLE,
+                                     backend=_backend)
   if resolved == "xla":
     return attention_reference(q, k, v, **kwargs)
   from pallas_kernels.attention import pallas_attention  # imported lazily: needs jax.experimental.pallas

@@ -54,10 +54,19 @@ def pad_axis(x, axis: int, size: int):
   return jnp.pad(x, widths)
 
 
-def dot(a, b, contract_a: int, contract_b: int):
-  """2-D float32 matmul contracting a's axis `contract_a` with b's axis `contract_b` (full f32 precision)."""
-  return lax.dot_general(a, b, (((contract_a,), (contract_b,)), ((), ())),
-                         precision=lax.Precision.HIGHEST, preferred_element_type=jnp.float32)
+def dot_precision(backend: str, interpret: bool):
+  """Matmul precision inside the kernels: float32-accurate everywhere. On GPU the 3-pass TF32 algorithm
+  (tensor cores; Triton's IEEE float32 dot is slow to run and to compile, and plain TF32 is ~1e-3 off);
+  HIGHEST on TPU and in the interpreter (which runs on the host's dot)."""
+  if backend == "gpu" and not interpret:
+    return lax.DotAlgorithmPreset.TF32_TF32_F32_X3
+  return lax.Precision.HIGHEST
+
+
+def dot(a, b, contract_a: int, contract_b: int, precision):
+  """2-D float32 matmul contracting a's axis `contract_a` with b's axis `contract_b`."""
+  return lax.dot_general(a, b, (((contract_a,), (contract_b,)), ((), ())), precision=precision,
+                         preferred_element_type=jnp.float32)
 
 
 def last_column_mask(q: int):

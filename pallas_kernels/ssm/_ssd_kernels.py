@@ -37,26 +37,28 @@ def _decay_matrix(acol, arow):
   return jnp.where(causal, jnp.exp(jnp.where(causal, diff, 0.0)), 0.0)
 
 
-def ssd_fwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, h0_ref, y_ref, ht_ref, states_ref, *, q):
-  """Forward sweep. Writes y (Lp, P), the final state (P, N) and each chunk's entry state (nc, P, N)."""
+def ssd_fwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, h0_ref, y_ref, ht_ref, states_ref, *, q,
+                   precision):
+  """Forward sweep. Writes y (Lp, P), the final state (P, N) and each chunk's entry state (nc, P, N).
+  q: chunk length (static); precision: matmul precision (`dot_precision`)."""
   nc = arow_ref.shape[0]
 
   def body(c, state):
     s, x, dt, acol, arow, bm, cm = _load_chunk(c, q, x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref)
     states_ref[c] = state
     xdt = x * dt
-    m = dot(cm, bm, 1, 1) * _decay_matrix(acol, arow)  # (Q, Q)
-    y = dot(m, xdt, 1, 0) + jnp.exp(acol) * dot(cm, state, 1, 1)
+    m = dot(cm, bm, 1, 1, precision) * _decay_matrix(acol, arow)  # (Q, Q)
+    y = dot(m, xdt, 1, 0, precision) + jnp.exp(acol) * dot(cm, state, 1, 1, precision)
     y_ref[pl.ds(s, q), :] = y.astype(y_ref.dtype)
     alast = last_of_row(arow)  # (1, 1)
     to_end = jnp.exp(alast - acol)  # (Q, 1)
-    return jnp.exp(alast) * state + dot(xdt * to_end, bm, 0, 0)
+    return jnp.exp(alast) * state + dot(xdt * to_end, bm, 0, 0, precision)
 
   ht_ref[...] = lax.fori_loop(0, nc, body, h0_ref[...].astype(jnp.float32))
 
 
 def ssd_bwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, states_ref, dy_ref, dht_ref,
-                   dx_ref, ddt_ref, dacol_ref, darow_ref, db_ref, dc_ref, dh0_ref, *, q):
+                   dx_ref, ddt_ref, dacol_ref, darow_ref, db_ref, dc_ref, dh0_ref, *, q, precision):
   """Reverse sweep. Per head: dx (Lp, P), d dt (Lp, 1) through dt*x only, d a_cum as a column part (Lp, 1)
   and a row part (nc, Q) (their sum is the a_cum cotangent), dB and dC (Lp, N), d initial state (P, N)."""
   nc = arow_ref.shape[0]
@@ -67,21 +69,21 @@ def ssd_bwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, states_ref, 
     state = states_ref[c]
     dy = dy_ref[pl.ds(s, q), :].astype(jnp.float32)
     xdt = x * dt
-    cb = dot(cm, bm, 1, 1)
+    cb = dot(cm, bm, 1, 1, precision)
     m = cb * _decay_matrix(acol, arow)
     alast = last_of_row(arow)
     to_end = jnp.exp(alast - acol)  # (Q, 1)
     e_in = jnp.exp(acol)  # (Q, 1)
 
-    b_ds = dot(bm, dstate_next, 1, 1)  # (Q, P): B @ dS'^T
-    dxdt = dot(m, dy, 0, 0) + to_end * b_ds
-    dm = dot(dy, xdt, 1, 1)  # (Q, Q)
+    b_ds = dot(bm, dstate_next, 1, 1, precision)  # (Q, P): B @ dS'^T
+    dxdt = dot(m, dy, 0, 0, precision) + to_end * b_ds
+    dm = dot(dy, xdt, 1, 1, precision)  # (Q, Q)
     dcb = dm * _decay_matrix(acol, arow)
     t = dm * m  # cotangent of the exponent a_i - a_j
-    c_s = dot(cm, state, 1, 1)  # (Q, P)
+    c_s = dot(cm, state, 1, 1, precision)  # (Q, P)
     dy_e = dy * e_in
-    dc = dot(dcb, bm, 1, 0) + dot(dy_e, state, 1, 0)
-    db = dot(dcb, cm, 0, 0) + dot(xdt * to_end, dstate_next, 1, 0)
+    dc = dot(dcb, bm, 1, 0, precision) + dot(dy_e, state, 1, 0, precision)
+    db = dot(dcb, cm, 0, 0, precision) + dot(xdt * to_end, dstate_next, 1, 0, precision)
     g_term = to_end * jnp.sum(xdt * b_ds, axis=1, keepdims=True)  # (Q, 1)
     dalast = (jnp.sum(g_term, axis=0, keepdims=True)
               + jnp.exp(alast) * jnp.sum(jnp.sum(dstate_next * state, axis=1, keepdims=True), axis=0,
@@ -94,6 +96,6 @@ def ssd_bwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, states_ref, 
     darow_ref[pl.ds(c, 1), :] = -jnp.sum(t, axis=0, keepdims=True)
     db_ref[pl.ds(s, q), :] = db
     dc_ref[pl.ds(s, q), :] = dc
-    return jnp.exp(alast) * dstate_next + dot(dy_e, cm, 0, 0)
+    return jnp.exp(alast) * dstate_next + dot(dy_e, cm, 0, 0, precision)
 
   dh0_ref[...] = lax.fori_loop(0, nc, body, dht_ref[...].astype(jnp.float32))

@@ -31,13 +31,14 @@ def ssd(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, return_fin
     B, C: (batch, seq, groups, d_state), groups divides heads; D: optional (heads,);
     initial_state: optional (batch, heads, head_dim, d_state).
     chunk_size: chunk length of the chunked algorithm (reference and Pallas kernel).
-    impl: "auto" | "xla" | "pallas" | "pallas_interpret".
+    impl: "auto" | "xla" | "pallas" | "pallas_interpret". "auto" is the Pallas kernel on TPU and the XLA
+      reference on CPU and GPU (faster there, as measured).
 
   Returns:
     y (batch, seq, heads, head_dim) in x.dtype, or (y, final_state (batch, heads, head_dim, d_state) float32).
   """
   check_ssd_args(x, dt, A, B, C, D, initial_state, chunk_size)
-  impl = resolve_impl(impl, available=SSD_IMPLS)
+  impl = resolve_impl(impl, kernel="ssd", available=SSD_IMPLS)
   if impl == "xla":
     return ssd_reference(x, dt, A, B, C, D=D, initial_state=initial_state, chunk_size=chunk_size,
                          return_final_state=return_final_state)
@@ -61,7 +62,7 @@ def selective_scan(u, delta, A, B, C, *, D=None, z=None, delta_bias=None, delta_
     y (batch, seq, d_inner) in u.dtype, or (y, final_state (batch, d_inner, d_state) float32).
   """
   check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
-  impl = resolve_impl(impl, available=SELECTIVE_SCAN_IMPLS)
+  impl = resolve_impl(impl, kernel="selective_scan", available=SELECTIVE_SCAN_IMPLS)
   kwargs = dict(D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus, initial_state=initial_state,
                 return_final_state=return_final_state)
   if impl == "xla":

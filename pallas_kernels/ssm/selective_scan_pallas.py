@@ -113,7 +113,8 @@ def selective_scan_pallas(u, delta, A, B, C, *, D=None, z=None, delta_bias=None,
     interpret: run the kernels in the Pallas interpreter.
     backend: "gpu" (Triton variant), "tpu" (Mosaic variant) or None (from the default backend; CPU -> "gpu").
     block_d: channels per program (default DEFAULT_BLOCK_D[backend]; on GPU a power of two capped by the
-      channels per group; on TPU all channels when one group fits, else a multiple of 128). chunk_t: time steps unrolled per loop iteration (default DEFAULT_CHUNK_T[backend]).
+      channels per group; on TPU all channels when one group fits, else a multiple of 128).
+    chunk_t: time steps unrolled per loop iteration (default DEFAULT_CHUNK_T[backend]).
   """
   backend = resolve_backend(backend)
   bsz, l, d, g, n = check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)

@@ -16,11 +16,15 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from pallas_kernels.ssm import _ssd_kernels
-from pallas_kernels.ssm._pallas_common import compiler_params, div_index, next_pow2, pad_axis, resolve_backend
+from pallas_kernels.ssm._pallas_common import (compiler_params, div_index, dot_precision, next_pow2, pad_axis,
+                                               resolve_backend)
 from pallas_kernels.ssm.ssd_reference import check_ssd_args
 
 # Default chunk per backend when the caller passes chunk_size=None.
 DEFAULT_CHUNK = {"gpu": 64, "tpu": 128}
+# Largest chunk of the GPU variant: the backward kernel's shared memory grows with it (d_state 128,
+# head_dim 64, chunk 64 needs 128 KiB on sm_90; chunk 128 does not fit in 227 KiB).
+GPU_MAX_CHUNK = 64
 # Forward head_dim block on GPU (None: whole head_dim). The TPU variant always takes the whole head_dim.
 DEFAULT_BLOCK_P = {"gpu": 32, "tpu": None}
 
@@ -68,7 +72,7 @@ def _ssd_fwd(x, dt, acum, b, c, h0, q, bp, backend, interpret):
   group = lambda bi, hi, pi: (bi, div_index(hi, r), 0, 0)
   f32 = jnp.float32
   y, ht, states = pl.pallas_call(
-      functools.partial(_ssd_kernels.ssd_fwd_kernel, q=q),
+      functools.partial(_ssd_kernels.ssd_fwd_kernel, q=q, precision=dot_precision(backend, interpret)),
       grid=(bsz, h, pp // bp),
       in_specs=_specs([(None, None, lp, bp), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
                        (None, None, lp, nn), (None, None, lp, nn), (None, None, bp, nn)],
@@ -104,7 +108,7 @@ def _ssd_bwd(q, bp, backend, interpret, res, cts):
   f32 = jnp.float32
   sds = jax.ShapeDtypeStruct
   dx, ddt, dacol, darow, db, dc, dh0 = pl.pallas_call(
-      functools.partial(_ssd_kernels.ssd_bwd_kernel, q=q),
+      functools.partial(_ssd_kernels.ssd_bwd_kernel, q=q, precision=dot_precision(backend, interpret)),
       grid=(bsz, h),
       in_specs=_specs([(None, None, lp, pp), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
                        (None, None, lp, nn), (None, None, lp, nn), (None, None, nc, pp, nn),
@@ -143,7 +147,7 @@ def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, ret
     backend: "gpu" (Triton variant), "tpu" (Mosaic variant) or None (from the default backend; CPU -> "gpu").
       Naming it lets this CPU machine build either variant (for interpretation or cross-lowering).
     chunk_size: None picks DEFAULT_CHUNK[backend]; the chunk used is min(chunk_size, seq), rounded up to a
-      power of two >= 16 on the GPU variant.
+      power of two >= 16 and capped at GPU_MAX_CHUNK on the GPU variant (the result does not depend on it).
     block_p: head_dim block of the forward grid on GPU (power of two >= 16; default DEFAULT_BLOCK_P).
   """
   backend = resolve_backend(backend)
@@ -152,7 +156,7 @@ def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, ret
   bsz, l, h, p, g, n = check_ssd_args(x, dt, A, B, C, D, initial_state, chunk_size)
   q = max(1, min(int(chunk_size), l))
   if backend == "gpu":
-    q = next_pow2(q, 16)
+    q = min(next_pow2(q, 16), GPU_MAX_CHUNK)
   lp = -(-l // q) * q
   pp = _feature_sizes(p, n, backend)[0]
   bp = block_p or DEFAULT_BLOCK_P[backend]
