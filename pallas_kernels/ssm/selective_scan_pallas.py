@@ -16,7 +16,7 @@ from jax.experimental import pallas as pl
 
 from pallas_kernels.ssm import _selective_scan_kernels as kernels
 from pallas_kernels.ssm._pallas_common import compiler_params, div_index, next_pow2, pad_axis, resolve_backend
-from pallas_kernels.ssm.selective_scan_reference import check_selective_scan_args, prepare_delta
+from pallas_kernels.ssm.selective_scan_reference import check_selective_scan_args, finish_output, prepare_delta
 
 # Defaults per backend: channel block (lanes on TPU) and time steps unrolled per chunk.
 DEFAULT_BLOCK_D = {"gpu": 32, "tpu": 128}
@@ -144,11 +144,4 @@ def selective_scan_pallas(u, delta, A, B, C, *, D=None, z=None, delta_bias=None,
   y, ht = _scan_core(u_k, dl_k, at, b_k, c_k, h0_k, t, bd, backend, bool(interpret))
   y = y[:, :l].reshape(bsz, l, g, rp)[..., :r].reshape(bsz, l, d)
   final = jnp.transpose(ht[:, :n].reshape(bsz, n, g, rp)[..., :r].reshape(bsz, n, d), (0, 2, 1))
-  if D is not None:
-    y = y + u.astype(f32) * D.astype(f32).reshape(1, 1, d)
-  if z is not None:
-    y = y * jax.nn.silu(z.astype(f32))
-  y = y.astype(u.dtype)
-  if return_final_state:
-    return y, final
-  return y
+  return finish_output(y, u, D, z, final, return_final_state)

@@ -50,6 +50,18 @@ def prepare_delta(delta, delta_bias, delta_softplus):
   return delta
 
 
+def finish_output(y, u, D, z, final_state, return_final_state):
+  """The epilogue every implementation shares: y (batch, seq, d_inner) float32 plus the D skip, times silu(z),
+  cast to u's dtype; with `return_final_state`, (y, final_state)."""
+  f32 = jnp.float32
+  if D is not None:
+    y = y + u.astype(f32) * D.astype(f32).reshape(1, 1, -1)
+  if z is not None:
+    y = y * jax.nn.silu(z.astype(f32))
+  y = y.astype(u.dtype)
+  return (y, final_state) if return_final_state else y
+
+
 def selective_scan_reference(u, delta, A, B, C, *, D=None, z=None, delta_bias=None, delta_softplus=False,
                              initial_state=None, return_final_state=False):
   """Mamba-1 selective scan in plain jnp (float32 math).
@@ -104,11 +116,4 @@ def selective_scan_reference(u, delta, A, B, C, *, D=None, z=None, delta_bias=No
 
   final, y = lax.scan(chunk_step, h0, (dl_c, du_c, b_c, c_c))
   y = jnp.moveaxis(y, 0, 1).reshape(b, nc * q, d)[:, :l]
-  if D is not None:
-    y = y + uf * D.astype(f32).reshape(1, 1, d)
-  if z is not None:
-    y = y * jax.nn.silu(z.astype(f32))
-  y = y.astype(u.dtype)
-  if return_final_state:
-    return y, final.reshape(b, d, n)
-  return y
+  return finish_output(y, u, D, z, final.reshape(b, d, n), return_final_state)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from pallas_kernels.ssm._pallas_common import next_pow2
 from pallas_kernels.ssm.selective_scan_pallas import selective_scan_pallas
-from pallas_kernels.ssm.selective_scan_reference import check_selective_scan_args, prepare_delta
+from pallas_kernels.ssm.selective_scan_reference import check_selective_scan_args, finish_output, prepare_delta
 
 DEFAULT_BLOCK_D = 32
 NUM_WARPS = 4
@@ -83,11 +83,4 @@ def selective_scan_triton(u, delta, A, B, C, *, D=None, z=None, delta_bias=None,
   dl = prepare_delta(delta, delta_bias, delta_softplus)
   h0 = jnp.zeros((bsz, d, n), f32) if initial_state is None else initial_state.astype(f32)
   y, final = _core(u.astype(f32), dl, A.astype(f32), B.astype(f32), C.astype(f32), h0, next_pow2(block_d))
-  if D is not None:
-    y = y + u.astype(f32) * D.astype(f32).reshape(1, 1, d)
-  if z is not None:
-    y = y * jax.nn.silu(z.astype(f32))
-  y = y.astype(u.dtype)
-  if return_final_state:
-    return y, final
-  return y
+  return finish_output(y, u, D, z, final, return_final_state)

@@ -151,9 +151,16 @@ SELECTIVE_SCAN = {
 }
 
 
+@pytest.mark.parametrize("impl", ["pallas", "triton"])
 @pytest.mark.parametrize("dtype_name", DTYPES)
 @pytest.mark.parametrize("case_id", SELECTIVE_SCAN)
-def test_selective_scan(case_id, dtype_name):
+def test_selective_scan(case_id, dtype_name, impl):
+  if impl == "triton":
+    if TINY:
+      pytest.skip("the raw Triton kernel has no interpreter")
+    pytest.importorskip("jax_triton", reason="impl='triton' needs the [gpu] extra (jax-triton)")
+  else:
+    impl = IMPL
   b, seq, d, g, n, extras = SELECTIVE_SCAN[case_id][1 if TINY else 0]
 
   def inputs(rng):
@@ -171,5 +178,5 @@ def test_selective_scan(case_id, dtype_name):
 
   names = ("u", "delta", "A", "B", "C", "D", "delta_bias", "z", "initial_state")
   low = (True, True, False, True, True, False, False, True, False)
-  _check(make(selective_scan, impl=IMPL), make(selective_scan_reference), names, inputs, low, dtype_name,
+  _check(make(selective_scan, impl=impl), make(selective_scan_reference), names, inputs, low, dtype_name,
          case_id)
