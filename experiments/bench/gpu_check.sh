@@ -6,7 +6,9 @@
 #   OUT=/tmp/gpu_check bash experiments/bench/gpu_check.sh      # < 6 min on an H200
 #   QUICK=1 ...                                                  # float32 tests only, 1 shape per kernel
 #
-# Knobs (env): QUICK, PYTHON, PYTEST_WORKERS (4), TEST_TIMEOUT (150 s), BENCH_BUDGET (130 s: no benchmark row
+# Wheels: if .whl/ holds wheels (e.g. jax-triton for impl="triton"), they are installed into /tmp/site first
+# (no network there; see the device README).
+# Knobs (env): TEST_FILTER (pytest -k expression), QUICK, PYTHON, PYTEST_WORKERS (4), TEST_TIMEOUT (150 s), BENCH_BUDGET (130 s: no benchmark row
 # starts later), BENCH_TIMEOUT (175 s: hard stop), BENCH_DTYPE (bfloat16), BENCH_EXTRA (more benchmark flags,
 # e.g. "--quick" for a CPU dry run of this script).
 set -u -o pipefail
@@ -17,6 +19,12 @@ QUICK=${QUICK:-0}
 mkdir -p "$OUT"
 start=$SECONDS
 step() { printf '\n=== [%3d s] %s\n' $((SECONDS - start)) "$*"; }
+
+if compgen -G ".whl/*.whl" > /dev/null; then
+  step "installing carried wheels: $(ls .whl)"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
 
 step "environment"
 {
@@ -34,6 +42,7 @@ step "GPU kernel tests (log: $OUT/gpu_tests.log)"
 test_args=(tests/pallas_kernels -q --run-gpu -m gpu -p no:cacheprovider -rfE --tb=short --durations=8
            --continue-on-collection-errors)
 [ "$QUICK" = 1 ] && test_args+=(-k f32)
+[ -n "${TEST_FILTER:-}" ] && test_args+=(-k "$TEST_FILTER")
 if "$PY" -c "import xdist" 2>/dev/null; then test_args+=(-n "${PYTEST_WORKERS:-4}"); fi
 XLA_PYTHON_CLIENT_PREALLOCATE=false timeout -k 10 "${TEST_TIMEOUT:-150}" \
   "$PY" -m pytest "${test_args[@]}" 2>&1 | tee "$OUT/gpu_tests.log"
