@@ -54,17 +54,31 @@ def pad_axis(x, axis: int, size: int):
   return jnp.pad(x, widths)
 
 
-def dot_precision(backend: str, interpret: bool):
-  """Matmul precision inside the kernels: float32-accurate everywhere. On GPU the 3-pass TF32 algorithm
-  (tensor cores; Triton's IEEE float32 dot is slow to run and to compile, and plain TF32 is ~1e-3 off);
-  HIGHEST on TPU and in the interpreter (which runs on the host's dot)."""
+def matmul_dtype(backend: str, *dtypes):
+  """Operand dtype of the in-kernel matmuls: bfloat16 on the GPU variant when every given input is bfloat16
+  (one tensor-core pass, exact products, float32 accumulation), else float32."""
+  if backend == "gpu" and all(jnp.dtype(d) == jnp.bfloat16 for d in dtypes):
+    return jnp.dtype(jnp.bfloat16)
+  return jnp.dtype(jnp.float32)
+
+
+def dot_precision(backend: str, interpret: bool, operand_dtype=jnp.float32):
+  """Matmul precision inside the kernels. bfloat16 operands: the default (one pass, float32 accumulation).
+  float32 operands, float32-accurate everywhere: on GPU the 3-pass TF32 algorithm (tensor cores; Triton's
+  IEEE float32 dot is slow to run and to compile, and plain TF32 is ~1e-3 off); HIGHEST on TPU and in the
+  interpreter (which runs on the host's dot)."""
+  if jnp.dtype(operand_dtype) != jnp.float32:
+    return lax.Precision.DEFAULT
   if backend == "gpu" and not interpret:
     return lax.DotAlgorithmPreset.TF32_TF32_F32_X3
   return lax.Precision.HIGHEST
 
 
-def dot(a, b, contract_a: int, contract_b: int, precision):
-  """2-D float32 matmul contracting a's axis `contract_a` with b's axis `contract_b`."""
+def dot(a, b, contract_a: int, contract_b: int, precision, operand_dtype=None):
+  """2-D matmul with a float32 result, contracting a's axis `contract_a` with b's axis `contract_b`;
+  operand_dtype: cast both operands to it first (None: as they are)."""
+  if operand_dtype is not None:
+    a, b = a.astype(operand_dtype), b.astype(operand_dtype)
   return lax.dot_general(a, b, (((contract_a,), (contract_b,)), ((), ())), precision=precision,
                          preferred_element_type=jnp.float32)
 

@@ -1,12 +1,15 @@
 """Pallas kernel bodies for the Mamba-2 SSD scan: forward and reverse (backward) sweeps over chunks.
 
-One program handles one (batch, head). Refs hold the whole (padded) sequence of that head, head-major:
-x/y (Lp, P), dt and a_cum as columns (Lp, 1), a_cum again as rows (nc, Q), B/C (Lp, N), state (P, N).
-A `fori_loop` walks the chunks carrying the (P, N) float32 state; inside a chunk the work is matmuls:
+One program handles one (batch, head, head_dim block): rows of the state are independent, so a block of P
+head_dim columns of x needs only its own rows of the state. Refs hold the whole (padded) sequence of that
+head, head-major: x/y (Lp, P), dt and a_cum as columns (Lp, 1), a_cum again as rows (nc, Q), B/C (Lp, N),
+state (P, N). A `fori_loop` walks the chunks carrying the (P, N) float32 state; inside a chunk the work is
+matmuls (operands cast to `operand_dtype`, float32 results; decay factors and sums stay float32):
   y   = (C B^T * Lmask) @ (dt x) + exp(a_cum) * (C S^T)
   S' = exp(a_last) S + (dt x exp(a_last - a_cum))^T B
 where Lmask[i, j] = exp(a_cum_i - a_cum_j) for i >= j. The backward pass walks the chunks in reverse with the
-state cotangent, reading the chunk-entry states saved by the forward pass.
+state cotangent, reading the chunk-entry states saved by the forward pass; its dB, dC, d dt and d a_cum sum
+over head_dim, so each program writes its block's share and the wrapper adds the shares.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ def _load_chunk(c, q, x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref):
   dt = dt_ref[pl.ds(s, q), :]
   acol = acol_ref[pl.ds(s, q), :]
   arow = arow_ref[pl.ds(c, 1), :]
-  bm = b_ref[pl.ds(s, q), :].astype(jnp.float32)
-  cm = c_ref[pl.ds(s, q), :].astype(jnp.float32)
+  bm = b_ref[pl.ds(s, q), :]  # input dtype: B and C only enter matmuls
+  cm = c_ref[pl.ds(s, q), :]
   return s, x, dt, acol, arow, bm, cm
 
 
@@ -37,31 +40,39 @@ def _decay_matrix(acol, arow):
   return jnp.where(causal, jnp.exp(jnp.where(causal, diff, 0.0)), 0.0)
 
 
+def _matmul(precision, operand_dtype):
+  return lambda a, b, ca, cb: dot(a, b, ca, cb, precision, operand_dtype)
+
+
 def ssd_fwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, h0_ref, y_ref, ht_ref, states_ref, *, q,
-                   precision):
+                   precision, operand_dtype):
   """Forward sweep. Writes y (Lp, P), the final state (P, N) and each chunk's entry state (nc, P, N).
-  q: chunk length (static); precision: matmul precision (`dot_precision`)."""
+  q: chunk length (static); precision, operand_dtype: of the matmuls (`dot_precision`, `matmul_dtype`)."""
   nc = arow_ref.shape[0]
+  mm = _matmul(precision, operand_dtype)
 
   def body(c, state):
     s, x, dt, acol, arow, bm, cm = _load_chunk(c, q, x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref)
     states_ref[c] = state
     xdt = x * dt
-    m = dot(cm, bm, 1, 1, precision) * _decay_matrix(acol, arow)  # (Q, Q)
-    y = dot(m, xdt, 1, 0, precision) + jnp.exp(acol) * dot(cm, state, 1, 1, precision)
+    m = mm(cm, bm, 1, 1) * _decay_matrix(acol, arow)  # (Q, Q)
+    y = mm(m, xdt, 1, 0) + jnp.exp(acol) * mm(cm, state, 1, 1)
     y_ref[pl.ds(s, q), :] = y.astype(y_ref.dtype)
     alast = last_of_row(arow)  # (1, 1)
     to_end = jnp.exp(alast - acol)  # (Q, 1)
-    return jnp.exp(alast) * state + dot(xdt * to_end, bm, 0, 0, precision)
+    return jnp.exp(alast) * state + mm(xdt * to_end, bm, 0, 0)
 
   ht_ref[...] = lax.fori_loop(0, nc, body, h0_ref[...].astype(jnp.float32))
 
 
 def ssd_bwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, states_ref, dy_ref, dht_ref,
-                   dx_ref, ddt_ref, dacol_ref, darow_ref, db_ref, dc_ref, dh0_ref, *, q, precision):
-  """Reverse sweep. Per head: dx (Lp, P), d dt (Lp, 1) through dt*x only, d a_cum as a column part (Lp, 1)
-  and a row part (nc, Q) (their sum is the a_cum cotangent), dB and dC (Lp, N), d initial state (P, N)."""
+                   dx_ref, ddt_ref, dacol_ref, darow_ref, db_ref, dc_ref, dh0_ref, *, q, precision,
+                   operand_dtype):
+  """Reverse sweep over one head_dim block. dx (Lp, P) and d initial state (P, N) of the block; this block's
+  share of d dt (Lp, 1) through dt*x only, of d a_cum as a column part (Lp, 1) and a row part (nc, Q) (their
+  sum is the a_cum cotangent), and of dB and dC (Lp, N)."""
   nc = arow_ref.shape[0]
+  mm = _matmul(precision, operand_dtype)
 
   def body(i, dstate_next):  # dstate_next: cotangent of the state leaving chunk c
     c = nc - 1 - i
@@ -69,21 +80,21 @@ def ssd_bwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, states_ref, 
     state = states_ref[c]
     dy = dy_ref[pl.ds(s, q), :].astype(jnp.float32)
     xdt = x * dt
-    cb = dot(cm, bm, 1, 1, precision)
-    m = cb * _decay_matrix(acol, arow)
+    decay = _decay_matrix(acol, arow)
+    m = mm(cm, bm, 1, 1) * decay
     alast = last_of_row(arow)
     to_end = jnp.exp(alast - acol)  # (Q, 1)
     e_in = jnp.exp(acol)  # (Q, 1)
 
-    b_ds = dot(bm, dstate_next, 1, 1, precision)  # (Q, P): B @ dS'^T
-    dxdt = dot(m, dy, 0, 0, precision) + to_end * b_ds
-    dm = dot(dy, xdt, 1, 1, precision)  # (Q, Q)
-    dcb = dm * _decay_matrix(acol, arow)
+    b_ds = mm(bm, dstate_next, 1, 1)  # (Q, P): B @ dS'^T
+    dxdt = mm(m, dy, 0, 0) + to_end * b_ds
+    dm = mm(dy, xdt, 1, 1)  # (Q, Q)
+    dcb = dm * decay
     t = dm * m  # cotangent of the exponent a_i - a_j
-    c_s = dot(cm, state, 1, 1, precision)  # (Q, P)
+    c_s = mm(cm, state, 1, 1)  # (Q, P)
     dy_e = dy * e_in
-    dc = dot(dcb, bm, 1, 0, precision) + dot(dy_e, state, 1, 0, precision)
-    db = dot(dcb, cm, 0, 0, precision) + dot(xdt * to_end, dstate_next, 1, 0, precision)
+    dc = mm(dcb, bm, 1, 0) + e_in * mm(dy, state, 1, 0)
+    db = mm(dcb, cm, 0, 0) + mm(xdt * to_end, dstate_next, 1, 0)
     g_term = to_end * jnp.sum(xdt * b_ds, axis=1, keepdims=True)  # (Q, 1)
     dalast = (jnp.sum(g_term, axis=0, keepdims=True)
               + jnp.exp(alast) * jnp.sum(jnp.sum(dstate_next * state, axis=1, keepdims=True), axis=0,
@@ -96,6 +107,6 @@ def ssd_bwd_kernel(x_ref, dt_ref, acol_ref, arow_ref, b_ref, c_ref, states_ref, 
     darow_ref[pl.ds(c, 1), :] = -jnp.sum(t, axis=0, keepdims=True)
     db_ref[pl.ds(s, q), :] = db
     dc_ref[pl.ds(s, q), :] = dc
-    return jnp.exp(alast) * dstate_next + dot(dy_e, cm, 0, 0, precision)
+    return jnp.exp(alast) * dstate_next + mm(dy_e, cm, 0, 0)
 
   dh0_ref[...] = lax.fori_loop(0, nc, body, dht_ref[...].astype(jnp.float32))

@@ -16,26 +16,38 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from pallas_kernels.ssm import _ssd_kernels
-from pallas_kernels.ssm._pallas_common import (compiler_params, div_index, dot_precision, next_pow2, pad_axis,
-                                               resolve_backend)
+from pallas_kernels.ssm._pallas_common import (compiler_params, div_index, dot_precision, matmul_dtype, next_pow2,
+                                               pad_axis, resolve_backend)
 from pallas_kernels.ssm.ssd_reference import check_ssd_args
 
 # Default chunk per backend when the caller passes chunk_size=None.
 DEFAULT_CHUNK = {"gpu": 64, "tpu": 128}
-# Largest chunk of the GPU variant: the backward kernel's shared memory grows with it (d_state 128,
-# head_dim 64, chunk 64 needs 128 KiB on sm_90; chunk 128 does not fit in 227 KiB).
+# Largest chunk of the GPU variant: the backward kernel's shared memory grows with it (chunk 64 with the
+# default head_dim block 32 needs at most 96 KiB on sm_90 for head_dim and d_state up to 128).
 GPU_MAX_CHUNK = 64
-# Forward head_dim block on GPU (None: whole head_dim). The TPU variant always takes the whole head_dim.
+# Forward and backward head_dim blocks on GPU (None: whole head_dim). The TPU variant always takes the whole
+# head_dim. Splitting head_dim multiplies the programs of the sequential chunk sweeps (the grid is otherwise
+# only batch * heads); the backward repeats its three (Q, Q, N) matmuls per block and sums its dB, dC,
+# d dt and d a_cum shares afterwards.
 DEFAULT_BLOCK_P = {"gpu": 32, "tpu": None}
+DEFAULT_BLOCK_P_BWD = {"gpu": 32, "tpu": None}
+# Triton warps (forward with float32 / bfloat16 matmuls, backward): fewest register spills in the sm_90
+# cubins for head_dim 64/128, d_state 64/128, chunk 64 (the 4-warp backward spills 0.7-7 KB per thread).
+GPU_WARPS = {"fwd_f32": 4, "fwd_bf16": 8, "bwd": 8}
 
 
 def _specs(shapes, index_maps):
   return [pl.BlockSpec(s, m) for s, m in zip(shapes, index_maps)]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9))
-def _ssd_core(x, dt, acum, b, c, h0, q, bp, backend, interpret):
-  return _ssd_fwd(x, dt, acum, b, c, h0, q, bp, backend, interpret)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9, 10))
+def _ssd_core(x, dt, acum, b, c, h0, q, bp, bpb, backend, interpret):
+  return _ssd_fwd(x, dt, acum, b, c, h0, q, bp, bpb, backend, interpret)[0]
+
+
+def _matmul_kw(backend, interpret, x, b, c):
+  mdt = matmul_dtype(backend, x.dtype, b.dtype, c.dtype)
+  return dict(precision=dot_precision(backend, interpret, mdt), operand_dtype=mdt)
 
 
 def _feature_sizes(p, n, backend):
@@ -51,13 +63,13 @@ def _to_kernel_layout(x, dt, acum, b, c, h0, q, backend):
   dtk = jnp.transpose(dt, (0, 2, 1))[..., None]
   acol = jnp.transpose(acum, (0, 2, 1))[..., None]
   arow = acol.reshape(bsz, h, lp // q, q)
-  bk = pad_axis(jnp.transpose(b, (0, 2, 1, 3)), 3, nn).astype(jnp.float32)
-  ck = pad_axis(jnp.transpose(c, (0, 2, 1, 3)), 3, nn).astype(jnp.float32)
+  bk = pad_axis(jnp.transpose(b, (0, 2, 1, 3)), 3, nn)
+  ck = pad_axis(jnp.transpose(c, (0, 2, 1, 3)), 3, nn)
   h0k = pad_axis(pad_axis(h0, 2, pp), 3, nn)
   return xk, dtk, acol, arow, bk, ck, h0k
 
 
-def _ssd_fwd(x, dt, acum, b, c, h0, q, bp, backend, interpret):
+def _ssd_fwd(x, dt, acum, b, c, h0, q, bp, bpb, backend, interpret):
   """Grid (batch, heads, head_dim blocks of bp): a head_dim slice of y and of the state needs only that slice
   of x, so the forward pass splits head_dim for more parallel programs."""
   bsz, lp, h, p = x.shape
@@ -72,7 +84,7 @@ def _ssd_fwd(x, dt, acum, b, c, h0, q, bp, backend, interpret):
   group = lambda bi, hi, pi: (bi, div_index(hi, r), 0, 0)
   f32 = jnp.float32
   y, ht, states = pl.pallas_call(
-      functools.partial(_ssd_kernels.ssd_fwd_kernel, q=q, precision=dot_precision(backend, interpret)),
+      functools.partial(_ssd_kernels.ssd_fwd_kernel, q=q, **_matmul_kw(backend, interpret, x, b, c)),
       grid=(bsz, h, pp // bp),
       in_specs=_specs([(None, None, lp, bp), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
                        (None, None, lp, nn), (None, None, lp, nn), (None, None, bp, nn)],
@@ -81,7 +93,8 @@ def _ssd_fwd(x, dt, acum, b, c, h0, q, bp, backend, interpret):
                  pl.BlockSpec((None, None, nc, bp, nn), lambda bi, hi, pi: (bi, hi, 0, pi, 0))],
       out_shape=[jax.ShapeDtypeStruct((bsz, h, lp, pp), x.dtype), jax.ShapeDtypeStruct((bsz, h, pp, nn), f32),
                  jax.ShapeDtypeStruct((bsz, h, nc, pp, nn), f32)],
-      compiler_params=compiler_params(backend, interpret, 3),
+      compiler_params=compiler_params(backend, interpret, 3, num_warps=GPU_WARPS[
+          "fwd_bf16" if matmul_dtype(backend, x.dtype, b.dtype, c.dtype) == jnp.bfloat16 else "fwd_f32"]),
       interpret=interpret,
       name="ssd_fwd",
   )(*args)
@@ -90,8 +103,10 @@ def _ssd_fwd(x, dt, acum, b, c, h0, q, bp, backend, interpret):
   return out, (x, dt, acum, b, c, h0, states)
 
 
-def _ssd_bwd(q, bp, backend, interpret, res, cts):
-  """Grid (batch, heads); the whole head_dim per program, since dB, dC and d a_cum sum over it."""
+def _ssd_bwd(q, bp, bpb, backend, interpret, res, cts):
+  """Grid (batch, heads, head_dim blocks of bpb): dx and d h0 of a block need only that block of x, dy and
+  the state; dB, dC, d dt and d a_cum sum over head_dim, so each block writes its share along an extra
+  block axis and the shares are added here."""
   del bp
   x, dt, acum, b, c, h0, states = res
   dy, dht = cts
@@ -101,34 +116,41 @@ def _ssd_bwd(q, bp, backend, interpret, res, cts):
   nc = lp // q
   xk, dtk, acol, arow, bk, ck, _ = _to_kernel_layout(x, dt, acum, b, c, h0, q, backend)
   pp, nn = xk.shape[-1], bk.shape[-1]
-  dyk = pad_axis(jnp.transpose(dy, (0, 2, 1, 3)), 3, pp)
+  nb = pp // bpb
+  dyk = pad_axis(jnp.transpose(dy.astype(x.dtype), (0, 2, 1, 3)), 3, pp)
   dhtk = pad_axis(pad_axis(dht.astype(jnp.float32), 2, pp), 3, nn)
-  head = lambda bi, hi: (bi, hi, 0, 0)
-  group = lambda bi, hi: (bi, div_index(hi, r), 0, 0)
+  head = lambda bi, hi, pi: (bi, hi, 0, 0)
+  pslice = lambda bi, hi, pi: (bi, hi, 0, pi)
+  state = lambda bi, hi, pi: (bi, hi, pi, 0)
+  group = lambda bi, hi, pi: (bi, div_index(hi, r), 0, 0)
+  share = lambda bi, hi, pi: (bi, hi, pi, 0, 0)
   f32 = jnp.float32
   sds = jax.ShapeDtypeStruct
   dx, ddt, dacol, darow, db, dc, dh0 = pl.pallas_call(
-      functools.partial(_ssd_kernels.ssd_bwd_kernel, q=q, precision=dot_precision(backend, interpret)),
-      grid=(bsz, h),
-      in_specs=_specs([(None, None, lp, pp), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
-                       (None, None, lp, nn), (None, None, lp, nn), (None, None, nc, pp, nn),
-                       (None, None, lp, pp), (None, None, pp, nn)],
-                      [head, head, head, head, group, group, lambda bi, hi: (bi, hi, 0, 0, 0), head, head]),
-      out_specs=_specs([(None, None, lp, pp), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
-                        (None, None, lp, nn), (None, None, lp, nn), (None, None, pp, nn)], [head] * 7),
-      out_shape=[sds((bsz, h, lp, pp), x.dtype), sds((bsz, h, lp, 1), f32), sds((bsz, h, lp, 1), f32),
-                 sds((bsz, h, nc, q), f32), sds((bsz, h, lp, nn), f32), sds((bsz, h, lp, nn), f32),
+      functools.partial(_ssd_kernels.ssd_bwd_kernel, q=q, **_matmul_kw(backend, interpret, x, b, c)),
+      grid=(bsz, h, nb),
+      in_specs=_specs([(None, None, lp, bpb), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
+                       (None, None, lp, nn), (None, None, lp, nn), (None, None, nc, bpb, nn),
+                       (None, None, lp, bpb), (None, None, bpb, nn)],
+                      [pslice, head, head, head, group, group, lambda bi, hi, pi: (bi, hi, 0, pi, 0), pslice,
+                       state]),
+      out_specs=_specs([(None, None, lp, bpb), (None, None, None, lp, 1), (None, None, None, lp, 1),
+                        (None, None, None, nc, q), (None, None, None, lp, nn), (None, None, None, lp, nn),
+                        (None, None, bpb, nn)], [pslice, share, share, share, share, share, state]),
+      out_shape=[sds((bsz, h, lp, pp), x.dtype), sds((bsz, h, nb, lp, 1), f32), sds((bsz, h, nb, lp, 1), f32),
+                 sds((bsz, h, nb, nc, q), f32), sds((bsz, h, nb, lp, nn), f32), sds((bsz, h, nb, lp, nn), f32),
                  sds((bsz, h, pp, nn), f32)],
-      compiler_params=compiler_params(backend, interpret, 2),
+      compiler_params=compiler_params(backend, interpret, 3, num_warps=GPU_WARPS["bwd"]),
       interpret=interpret,
       name="ssd_bwd",
   )(xk, dtk, acol, arow, bk, ck, states, dyk, dhtk)
   dx = jnp.transpose(dx[..., :p], (0, 2, 1, 3))
-  ddt = jnp.transpose(ddt[..., 0], (0, 2, 1)).astype(dt.dtype)
-  dacum = jnp.transpose(dacol[..., 0] + darow.reshape(bsz, h, lp), (0, 2, 1)).astype(acum.dtype)
+  ddt = jnp.transpose(ddt.sum(axis=2)[..., 0], (0, 2, 1)).astype(dt.dtype)
+  dacum = dacol.sum(axis=2)[..., 0] + darow.sum(axis=2).reshape(bsz, h, lp)
+  dacum = jnp.transpose(dacum, (0, 2, 1)).astype(acum.dtype)
 
-  def per_group(d):  # (batch, heads, seq, nn) per head -> (batch, seq, groups, d_state) summed over the group
-    d = d.reshape(bsz, g, r, lp, nn).sum(axis=2)[..., :n]
+  def per_group(d):  # (batch, heads, blocks, seq, nn) shares -> (batch, seq, groups, d_state) group sums
+    d = d.reshape(bsz, g, r * nb, lp, nn).sum(axis=2)[..., :n]
     return jnp.transpose(d, (0, 2, 1, 3))
 
   dh0 = dh0[:, :, :p, :n].astype(h0.dtype)
@@ -138,8 +160,13 @@ def _ssd_bwd(q, bp, backend, interpret, res, cts):
 _ssd_core.defvjp(_ssd_fwd, _ssd_bwd)
 
 
+def _block(bp, pp, backend):
+  """head_dim block: a power of two >= 16 up to the padded head_dim pp on GPU; the whole head_dim on TPU."""
+  return min(next_pow2(bp, 16), pp) if backend == "gpu" and bp else pp
+
+
 def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, return_final_state=False,
-               interpret=False, backend=None, block_p=None):
+               interpret=False, backend=None, block_p=None, block_p_bwd=None):
   """Mamba-2 SSD scan through the Pallas kernels. Arguments, shapes and results as `ssd_reference`.
 
   Args (beyond the reference's):
@@ -149,6 +176,7 @@ def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, ret
     chunk_size: None picks DEFAULT_CHUNK[backend]; the chunk used is min(chunk_size, seq), rounded up to a
       power of two >= 16 and capped at GPU_MAX_CHUNK on the GPU variant (the result does not depend on it).
     block_p: head_dim block of the forward grid on GPU (power of two >= 16; default DEFAULT_BLOCK_P).
+    block_p_bwd: head_dim block of the backward grid on GPU (power of two >= 16; default DEFAULT_BLOCK_P_BWD).
   """
   backend = resolve_backend(backend)
   if chunk_size is None:
@@ -159,15 +187,15 @@ def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, ret
     q = min(next_pow2(q, 16), GPU_MAX_CHUNK)
   lp = -(-l // q) * q
   pp = _feature_sizes(p, n, backend)[0]
-  bp = block_p or DEFAULT_BLOCK_P[backend]
-  bp = min(next_pow2(bp, 16), pp) if backend == "gpu" and bp else pp
+  bp, bpb = (_block(blk or default[backend], pp, backend)
+             for blk, default in ((block_p, DEFAULT_BLOCK_P), (block_p_bwd, DEFAULT_BLOCK_P_BWD)))
   f32 = jnp.float32
   xp, dtp = pad_axis(x, 1, lp), pad_axis(dt.astype(f32), 1, lp)
   b_p, c_p = pad_axis(B, 1, lp), pad_axis(C, 1, lp)
   acum = jnp.cumsum((dtp * A.astype(f32).reshape(1, 1, h)).reshape(bsz, lp // q, q, h), axis=2)
   acum = acum.reshape(bsz, lp, h)
   h0 = jnp.zeros((bsz, h, p, n), f32) if initial_state is None else initial_state.astype(f32)
-  y, final = _ssd_core(xp, dtp, acum, b_p, c_p, h0, q, bp, backend, bool(interpret))
+  y, final = _ssd_core(xp, dtp, acum, b_p, c_p, h0, q, bp, bpb, backend, bool(interpret))
   y = y[:, :l]
   if D is not None:
     y = (y.astype(f32) + x.astype(f32) * D.astype(f32).reshape(1, 1, h, 1)).astype(x.dtype)

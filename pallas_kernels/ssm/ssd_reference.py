@@ -8,7 +8,6 @@ chunk through `C`. All math is float32; padding steps have dt = 0, so they neith
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 
