@@ -18,9 +18,10 @@ IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton")
 
 GPU_BACKENDS = ("gpu", "cuda", "rocm")
 
-# What "auto" runs on a GPU, per kernel, from measurement (experiments/bench/RESULTS.md, H200, 2026-11-27):
-# the Pallas-Triton SSD's forward+backward was 15x slower than the chunked XLA reference, so SSD stays on XLA.
-AUTO_ON_GPU = {"flash_attention": "pallas", "selective_scan": "pallas", "ssd": "xla"}
+# What "auto" runs on a GPU, per kernel, from measurement (experiments/bench/RESULTS.md, H200, bf16,
+# 2026-11-27): Pallas forward+backward vs XLA was 6.5-6.6x for attention, 6.2-11.3x for the selective scan and
+# 1.53x / 0.95x for SSD (L1024 n64 / L4096 n128; forward 2.2-2.3x). Change an entry when a measurement says so.
+AUTO_ON_GPU = {"flash_attention": "pallas", "selective_scan": "pallas", "ssd": "pallas"}
 
 
 def resolve_impl(impl: str, *, kernel: str | None = None, available: tuple[str, ...] = IMPLS,

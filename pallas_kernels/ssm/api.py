@@ -31,8 +31,7 @@ def ssd(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, return_fin
     B, C: (batch, seq, groups, d_state), groups divides heads; D: optional (heads,);
     initial_state: optional (batch, heads, head_dim, d_state).
     chunk_size: chunk length of the chunked algorithm (reference and Pallas kernel).
-    impl: "auto" | "xla" | "pallas" | "pallas_interpret". "auto" is the Pallas kernel on TPU and the XLA
-      reference on CPU and GPU (faster there, as measured).
+    impl: "auto" | "xla" | "pallas" | "pallas_interpret" ("auto": see `pallas_kernels._dispatch`).
 
   Returns:
     y (batch, seq, heads, head_dim) in x.dtype, or (y, final_state (batch, heads, head_dim, d_state) float32).

@@ -7,7 +7,7 @@ from pallas_kernels import resolve_impl
 
 @pytest.mark.parametrize("kernel, backend, expected", [
     ("flash_attention", "cpu", "xla"), ("flash_attention", "gpu", "pallas"), ("flash_attention", "tpu", "pallas"),
-    ("ssd", "cuda", "xla"), ("ssd", "tpu", "pallas"), ("selective_scan", "gpu", "pallas"), (None, "gpu", "pallas"),
+    ("ssd", "cuda", "pallas"), ("ssd", "cpu", "xla"), ("ssd", "tpu", "pallas"), ("selective_scan", "gpu", "pallas"), (None, "gpu", "pallas"),
 ])
 def test_auto_by_backend_and_kernel(kernel, backend, expected):
   assert resolve_impl("auto", kernel=kernel, backend=backend) == expected
