@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+import jax
 import numpy as np
 
 import pallas_kernels as pk
 
 KERNELS = ("attention", "ssd", "selective_scan")
 IMPLS = {
-    "attention": ("xla", "pallas", "pallas_interpret"),
+    "attention": ("xla", "pallas", "pallas_interpret", "cudnn"),
     "ssd": ("xla", "pallas", "pallas_interpret"),
     "selective_scan": ("xla", "pallas", "pallas_interpret", "triton"),
 }
@@ -39,6 +40,8 @@ def attention(b, s, h, kv, d, causal=True):
     return f(b, s, h, d), f(b, s, kv, d), f(b, s, kv, d)
 
   def call(impl):
+    if impl == "cudnn":  # the vendor baseline of the issue's target (GPU only)
+      return lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
     return lambda q, k, v: pk.flash_attention(q, k, v, causal=causal, impl=impl)
 
   flops = 4.0 * b * h * s * s * d * (0.5 if causal else 1.0)
@@ -75,9 +78,20 @@ def selective_scan(b, seq, d, n, g=1):
   return Case("selective_scan", label, names, low, make, call)
 
 
-def cases(quick: bool) -> dict[str, list[Case]]:
-  """The shapes per kernel: GPU-size by default (most telling first), tiny with `quick` (interpret mode)."""
-  if quick:
+SETS = ("default", "quick", "targets")
+
+
+def cases(which: str) -> dict[str, list[Case]]:
+  """The shapes per kernel: "default" GPU-size (most telling first), "quick" tiny (interpret mode), "targets"
+  the shapes of the kernel issue's speed targets (attention seq 2048-8192, head dim 64/128; SSD seq >= 4096)."""
+  if which == "targets":
+    return {
+        "attention": [attention(2, 2048, 16, 16, 128), attention(2, 4096, 16, 16, 64),
+                      attention(2, 4096, 16, 16, 128), attention(2, 8192, 16, 16, 128)],
+        "ssd": [ssd(4, 4096, 16, 64, 64, 64), ssd(4, 8192, 16, 64, 128, 64)],
+        "selective_scan": [selective_scan(4, 4096, 2048, 16)],
+    }
+  if which == "quick":
     return {
         "attention": [attention(1, 80, 2, 1, 32)],
         "ssd": [ssd(1, 80, 2, 16, 16, 32)],

@@ -60,3 +60,18 @@ def rel_err(got, want) -> float:
 
 def nbytes(tree) -> int:
   return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
+
+
+def ceilings() -> dict:
+  """The card's measured ceilings, for "% of peak": device-to-device copy bandwidth (GB/s, bytes read plus
+  written, 1 GiB of float32) and dense bf16 matmul rate (TFLOP/s, 8192^3). Random inputs, medians."""
+  import jax.numpy as jnp
+  key = jax.random.key(0)
+  big = [jax.random.normal(k, (256 * 1024 * 1024,), jnp.float32) for k in jax.random.split(key, 2)]
+  copy = jax.jit(lambda x: x * 1.0001)
+  copy_ms = time_fn(copy, [(b,) for b in big], warmup=2, min_reps=10, max_reps=50, target_s=0.3)["median"]
+  a = [jax.random.normal(k, (8192, 8192), jnp.bfloat16) for k in jax.random.split(key, 3)]
+  matmul = jax.jit(lambda x, y: x @ y)
+  mm_ms = time_fn(matmul, [(a[0], a[1]), (a[1], a[2])], warmup=2, min_reps=10, max_reps=50,
+                  target_s=0.3)["median"]
+  return dict(copy_gbps=2 * nbytes(big[0]) / (copy_ms * 1e-3) / 1e9, bf16_tflops=2 * 8192 ** 3 / (mm_ms * 1e-3) / 1e12)

@@ -39,6 +39,8 @@ N_SETS = 3
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (CPU, interpret mode)")
+  p.add_argument("--set", default=None, choices=_cases.SETS,
+                 help="shape set (default: 'quick' with --quick, else 'default'); 'targets': the issue's targets")
   p.add_argument("--kernels", default=",".join(_cases.KERNELS))
   p.add_argument("--dtype", default="bfloat16", help="bfloat16 | float32 (or both, comma-separated)")
   p.add_argument("--impls", default=None, help="default: xla,pallas,triton on GPU/TPU, xla,pallas_interpret else")
@@ -60,6 +62,8 @@ def environment() -> dict:
 
 def skip_reason(kernel, impl, backend):
   """None when `impl` can run here; else why not."""
+  if impl == "cudnn" and backend != "gpu":
+    return f"skip: cudnn needs gpu (backend {backend})"
   if impl == "pallas" and backend not in ("gpu", "tpu"):
     return f"skip: pallas needs gpu/tpu (backend {backend})"
   if impl == "triton":
@@ -151,10 +155,12 @@ def run_case(case, dtype_name, impls, args, timing, deadline, emit, order):
 
 
 def _add_ratios(rows):
-  xla = next((r for r in rows if r["impl"] == "xla" and "fwd" in r), None)
-  for r in rows:
-    if xla and "fwd" in r:
-      r["ratio"] = [xla["fwd"]["median"] / r["fwd"]["median"], xla["fwdbwd"]["median"] / r["fwdbwd"]["median"]]
+  """ratio: xla time / this time (> 1 = faster); ratio_cudnn: the same against the cudnn row, if any."""
+  for key, impl in (("ratio", "xla"), ("ratio_cudnn", "cudnn")):
+    base = next((r for r in rows if r["impl"] == impl and "fwd" in r), None)
+    for r in rows:
+      if base and "fwd" in r:
+        r[key] = [base["fwd"]["median"] / r["fwd"]["median"], base["fwdbwd"]["median"] / r["fwdbwd"]["median"]]
 
 
 def _first_line(e):
@@ -181,9 +187,9 @@ def _row_line(r):
           f"  rel err: {errs or 'n/a'}\n  -> {r['status']}")
 
 
-def table(rows) -> str:
-  cols = ["kernel", "shape", "dtype", "impl", "fwd ms", "f+b ms", "x fwd", "x f+b", "perf fwd/f+b",
-          "compile s", "max err", "status"]
+def table(rows, ceilings=None) -> str:
+  cols = ["kernel", "shape", "dtype", "impl", "fwd ms", "f+b ms", "x fwd", "x f+b", "cudnn x fwd/f+b",
+          "perf fwd/f+b", "compile s", "max err", "status"]
   lines = []
   for r in sorted(rows, key=lambda r: r["order"]):
     ms = lambda d: f"{d['median']:.3f}±{50 * (d['p90'] - d['p10']) / d['median']:.0f}%"
@@ -191,12 +197,17 @@ def table(rows) -> str:
     perf = ""
     if "tflops" in r:
       perf = f"{r['tflops'][0]:.3g}/{r['tflops'][1]:.3g} TF/s"
+      if ceilings:
+        perf += f" ({100 * r['tflops'][1] / ceilings['bf16_tflops']:.0f}%)"
     elif "gbps" in r:
       perf = f"{r['gbps'][0]:.3g}/{r['gbps'][1]:.3g} GB/s"
+      if ceilings:
+        perf += f" ({100 * r['gbps'][1] / ceilings['copy_gbps']:.0f}%)"
     lines.append([
         r["kernel"], r["shape"], SHORT.get(r["dtype"], r["dtype"]), r["impl"],
         ms(r["fwd"]) if has else "-", ms(r["fwdbwd"]) if has else "-",
         f"{r['ratio'][0]:.2f}" if "ratio" in r else "-", f"{r['ratio'][1]:.2f}" if "ratio" in r else "-",
+        f"{r['ratio_cudnn'][0]:.2f}/{r['ratio_cudnn'][1]:.2f}" if "ratio_cudnn" in r else "-",
         perf or "-", f"{r['compile_fwd_s']:.1f}/{r['compile_fwdbwd_s']:.1f}" if has else "-",
         f"{r['max_err']:.1e}" if "max_err" in r else "-", r["status"][:70]])
   widths = [max(len(str(x)) for x in col) for col in zip(cols, *lines)]
@@ -205,8 +216,13 @@ def table(rows) -> str:
 
 
 def _header(env):
-  return (f"jax {env['jax']} (jaxlib {env['jaxlib']}), python {env['python']}, backend {env['backend']}, "
+  text = (f"jax {env['jax']} (jaxlib {env['jaxlib']}), python {env['python']}, backend {env['backend']}, "
           f"{env['device_count']} x {env['device_kind']}")
+  if "ceilings" in env:
+    c = env["ceilings"]
+    text += (f"\nmeasured ceilings: copy {c['copy_gbps']:.0f} GB/s, bf16 matmul {c['bf16_tflops']:.0f} TFLOP/s "
+             "(perf columns give % of these)")
+  return text
 
 
 def main(argv=None):
@@ -214,9 +230,11 @@ def main(argv=None):
   if args.table_from:
     data = json.loads(Path(args.table_from).read_text())
     print(_header(data["env"]))
-    print(table(data["rows"]))
+    print(table(data["rows"], data["env"].get("ceilings")))
     return 0
   env = environment()
+  if env["backend"] == "gpu":
+    env["ceilings"] = m.ceilings()
   print(_header(env), flush=True)
   kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
   dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
@@ -230,7 +248,7 @@ def main(argv=None):
             dict(warmup=3, min_reps=10, max_reps=300, target_s=args.target_s or 0.5))
   print(f"kernels {kernels}, dtypes {dtypes}, impls {impls}, timing {timing}, budget {args.budget_s} s",
         flush=True)
-  all_cases = _cases.cases(args.quick)
+  all_cases = _cases.cases(args.set or ("quick" if args.quick else "default"))
   per_kernel = {k: all_cases[k][:args.max_shapes] for k in kernels}
   start = time.monotonic()
   deadline = start + args.budget_s if args.budget_s is not None else float("inf")
@@ -249,7 +267,7 @@ def main(argv=None):
           run_case(per_kernel[kernel][i], dtype_name, impls, args, timing, deadline, emit, order=(k, i, d))
   print(f"\nfinished in {time.monotonic() - start:.1f} s\n")
   print(_header(env))
-  print(table(rows))
+  print(table(rows, env.get("ceilings")))
   failed = [r for r in rows if r["status"].startswith(("FAIL", "NaN", "ERR"))]
   return 1 if failed else 0
 
