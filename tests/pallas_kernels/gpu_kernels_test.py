@@ -10,7 +10,6 @@ Dry run on CPU: AIRA_GPU_TEST_IMPL=pallas_interpret runs the same bodies through
 tiny shapes (`AIRA_GPU_TEST_IMPL=pallas_interpret pytest --run-gpu tests/pallas_kernels/gpu_kernels_test.py`).
 """
 
-import functools
 import os
 import zlib
 
@@ -22,6 +21,7 @@ from jax import lax
 
 from pallas_kernels import (attention_reference, flash_attention, selective_scan, selective_scan_reference, ssd,
                             ssd_reference)
+from testing_utils import value_and_grads
 
 IMPL = os.environ.get("AIRA_GPU_TEST_IMPL", "pallas")
 TINY = IMPL == "pallas_interpret"
@@ -38,10 +38,7 @@ def _needs_a_gpu():
                 "AIRA_GPU_TEST_IMPL=pallas_interpret runs these bodies in the interpreter")
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _value_and_grads(fn, args, cotangents):
-  out, vjp = jax.vjp(fn, *args)
-  return out, vjp(cotangents)
+_value_and_grads = value_and_grads
 
 
 def _rel_err(got, want):

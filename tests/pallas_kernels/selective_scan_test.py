@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pallas_kernels.ssm import selective_scan, selective_scan_reference
+from testing_utils import value_and_grads
 
 _ref = jax.jit(selective_scan_reference, static_argnames=("delta_softplus", "return_final_state"))
 _NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias", "initial_state")
@@ -77,10 +78,7 @@ def test_reference_carries_state_across_a_split_sequence():
   np.testing.assert_allclose(s2, s_all, rtol=1e-5, atol=1e-5)
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _value_and_grads(fn, args, cotangents):
-  out, vjp = jax.vjp(fn, *args)
-  return out, vjp(cotangents)
+_value_and_grads = value_and_grads
 
 
 def _check_kernel_against_reference(backend, dtype, seq, d_inner, groups, rtol, atol, seed=0, **kernel_kw):

@@ -8,6 +8,7 @@ from flax import nnx
 
 import pallas_kernels as pk
 from pallas_kernels.sharding import mesh_axes, sharded_flash_attention, sharded_ssd
+from testing_utils import random_ssd_inputs
 
 
 def make_mesh(shape=(2, 2, 2)):
@@ -38,15 +39,8 @@ def test_sharded_attention_equals_unsharded(impl):
 
 @pytest.mark.parametrize("groups", [1, 2])
 def test_sharded_ssd_equals_unsharded(groups):
-  keys = jax.random.split(jax.random.key(1), 6)
-  b, seq, heads, p, n = 4, 20, 4, 4, 4
-  x = jax.random.normal(keys[0], (b, seq, heads, p))
-  dt = jax.nn.softplus(jax.random.normal(keys[1], (b, seq, heads)))
-  a = -jnp.exp(jax.random.normal(keys[2], (heads,)))
-  bb = jax.random.normal(keys[3], (b, seq, groups, n))
-  cc = jax.random.normal(keys[4], (b, seq, groups, n))
-  d = jax.random.normal(keys[5], (heads,))
-  state = jax.random.normal(keys[5], (b, heads, p, n))
+  inputs = random_ssd_inputs(1, batch=4, seq=20, heads=4, head_dim=4, groups=groups, d_state=4)
+  x, dt, a, bb, cc, d, state = (jnp.asarray(inputs[k]) for k in ("x", "dt", "A", "B", "C", "D", "initial_state"))
   expected = pk.ssd_reference(x, dt, a, bb, cc, D=d, initial_state=state, chunk_size=8, return_final_state=True)
   got = jax.jit(lambda *args: sharded_ssd(*args, mesh=make_mesh(), D=d, initial_state=state, chunk_size=8,
                                           return_final_state=True, impl="pallas_interpret"))(x, dt, a, bb, cc)

@@ -13,22 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pallas_kernels.ssm import ssd, ssd_reference
+from testing_utils import random_ssd_inputs, value_and_grads
 
 # jit with static options: eager op-by-op dispatch would dominate these small tests.
 _ref = jax.jit(ssd_reference, static_argnames=("chunk_size", "return_final_state"))
 
 
-def _inputs(seed, batch, seq, heads, head_dim, groups, d_state):
-  rng = np.random.default_rng(seed)
-  return dict(
-      x=rng.standard_normal((batch, seq, heads, head_dim)).astype(np.float32),
-      dt=rng.uniform(0.05, 1.0, (batch, seq, heads)).astype(np.float32),
-      A=-rng.uniform(0.2, 2.0, (heads,)).astype(np.float32),
-      B=rng.standard_normal((batch, seq, groups, d_state)).astype(np.float32),
-      C=rng.standard_normal((batch, seq, groups, d_state)).astype(np.float32),
-      D=rng.standard_normal((heads,)).astype(np.float32),
-      initial_state=rng.standard_normal((batch, heads, head_dim, d_state)).astype(np.float32),
-  )
+_inputs = random_ssd_inputs
 
 
 def _naive(x, dt, A, B, C, D=None, initial_state=None):
@@ -101,10 +92,7 @@ def test_reference_carries_state_across_a_split_sequence():
   np.testing.assert_allclose(s2, final_all, rtol=1e-5, atol=1e-5)
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _value_and_grads(fn, args, cotangents):
-  out, vjp = jax.vjp(fn, *args)
-  return out, vjp(cotangents)
+_value_and_grads = value_and_grads
 
 
 def _check_kernel_against_reference(backend, dtype, seq, chunk, groups, rtol, atol, seed=0, head_dim=8,

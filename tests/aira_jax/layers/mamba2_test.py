@@ -10,7 +10,7 @@ from flax import nnx
 from aira_jax.layers import kernels
 from aira_jax.layers.mamba2 import Mamba2Layer, causal_depthwise_conv
 from aira_jax.models import preset_config
-from testing_utils import assert_causal, param_arrays
+from testing_utils import assert_causal, param_arrays, random_ssd_inputs
 
 
 def sequential_ssd(x, dt, a, b, c, d):
@@ -31,14 +31,8 @@ def sequential_ssd(x, dt, a, b, c, d):
 
 @pytest.mark.parametrize("seq, chunk, groups", [(13, 4, 1), (16, 16, 2), (7, 64, 4)])
 def test_scan_equals_sequential_float64_recurrence(seq, chunk, groups):
-  keys = jax.random.split(jax.random.key(seq), 6)
-  batch, heads, p, n = 2, 4, 3, 5
-  x = jax.random.normal(keys[0], (batch, seq, heads, p))
-  dt = jax.nn.softplus(jax.random.normal(keys[1], (batch, seq, heads)))
-  a = -jnp.exp(jax.random.normal(keys[2], (heads,)))
-  b = jax.random.normal(keys[3], (batch, seq, groups, n))
-  c = jax.random.normal(keys[4], (batch, seq, groups, n))
-  d = jax.random.normal(keys[5], (heads,))
+  inputs = random_ssd_inputs(seq, batch=2, seq=seq, heads=4, head_dim=3, groups=groups, d_state=5)
+  x, dt, a, b, c, d = (jnp.asarray(inputs[k]) for k in ("x", "dt", "A", "B", "C", "D"))
   y = kernels.ssd_scan(x, dt, a, b, c, d, chunk_size=chunk, impl="xla")
   np.testing.assert_allclose(np.asarray(y), sequential_ssd(x, dt, a, b, c, d), rtol=1e-4, atol=1e-5)
 
