@@ -1,0 +1,98 @@
+"""A client for any OpenAI-compatible `/chat/completions` server (OpenAI, vLLM, SGLang, llama.cpp, Ollama).
+
+Standard library only (`urllib.request`), so a local model server needs no extra package. The base URL and key
+come from arguments or `OPENAI_BASE_URL` / `OPENAI_API_KEY` (the key is optional for local servers). With a
+schema the request asks for JSON mode (`response_format={"type": "json_object"}`) and the schema is also put in
+the system prompt, since JSON mode alone does not tell the model the shape; the reply is validated here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from aira_jax.llm.backend import BackendClient, RawReply, Request
+from aira_jax.llm.base import LLMError, LLMResponseError, LLMTimeoutError, Message, Usage, error_for_status
+from aira_jax.llm.retry import RetryPolicy, parse_retry_after
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def schema_instruction(schema: dict) -> str:
+  """The system-prompt line that tells the model which JSON shape to answer with."""
+  return "Answer with one JSON value (no prose) matching this JSON schema:\n" + json.dumps(schema)
+
+
+class OpenAICompatClient(BackendClient):
+  """Chat completions over HTTP. `base_url` ends with the API root, e.g. "http://localhost:8000/v1"."""
+
+  def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+               timeout_s: float = 120.0, retry: RetryPolicy | None = None,
+               sleep: Callable[[float], None] = time.sleep, extra_body: dict | None = None):
+    super().__init__(retry=retry, sleep=sleep)
+    self.model = model
+    self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+    self.timeout_s = timeout_s
+    self.extra_body = dict(extra_body or {})
+
+  def request_body(self, request: Request) -> dict:
+    """The JSON body sent for `request`."""
+    messages = list(request.messages)
+    if request.schema is not None:
+      messages.insert(0, Message("system", schema_instruction(request.schema)))
+    body = {
+        "model": self.model,
+        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+        **self.extra_body,
+    }
+    if request.seed is not None:
+      body["seed"] = request.seed
+    if request.schema is not None:
+      body["response_format"] = {"type": "json_object"}
+    return body
+
+  def _request(self, request: Request) -> RawReply:
+    headers = {"Content-Type": "application/json"}
+    if self.api_key:
+      headers["Authorization"] = f"Bearer {self.api_key}"
+    http_request = urllib.request.Request(f"{self.base_url}/chat/completions", method="POST", headers=headers,
+                                          data=json.dumps(self.request_body(request)).encode())
+    try:
+      with urllib.request.urlopen(http_request, timeout=self.timeout_s) as response:
+        payload = response.read()
+    except urllib.error.HTTPError as error:
+      detail = error.read().decode(errors="replace")[:500]
+      raise error_for_status(error.code, detail, retry_after_s=parse_retry_after(error.headers.get("Retry-After")))
+    except (TimeoutError, socket.timeout) as error:
+      raise LLMTimeoutError(f"no reply from {self.base_url} within {self.timeout_s} s") from error
+    except urllib.error.URLError as error:
+      if isinstance(error.reason, (TimeoutError, socket.timeout)):
+        raise LLMTimeoutError(f"no reply from {self.base_url} within {self.timeout_s} s") from error
+      raise LLMError(f"cannot reach {self.base_url}: {error.reason}") from error
+    return _parse_reply(payload)
+
+
+def _parse_reply(payload: bytes) -> RawReply:
+  """Text and usage from a chat-completions reply body."""
+  text_payload = payload.decode(errors="replace")
+  try:
+    data = json.loads(text_payload)
+    message = data["choices"][0]["message"]
+    text = message.get("content")
+  except (ValueError, KeyError, IndexError, TypeError) as error:
+    raise LLMResponseError(f"malformed chat-completions reply ({error!r})", raw_text=text_payload) from None
+  usage_data = data.get("usage") or {}
+  usage = Usage.of(usage_data.get("prompt_tokens"), usage_data.get("completion_tokens"),
+                   usage_data.get("total_tokens"))
+  if not isinstance(text, str):
+    reason = data["choices"][0].get("finish_reason")
+    raise LLMResponseError(f"reply has no text (finish_reason={reason!r})", raw_text=text_payload, usage=usage)
+  return RawReply(text, usage, data)
