@@ -1,0 +1,248 @@
+"""The agent ensemble: K agents search concurrently under budgets, sharing one evaluation queue and one journal.
+
+Each agent is a policy (which node to work on next) plus an operator (what one step writes: a layout or code,
+from an LLM or the built-in heuristic). One step: the policy picks an `Action` from the agent's own nodes (or
+from everyone's with `shared_tree=True`), the operator proposes a payload, the queue evaluates it, and the
+result is appended to the journal as a `Node`. Failures are data, not crashes:
+- an operator error (bad LLM reply, invalid layout, LLM error) becomes a buggy node with the reason;
+- an evaluation error becomes a buggy node (the queue catches it);
+- anything else that escapes an agent's step is recorded in the report and the agent restarts (at most
+  `max_restarts` times), continuing from the journal.
+Budgets: wall-clock seconds for the whole run, steps per agent and LLM tokens over the journal; an agent stops
+when its budget is spent, the run when all agents have stopped. Ctrl-C (KeyboardInterrupt) stops the agents
+after their current step and returns an interrupted report; the journal file is complete up to there, so a run
+started again on the same journal (`Journal.load`) resumes: steps already taken count against the budgets and
+evaluated payloads are answered from the cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aira_jax.agents.action import Action, Policy
+from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
+from aira_jax.agents.journal import Journal
+from aira_jax.agents.node import Node, new_node_id
+from aira_jax.llm.base import LLMBudgetExceeded, LLMError
+
+
+@dataclasses.dataclass(frozen=True)
+class Proposal:
+  """What an operator wrote for one action."""
+
+  plan: str
+  payload: str
+  tokens: int = 0
+
+
+class Operator(Protocol):
+  """Turns an action into a proposal. Returns a `Proposal` or a (plan, payload) pair; raises `ValueError`
+  (bad reply, invalid payload) or `LLMError` for a failed step."""
+
+  def propose(self, action: Action, journal: Journal, rng: random.Random) -> Proposal | tuple[str, str]:
+    ...
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+  """One agent: a name, a policy, an operator, and the seed of its random choices."""
+
+  agent_id: str
+  policy: Policy
+  operator: Operator
+  seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Budgets:
+  """Limits of a run; None = unlimited. `max_tokens` counts the tokens recorded on the journal's nodes."""
+
+  wall_clock_s: float | None = None
+  steps_per_agent: int | None = None
+  max_tokens: int | None = None
+
+
+@dataclasses.dataclass
+class EnsembleReport:
+  """What a run did: steps per agent, crashes (agent id, traceback), why each agent stopped, timings."""
+
+  steps: dict[str, int]
+  stop_reasons: dict[str, str]
+  crashes: list[tuple[str, str]]
+  evaluations: int
+  seconds: float
+  interrupted: bool = False
+
+
+_STEP_FAILURES = (ValueError, LLMError)  # an operator's failed step: recorded as a buggy node
+
+
+def _as_proposal(value: Any) -> Proposal:
+  if isinstance(value, Proposal):
+    return value
+  plan, payload = value
+  return Proposal(plan=str(plan), payload=str(payload))
+
+
+def _agent_view(journal: Journal, agent_id: str) -> Journal:
+  """An in-memory journal of `agent_id`'s nodes (its own search tree)."""
+  view = Journal()
+  for node in journal.by_agent(agent_id):
+    view.append(node)
+  return view
+
+
+class _Run:
+  """Shared state of one ensemble run."""
+
+  def __init__(self, journal, queue, budgets, lower_is_better, shared_tree, max_restarts, on_node):
+    self.journal, self.queue, self.budgets = journal, queue, budgets
+    self.lower_is_better, self.shared_tree, self.max_restarts = lower_is_better, shared_tree, max_restarts
+    self.on_node = on_node
+    self.stop = threading.Event()
+    self.start = time.monotonic()
+    self.crashes: list[tuple[str, str]] = []
+    self.stop_reasons: dict[str, str] = {}
+    self.lock = threading.Lock()
+
+  def budget_reason(self, agent_id: str) -> str | None:
+    budgets = self.budgets
+    if self.stop.is_set():
+      return "stopped"
+    if budgets.wall_clock_s is not None and time.monotonic() - self.start >= budgets.wall_clock_s:
+      return "wall-clock budget"
+    if budgets.steps_per_agent is not None and len(self.journal.by_agent(agent_id)) >= budgets.steps_per_agent:
+      return "step budget"
+    if budgets.max_tokens is not None and sum(n.tokens for n in self.journal.nodes) >= budgets.max_tokens:
+      return "token budget"
+    return None
+
+  def step(self, agent: AgentSpec, rng: random.Random) -> None:
+    view = self.journal if self.shared_tree else _agent_view(self.journal, agent.agent_id)
+    action = agent.policy.next_action(view, rng)
+    started = time.perf_counter()
+    try:
+      proposal = _as_proposal(agent.operator.propose(action, view, rng))
+    except LLMBudgetExceeded:
+      raise
+    except _STEP_FAILURES as e:
+      self.record(agent, action, Proposal(plan="", payload=""), None, time.perf_counter() - started,
+                  error=f"{type(e).__name__}: {e}")
+      return
+    propose_s = time.perf_counter() - started
+    self.record(agent, action, proposal, self.queue.evaluate(proposal.payload), propose_s)
+
+  def record(self, agent, action, proposal, result: EvalResult | None, propose_s, error=None) -> Node:
+    timings = {"propose": propose_s}
+    if result is not None and not result.cached:
+      timings["evaluate"] = result.seconds
+    node = Node(
+        id=new_node_id(), operator=action.operator, parent_ids=action.parent_ids, plan=proposal.plan,
+        payload=proposal.payload, metric=None if result is None or result.is_buggy else result.metric,
+        is_buggy=result is None or result.is_buggy,
+        error=error if result is None else result.error, output_excerpt="" if result is None else result.output,
+        timings=timings, tokens=proposal.tokens, agent_id=agent.agent_id, lower_is_better=self.lower_is_better)
+    self.journal.append(node)
+    if self.on_node is not None:
+      self.on_node(node, self.journal)
+    return node
+
+  def run_agent(self, agent: AgentSpec) -> None:
+    restarts = 0
+    rng = random.Random(f"{agent.seed}:{agent.agent_id}:{len(self.journal.by_agent(agent.agent_id))}")
+    while True:
+      reason = self.budget_reason(agent.agent_id)
+      if reason is not None:
+        self.stop_reasons[agent.agent_id] = reason
+        return
+      try:
+        self.step(agent, rng)
+      except LLMBudgetExceeded as e:
+        self.stop_reasons[agent.agent_id] = f"token budget ({e})"
+        return
+      except Exception:  # noqa: BLE001  (an agent crash: recorded, then the agent restarts)
+        with self.lock:
+          self.crashes.append((agent.agent_id, traceback.format_exc()))
+        restarts += 1
+        if restarts > self.max_restarts:
+          self.stop_reasons[agent.agent_id] = f"crashed {restarts} times"
+          return
+
+
+def print_progress(node: Node, journal: Journal, *, stream=None) -> None:
+  """A one-line progress display for `run_ensemble(on_node=...)`: agent, step, operator, result, best so far."""
+  import sys
+  best = journal.best(1)
+  best_text = f"{best[0].metric:.4g}" if best else "-"
+  result = f"metric {node.metric:.4g}" if node.metric is not None else f"buggy: {(node.error or '')[:60]}"
+  print(f"[{node.agent_id} #{len(journal.by_agent(node.agent_id))}] {node.operator:9s} {result}  (best {best_text}, "
+        f"{len(journal)} nodes)", file=stream or sys.stderr, flush=True)
+
+
+def seed_queue_from_journal(queue: EvaluationQueue, journal: Journal) -> None:
+  """Lets a resumed run answer already-evaluated payloads from the cache."""
+  for node in journal.nodes:
+    if node.payload:  # operator failures have no payload; everything else was evaluated
+      queue.seed(node.payload, EvalResult(metric=node.metric, is_buggy=node.is_buggy, error=node.error,
+                                          output=node.output_excerpt))
+
+
+def run_ensemble(agents: list[AgentSpec], journal: Journal, queue: EvaluationQueue, budgets: Budgets, *,
+                 lower_is_better: bool = False, shared_tree: bool = False, max_restarts: int = 3,
+                 on_node: Callable[[Node, Journal], None] | None = None) -> EnsembleReport:
+  """Runs `agents` concurrently (one thread each) until every agent's budget is spent or Ctrl-C.
+
+  Args:
+    agents: distinct agent ids.
+    journal: where nodes go (file-backed for a resumable run; may already hold nodes from an earlier run).
+    queue: the shared evaluation queue.
+    budgets: wall clock, steps per agent, tokens.
+    lower_is_better: the metric's direction (losses: True; accuracies: False).
+    shared_tree: policies see every agent's nodes instead of their own.
+    max_restarts: how often a crashed agent is restarted before it is stopped.
+    on_node: called after every appended node (progress display).
+  """
+  ids = [a.agent_id for a in agents]
+  if len(set(ids)) != len(ids) or not ids:
+    raise ValueError(f"agents need distinct ids and at least one agent; got {ids}")
+  if budgets.wall_clock_s is None and budgets.steps_per_agent is None and budgets.max_tokens is None:
+    raise ValueError("give at least one budget (wall_clock_s, steps_per_agent or max_tokens) so the run ends")
+  seed_queue_from_journal(queue, journal)
+  run = _Run(journal, queue, budgets, lower_is_better, shared_tree, max_restarts, on_node)
+  before = queue.evaluations
+  # The main thread waits on an Event, not Thread.join: a KeyboardInterrupt inside join() can leave CPython
+  # believing a still-running thread has finished.
+  running = [len(agents)]
+  all_done = threading.Event()
+
+  def agent_thread(agent):
+    try:
+      run.run_agent(agent)
+    finally:
+      with run.lock:
+        running[0] -= 1
+        if running[0] == 0:
+          all_done.set()
+
+  threads = [threading.Thread(target=agent_thread, args=(a,), name=f"agent-{a.agent_id}", daemon=True)
+             for a in agents]
+  for t in threads:
+    t.start()
+  interrupted = False
+  try:
+    while not all_done.wait(timeout=0.1):
+      pass
+  except KeyboardInterrupt:
+    interrupted = True
+    run.stop.set()
+    while not all_done.wait(timeout=0.1):  # agents finish their current step
+      pass
+  return EnsembleReport(
+      steps={i: len(journal.by_agent(i)) for i in ids}, stop_reasons=dict(run.stop_reasons), crashes=run.crashes,
+      evaluations=queue.evaluations - before, seconds=time.monotonic() - run.start, interrupted=interrupted)

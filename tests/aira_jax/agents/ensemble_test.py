@@ -1,0 +1,185 @@
+"""Tests for the agent ensemble and the shared evaluation queue: budgets, failures as nodes, crashes restarted,
+duplicates from the cache, Ctrl-C, and resuming from the journal file."""
+
+import random
+import signal
+import threading
+import time
+
+import pytest
+
+from aira_jax.agents import Journal, make_policy
+from aira_jax.agents.ensemble import AgentSpec, Budgets, Proposal, print_progress, run_ensemble
+from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
+from aira_jax.agents.heuristic import HeuristicOperator
+from aira_jax.layout import Layout
+from aira_jax.llm import LLMError, ScriptedClient
+
+
+def attention_fraction(payload: str, delay_s: float = 0.0) -> EvalResult:
+  """A stand-in fitness: the share of attention layers (a real evaluator trains the layout)."""
+  time.sleep(delay_s)
+  layout = Layout.parse(payload, space="AM")
+  if layout.depth != 8:
+    raise ValueError(f"wrong depth {layout.depth}, expected 8")
+  return EvalResult(metric=layout.ratios()["A"], output=f"trained {layout.run_length()}")
+
+
+def heuristic_agent(name, seed=0, policy="greedy"):
+  return AgentSpec(name, make_policy(policy), HeuristicOperator("AM", 8), seed=seed)
+
+
+def canonical(payload):
+  return str(Layout.parse(payload))
+
+
+def test_heuristic_agents_search_within_their_step_budget():
+  journal = Journal()
+  queue = EvaluationQueue(attention_fraction, workers=2, key=canonical)
+  report = run_ensemble([heuristic_agent(f"a{i}", seed=i) for i in range(3)], journal, queue,
+                        Budgets(steps_per_agent=12))
+  assert report.steps == {"a0": 12, "a1": 12, "a2": 12} and len(journal) == 36
+  assert set(report.stop_reasons.values()) == {"step budget"} and not report.crashes
+  assert report.evaluations == len({canonical(n.payload) for n in journal.nodes})  # duplicates from the cache
+  for node in journal.nodes:
+    assert node.metric == pytest.approx(Layout.parse(node.payload).ratios()["A"])
+    for parent in node.parent_ids:  # each agent searched its own tree
+      assert journal.get(parent).agent_id == node.agent_id
+  # Greedy: 5 drafts first, then improvements of the best node.
+  operators = [n.operator for n in journal.by_agent("a0")]
+  assert operators[:5] == ["draft"] * 5 and set(operators[5:]) <= {"improve", "debug"}
+  assert max(n.metric for n in journal.by_agent("a0")) >= max(n.metric for n in journal.by_agent("a0")[:5])
+
+
+class FlakyOperator:
+  """Raises a bug (RuntimeError) on its 2nd call and a bad-reply error (ValueError) on its 4th."""
+
+  def __init__(self):
+    self.inner, self.calls = HeuristicOperator("AM", 8), 0
+
+  def propose(self, action, journal, rng):
+    self.calls += 1
+    if self.calls == 2:
+      raise RuntimeError("operator bug")
+    if self.calls == 4:
+      raise ValueError("reply has no layout")
+    return Proposal(*self.inner.propose(action, journal, rng), tokens=10)
+
+
+def test_failures_become_buggy_nodes_and_crashed_agents_restart():
+  journal = Journal()
+  agents = [heuristic_agent("steady"), AgentSpec("flaky", make_policy("greedy"), FlakyOperator())]
+  report = run_ensemble(agents, journal, EvaluationQueue(attention_fraction), Budgets(steps_per_agent=6))
+  assert report.steps == {"steady": 6, "flaky": 6}
+  assert [agent for agent, _ in report.crashes] == ["flaky"] and "operator bug" in report.crashes[0][1]
+  bad_reply = [n for n in journal.by_agent("flaky") if n.error and "no layout" in n.error]
+  assert len(bad_reply) == 1 and bad_reply[0].is_buggy and bad_reply[0].payload == ""
+  assert sum(n.tokens for n in journal.by_agent("flaky")) == 10 * 5
+
+
+def test_evaluation_errors_are_buggy_nodes_and_progress_is_shown(capsys):
+  journal = Journal()
+  wrong_depth = AgentSpec("short", make_policy("one_shot"), HeuristicOperator("AM", 5))
+  run_ensemble([wrong_depth], journal, EvaluationQueue(attention_fraction), Budgets(steps_per_agent=3),
+               on_node=print_progress)
+  assert all(n.is_buggy and "wrong depth 5" in n.error and n.metric is None for n in journal.nodes)
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 3 and lines[-1].startswith("[short #3] draft") and "buggy: ValueError: wrong depth" in lines[-1]
+
+
+def test_wall_clock_and_token_budgets_end_the_run():
+  start = time.monotonic()
+  queue = EvaluationQueue(lambda p: attention_fraction(p, delay_s=0.05), workers=4)
+  report = run_ensemble([heuristic_agent(f"a{i}") for i in range(2)], Journal(), queue, Budgets(wall_clock_s=0.6))
+  assert time.monotonic() - start < 2.0 and set(report.stop_reasons.values()) == {"wall-clock budget"}
+
+  class Spender:
+    def propose(self, action, journal, rng):
+      return Proposal(*HeuristicOperator("AM", 8).propose(action, journal, rng), tokens=100)
+
+  journal = Journal()
+  report = run_ensemble([AgentSpec(f"t{i}", make_policy("greedy"), Spender()) for i in range(2)], journal,
+                        EvaluationQueue(attention_fraction), Budgets(max_tokens=1000))
+  assert 1000 <= sum(n.tokens for n in journal.nodes) <= 1000 + 2 * 100  # at most one step in flight per agent
+  assert set(report.stop_reasons.values()) == {"token budget"}
+
+
+class LLMLayoutOperator:
+  """A minimal LLM-backed operator: asks for {"plan", "layout"} as JSON (compose builds the real one)."""
+
+  schema = {"type": "object", "required": ["plan", "layout"],
+            "properties": {"plan": {"type": "string"}, "layout": {"type": "string"}}}
+
+  def __init__(self, client):
+    self.client = client
+
+  def propose(self, action, journal, rng):
+    completion = self.client.generate(f"{action.operator} a layout of 8 layers over A and M", schema=self.schema)
+    layout = Layout.parse(completion.parsed["layout"], space="AM")  # ValueError: a buggy node
+    return Proposal(completion.parsed["plan"], layout.text, tokens=completion.usage.total_tokens)
+
+
+def test_ensemble_with_scripted_llm_clients_one_of_which_raises():
+  good = ScriptedClient(['{"plan": "more attention", "layout": "4A+4M"}', '{"plan": "alternate", "layout": "4AM"}'],
+                        cycle=True)
+  failing = ScriptedClient(['{"plan": "p", "layout": "8A"}', LLMError("service unavailable"),
+                            '{"plan": "bad", "layout": "8X"}', RuntimeError("client bug")], cycle=True)
+  journal = Journal()
+  agents = [AgentSpec("good", make_policy("greedy"), LLMLayoutOperator(good)),
+            AgentSpec("failing", make_policy("greedy"), LLMLayoutOperator(failing))]
+  start = time.monotonic()
+  report = run_ensemble(agents, journal, EvaluationQueue(attention_fraction, key=canonical),
+                        Budgets(steps_per_agent=8, wall_clock_s=20), max_restarts=5)
+  assert time.monotonic() - start < 20
+  # The failing client cycles: ok, LLM error, invalid layout, crash. 8 nodes take 10 calls; 2 crashed.
+  assert report.steps == {"good": 8, "failing": 8} and len(failing.calls) == 10
+  assert len(report.crashes) == 2 and all(agent == "failing" and "client bug" in tb for agent, tb in report.crashes)
+  errors = [n.error for n in journal.by_agent("failing") if n.is_buggy]
+  assert any("service unavailable" in e for e in errors) and any("unknown primitive 'X'" in e for e in errors)
+  assert report.evaluations == 3  # 4A+4M, AMAMAMAM, 8A; every repeat answered from the cache
+  assert len(good.calls) == 8
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path):
+  path = tmp_path / "journal.jsonl"
+  slow = lambda p: attention_fraction(p, delay_s=0.02)
+  timer = threading.Timer(0.4, lambda: signal.raise_signal(signal.SIGINT))
+  timer.start()
+  report = run_ensemble([heuristic_agent("a0")], Journal(path), EvaluationQueue(slow), Budgets(steps_per_agent=10**6))
+  timer.cancel()
+  assert report.interrupted and report.steps["a0"] > 0
+  interrupted_steps = report.steps["a0"]
+
+  resumed = Journal.load(path)
+  assert len(resumed) == interrupted_steps  # every finished step was written
+  queue = EvaluationQueue(slow, key=canonical)
+  report = run_ensemble([heuristic_agent("a0")], resumed, queue, Budgets(steps_per_agent=interrupted_steps + 5))
+  assert report.steps["a0"] == interrupted_steps + 5 and not report.interrupted
+  assert len(Journal.load(path)) == interrupted_steps + 5
+  assert report.evaluations <= 5  # earlier payloads come from the cache
+
+
+def test_bad_arguments():
+  with pytest.raises(ValueError, match="distinct ids"):
+    run_ensemble([heuristic_agent("a"), heuristic_agent("a")], Journal(), EvaluationQueue(attention_fraction),
+                 Budgets(steps_per_agent=1))
+  with pytest.raises(ValueError, match="at least one budget"):
+    run_ensemble([heuristic_agent("a")], Journal(), EvaluationQueue(attention_fraction), Budgets())
+
+
+def test_queue_deduplicates_concurrent_submissions_and_catches_errors():
+  calls = []
+
+  def evaluate(payload):
+    calls.append(payload)
+    time.sleep(0.05)
+    if payload == "boom":
+      raise MemoryError("out of memory")
+    return EvalResult(metric=1.0)
+
+  queue = EvaluationQueue(evaluate, workers=4)
+  futures = [queue.submit("AM") for _ in range(5)] + [queue.submit("boom")]
+  results = [f.result() for f in futures]
+  assert calls.count("AM") == 1 and [r.cached for r in results[:5]] == [False, True, True, True, True]
+  assert results[5].is_buggy and "MemoryError: out of memory" in results[5].error
+  assert random.Random(0).random() < 1  # sanity: tests do not depend on the global RNG state
