@@ -37,6 +37,8 @@ class Journal:
     self._children: dict[str, list[Node]] = {}
     if self._path is not None and self._path.exists() and self._path.stat().st_size > 0:
       raise ValueError(f"{self._path} already holds a journal; use Journal.load to resume it")
+    if self._path is not None:
+      self._path.parent.mkdir(parents=True, exist_ok=True)
 
   @property
   def path(self) -> pathlib.Path | None:
@@ -55,6 +57,7 @@ class Journal:
     journal = cls()
     journal._path = path
     if not path.exists():
+      path.parent.mkdir(parents=True, exist_ok=True)
       return journal
     data = path.read_bytes()
     lines = data.split(b"\n")

@@ -189,3 +189,9 @@ def test_property_json_round_trip(plan, payload, metric, buggy, tokens, lower):
   node = _node("n", plan=plan, payload=payload, metric=metric, buggy=buggy, tokens=tokens, lower_is_better=lower,
                error=None if not buggy else plan)
   assert Node.from_json(node.to_json()) == node
+
+
+def test_a_journal_in_a_new_directory_creates_it(tmp_path):
+  for journal in (Journal(tmp_path / "a" / "journal.jsonl"), Journal.load(tmp_path / "b" / "c" / "journal.jsonl")):
+    journal.append(Node(id="n1", operator="draft", payload="AM"))
+    assert Journal.load(journal.path).get("n1").payload == "AM"
