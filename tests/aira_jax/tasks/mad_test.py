@@ -194,12 +194,18 @@ def test_perfect_logits_give_accuracy_one(task):
   assert float(accuracy(wrong, targets)) == 0.0
 
 
-def train_and_test_accuracy(layout, task, steps, batch=32, lr=1e-2):
-  """Short AdamW (cosine) training of a tiny LanguageModel on `task`; returns its test accuracy."""
-  config = preset_config("tiny", vocab_size=task.spec.vocab_size, d_model=64, ffn_dim=128, max_seq_len=64)
+def train_and_test_accuracy(layout, task, steps, batch=64, lr=1e-3):
+  """Short AdamW (warm-up + cosine) training of a small LanguageModel on `task`; returns its test accuracy.
+
+  Width 128 with 4 full KV heads of 32: at width 64 with 2 KV heads of 16 and lr 1e-2 / 3e-3 the attention
+  model stalled at ~0.33 test accuracy within 2,000-3,000 steps; this size reaches a training loss of 0.002
+  after 500 steps (measured on 2 CPU cores, jax 0.10.2).
+  """
+  config = preset_config("tiny", vocab_size=task.spec.vocab_size, d_model=128, num_heads=4, num_kv_heads=4,
+                         ffn_dim=256, max_seq_len=64)
   model = LanguageModel(layout, config, rngs=nnx.Rngs(0))
   graphdef, params = nnx.split(model)
-  optimizer = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, lr, 50, steps), weight_decay=0.01)
+  optimizer = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, lr, 100, steps), weight_decay=0.0)
   opt_state = optimizer.init(params)
 
   @jax.jit
@@ -221,10 +227,10 @@ def train_and_test_accuracy(layout, task, steps, batch=32, lr=1e-2):
 
 @pytest.mark.slow
 def test_attention_learns_in_context_recall_and_mlp_only_does_not():
-  task = make_task("mad/in_context_recall", seq_len=64, num_train=4096, num_test=256, num_validation=16)
+  task = make_task("mad/in_context_recall", seq_len=32, num_train=8192, num_test=256, num_validation=16)
   start = time.time()
-  attention = train_and_test_accuracy("AMAM", task, steps=2000)
-  mlp_only = train_and_test_accuracy("MMMM", task, steps=300)
+  attention = train_and_test_accuracy("AMAM", task, steps=700)
+  mlp_only = train_and_test_accuracy("MMMM", task, steps=700)
   print(f"AMAM {attention:.3f}  MMMM {mlp_only:.3f}  ({time.time() - start:.0f} s)")
   assert attention > 0.9
   assert mlp_only < 0.3  # chance is 1/8: values are drawn per example
