@@ -73,7 +73,7 @@ class SequenceClassifier(nnx.Module):
     if self.pooling == "cls":
       cls = jnp.broadcast_to(self.cls[...].astype(x.dtype), (x.shape[0], 1, x.shape[2]))
       x = jnp.concatenate([cls, x], axis=1)
-    x = self.final_norm(run_layers(self.layers, x, None)).astype(jnp.float32)
+    x = self.final_norm(run_layers(self.layers, x, None, remat=self.config.remat)).astype(jnp.float32)
     if self.pooling == "cls":
       return x[:, 0]
     keep = (tokens != self.pad_id).astype(jnp.float32)[..., None]

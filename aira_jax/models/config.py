@@ -31,6 +31,7 @@ class ModelConfig:
   Model: tie_embeddings (output head = embedding transposed), logit_softcap (None = off), norm_eps,
     init_std (normal init of projections and embeddings), max_seq_len (documentation and positional limits).
   Numerics: param_dtype (stored), dtype (computation; "bfloat16" for mixed precision).
+  Memory: remat (recompute each layer's activations in the backward pass instead of storing them).
   Kernels: attention_impl / scan_impl are passed to `pallas_kernels` ("auto", "xla", "pallas", ...).
   """
 
@@ -60,6 +61,7 @@ class ModelConfig:
   max_seq_len: int = 2048
   param_dtype: str = "float32"
   dtype: str = "float32"
+  remat: bool = False
   attention_impl: str = "auto"
   scan_impl: str = "auto"
 

@@ -54,5 +54,5 @@ class LanguageModel(nnx.Module):
     if tokens.ndim != 2:
       raise ValueError(f"tokens must be (batch, seq), got shape {tokens.shape}")
     x = jnp.take(self.embed[...], tokens, axis=0).astype(self.config.compute_dtype)
-    x = run_layers(self.layers, x, positions)
+    x = run_layers(self.layers, x, positions, remat=self.config.remat)
     return self.final_norm(x)

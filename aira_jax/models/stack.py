@@ -18,8 +18,17 @@ def build_layers(layout: Layout, config: ModelConfig, *, rngs: nnx.Rngs, causal:
   ])
 
 
-def run_layers(layers: nnx.List, x: jax.Array, positions: jax.Array | None) -> jax.Array:
-  """Applies the layers in order to x (batch, seq, d_model)."""
+def _call_layer(layer: nnx.Module, x: jax.Array, positions: jax.Array | None) -> jax.Array:
+  return layer(x, positions=positions)
+
+
+def run_layers(layers: nnx.List, x: jax.Array, positions: jax.Array | None, *, remat: bool = False) -> jax.Array:
+  """Applies the layers in order to x (batch, seq, d_model).
+
+  remat: rematerialise each layer in the backward pass (`nnx.remat`): only the layer's input is kept for the
+  gradient and its activations are recomputed, trading compute for memory. Outputs and gradients are the same.
+  """
+  call = nnx.remat(_call_layer) if remat else _call_layer
   for layer in layers:
-    x = layer(x, positions=positions)
+    x = call(layer, x, positions)
   return x

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
-from aira_jax.sharding import LOGICAL_AXIS_RULES
+from aira_jax.train.mesh import batch_sharding
 from aira_jax.train.sources import ArraySource, GeneratorSource, Record, TokenFileSource
 
 __all__ = [
@@ -140,15 +140,6 @@ def _ensure_absl_flags_parsed() -> None:
 
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """Leading (batch) dimension over the mesh axes that the "batch" rule names and the mesh has ("data",
-  "fsdp"), the rest replicated; a mesh with neither axis gets the batch over all of its axes."""
-  rule = LOGICAL_AXIS_RULES["batch"]
-  wanted = (rule,) if isinstance(rule, str) else tuple(rule or ())
-  axes = tuple(a for a in wanted if a in mesh.axis_names) or tuple(mesh.axis_names)
-  return NamedSharding(mesh, PartitionSpec(axes if len(axes) > 1 else axes[0]))
 
 
 def global_batch(local_batch: Any, mesh: Mesh, sharding: Sharding | PartitionSpec | None = None) -> Any:

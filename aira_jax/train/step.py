@@ -1,0 +1,181 @@
+"""The language-model loss, the pure train step, and the one place that jits it with shardings and donation.
+
+`train_step` is a plain function of (params, opt_state, batch): it merges the NNX graph with the parameters,
+takes gradients of the token-level cross-entropy (plus optional z-loss), accumulates them over micro-batches
+with `lax.scan`, and applies the optax update. `compile_train_step` is the only `jax.jit` site: parameters and
+optimizer state keep the shardings the logical-axis rules give them, the batch is split over ("data", "fsdp"),
+metrics are replicated, and the old parameters and optimizer state are donated.
+
+Gradient accumulation weights micro-batches by their counted tokens (targets != IGNORE): each micro-batch
+contributes the *sum* of its per-token losses and gradients, and the total is divided once by the tokens
+counted over the whole batch. The result equals one step on the whole batch exactly (up to float summation
+order), whether or not the micro-batches count the same number of tokens.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from aira_jax.tasks.base import IGNORE
+from aira_jax.train.mesh import batch_sharding, param_shardings, replicated, tree_shardings
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+def lm_loss_sums(logits: jax.Array, targets: jax.Array, z_loss: float = 0.0) -> dict[str, jax.Array]:
+  """Sums over counted positions (targets != IGNORE) of the per-token terms.
+
+  Args:
+    logits: (..., vocab) float, computed in float32 here.
+    targets: (...) int32 next-token ids, IGNORE (-100) where a position does not count.
+    z_loss: weight of logsumexp(logits)^2 (PaLM's z-loss, keeps the softmax normaliser near 1).
+  Returns:
+    float32 scalars "ce", "z_loss" (already times the weight), "correct" and "tokens".
+  """
+  logits = logits.astype(jnp.float32)
+  counted = targets != IGNORE
+  safe_targets = jnp.where(counted, targets, 0)
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  target_logit = jnp.take_along_axis(logits, safe_targets[..., None], axis=-1)[..., 0]
+  weight = counted.astype(jnp.float32)
+  correct = (jnp.argmax(logits, axis=-1) == targets) & counted
+  return {
+      "ce": jnp.sum((log_z - target_logit) * weight),
+      "z_loss": z_loss * jnp.sum(jnp.square(log_z) * weight),
+      "correct": jnp.sum(correct.astype(jnp.float32)),
+      "tokens": jnp.sum(weight),
+  }
+
+
+def metrics_from_sums(sums: dict[str, jax.Array]) -> Metrics:
+  """Means over counted tokens: "loss" (= ce + z_loss), "ce", "z_loss", "accuracy"; and "tokens" (the count).
+  A batch with no counted token gives zeros rather than NaN."""
+  denominator = jnp.maximum(sums["tokens"], 1.0)
+  ce = sums["ce"] / denominator
+  z = sums["z_loss"] / denominator
+  return {"loss": ce + z, "ce": ce, "z_loss": z, "accuracy": sums["correct"] / denominator,
+          "tokens": sums["tokens"]}
+
+
+def lm_loss(logits: jax.Array, targets: jax.Array, z_loss: float = 0.0) -> tuple[jax.Array, Metrics]:
+  """Mean next-token cross-entropy over targets != -100, plus z_loss * mean(logsumexp(logits)^2) over the same
+  positions.
+
+  Args:
+    logits: (batch, seq, vocab) float.
+    targets: (batch, seq) int32 with IGNORE = -100 on positions that do not count.
+  Returns:
+    (loss, metrics): loss a float32 scalar; metrics "loss", "ce", "z_loss", "accuracy", "tokens".
+  """
+  metrics = metrics_from_sums(lm_loss_sums(logits, targets, z_loss))
+  return metrics["loss"], metrics
+
+
+def _cast_floats(tree, dtype):
+  return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+def _summed_loss(params: nnx.State, batch: Batch, graphdef: nnx.GraphDef, z_loss: float, compute_dtype):
+  """(sum of per-token losses, sums) for one micro-batch; the gradient of the first is what accumulates."""
+  if compute_dtype is not None:
+    params = _cast_floats(params, jnp.dtype(compute_dtype))
+  model = nnx.merge(graphdef, params)
+  logits = model(batch["inputs"])
+  sums = lm_loss_sums(logits, batch["targets"], z_loss)
+  return sums["ce"] + sums["z_loss"], sums
+
+
+def _split_micro_batches(batch: Batch, steps: int) -> Batch:
+  """(B, ...) -> (steps, B // steps, ...). Micro-batch i takes rows i, i + steps, i + 2 * steps, ..., so
+  with the batch axis sharded over devices every micro-batch still spans all of them."""
+  def split(x):
+    if x.shape[0] % steps:
+      raise ValueError(f"batch size {x.shape[0]} is not divisible by grad_accum_steps={steps}")
+    x = x.reshape((x.shape[0] // steps, steps) + x.shape[1:])
+    return jnp.swapaxes(x, 0, 1)
+
+  return jax.tree.map(split, batch)
+
+
+def loss_and_grads(params: nnx.State, batch: Batch, *, graphdef: nnx.GraphDef, grad_accum_steps: int = 1,
+                   z_loss: float = 0.0, compute_dtype=None) -> tuple[Metrics, nnx.State]:
+  """Metrics and the gradient of the mean loss over all counted tokens of `batch` (token-weighted
+  accumulation over `grad_accum_steps` micro-batches). Gradients have the params' structure and dtype."""
+  grad_fn = jax.grad(_summed_loss, has_aux=True)
+  kwargs = dict(graphdef=graphdef, z_loss=z_loss, compute_dtype=compute_dtype)
+  if grad_accum_steps == 1:
+    grad_sum, sums = grad_fn(params, batch, **kwargs)
+  else:
+    def accumulate(carry, micro_batch):
+      grads, sums = grad_fn(params, micro_batch, **kwargs)
+      return jax.tree.map(jnp.add, carry, (grads, sums)), None
+
+    zero_sums = {k: jnp.zeros((), jnp.float32) for k in ("ce", "z_loss", "correct", "tokens")}
+    zeros = (jax.tree.map(jnp.zeros_like, params), zero_sums)
+    (grad_sum, sums), _ = jax.lax.scan(accumulate, zeros, _split_micro_batches(batch, grad_accum_steps))
+  denominator = jnp.maximum(sums["tokens"], 1.0)
+  grads = jax.tree.map(lambda g: (g / denominator).astype(g.dtype), grad_sum)
+  return metrics_from_sums(sums), grads
+
+
+def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, *, graphdef: nnx.GraphDef,
+               optimizer: optax.GradientTransformation, grad_accum_steps: int = 1, z_loss: float = 0.0,
+               compute_dtype=None) -> tuple[nnx.State, optax.OptState, Metrics]:
+  """One optimizer step on `batch`.
+
+  Args:
+    params: the model's parameters (`nnx.split(model)[1]`), float32 in mixed precision.
+    opt_state: `optimizer.init(params)`.
+    batch: {"inputs": (B, L) int32, "targets": (B, L) int32 with IGNORE = -100}; B divisible by
+      grad_accum_steps.
+    graphdef: the model's static graph (`nnx.split(model)[0]`).
+    compute_dtype: when set (e.g. "bfloat16"), parameters are cast to it inside the forward pass; gradients
+      and the update stay in the parameters' dtype. The model also casts activations to `ModelConfig.dtype`.
+  Returns:
+    (new params, new opt_state, metrics): float32 scalars "loss", "ce", "z_loss", "accuracy", "tokens",
+    "grad_norm" (global L2 norm of the gradient before the optimizer's clipping).
+  """
+  metrics, grads = loss_and_grads(params, batch, graphdef=graphdef, grad_accum_steps=grad_accum_steps,
+                                  z_loss=z_loss, compute_dtype=compute_dtype)
+  updates, opt_state = optimizer.update(grads, opt_state, params)
+  params = optax.apply_updates(params, updates)
+  return params, opt_state, {**metrics, "grad_norm": optax.tree.norm(grads)}
+
+
+def compile_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, mesh: Mesh,
+                       params: nnx.State, opt_state: optax.OptState, example_batch: Batch, *,
+                       lower: bool = False, **step_kwargs):
+  """Wraps `train_step` in `jax.jit` with explicit shardings and donation: the run's one jit site.
+
+  Args:
+    graphdef, optimizer: static parts of the step (closed over).
+    mesh: from `make_mesh`; params / opt_state shardings follow the logical-axis rules, the batch is split
+      over ("data", "fsdp"), metrics are replicated.
+    params, opt_state, example_batch: arrays or `jax.ShapeDtypeStruct`s giving structure, shapes and dtypes.
+    lower: also lower the step for `example_batch` (for preflight: `.compile().memory_analysis()`).
+    step_kwargs: grad_accum_steps, z_loss, compute_dtype.
+  Returns:
+    step(params, opt_state, batch) -> (params, opt_state, metrics), whose params and opt_state arguments are
+    donated (do not reuse them after the call); with lower=True, (step, lowered).
+  Place the inputs first with `shard_state(params, mesh)` / `jax.device_put(..., shardings)`; arrays on other
+  shardings are resharded.
+  """
+  params_sharding = param_shardings(params, mesh)
+  opt_sharding = tree_shardings(opt_state, mesh)
+  data_sharding = jax.tree.map(lambda _: batch_sharding(mesh), example_batch)
+  step = jax.jit(
+      functools.partial(train_step, graphdef=graphdef, optimizer=optimizer, **step_kwargs),
+      in_shardings=(params_sharding, opt_sharding, data_sharding),
+      out_shardings=(params_sharding, opt_sharding, replicated(mesh)),
+      donate_argnums=(0, 1),
+  )
+  if lower:
+    return step, step.lower(params, opt_state, example_batch)
+  return step

@@ -1,0 +1,88 @@
+"""Tests for the training loop: overfitting, every budget, divergence, evaluation, logging and data end."""
+
+import itertools
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from aira_jax.models import LanguageModel, preset_config
+from aira_jax.train import MeshConfig, OptimizerConfig, make_mesh, make_optimizer
+from aira_jax.train.loggers import JsonlLogger
+from aira_jax.train.trainer import Budget, train
+
+
+def fixed_batch(batch=8, seq=16, seed=0):
+  rng = np.random.default_rng(seed)
+  tokens = rng.integers(0, 64, (batch, seq + 1)).astype(np.int32)
+  return {"inputs": tokens[:, :-1], "targets": tokens[:, 1:]}
+
+
+def setup(lr=3e-3, layout="AMSM"):
+  model = LanguageModel(layout, preset_config("tiny", ssm_chunk_size=8), rngs=nnx.Rngs(0))
+  optimizer = make_optimizer(OptimizerConfig(name="adamw", lr=lr, weight_decay=0.0, warmup_steps=0,
+                                             schedule="constant", total_steps=1000), nnx.split(model)[1])
+  return model, optimizer
+
+
+def test_overfits_a_fixed_batch_on_a_mesh_and_logs(tmp_path):
+  model, optimizer = setup()
+  batch = fixed_batch()
+  logger = JsonlLogger(tmp_path / "metrics.jsonl")
+  result = train(model, itertools.repeat(batch), optimizer, Budget(max_steps=60),
+                 mesh=make_mesh(MeshConfig(data=2, fsdp=2, tensor=2)), logger=logger, log_every=20)
+  logger.close()
+  assert result.status == "completed" and result.stop_reason.startswith("step budget") and result.steps == 60
+  assert result.final_metrics["loss"] < 0.5 * np.log(64)  # from ~ln(64) at init
+  lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [line["step"] for line in lines] == [20, 40, 60]
+  assert lines[-1]["metrics"]["loss"] < lines[0]["metrics"]["loss"]
+  assert result.tokens == 60 * batch["inputs"].size and result.compile_seconds > 0
+
+
+@pytest.mark.parametrize("budget, expected_steps", [
+    (Budget(max_tokens=1000), 8),  # 128 tokens per step: the 8th step passes 1000
+    (Budget(max_flops=35.0), 4),  # 10 FLOPs per step (given)
+])
+def test_token_and_flop_budgets(budget, expected_steps):
+  model, optimizer = setup(layout="AM")
+  result = train(model, itertools.repeat(fixed_batch()), optimizer, budget, flops_per_step=10.0)
+  assert result.steps == expected_steps and result.status == "completed"
+
+
+def test_time_budget_starts_after_the_compiling_step():
+  model, optimizer = setup(layout="AM")
+  result = train(model, itertools.repeat(fixed_batch()), optimizer, Budget(max_seconds=0.3))
+  assert result.stop_reason.startswith("time budget") and result.steps >= 2
+  assert 0.3 <= result.seconds < 5.0
+
+
+def test_divergence_stops_the_run():
+  model, optimizer = setup(layout="AM")
+  model.embed[...] = model.embed[...].at[0, 0].set(jnp.nan)
+  result = train(model, itertools.repeat(fixed_batch()), optimizer, Budget(max_steps=50))
+  assert result.status == "diverged" and result.steps == 1 and "non-finite loss" in result.stop_reason
+
+
+def test_periodic_evaluation_and_data_exhaustion():
+  model, optimizer = setup(layout="AM")
+  calls = []
+
+  def evaluate(params):
+    calls.append(1)
+    return {"eval_loss": float(len(calls))}
+
+  result = train(model, iter([fixed_batch(seed=s) for s in range(5)]), optimizer, Budget(max_steps=100),
+                 eval_every=2, evaluate=evaluate)
+  assert result.status == "data exhausted" and result.steps == 5
+  assert [step for step, _ in result.evals] == [2, 4, 5]
+
+
+def test_bad_budgets():
+  with pytest.raises(ValueError, match="at least one budget"):
+    Budget()
+  model, optimizer = setup(layout="AM")
+  with pytest.raises(ValueError, match="max_flops needs flops_per_step"):
+    train(model, itertools.repeat(fixed_batch()), optimizer, Budget(max_flops=1.0))
