@@ -4,7 +4,8 @@ Each agent is a policy (which node to work on next) plus an operator (what one s
 from an LLM or the built-in heuristic). One step: the policy picks an `Action` from the agent's own nodes (or
 from everyone's with `shared_tree=True`), the operator proposes a payload, the queue evaluates it, and the
 result is appended to the journal as a `Node`. Failures are data, not crashes:
-- an operator error (bad LLM reply, invalid layout, LLM error) becomes a buggy node with the reason;
+- an operator error (bad LLM reply, invalid layout, LLM error) becomes a buggy node with the reason (and the
+  rejected payload, plan and tokens when the error carries them as attributes);
 - an evaluation error becomes a buggy node (the queue catches it);
 - anything else that escapes an agent's step is recorded in the report and the agent restarts (at most
   `max_restarts` times), continuing from the journal.
@@ -131,9 +132,10 @@ class _Run:
       proposal = _as_proposal(agent.operator.propose(action, view, rng))
     except LLMBudgetExceeded:
       raise
-    except _STEP_FAILURES as e:
-      self.record(agent, action, Proposal(plan="", payload=""), None, time.perf_counter() - started,
-                  error=f"{type(e).__name__}: {e}")
+    except _STEP_FAILURES as e:  # a rejected proposal keeps what was proposed and the tokens it cost
+      rejected = Proposal(plan=getattr(e, "plan", ""), payload=getattr(e, "payload", ""),
+                          tokens=getattr(e, "tokens", 0))
+      self.record(agent, action, rejected, None, time.perf_counter() - started, error=f"{type(e).__name__}: {e}")
       return
     propose_s = time.perf_counter() - started
     self.record(agent, action, proposal, self.queue.evaluate(proposal.payload), propose_s)
@@ -188,7 +190,8 @@ def print_progress(node: Node, journal: Journal, *, stream=None) -> None:
 def seed_queue_from_journal(queue: EvaluationQueue, journal: Journal) -> None:
   """Lets a resumed run answer already-evaluated payloads from the cache."""
   for node in journal.nodes:
-    if node.payload:  # operator failures have no payload; everything else was evaluated
+    # Operator failures have no payload, or a rejected one (invalid here, so the evaluator would reject it too).
+    if node.payload:
       queue.seed(node.payload, EvalResult(metric=node.metric, is_buggy=node.is_buggy, error=node.error,
                                           output=node.output_excerpt))
 

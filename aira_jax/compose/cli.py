@@ -1,0 +1,107 @@
+"""`python -m aira_jax.compose`: the command line of AIRA-Compose (search, scale, report).
+
+    python -m aira_jax.compose                                 # both stages at tiny CPU defaults, then the report
+    python -m aira_jax.compose search --config experiments/compose/tiny.yaml search.depth=8
+    python -m aira_jax.compose scale --resume runs/20261127-031502
+    python -m aira_jax.compose report runs/20261127-031502
+    python -m aira_jax.compose run --resume runs/20261127-031502 search.steps_per_agent=40
+
+Exit status: 0 done, 1 the run failed, 2 a usage or configuration error (printed without a traceback),
+130 interrupted (everything finished so far is saved; `--resume` continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aira_jax.compose.config import ConfigError
+
+COMMANDS = ("run", "search", "scale", "report")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="python -m aira_jax.compose",
+      description="AIRA-Compose: agents search layer layouts (attention A, MLP M, Mamba S) on a proxy task; the "
+                  "best are aggregated, extrapolated to depth and compared with baselines in an isoFLOP study.",
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog="commands:\n  run     search, then scale, then the report (default)\n  search  stage 1 only\n"
+             "  scale   stage 2 on a run's search results (give --resume RUN_DIR)\n"
+             "  report  rewrite RUN_DIR/report.md and its plots\n\n"
+             "overrides: dotted key=value pairs parsed as YAML, e.g. search.depth=8 search.space=AMS\n"
+             "  evaluator.task=mqar scale.budgets=[1e11,3e11] 'search.agents=[{name: g, policy: greedy, "
+             "llm: gemini:gemini-2.5-pro}]'\n\nEverything goes to runs/<id>/: resolved_config.yaml, journal.jsonl, "
+             "results.sqlite, report.md, *.png.")
+  parser.add_argument("command", nargs="?", default="run", choices=COMMANDS, help="what to do (default: run)")
+  parser.add_argument("target", nargs="?", help="for report: the run directory")
+  parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+  parser.add_argument("--config", help="a YAML config (see experiments/compose/)")
+  parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (its saved config plus "
+                                                          "overrides); finished work is not repeated")
+  parser.add_argument("--quiet", action="store_true", help="no progress lines")
+  return parser
+
+
+def _split_target(args) -> tuple[str | None, list[str]]:
+  """argparse puts the first override in `target`; only `report` takes a positional run directory."""
+  overrides = list(args.overrides)
+  target = args.target
+  if target is not None and "=" in target:
+    overrides.insert(0, target)
+    target = None
+  return target, overrides
+
+
+def _with_command(argv: list[str]) -> list[str]:
+  """Inserts the default command "run" when the first positional argument is not a command (an override)."""
+  takes_value = {"--config", "--resume"}
+  skip = False
+  for i, arg in enumerate(argv):
+    if skip:
+      skip = False
+      continue
+    if arg in takes_value:
+      skip = True
+      continue
+    if arg.startswith("-"):
+      continue
+    return argv if arg in COMMANDS else [*argv[:i], "run", *argv[i:]]
+  return argv
+
+
+def main(argv: list[str] | None = None) -> int:
+  args = build_parser().parse_args(_with_command(list(sys.argv[1:] if argv is None else argv)))
+  target, overrides = _split_target(args)
+  from aira_jax.compose import api
+  stream = open("/dev/null", "w") if args.quiet else sys.stderr  # noqa: SIM115
+  try:
+    if args.command == "report":
+      run_dir = target or args.resume
+      if run_dir is None:
+        raise ConfigError("report needs the run directory: python -m aira_jax.compose report runs/<id>")
+      print(api.report(run_dir))
+      return 0
+    if target is not None:
+      raise ConfigError(f"unexpected argument {target!r}: overrides look like key=value")
+    if args.command == "scale" and args.resume is None:
+      raise ConfigError("scale works on a finished search: python -m aira_jax.compose scale --resume runs/<id>")
+    config, files = api.open_run(config_path=args.config, overrides=overrides, resume=args.resume)
+    print(f"run directory: {files.root}", file=sys.stderr)
+    if args.command in ("run", "search"):
+      result = api.search(config, files, stream=stream)
+      if result.ensemble.interrupted:
+        print(f"interrupted; finished work is saved. Continue with: python -m aira_jax.compose {args.command} "
+              f"--resume {files.root}", file=sys.stderr)
+        api.report(files.root)
+        return 130
+    if args.command in ("run", "scale"):
+      api.scale(config, files, stream=stream)
+    print(api.report(files.root))
+    return 0
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("interrupted; finished work is saved. Continue with --resume RUN_DIR", file=sys.stderr)
+    return 130

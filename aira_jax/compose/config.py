@@ -1,0 +1,309 @@
+"""The configuration of a compose run: frozen dataclasses (the API), read from YAML with dotted overrides.
+
+`ComposeConfig` has four sections: `search` (stage 1: space, depth, agents, budgets), `evaluator` (how one
+layout is trained and scored on the proxy task), `scale` (stage 2: aggregation, extrapolation, baselines and
+the isoFLOP study) and the run's own fields (where results go, the seed). The defaults are the tiny CPU run
+that `python -m aira_jax.compose` performs in minutes; `experiments/compose/*.yaml` name bigger studies.
+
+`load_config(path, overrides)` reads a YAML file (every key optional; an unknown key is an error naming the
+keys allowed there) and applies `key=value` overrides such as `search.depth=8` or
+`scale.budgets=[1e12,3e12]` (values are parsed as YAML, so numbers, lists and `null` work).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+  """A configuration the run cannot use; the message names the key and what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+  """One search agent: its policy ("greedy", "mcts", "evolutionary", "one_shot") and who writes its layouts
+  (`llm`: None for the built-in heuristic agent, else an LLM spec such as "gemini:gemini-2.5-pro",
+  "openai:qwen3@http://localhost:8000/v1" or "scripted:replies.jsonl")."""
+
+  name: str
+  policy: str = "greedy"
+  llm: str | None = None
+
+
+DEFAULT_AGENTS = (AgentConfig("greedy", "greedy"), AgentConfig("mcts", "mcts"),
+                  AgentConfig("evolutionary", "evolutionary"))
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+  """Stage 1. `space` "AM" or "AMS"; `depth` layers per layout; budgets: `steps_per_agent` (evaluations
+  asked for per agent, duplicates included), `wall_clock_s`, `max_llm_tokens` (None = unlimited);
+  `workers` evaluations at once (None = one per device); `noise_seeds` extra seeds for re-evaluating the
+  `noise_top` best layouts, to measure the noise floor."""
+
+  space: str = "AM"
+  depth: int = 16
+  agents: tuple[AgentConfig, ...] = DEFAULT_AGENTS
+  steps_per_agent: int | None = 12
+  wall_clock_s: float | None = None
+  max_llm_tokens: int | None = None
+  workers: int | None = None
+  shared_tree: bool = False
+  noise_seeds: int = 2
+  noise_top: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluatorConfig:
+  """How one layout is scored. `task`: "mad-lite" (mean accuracy over `mad_tasks`), any registered task name
+  ("mad/in_context_recall", "mqar", "text/bytes", ...) built with `task_options`. `mode`: "switch" (one program for every layout of a
+  depth and width), "dedicated" (a program per layout) or "auto" (switch; see evaluator.py). The model is the
+  `preset` with `model` overrides (ModelConfig fields); training: `steps` of AdamW at `lr`, `batch_size`
+  rows; the score is the task's metric on `eval_examples` validation rows."""
+
+  task: str = "mad-lite"
+  task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  mad_tasks: tuple[str, ...] = ("in_context_recall", "selective_copying", "memorization")
+  mode: str = "auto"
+  preset: str = "proxy"
+  model: Mapping[str, Any] = dataclasses.field(default_factory=lambda: {"d_model": 32, "num_heads": 2,
+                                                                        "ffn_dim": 96, "ssm_head_dim": 16})
+  steps: int = 40
+  batch_size: int = 16
+  lr: float = 3e-3
+  eval_examples: int = 128
+  seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleConfig:
+  """Stage 2. Aggregation: Composer's k-means top cluster (`kmeans_k`) and per-layer vote with `context`
+  previous layers (0 = N_0). Extrapolation to `target_depth` by `methods` ("stretch", "stack").
+  `baselines`: "llama" (alternating A/M), "composer" (Composer's 16-layer pattern, stretched), "composer6"
+  (its 6-layer pattern, stacked), "nemotron" (a Nemotron-H-like hybrid; needs S). isoFLOP study on `task`
+  (a text LM) at `budgets` (FLOPs) x model widths `widths` (d_model; heads and FFN follow the preset's
+  ratios), `seq_len`, `batch_size`, `lr`; a (budget, width) pair whose token budget D = C / (6N) gives fewer
+  than `min_steps` steps is dropped (and reported); validation loss on `eval_tokens` tokens. `trainer`:
+  "switch" (one compiled program per width for all families, single device), "sharded" (a dedicated model per
+  run through aira_jax.train's sharded trainer, for GPUs and TPU pods) or "auto" (switch on CPU, else
+  sharded). Fits with `bootstrap` resamples; `target_loss` for the
+  compute-to-loss comparison (None: chosen from the data, see scaling.py). `from_runs`: pool the search
+  results of these run directories too."""
+
+  kmeans_k: int = 5
+  context: int = 0
+  target_depth: int = 32
+  methods: tuple[str, ...] = ("stretch",)
+  baselines: tuple[str, ...] = ("llama", "composer")
+  task: str = "text/bytes"
+  budgets: tuple[float, ...] = (1e11, 2e11, 4e11)
+  widths: tuple[int, ...] = (16, 32, 48)
+  seq_len: int = 64
+  batch_size: int = 16
+  lr: float = 3e-3
+  min_steps: int = 20
+  eval_tokens: int = 65536
+  trainer: str = "auto"
+  bootstrap: int = 1000
+  target_loss: float | None = None
+  from_runs: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ComposeConfig:
+  """A whole compose run; results go to `run_dir/run_id` (run_id None: a fresh timestamped id)."""
+
+  search: SearchConfig = SearchConfig()
+  evaluator: EvaluatorConfig = EvaluatorConfig()
+  scale: ScaleConfig = ScaleConfig()
+  run_dir: str = "runs"
+  run_id: str | None = None
+  seed: int = 0
+
+  def to_dict(self) -> dict[str, Any]:
+    """Plain dicts and lists (what `resolved_config.yaml` holds and `from_dict` reads back)."""
+    return _plain(self)
+
+
+def _plain(value: Any) -> Any:
+  if dataclasses.is_dataclass(value):
+    return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+  if isinstance(value, Mapping):
+    return {str(k): _plain(v) for k, v in value.items()}
+  if isinstance(value, (tuple, list)):
+    return [_plain(v) for v in value]
+  return value
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+  """`value` (from YAML) converted to the type `hint`, or ConfigError naming `where`."""
+  origin = typing.get_origin(hint)
+  if origin in (typing.Union, types.UnionType):
+    options = typing.get_args(hint)
+    if value is None and type(None) in options:
+      return None
+    errors = []
+    for option in options:
+      if option is type(None):
+        continue
+      try:
+        return _convert(value, option, where)
+      except ConfigError as e:
+        errors.append(str(e))
+    raise ConfigError(errors[0] if errors else f"{where}: cannot be {value!r}")
+  if dataclasses.is_dataclass(hint):
+    if isinstance(value, hint):
+      return value
+    if isinstance(value, str) and hint is AgentConfig:  # "greedy" is short for {name: greedy, policy: greedy}
+      return AgentConfig(name=value, policy=value)
+    if not isinstance(value, Mapping):
+      raise ConfigError(f"{where}: expected a mapping of {hint.__name__} fields, got {value!r}")
+    return _from_mapping(hint, value, where)
+  if origin is tuple:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+      value = [value]
+    (item_hint, *_) = typing.get_args(hint)
+    return tuple(_convert(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value))
+  if origin in (Mapping, dict) or hint in (Mapping, dict):
+    if not isinstance(value, Mapping):
+      raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    return dict(value)
+  if hint is float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+      try:
+        return float(value)  # YAML reads "1e12" (no dot) as a string
+      except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    return float(value)
+  if hint is int:
+    if isinstance(value, float) and value.is_integer():
+      value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+      raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    return value
+  if hint is bool:
+    if not isinstance(value, bool):
+      raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+  if hint is str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+      raise ConfigError(f"{where}: expected text, got {value!r}")
+    return str(value)
+  return value
+
+
+def _from_mapping(cls, values: Mapping[str, Any], where: str):
+  hints = typing.get_type_hints(cls)
+  names = [f.name for f in dataclasses.fields(cls)]
+  unknown = sorted(set(values) - set(names))
+  if unknown:
+    raise ConfigError(f"{where or 'config'}: unknown key(s) {', '.join(map(str, unknown))}; allowed: "
+                      f"{', '.join(names)}")
+  kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
+  try:
+    return cls(**kwargs)
+  except TypeError as e:
+    raise ConfigError(f"{where or 'config'}: {e}") from None
+
+
+def from_dict(values: Mapping[str, Any] | None) -> ComposeConfig:
+  """A validated `ComposeConfig` from nested plain values (missing keys take their defaults)."""
+  config = _from_mapping(ComposeConfig, values or {}, "")
+  validate(config)
+  return config
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+  keys = dotted.split(".")
+  node = tree
+  for key in keys[:-1]:
+    child = node.get(key)
+    if not isinstance(child, dict):
+      child = {}
+      node[key] = child
+    node = child
+  node[keys[-1]] = value
+
+
+def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+  """`values` with each "a.b.c=value" applied (value parsed as YAML). ConfigError for a malformed one."""
+  values = _plain(values)
+  for item in overrides:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+      raise ConfigError(f"override {item!r} must look like key=value, e.g. search.depth=8")
+    try:
+      parsed = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as e:
+      raise ConfigError(f"override {item!r}: the value is not valid YAML ({e})") from None
+    _set_dotted(values, key.strip(), parsed)
+  return values
+
+
+def load_config(path: str | pathlib.Path | None = None, overrides: Sequence[str] = ()) -> ComposeConfig:
+  """The config from a YAML file (None: defaults) with `overrides` applied; ConfigError when invalid."""
+  values: dict[str, Any] = {}
+  if path is not None:
+    path = pathlib.Path(path)
+    if not path.is_file():
+      raise ConfigError(f"config file {path} does not exist")
+    try:
+      loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+      raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+      raise ConfigError(f"{path} must hold a mapping at the top level, got {type(loaded).__name__}")
+    values = loaded or {}
+  return from_dict(apply_overrides(values, overrides))
+
+
+def validate(config: ComposeConfig) -> None:
+  """Cross-field checks the dataclasses cannot make alone; ConfigError naming the key."""
+  from aira_jax import primitives
+  from aira_jax.agents.policies import POLICIES
+  search, evaluator, scale = config.search, config.evaluator, config.scale
+
+  def need(condition: bool, message: str) -> None:
+    if not condition:
+      raise ConfigError(message)
+
+  try:
+    primitives.normalize_space(search.space)
+  except ValueError as e:
+    raise ConfigError(f"search.space: {e}") from None
+  need(search.depth >= 1, f"search.depth must be at least 1, got {search.depth}")
+  need(len(search.agents) >= 1, "search.agents: give at least one agent")
+  names = [a.name for a in search.agents]
+  need(len(set(names)) == len(names), f"search.agents: names must be distinct, got {names}")
+  for agent in search.agents:
+    need(agent.policy in POLICIES, f"search.agents[{agent.name}].policy: unknown {agent.policy!r}; known: "
+         f"{', '.join(sorted(POLICIES))}")
+  need(search.steps_per_agent is not None or search.wall_clock_s is not None or search.max_llm_tokens is not None,
+       "search: give at least one budget (steps_per_agent, wall_clock_s or max_llm_tokens) so the search ends")
+  need(search.workers is None or search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")
+  need(search.noise_seeds >= 0 and search.noise_top >= 0, "search.noise_seeds and search.noise_top must be >= 0")
+  need(evaluator.mode in ("auto", "switch", "dedicated"),
+       f"evaluator.mode must be auto, switch or dedicated, got {evaluator.mode!r}")
+  need(evaluator.steps >= 1 and evaluator.batch_size >= 1 and evaluator.eval_examples >= 1,
+       "evaluator.steps, evaluator.batch_size and evaluator.eval_examples must be positive")
+  need(evaluator.lr > 0, f"evaluator.lr must be positive, got {evaluator.lr}")
+  need(scale.target_depth >= 1, f"scale.target_depth must be at least 1, got {scale.target_depth}")
+  for method in scale.methods:
+    need(method in ("stretch", "stack"), f"scale.methods: unknown {method!r}; allowed: stretch, stack")
+  need(len(scale.methods) >= 1, "scale.methods: give at least one of stretch, stack")
+  need(len(scale.budgets) >= 2, f"scale.budgets: a frontier fit needs at least 2 budgets, got {scale.budgets}")
+  need(all(b > 0 for b in scale.budgets), f"scale.budgets must be positive, got {scale.budgets}")
+  need(len(scale.widths) >= 3, f"scale.widths: a parabola fit needs at least 3 sizes, got {scale.widths}")
+  need(scale.kmeans_k >= 1 and scale.context >= 0, "scale.kmeans_k must be >= 1 and scale.context >= 0")
+  need(scale.trainer in ("auto", "switch", "sharded"),
+       f"scale.trainer must be auto, switch or sharded, got {scale.trainer!r}")
+  need(scale.min_steps >= 1 and scale.eval_tokens >= 1 and scale.seq_len >= 1 and scale.batch_size >= 1,
+       "scale.min_steps, scale.eval_tokens, scale.seq_len and scale.batch_size must be positive")
+  need(scale.bootstrap >= 0, f"scale.bootstrap must be >= 0, got {scale.bootstrap}")

@@ -1,0 +1,207 @@
+"""The fixed evaluator of compose: trains one layout small on the proxy task and returns its fitness.
+
+Fitness: on "mad-lite", the MAD score (mean validation accuracy over `EvaluatorConfig.mad_tasks`, each task
+trained separately from fresh parameters); on a single task, that task's metric (accuracy for MAD and MQAR,
+val_bpb for text, lower is better) on the first `eval_examples` validation rows. The test split is left for
+reports. Every candidate gets fresh parameters and optimizer state from its seed; the seed also orders the
+training batches, so repeating a layout with other seeds measures the noise floor.
+
+Modes (see programs.py): "switch" compiles one program per task for every layout of the search's depth and
+space; "dedicated" compiles one per layout. "auto" picks switch on every backend: measured on 2 CPU cores it
+reached a new layout's first step in 0.35 s against 3.4 s for a dedicated compile, at 0.8-1.2x the dedicated
+step time (DESIGN.md), and on GPU and TPU compilation weighs even more against small models
+(`experiments/bench/search_throughput.py` measures both modes).
+
+Parallelism: evaluations from several threads each take a device from a pool, so `workers` evaluations run at
+once on different devices. A layout that is not valid here (wrong depth, symbol outside the space) raises
+ValueError; a run whose loss becomes non-finite is a buggy result "diverged".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from aira_jax.agents.evaluation import EvalResult
+from aira_jax.compose.config import ConfigError, EvaluatorConfig
+from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches
+from aira_jax.layout import Layout
+from aira_jax.models.presets import preset_config
+from aira_jax.tasks import make_task
+from aira_jax.tasks.base import Task
+from aira_jax.tasks.mad import mad_lite_tasks
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """One evaluation: the layout's fitness with its per-task scores, or why it failed, and its timings."""
+
+  layout: str
+  seed: int
+  metric: float | None
+  per_task: dict[str, float]
+  is_buggy: bool = False
+  error: str | None = None
+  seconds: float = 0.0
+  compile_seconds: float = 0.0
+
+  def summary(self) -> str:
+    """One line for the journal's output excerpt (what an agent sees)."""
+    if self.is_buggy:
+      return f"{self.layout}: failed: {self.error}"
+    scores = ", ".join(f"{name} {value:.4f}" for name, value in self.per_task.items())
+    return (f"{self.layout}: fitness {self.metric:.4f} ({scores}); {self.seconds:.1f} s "
+            f"({self.compile_seconds:.1f} s compiling)")
+
+
+def proxy_tasks(config: EvaluatorConfig) -> dict[str, Task]:
+  """The tasks a layout is trained on, by short name; ConfigError for unknown or classifier tasks."""
+  if config.task == "mad-lite":
+    lite = mad_lite_tasks(seed=config.seed)
+    unknown = [t for t in config.mad_tasks if t not in lite]
+    if unknown or not config.mad_tasks:
+      raise ConfigError(f"evaluator.mad_tasks: unknown {unknown or '(empty)'}; choose from {', '.join(lite)}")
+    return {name: lite[name] for name in config.mad_tasks}
+  try:
+    task = make_task(config.task, **{"seed": config.seed, **dict(config.task_options)})
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"evaluator.task {config.task!r}: {e}") from None
+  if task.spec.head != "lm":
+    raise ConfigError(f"evaluator.task {config.task!r} is a classification task; compose trains language "
+                      "models: choose mad-lite, a mad/... task, mqar or text/...")
+  return {config.task: task}
+
+
+class LayoutEvaluator:
+  """Scores layouts of `depth` layers in `space` on the configured proxy task (module docstring).
+
+  Args:
+    config: the evaluator section of the compose config.
+    space, depth: the search space.
+    devices: where evaluations run (default: the local devices).
+    on_evaluation: called with every finished `Evaluation` (the store records them).
+  """
+
+  def __init__(self, config: EvaluatorConfig, *, space: str, depth: int,
+               devices: Sequence[jax.Device] | None = None,
+               on_evaluation: Callable[[Evaluation], None] | None = None):
+    self.config, self.space, self.depth = config, space, depth
+    self.mode = "switch" if config.mode == "auto" else config.mode
+    self.tasks = proxy_tasks(config)
+    specs = [task.spec for task in self.tasks.values()]
+    self.metric_name = "mad_score" if config.task == "mad-lite" else specs[0].metric
+    self.lower_is_better = specs[0].lower_is_better
+    try:
+      self.base_config = preset_config(config.preset, **dict(config.model))
+    except ValueError as e:
+      raise ConfigError(f"evaluator.model: {e}") from None
+    self.on_evaluation = on_evaluation
+    self.devices = list(devices or jax.local_devices())
+    self._devices: queue.SimpleQueue = queue.SimpleQueue()
+    for device in self.devices:
+      self._devices.put(device)
+    self.done = 0  # evaluations finished
+    self.running = 0  # evaluations in progress
+    self._programs: dict[tuple, TrainingProgram] = {}
+    self._lock = threading.Lock()
+
+  def default_workers(self) -> int:
+    """One evaluation per device on accelerators; one on CPU, where the "devices" share the same cores."""
+    return 1 if self.devices[0].platform == "cpu" else len(self.devices)
+
+  def parse(self, text: str) -> Layout:
+    """The layout in `text`, checked against the space and depth; ValueError saying what is wrong."""
+    layout = Layout.parse(text, space=self.space)
+    if layout.depth != self.depth:
+      raise ValueError(f"layout {layout.run_length()} has {layout.depth} layers; exactly {self.depth} are required")
+    return layout
+
+  def program(self, task_name: str, layout: Layout) -> TrainingProgram:
+    """The compiled program for `task_name` (shared by all layouts in switch mode); built on first use."""
+    key = (task_name, None if self.mode == "switch" else layout.text)
+    with self._lock:
+      program = self._programs.get(key)
+      if program is None:
+        task = self.tasks[task_name]
+        config = self.base_config.replace(vocab_size=task.spec.vocab_size,
+                                          max_seq_len=max(task.spec.seq_len, self.base_config.max_seq_len))
+        program = TrainingProgram(task, config, depth=self.depth, space=self.space,
+                                  layout=None if self.mode == "switch" else layout)
+        self._programs[key] = program
+    return program
+
+  def _train_one(self, task_name: str, layout: Layout, seed: int) -> tuple[float | None, str | None, float]:
+    """(score, error, compile seconds) of one task."""
+    program = self.program(task_name, layout)
+    compiled_before = program.compile_seconds
+    task = self.tasks[task_name]
+    splits = task.splits()
+    params, opt_state = program.init(seed)
+    kinds = program.kinds(layout)
+    loss = float("nan")
+    for number, batch in enumerate(sample_batches(splits["train"], self.config.batch_size, self.config.steps,
+                                                  seed), start=1):
+      lr = cosine_lr(number - 1, self.config.steps, self.config.lr)
+      params, opt_state, metrics = program.step(params, opt_state, kinds, batch, lr)
+      if number % 10 == 0 or number == self.config.steps:
+        loss = float(metrics["loss"])  # a sync every 10 steps, not every step
+        if not math.isfinite(loss):
+          return None, f"diverged: loss {loss} at step {number}", program.compile_seconds - compiled_before
+    validation = splits["validation"]
+    rows = min(self.config.eval_examples, len(validation))
+    scores = program.score(params, kinds, {"inputs": validation.inputs[:rows],
+                                           "targets": validation.targets[:rows]})
+    metric = task.spec.metric
+    value = scores.get(metric)
+    if value is None or not math.isfinite(value):
+      return None, f"diverged: validation {metric} {value}", program.compile_seconds - compiled_before
+    return value, None, program.compile_seconds - compiled_before
+
+  def evaluate(self, text: str, seed: int | None = None) -> Evaluation:
+    """Trains and scores the layout in `text` with `seed` (default: the config's); ValueError if invalid."""
+    layout = self.parse(text)
+    seed = self.config.seed if seed is None else seed
+    device = self._devices.get()
+    with self._lock:
+      self.running += 1
+    started = time.perf_counter()
+    per_task: dict[str, float] = {}
+    compile_seconds, error = 0.0, None
+    try:
+      with jax.default_device(device):
+        for name in self.tasks:
+          value, error, compiled = self._train_one(name, layout, seed)
+          compile_seconds += compiled
+          if error is not None:
+            error = f"{name}: {error}"
+            break
+          per_task[name] = value
+    finally:
+      self._devices.put(device)
+      with self._lock:
+        self.running -= 1
+        self.done += 1
+    metric = None if error else float(np.mean(list(per_task.values())))
+    evaluation = Evaluation(layout=layout.text, seed=seed, metric=metric, per_task=per_task,
+                            is_buggy=error is not None, error=error, seconds=time.perf_counter() - started,
+                            compile_seconds=compile_seconds)
+    if self.on_evaluation is not None:
+      self.on_evaluation(evaluation)
+    return evaluation
+
+  def __call__(self, payload: str) -> EvalResult:
+    """The `EvaluationQueue` interface: payload = layout text."""
+    evaluation = self.evaluate(payload)
+    return EvalResult(metric=evaluation.metric, is_buggy=evaluation.is_buggy, error=evaluation.error,
+                      output=evaluation.summary(), seconds=evaluation.seconds)
+
+  def key(self, payload: str) -> str:
+    """The de-duplication key: the canonical layout text (so "2A+2M" and "AAMM" are one layout)."""
+    return self.parse(payload).text

@@ -1,0 +1,220 @@
+"""Stage 2 of compose: pool the search results, aggregate, extrapolate, and run the isoFLOP scaling study.
+
+1. Pool: every scored evaluation (the evaluator's own seed; noise repeats left out) of this run and of
+   `scale.from_runs`, best score per layout.
+2. Aggregate (Composer: k-means top cluster, N_c vote) and extrapolate to `scale.target_depth` by each method.
+3. isoFLOP study: every family (found layouts and baselines, families.py) at every budget C and width: N =
+   exact parameter count, D = C / (6N) tokens, trained from scratch with a cosine schedule and scored by
+   validation loss (nats per token) on the text task. Each finished run is written to the store at once; a
+   resumed stage skips runs the store holds.
+4. Fit each family (scaling.py) and compare every family with the first baseline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import sys
+import time
+from typing import IO
+
+import jax
+import numpy as np
+
+from aira_jax.compose.aggregate import Aggregation, aggregate
+from aira_jax.compose.config import ComposeConfig, ConfigError
+from aira_jax.compose.families import scale_families, space_of
+from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches
+from aira_jax.compose.run_files import RunFiles
+from aira_jax.compose.scaling import (Comparison, FamilyFit, IsoFlopPoint, compare_families, fit_family,
+                                      plan_isoflop)
+from aira_jax.layout import Layout
+from aira_jax.models.config import ModelConfig
+from aira_jax.models.counting import count_params
+from aira_jax.models.presets import preset_config
+from aira_jax.results.store import ResultStore
+from aira_jax.tasks import make_task
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleResult:
+  """Stage 2's outcome: the aggregation, the families' layouts, the isoFLOP points and fits, comparisons
+  against the baseline, and notes on anything dropped or skipped."""
+
+  aggregation: Aggregation | None
+  families: dict[str, str]
+  points: dict[str, list[IsoFlopPoint]]
+  fits: dict[str, FamilyFit]
+  comparisons: list[Comparison]
+  notes: list[str]
+  seconds: float
+
+
+def pool_results(run_dirs: list[pathlib.Path], task: str, seed: int) -> list[tuple[str, float]]:
+  """(layout text, score) of every scored search evaluation in the runs' stores (one seed), in record order."""
+  pooled = []
+  for run_dir in run_dirs:
+    path = pathlib.Path(run_dir) / "results.sqlite"
+    if not path.is_file():
+      raise ConfigError(f"scale.from_runs: {run_dir} holds no results.sqlite (not a compose run?)")
+    with ResultStore(path, read_only=True) as store:
+      pooled += [(row.key, row.metric) for row in store.evaluations(task=task)
+                 if row.seed == seed and row.metric is not None and not row.is_buggy]
+  return pooled
+
+
+def width_config(base: ModelConfig, width: int, vocab_size: int, seq_len: int) -> ModelConfig:
+  """`base` at d_model `width`: heads of 16 dimensions (at least one), FFN 3x width, Mamba heads of 16."""
+  heads = max(1, width // 16)
+  if width % heads or (width // heads) % 2:
+    raise ConfigError(f"scale.widths: {width} cannot be split into attention heads of about 16 (use a "
+                      "multiple of 16)")
+  try:
+    return base.replace(d_model=width, num_heads=heads, num_kv_heads=None, head_dim=None, ffn_dim=3 * width,
+                        ssm_head_dim=16 if (base.ssm_expand * width) % 16 == 0 else base.ssm_expand * width,
+                        ssm_groups=1, vocab_size=vocab_size, max_seq_len=max(seq_len, base.max_seq_len))
+  except ValueError as e:
+    raise ConfigError(f"scale.widths: width {width}: {e}") from None
+
+
+class _PointTrainer:
+  """Trains one (layout, width, tokens) point; switch programs are cached per width."""
+
+  def __init__(self, config: ComposeConfig, task, space: str):
+    self.config, self.task, self.space = config, task, space
+    self.splits = task.splits()
+    scale = config.scale
+    self.trainer = scale.trainer if scale.trainer != "auto" else (
+        "switch" if jax.default_backend() == "cpu" else "sharded")
+    self._programs: dict[int, TrainingProgram] = {}
+    rows = max(1, min(len(self.splits["validation"]), scale.eval_tokens // scale.seq_len))
+    self.validation = {"inputs": self.splits["validation"].inputs[:rows],
+                       "targets": self.splits["validation"].targets[:rows]}
+
+  def train(self, layout: Layout, model_config: ModelConfig, tokens: int, seed: int) -> dict[str, float]:
+    scale = self.config.scale
+    steps = max(1, tokens // (scale.batch_size * scale.seq_len))
+    if self.trainer == "sharded":
+      return self._train_sharded(layout, model_config, steps, seed)
+    program = self._programs.get(model_config.d_model)
+    if program is None:
+      program = TrainingProgram(self.task, model_config, depth=layout.depth, space=self.space, layout=None)
+      self._programs[model_config.d_model] = program
+    params, opt_state = program.init(seed)
+    kinds = program.kinds(layout)
+    loss = float("nan")
+    for step, batch in enumerate(sample_batches(self.splits["train"], scale.batch_size, steps, seed)):
+      params, opt_state, metrics = program.step(params, opt_state, kinds, batch, cosine_lr(step, steps, scale.lr))
+      if (step + 1) % 50 == 0 or step + 1 == steps:
+        loss = float(metrics["loss"])
+        if not math.isfinite(loss):
+          return {"loss": loss, "steps": step + 1}
+    scores = program.score(params, kinds, self.validation)
+    return {**scores, "train_loss": loss, "steps": steps}
+
+  def _train_sharded(self, layout, model_config, steps, seed) -> dict[str, float]:
+    from flax import nnx
+
+    from aira_jax.models import LanguageModel
+    from aira_jax.train import OptimizerConfig, make_optimizer
+    from aira_jax.train.data import ArraySource, make_loader
+    from aira_jax.train.trainer import Budget, train
+    scale = self.config.scale
+    model = LanguageModel(layout, model_config, rngs=nnx.Rngs(seed))
+    optimizer = make_optimizer(OptimizerConfig(lr=scale.lr, total_steps=steps, warmup_steps=max(steps // 10, 1),
+                                               weight_decay=0.0), nnx.split(model)[1])
+    loader = make_loader(ArraySource.from_split(self.splits["train"]), batch_size=scale.batch_size, seed=seed)
+    result = train(model, iter(loader), optimizer, Budget(max_steps=steps))
+    if result.status != "completed":
+      return {"loss": float("nan"), "steps": result.steps}
+    trained = nnx.merge(nnx.split(model)[0], result.params)
+    logits = jax.jit(lambda m, x: m(x))(trained, self.validation["inputs"])
+    scores = {k: float(v) for k, v in self.task.metrics(logits, self.validation["targets"]).items()}
+    return {**scores, "train_loss": result.final_metrics.get("loss", float("nan")), "steps": result.steps}
+
+
+def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None = None) -> ScaleResult:
+  """Runs (or resumes) stage 2 in `files.root`; see the module docstring."""
+  stream = stream or sys.stderr
+  started = time.monotonic()
+  scale, evaluator = config.scale, config.evaluator
+  notes: list[str] = []
+  with ResultStore(files.store) as store:
+    meta = store.get_meta("search", {})
+    lower_is_better = bool(meta.get("lower_is_better", False))
+    pooled = pool_results([files.root, *map(pathlib.Path, scale.from_runs)], evaluator.task, evaluator.seed)
+    aggregation = None
+    if pooled:
+      aggregation = aggregate([layout for layout, _ in pooled], [score for _, score in pooled], k=scale.kmeans_k,
+                              context=scale.context, lower_is_better=lower_is_better, seed=config.seed)
+      print(f"scale: pooled {len(pooled)} scored evaluations; {aggregation.describe()}", file=stream, flush=True)
+    else:
+      notes.append("no scored search results to aggregate: only the baselines were trained")
+    families = scale_families(aggregation.layout if aggregation else None, scale.methods, scale.baselines,
+                              scale.target_depth)
+    try:
+      task = make_task(scale.task, seq_len=scale.seq_len, seed=config.seed)
+    except ModuleNotFoundError as e:
+      raise ConfigError(f"scale.task {scale.task!r} needs {e.name}: pip install 'aira_jax[corpus]' for the "
+                        "default corpus, or set scale.task to a task whose data you have") from None
+    base = preset_config(evaluator.preset, **dict(evaluator.model))
+    configs = {w: width_config(base, w, task.spec.vocab_size, scale.seq_len) for w in scale.widths}
+    trainer = _PointTrainer(config, task, space_of(families))
+    min_tokens = scale.min_steps * scale.batch_size * scale.seq_len
+    points: dict[str, list[IsoFlopPoint]] = {}
+    for family, layout in families.items():
+      sizes = {f"d{w}": count_params(layout, configs[w]).total for w in scale.widths}
+      plan = plan_isoflop(scale.budgets, sizes, min_tokens=min_tokens)
+      for run in plan.dropped:
+        notes.append(f"{family}: dropped {run.name} ({run.params:,} parameters) at C={run.budget_flops:.3g}: "
+                     f"{run.tokens:,} tokens is under {scale.min_steps} steps")
+      for number, run in enumerate(plan.runs, start=1):
+        width = int(run.name[1:])
+        row = store.get_training_run(family, run.budget_flops, run.params)
+        if row is None:
+          t0 = time.perf_counter()
+          scores = trainer.train(layout, configs[width], run.tokens, config.seed)
+          loss = scores.get("loss", float("nan"))
+          row = store.add_training_run(family, layout.text, budget_flops=run.budget_flops, params=run.params,
+                                       loss=loss, tokens=run.tokens, seconds=time.perf_counter() - t0,
+                                       details={"width": width, **scores})
+          print(f"scale: {family} [{number}/{len(plan.runs)}] C={run.budget_flops:.3g} width {width} "
+                f"N={run.params:,} D={run.tokens:,}: loss {loss:.4f} ({row.seconds:.1f} s)", file=stream,
+                flush=True)
+        if row.loss is not None:
+          points.setdefault(family, []).append(IsoFlopPoint(family, run.budget_flops, run.params, run.tokens,
+                                                            row.loss))
+    fits, comparisons = fit_all(points, scale.bootstrap, config.seed, scale.target_loss, notes)
+    store.set_meta("scale", {"families": {k: v.text for k, v in families.items()}, "notes": notes})
+  return ScaleResult(aggregation=aggregation, families={k: v.text for k, v in families.items()}, points=points,
+                     fits=fits, comparisons=comparisons, notes=notes, seconds=time.monotonic() - started)
+
+
+def fit_all(points: dict[str, list[IsoFlopPoint]], bootstrap: int, seed: int, target_loss: float | None,
+            notes: list[str]) -> tuple[dict[str, FamilyFit], list[Comparison]]:
+  """Fits every family that has enough points and compares each with the first fitted baseline."""
+  fits = {}
+  for family, family_points in points.items():
+    try:
+      fits[family] = fit_family(family_points, bootstrap=bootstrap, seed=seed)
+    except ValueError as e:
+      notes.append(f"{family}: no scaling fit ({e})")
+  baselines = [f for f in fits if not f.startswith("found-")]
+  comparisons = []
+  if baselines:
+    baseline = fits[baselines[0]]
+    for family, fit in fits.items():
+      if family == baseline.family:
+        continue
+      try:
+        comparisons.append(compare_families(fit, baseline, target_loss=target_loss))
+      except ValueError as e:
+        notes.append(f"{family} vs {baseline.family}: no comparison ({e})")
+  return fits, comparisons
+
+
+def unique_points(points: dict[str, list[IsoFlopPoint]]) -> dict[str, np.ndarray]:
+  """family -> (budget, params, loss) rows, for plots."""
+  return {family: np.array([(p.budget_flops, p.params, p.loss) for p in family_points])
+          for family, family_points in points.items()}

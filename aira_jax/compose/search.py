@@ -1,0 +1,206 @@
+"""Stage 1 of compose: an ensemble of agents proposes layouts, the evaluator trains and scores each one.
+
+`run_search(config, files)` wires the harness (aira_jax.agents) to the compose evaluator: agents are the
+built-in heuristic operator or `LayoutLLMOperator` with an LLM client, under the configured policies; one
+`EvaluationQueue` de-duplicates layouts by canonical text; every node goes to the journal and the store, every
+finished evaluation to the store at once (before its node is written), so a run killed at any point and resumed
+loses no finished evaluation and repeats none: the queue is seeded from the journal and from the store.
+
+After the search the best `noise_top` layouts are evaluated again with `noise_seeds` other seeds; the spread
+of their scores is the noise floor the report states.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import sys
+import time
+from typing import IO
+
+from aira_jax.agents import (AgentSpec, Budgets, EnsembleReport, EvalResult, EvaluationQueue, HeuristicOperator,
+                             Journal, make_policy, run_ensemble)
+from aira_jax.agents.journal import Node
+from aira_jax.compose.config import ComposeConfig
+from aira_jax.compose.evaluator import Evaluation, LayoutEvaluator
+from aira_jax.compose.llm_operator import LayoutLLMOperator
+from aira_jax.compose.run_files import RunFiles
+from aira_jax.results.store import ResultStore
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseFloor:
+  """Scores of layouts evaluated with several seeds: layout -> scores; `pooled_std` is the square root of the
+  mean within-layout variance (None with fewer than two seeds for every layout)."""
+
+  scores: dict[str, list[float]]
+  pooled_std: float | None
+
+  @classmethod
+  def from_scores(cls, scores: dict[str, list[float]]) -> NoiseFloor:
+    repeated = {k: v for k, v in scores.items() if len(v) >= 2}
+    pooled = statistics.fmean(statistics.variance(v) for v in repeated.values()) ** 0.5 if repeated else None
+    return cls(scores=repeated, pooled_std=pooled)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+  """What stage 1 found: the best nodes (best first), counts, the noise floor, the ensemble's report."""
+
+  metric_name: str
+  lower_is_better: bool
+  best: tuple[Node, ...]
+  nodes: int
+  evaluations_run: int
+  noise: NoiseFloor
+  ensemble: EnsembleReport
+  seconds: float
+
+
+def describe_task(evaluator: LayoutEvaluator) -> str:
+  """The proxy task as the LLM agents read it."""
+  config = evaluator.config
+  direction = "lower is better" if evaluator.lower_is_better else "higher is better"
+  if config.task == "mad-lite":
+    what = (f"MAD-lite synthetic tasks ({', '.join(evaluator.tasks)}); fitness = mean validation accuracy over "
+            "them (MAD score)")
+  else:
+    what = f"{config.task}; fitness = validation {evaluator.metric_name}"
+  width = evaluator.base_config.d_model
+  return (f"{what}, {direction}. Each layout is trained from scratch at width {width} for {config.steps} steps of "
+          f"{config.batch_size} sequences.")
+
+
+def make_agents(config: ComposeConfig, evaluator: LayoutEvaluator, files: RunFiles) -> list[AgentSpec]:
+  """One AgentSpec per configured agent: heuristic operator, or the LLM operator with a logged client."""
+  from aira_jax.llm import make_client
+  search = config.search
+  agents = []
+  for number, agent in enumerate(search.agents):
+    if agent.llm is None:
+      operator = HeuristicOperator(search.space, search.depth)
+    else:
+      client = make_client(agent.llm, log=files.llm_log)
+      operator = LayoutLLMOperator(client, space=search.space, depth=search.depth,
+                                   task_description=describe_task(evaluator), metric_name=evaluator.metric_name,
+                                   lower_is_better=evaluator.lower_is_better)
+    agents.append(AgentSpec(agent.name, make_policy(agent.policy), operator, seed=config.seed + number))
+  return agents
+
+
+class SearchProgress:
+  """One line per node: time, agent, what it did, evaluations done / running, the best so far."""
+
+  def __init__(self, evaluator: LayoutEvaluator, total_steps: int | None, stream: IO[str] | None = None):
+    self.evaluator, self.total_steps = evaluator, total_steps
+    self.stream = stream or sys.stderr
+    self.start = time.monotonic()
+
+  def __call__(self, node: Node, journal: Journal) -> None:
+    elapsed = time.monotonic() - self.start
+    best = journal.best(1)
+    best_text = f"{best[0].metric:.4f} {best[0].payload}" if best else "-"
+    if node.is_buggy:
+      result = f"failed: {(node.error or '')[:70]}"
+    else:
+      result = f"{node.metric:.4f}" + (" (duplicate)" if "evaluate" not in node.timings else "")
+    steps = f"{len(journal)}/{self.total_steps}" if self.total_steps else f"{len(journal)}"
+    print(f"[{elapsed:6.0f}s] {node.agent_id:>12} {node.operator:9s} {result} | nodes {steps} | evaluations "
+          f"{self.evaluator.done} done, {self.evaluator.running} running | best {best_text}",
+          file=self.stream, flush=True)
+
+
+def _seed_from_store(queue: EvaluationQueue, store: ResultStore, seed: int) -> None:
+  for row in store.evaluations():
+    if row.seed == seed:
+      queue.seed(row.key, EvalResult(metric=row.metric, is_buggy=row.is_buggy, error=row.error,
+                                     output=row.details.get("summary", "")))
+
+
+def measure_noise(evaluator: LayoutEvaluator, store: ResultStore, layouts: list[str], seeds: list[int],
+                  stream: IO[str]) -> NoiseFloor:
+  """Evaluates each layout with each seed (reusing what the store holds) and returns the noise floor."""
+  scores: dict[str, list[float]] = {}
+  for layout in layouts:
+    done = {row.seed: row for row in store.evaluations(layout)}
+    for seed in seeds:
+      row = done.get(seed)
+      if row is None:
+        evaluation = evaluator.evaluate(layout, seed)
+        metric = evaluation.metric
+        print(f"noise floor: {layout} seed {seed}: {evaluation.summary()}", file=stream, flush=True)
+      else:
+        metric = row.metric
+      if metric is not None:
+        scores.setdefault(layout, []).append(metric)
+  return NoiseFloor.from_scores(scores)
+
+
+def record_evaluation(store: ResultStore, task: str):
+  """The evaluator callback that writes each finished evaluation to the store."""
+  def record(evaluation: Evaluation) -> None:
+    store.add_evaluation(evaluation.layout, task=task, metric=evaluation.metric, seed=evaluation.seed,
+                         is_buggy=evaluation.is_buggy, error=evaluation.error, seconds=evaluation.seconds,
+                         compile_seconds=evaluation.compile_seconds,
+                         details={"per_task": evaluation.per_task, "summary": evaluation.summary()})
+  return record
+
+
+def run_search(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None = None) -> SearchResult:
+  """Runs (or resumes) stage 1 in `files.root`; see the module docstring."""
+  stream = stream or sys.stderr
+  search = config.search
+  started = time.monotonic()
+  with ResultStore(files.store) as store:
+    evaluator = LayoutEvaluator(config.evaluator, space=search.space, depth=search.depth,
+                                on_evaluation=record_evaluation(store, config.evaluator.task))
+    journal = Journal.load(files.journal)
+    store.sync_from_journal(journal)
+    workers = search.workers or evaluator.default_workers()
+    queue = EvaluationQueue(evaluator, workers=workers, key=evaluator.key)
+    _seed_from_store(queue, store, config.evaluator.seed)
+    agents = make_agents(config, evaluator, files)
+    total = search.steps_per_agent * len(agents) if search.steps_per_agent else None
+    progress = SearchProgress(evaluator, total, stream)
+
+    def on_node(node: Node, journal: Journal) -> None:
+      store.add_node(node)
+      progress(node, journal)
+
+    print(f"search: {len(agents)} agents over {search.space} at depth {search.depth}, {len(journal)} nodes "
+          f"already in {files.journal}; evaluator {evaluator.mode} on {config.evaluator.task}, {workers} worker(s)",
+          file=stream, flush=True)
+    try:
+      report = run_ensemble(agents, journal, queue,
+                            Budgets(wall_clock_s=search.wall_clock_s, steps_per_agent=search.steps_per_agent,
+                                    max_tokens=search.max_llm_tokens),
+                            lower_is_better=evaluator.lower_is_better, shared_tree=search.shared_tree,
+                            on_node=on_node)
+    finally:
+      queue.shutdown(cancel_pending=True)
+    for agent_id, trace in report.crashes:
+      print(f"agent {agent_id} crashed (restarted):\n{trace}", file=stream)
+    noise = NoiseFloor({}, None)
+    if not report.interrupted and search.noise_seeds and search.noise_top:
+      top = [node.payload for node in _distinct_best(journal, search.noise_top)]
+      seeds = [config.evaluator.seed + k for k in range(search.noise_seeds + 1)]
+      noise = measure_noise(evaluator, store, top, seeds, stream)
+    store.set_meta("search", {"interrupted": report.interrupted, "stop_reasons": report.stop_reasons,
+                              "metric": evaluator.metric_name, "lower_is_better": evaluator.lower_is_better,
+                              "noise_pooled_std": noise.pooled_std, "mode": evaluator.mode})
+    return SearchResult(metric_name=evaluator.metric_name, lower_is_better=evaluator.lower_is_better,
+                        best=tuple(_distinct_best(journal, 10)), nodes=len(journal),
+                        evaluations_run=report.evaluations, noise=noise, ensemble=report,
+                        seconds=time.monotonic() - started)
+
+
+def _distinct_best(journal: Journal, k: int) -> list[Node]:
+  """The best `k` good nodes with distinct layouts, best first."""
+  seen, best = set(), []
+  for node in journal.best(len(journal)):
+    if node.payload not in seen:
+      seen.add(node.payload)
+      best.append(node)
+    if len(best) == k:
+      break
+  return best

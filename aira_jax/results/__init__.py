@@ -1,0 +1,1 @@
+"""Results of a run: the SQLite store (the source of truth), and plots."""
