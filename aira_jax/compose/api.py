@@ -18,7 +18,7 @@ from typing import IO
 from aira_jax.compose.config import ComposeConfig, load_config
 from aira_jax.compose.report import write_report
 from aira_jax.compose.run_files import RunFiles, read_config, resume_run, start_run
-from aira_jax.compose.scale import ScaleResult, run_scale
+from aira_jax.compose.scale import ScaleResult, run_scale, scale_task
 from aira_jax.compose.search import SearchResult, run_search
 
 
@@ -46,3 +46,8 @@ def scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None = No
 def report(run_dir: str | pathlib.Path) -> pathlib.Path:
   """Rewrites `run_dir/report.md` and its plots from the run's files; returns the report's path."""
   return write_report(read_config(run_dir), RunFiles(pathlib.Path(run_dir)))
+
+
+def check_scale_task(config: ComposeConfig) -> None:
+  """Builds the scale stage's task once, so a missing corpus raises ConfigError before any training."""
+  scale_task(config)

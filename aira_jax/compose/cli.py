@@ -71,7 +71,7 @@ def _with_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-  args = build_parser().parse_args(_with_command(list(sys.argv[1:] if argv is None else argv)))
+  args = build_parser().parse_intermixed_args(_with_command(list(sys.argv[1:] if argv is None else argv)))
   target, overrides = _split_target(args)
   from aira_jax.compose import api
   stream = open("/dev/null", "w") if args.quiet else sys.stderr  # noqa: SIM115
@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
       raise ConfigError("scale works on a finished search: python -m aira_jax.compose scale --resume runs/<id>")
     config, files = api.open_run(config_path=args.config, overrides=overrides, resume=args.resume)
     print(f"run directory: {files.root}", file=sys.stderr)
+    if args.command == "run":
+      api.check_scale_task(config)  # a missing corpus fails now, not after the search
     if args.command in ("run", "search"):
       result = api.search(config, files, stream=stream)
       if result.ensemble.interrupted:

@@ -173,7 +173,8 @@ def write_report(config: ComposeConfig, files: RunFiles) -> pathlib.Path:
     out += ["Not run yet (`python -m aira_jax.compose scale --resume RUN_DIR`).", ""]
   else:
     notes: list[str] = []
-    fits, comparisons = fit_all(points, scale.bootstrap, config.seed, scale.target_loss, notes)
+    fits, comparisons = fit_all(points, scale.baselines[0] if scale.baselines else None, scale.bootstrap,
+                                config.seed, scale.target_loss, notes)
     out += [SCALING_DEFINITIONS, "", "### Runs", "", markdown_table([
         {"family": r.family, "C (FLOPs)": f"{r.budget_flops:.3g}", "width": r.details.get("width", "-"),
          "N": f"{r.params:,}", "D": f"{r.tokens or 0:,}", "val loss": "-" if r.loss is None else f"{r.loss:.4f}",

