@@ -6,7 +6,8 @@ the isoFLOP study) and the run's own fields (where results go, the seed). The de
 that `python -m aira_jax.compose` performs in minutes; `experiments/compose/*.yaml` name bigger studies.
 
 `load_config(path, overrides)` reads a YAML file (every key optional; an unknown key is an error naming the
-keys allowed there) and applies `key=value` overrides such as `search.depth=8` or
+keys allowed there; a mapping value such as `evaluator.model` replaces the default mapping) and applies
+`key=value` overrides to the result such as `search.depth=8` or
 `scale.budgets=[1e12,3e12]` (values are parsed as YAML, so numbers, lists and `null` work).
 """
 
@@ -106,18 +107,18 @@ class ScaleConfig:
 
   kmeans_k: int = 5
   context: int = 0
-  target_depth: int = 32
+  target_depth: int = 24
   methods: tuple[str, ...] = ("stretch",)
   baselines: tuple[str, ...] = ("llama", "composer")
   task: str = "text/bytes"
   task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  budgets: tuple[float, ...] = (2e10, 4e10, 8e10)
-  widths: tuple[int, ...] = (8, 16, 32)
+  budgets: tuple[float, ...] = (4e10, 8e10, 1.6e11)
+  widths: tuple[int, ...] = (8, 12, 16)
   head_dim: int = 16
   ffn_ratio: float = 3.0
   seq_len: int = 64
   batch_size: int = 16
-  lr: float = 3e-3
+  lr: float = 1e-2
   min_steps: int = 20
   eval_tokens: int = 65536
   trainer: str = "auto"
@@ -186,7 +187,9 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
       raise ConfigError(f"{where}: expected a mapping, got {value!r}")
     return dict(value)
   if hint is float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
+      raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if not isinstance(value, (int, float)):
       try:
         return float(value)  # YAML reads "1e12" (no dot) as a string
       except (TypeError, ValueError):
@@ -212,7 +215,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
 def _from_mapping(cls, values: Mapping[str, Any], where: str):
   hints = typing.get_type_hints(cls)
   names = [f.name for f in dataclasses.fields(cls)]
-  unknown = sorted(set(values) - set(names))
+  unknown = sorted(map(str, set(values) - set(names)))
   if unknown:
     raise ConfigError(f"{where or 'config'}: unknown key(s) {', '.join(map(str, unknown))}; allowed: "
                       f"{', '.join(names)}")
@@ -257,6 +260,20 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[st
   return values
 
 
+def _with_defaults(cls, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+  """`defaults` with `values` laid over: sections (dataclass fields) merge key by key, any other value (a
+  mapping like `evaluator.model` included) replaces the default. Unknown keys pass through to be reported."""
+  hints = typing.get_type_hints(cls)
+  merged = dict(defaults)
+  for key, value in values.items():
+    hint = hints.get(key)
+    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping) and isinstance(defaults.get(key), Mapping):
+      merged[key] = _with_defaults(hint, value, defaults[key])
+    else:
+      merged[key] = value
+  return merged
+
+
 def load_config(path: str | pathlib.Path | None = None, overrides: Sequence[str] = ()) -> ComposeConfig:
   """The config from a YAML file (None: defaults) with `overrides` applied; ConfigError when invalid."""
   values: dict[str, Any] = {}
@@ -271,7 +288,9 @@ def load_config(path: str | pathlib.Path | None = None, overrides: Sequence[str]
     if loaded is not None and not isinstance(loaded, dict):
       raise ConfigError(f"{path} must hold a mapping at the top level, got {type(loaded).__name__}")
     values = loaded or {}
-  return from_dict(apply_overrides(values, overrides))
+  # Overrides apply to the effective values, so `evaluator.model.ffn_dim=64` changes one key of the default
+  # model mapping instead of replacing the mapping.
+  return from_dict(apply_overrides(_with_defaults(ComposeConfig, values, ComposeConfig().to_dict()), overrides))
 
 
 def validate(config: ComposeConfig) -> None:

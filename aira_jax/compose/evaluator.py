@@ -104,8 +104,10 @@ class LayoutEvaluator:
       raise ConfigError(f"evaluator.model: {e}") from None
     self.on_evaluation = on_evaluation
     self.devices = list(devices or jax.local_devices())
-    self._devices: queue.SimpleQueue = queue.SimpleQueue()
-    for device in self.devices:
+    # Last in, first out: a worker gets back the device it just used, whose programs are already compiled
+    # (a FIFO pool would rotate through every device and compile each program again on each one).
+    self._devices: queue.LifoQueue = queue.LifoQueue()
+    for device in reversed(self.devices):  # the first device is handed out first
       self._devices.put(device)
     self.done = 0  # evaluations finished
     self.running = 0  # evaluations in progress

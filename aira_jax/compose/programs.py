@@ -85,12 +85,14 @@ class TrainingProgram:
     return self.task.metrics(self._logits(params, kinds, batch["inputs"]), batch["targets"])
 
   def _timed(self, name: str, fn, *args):
-    if name in self._compiled:
+    """Calls `fn`; the first call per (function, device) compiles, and its time goes to `compile_seconds`."""
+    key = (name, str(jax.config.jax_default_device))
+    if key in self._compiled:
       return fn(*args)
     started = time.perf_counter()
     out = jax.block_until_ready(fn(*args))
     self.compile_seconds += time.perf_counter() - started
-    self._compiled.add(name)
+    self._compiled.add(key)
     return out
 
   def init(self, seed: int) -> tuple[Any, Any]:
@@ -127,5 +129,5 @@ def cosine_lr(step: int, total_steps: int, peak: float, *, warmup_fraction: floa
   warmup = max(int(warmup_fraction * total_steps), 1)
   if step < warmup:
     return peak * (step + 1) / warmup
-  progress = (step - warmup) / max(total_steps - 1 - warmup, 1)
+  progress = (step - warmup) / (total_steps - 1 - warmup) if total_steps - 1 > warmup else 1.0
   return peak * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))

@@ -185,6 +185,15 @@ def write_report(config: ComposeConfig, files: RunFiles) -> pathlib.Path:
                   {"family": f, "a": f"{fit.frontier.a:.4g}", "b": f"{fit.frontier.b:.4f}",
                    f"b {round(100 * fit.confidence)}% CI": _interval(*fit.b_interval), "r2": f"{fit.frontier.r2:.3f}",
                    "budgets": len(fit.minima)} for f, fit in fits.items()]), ""]
+    edge = sum(not m.interior for fit in fits.values() for m in fit.minima.values())
+    total = sum(len(fit.minima) for fit in fits.values())
+    if edge:
+      out += [f"**Caution:** {edge} of {total} budget optima lie at the edge of the width grid (not interior): the "
+              "grid does not bracket the compute-optimal size there, so those points (and the frontiers through "
+              "them) are upper bounds on L*, not optima. Widen `scale.widths` or raise `scale.budgets`.", ""]
+    if any(len(fit.minima) < 3 for fit in fits.values()):
+      out += ["**Caution:** a frontier through fewer than 3 budgets has no residuals, so its bootstrap interval "
+              "has zero width; it says nothing about uncertainty.", ""]
     if comparisons:
       out += ["### Against the baseline", "", markdown_table([
           {"family": c.family, "baseline": c.baseline, "scales faster": f"{c.speedup_percent:+.1f}%",

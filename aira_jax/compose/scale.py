@@ -211,6 +211,14 @@ def fit_all(points: dict[str, list[IsoFlopPoint]], baseline: str | None, bootstr
   """Fits every family that has enough points and compares each with the `baseline` family (if fitted)."""
   fits = {}
   for family, family_points in points.items():
+    sizes_per_budget: dict[float, set[int]] = {}
+    for point in family_points:
+      sizes_per_budget.setdefault(point.budget_flops, set()).add(point.params)
+    thin = sorted(budget for budget, sizes in sizes_per_budget.items() if len(sizes) < 3)
+    if thin:
+      notes.append(f"{family}: budget(s) {', '.join(f'{b:.3g}' for b in thin)} left out of the fit (fewer than 3 "
+                   "sizes were trained there)")
+      family_points = [p for p in family_points if p.budget_flops not in thin]
     try:
       fits[family] = fit_family(family_points, bootstrap=bootstrap, seed=seed)
     except ValueError as e:

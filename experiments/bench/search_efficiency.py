@@ -10,9 +10,11 @@ k = ceil(0.01 * 256) = 3. A single seed per layout means part of that ranking is
 
 Each search run replays the cached scores: an `EvaluationQueue` whose evaluator is a dict lookup, one agent
 (`HeuristicOperator` + `make_policy(name)`, default options) under `run_ensemble`, seeds 0..`--seeds`-1. The
-count is the number of *distinct* layouts evaluated until the first target is (the queue answers duplicates
-from its cache, free). A run stops at the first hit, when all layouts are evaluated, or after `--max-steps`
-journal nodes (duplicates included): "not reached". Random search draws uniformly without replacement from
+count is the number of *distinct* layouts evaluated up to and including the first target (the queue answers
+duplicates from its cache, free). The agent runs in chunks of 16 steps (`run_ensemble` resumed on the same
+journal and queue) and stops at the first chunk with a hit, or after `--max-steps` journal nodes (duplicates
+included): "not reached" (a greedy agent whose best layout has no unevaluated neighbour left stalls
+there). Random search draws uniformly without replacement from
 the whole space (same seeds); its exact distribution is also printed (first of k targets among N in a random
 order: mean (N + 1) / (k + 1)) and the ratios use the exact values. Note the heuristic drafts from a prior
 (attention fraction ~ Beta(8, 12)), so "one_shot" (drafts only) measures the prior alone.
@@ -84,8 +86,8 @@ def score_space(args) -> dict:
   return cache
 
 
-def search_run(policy: str, scores: dict, targets: set, args, seed: int) -> tuple[float, int, int]:
-  """(distinct evaluations to the first target or inf, distinct evaluations, journal nodes) of one run."""
+def search_run(policy: str, scores: dict, targets: set, args, seed: int) -> tuple[float, float]:
+  """(distinct evaluations, journal nodes) up to and including the first target; inf when none was reached."""
   order: list[str] = []
 
   def evaluate(payload: str) -> EvalResult:
@@ -105,7 +107,9 @@ def search_run(policy: str, scores: dict, targets: set, args, seed: int) -> tupl
       raise RuntimeError(f"{policy} seed {seed} crashed:\n{report.crashes[0][1]}")
     hit = next((i + 1 for i, t in enumerate(order) if t in targets), math.inf)
   queue.shutdown()
-  return hit, len(order), len(journal)
+  nodes = next((i + 1 for i, node in enumerate(journal.nodes) if node.payload
+                and Layout.parse(node.payload, space=args.space).text in targets), math.inf)
+  return hit, nodes
 
 
 def top_k(n: int, fraction: float) -> int:
@@ -147,7 +151,7 @@ def main():
   targets = {t for t, v in scores.items() if v is not None and v >= threshold}
   print(f"{n} layouts scored with seed 0 ({cache['seconds']:.0f} s of evaluation; {n - len(valid)} diverged); "
         f"scores {valid[-1]:.4f}..{valid[0]:.4f}, sd {statistics.pstdev(valid):.4f}")
-  print(f"targets (top {100 * args.top:g}%, score >= {threshold:.4f}, the {k}th best): {len(targets)}: "
+  print(f"targets (top {100 * args.top:g}%: score >= {threshold:.4f}, the score ranked {k}): {len(targets)}: "
         + ", ".join(f"{t} {scores[t]:.4f}" for t in sorted(targets, key=lambda t: -scores[t])))
   seed1 = cache["noise_scores"]
   pairs = np.array([(scores[t], seed1[t]) for t in cache["noise_layouts"]
@@ -170,28 +174,29 @@ def main():
   exact_mean, exact_median = exact_random(n, len(targets))
   rows = []
   for policy in ["random", *args.policies.split(",")]:
-    hits, distinct, nodes = [], [], []
+    hits, nodes = [], []
     for seed in range(args.seeds):
       if policy == "random":
         order = random.Random(seed).sample(sorted(scores), n)
         hit = next(i + 1 for i, t in enumerate(order) if t in targets)
-        hits.append(hit), distinct.append(hit), nodes.append(hit)
+        hits.append(hit), nodes.append(hit)
       else:
-        hit, d, m = search_run(policy.strip(), scores, targets, args, seed)
-        hits.append(hit), distinct.append(d), nodes.append(m)
-    rows.append((policy, hits, distinct, nodes))
+        hit, m = search_run(policy.strip(), scores, targets, args, seed)
+        hits.append(hit), nodes.append(m)
+    rows.append((policy, hits, nodes))
   print(f"\nevaluations (distinct layouts) to reach a top-{100 * args.top:g}% layout, {args.seeds} seeds; cap "
         f"{args.max_steps} journal nodes; random exact: mean {exact_mean:.1f}, median {exact_median}")
-  print("| policy | reached | median evals | mean evals (reached runs) | range | median journal nodes | "
+  print("| policy | reached | median evals | mean evals ± s.e. (reached runs) | range | median journal nodes to hit | "
         "median vs random | mean vs random |")
   print("|---|---|---|---|---|---|---|---|")
-  for policy, hits, distinct, nodes in rows:
+  for policy, hits, nodes in rows:
     reached = [h for h in hits if h != math.inf]
     median = float(np.median(hits))
     mean = statistics.mean(reached) if reached else math.inf
+    error = statistics.stdev(reached) / math.sqrt(len(reached)) if len(reached) > 1 else math.nan
     show = lambda x: "not reached" if x == math.inf else f"{x:g}"  # noqa: E731
-    print(f"| {policy} | {len(reached)}/{len(hits)} | {show(median)} | {show(round(mean, 1))} | "
-          f"{min(hits):g}-{show(max(hits))} | {np.median(nodes):g} | {median / exact_median:.2f}x | "
+    print(f"| {policy} | {len(reached)}/{len(hits)} | {show(median)} | {show(round(mean, 1))} ± {error:.1f} | "
+          f"{min(hits):g}-{show(max(hits))} | {show(float(np.median(nodes)))} | {median / exact_median:.2f}x | "
           f"{mean / exact_mean:.2f}x |")
   print("vs random = over random search's exact median / mean; mean counts reached runs only; not reached = "
         "the run hit the journal-node cap first.")

@@ -49,12 +49,13 @@ def distinct_layouts(space: str, depth: int, count: int, seed: int) -> list[str]
 
 
 def summarize(mode: str, evaluations) -> dict:
+  """The table row of one mode: the first evaluation apart, the later ones (>= 1) averaged."""
   seconds = [e.seconds for e in evaluations]
-  later = seconds[1:] or seconds
+  later = seconds[1:]
   total = sum(seconds)
   return dict(mode=mode, n=len(seconds), first=seconds[0], first_compile=evaluations[0].compile_seconds,
               later=statistics.mean(later), later_min=min(later), later_max=max(later),
-              later_train=statistics.mean([e.seconds - e.compile_seconds for e in evaluations[1:] or evaluations]),
+              later_train=statistics.mean([e.seconds - e.compile_seconds for e in evaluations[1:]]),
               steady_per_h=3600 / statistics.mean(later), all_per_h=3600 * len(seconds) / total,
               compile_share=100 * sum(e.compile_seconds for e in evaluations) / total,
               buggy=sum(e.is_buggy for e in evaluations))
@@ -104,8 +105,8 @@ def main():
   for r in rows:
     ratio = f"{r['all_per_h'] / reference['all_per_h']:.2f}x" if reference else "-"
     print(f"| {r['mode']} | {r['n']} | {r['first']:.1f} ({r['first_compile']:.1f}) | {r['later']:.2f} "
-          f"({r['later_min']:.2f}-{r['later_max']:.2f}) | {r['later_train']:.2f} | {r['steady_per_h']:,.0f} | {r['all_per_h']:,.0f} | "
-          f"{r['compile_share']:.0f}% | {ratio} |")
+          f"({r['later_min']:.2f}-{r['later_max']:.2f}) | {r['later_train']:.2f} | {r['steady_per_h']:,.0f} | "
+          f"{r['all_per_h']:,.0f} | {r['compile_share']:.0f}% | {ratio} |")
   if any(r["buggy"] for r in rows):
     print("buggy evaluations: " + ", ".join(f"{r['mode']} {r['buggy']}" for r in rows))
   print("CPU seconds of this process per evaluation (all threads; wall time x 2 would be full use of 2 cores): "
