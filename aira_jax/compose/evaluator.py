@@ -7,10 +7,10 @@ reports. Every candidate gets fresh parameters and optimizer state from its seed
 training batches, so repeating a layout with other seeds measures the noise floor.
 
 Modes (see programs.py): "switch" compiles one program per task for every layout of the search's depth and
-space; "dedicated" compiles one per layout. "auto" picks switch on every backend: measured on 2 CPU cores it
-reached a new layout's first step in 0.35 s against 3.4 s for a dedicated compile, at 0.8-1.2x the dedicated
-step time (DESIGN.md), and on GPU and TPU compilation weighs even more against small models
-(`experiments/bench/search_throughput.py` measures both modes).
+space; "dedicated" compiles one per layout. "auto" picks switch on every backend: on 2 CPU cores, with the
+default settings, the switch evaluator got through 2.8x as many 16-layer layouts per hour as the dedicated one
+(6.1 s against 23 s per layout, 68% of the dedicated time compiling; `experiments/bench/search_throughput.py`,
+RESULTS.md), and on GPU and TPU compilation weighs even more against small models.
 
 Parallelism: evaluations from several threads each take a device from a pool, so `workers` evaluations run at
 once on different devices. A layout that is not valid here (wrong depth, symbol outside the space) raises

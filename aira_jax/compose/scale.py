@@ -65,11 +65,13 @@ def pool_results(run_dirs: list[pathlib.Path], task: str, seed: int) -> list[tup
 
 def width_config(base: ModelConfig, width: int, vocab_size: int, seq_len: int, *, head_dim: int = 16,
                  ffn_ratio: float = 3.0) -> ModelConfig:
-  """`base` at d_model `width`: attention heads of `head_dim` (one head when narrower), FFN `ffn_ratio` x
-  width (rounded to a multiple of 8), Mamba heads of `head_dim` where they divide the inner width."""
+  """`base` at d_model `width`: width // head_dim attention heads (at least one) splitting the width evenly,
+  FFN `ffn_ratio` x width (rounded to a multiple of 8), Mamba heads of `head_dim` where they divide the inner
+  width (else one)."""
   heads = max(1, width // head_dim)
   if width % heads or (width // heads) % 2:
-    raise ConfigError(f"scale.widths: {width} is not a multiple of scale.head_dim={head_dim}")
+    raise ConfigError(f"scale.widths: {width} does not split into {heads} heads of even size (scale.head_dim="
+                      f"{head_dim}); use a multiple of head_dim")
   inner = base.ssm_expand * width
   try:
     return base.replace(d_model=width, num_heads=heads, num_kv_heads=None, head_dim=None,
@@ -168,8 +170,11 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
       print(f"scale: pooled {len(pooled)} scored evaluations; {aggregation.describe()}", file=stream, flush=True)
     else:
       notes.append("no scored search results to aggregate: only the baselines were trained")
-    families = scale_families(aggregation.layout if aggregation else None, scale.methods, scale.baselines,
-                              scale.target_depth)
+    try:
+      families = scale_families(aggregation.layout if aggregation else None, scale.methods, scale.baselines,
+                                scale.target_depth)
+    except ValueError as e:
+      raise ConfigError(f"scale: {e}") from None
     task = scale_task(config)
     base = preset_config(evaluator.preset, **dict(evaluator.model))
     configs = {w: width_config(base, w, task.spec.vocab_size, scale.seq_len, head_dim=scale.head_dim,

@@ -3,7 +3,7 @@
 What one search step costs is one `LayoutEvaluator.evaluate`: train the layout from fresh parameters on the
 proxy task and score it. "switch" compiles one program per task for every layout of the search's depth and
 space; "dedicated" compiles one per layout (aira_jax/compose/programs.py). This script measures both on the
-evaluator config the search uses (`EvaluatorConfig` defaults: mad-lite over 3 tasks, width 32, 40 steps).
+evaluator config the search uses (the `EvaluatorConfig` defaults: mad-lite, width 32; --steps, --task).
 
 Method: `--layouts` N distinct layouts are drafted with `aira_jax.agents.heuristic.draft` (seeded, 16 layers
 in space AM by default); each mode gets a fresh `LayoutEvaluator`, both alive in the same process, and the
@@ -14,7 +14,7 @@ the steady state (3600 / later mean) and over all N (3600 N / total seconds, com
 the time spent compiling (`Evaluation.compile_seconds`: the first call of the step and score functions,
 which includes one step's run time), and the evaluations-per-hour ratio over dedicated.
 
-  python experiments/bench/search_throughput.py [--layouts 6] [--quick] [--steps 40] [--task mad-lite]
+  python experiments/bench/search_throughput.py [--layouts 6] [--quick] [--steps N] [--task mad-lite]
       [--depth 16] [--space AM] [--modes switch,dedicated] [--seed 0]
 --quick: 3 layouts. Runs ~3 min on 2 CPU cores with the defaults.
 """

@@ -1,0 +1,93 @@
+"""The scale stage on its own: baselines only (no search results), both trainers, resume, pooling, widths."""
+
+import dataclasses
+import math
+
+import pytest
+
+from aira_jax.compose import api
+from aira_jax.compose.config import ComposeConfig, ConfigError, EvaluatorConfig, ScaleConfig
+from aira_jax.compose.scale import _PointTrainer, pool_results, width_config
+from aira_jax.models.presets import preset_config
+from aira_jax.results.store import ResultStore
+
+
+@pytest.fixture
+def corpus(tmp_path):
+  path = tmp_path / "corpus.txt"
+  path.write_text("\n\n".join(f"document {i}: " + " ".join(f"w{(i * j) % 37}" for j in range(30))
+                              for i in range(150)))
+  return path
+
+
+def _config(tmp_path, corpus, **scale_changes) -> ComposeConfig:
+  settings = dict(target_depth=6, baselines=("llama", "composer"), widths=(8, 12, 16), head_dim=4,
+                  budgets=(2e7, 4e7), seq_len=16, batch_size=8, min_steps=1, eval_tokens=128, bootstrap=20,
+                  task_options={"path": str(corpus)})
+  scale = ScaleConfig(**{**settings, **scale_changes})
+  evaluator = EvaluatorConfig(model={"d_model": 16, "num_heads": 2, "ffn_dim": 32, "ssm_head_dim": 8})
+  return ComposeConfig(scale=scale, evaluator=evaluator, run_dir=str(tmp_path / "runs"), run_id="scale")
+
+
+@pytest.mark.parametrize("trainer", ["switch", "sharded"])
+def test_baselines_only_study_with_each_trainer(tmp_path, corpus, trainer):
+  config, files = api.open_run(_config(tmp_path, corpus, trainer=trainer))
+  result = api.scale(config, files)
+  assert result.aggregation is None and any("only the baselines" in n for n in result.notes)
+  assert set(result.families) == {"llama", "composer"}
+  for family in ("llama", "composer"):
+    points = result.points[family]
+    assert len(points) == 6 and all(math.isfinite(p.loss) and p.loss > 0 for p in points)
+    assert {p.tokens for p in points} == {int(p.budget_flops // (6 * p.params)) for p in points}
+  assert set(result.fits) == {"llama", "composer"}
+  assert [c.family for c in result.comparisons] == ["composer"] and result.comparisons[0].baseline == "llama"
+
+
+def test_resumed_scale_trains_nothing_twice(tmp_path, corpus, monkeypatch):
+  config, files = api.open_run(_config(tmp_path, corpus, baselines=("llama",)))
+  first = api.scale(config, files)
+
+  def refuse(*args, **kwargs):
+    raise AssertionError("a finished run was trained again")
+
+  monkeypatch.setattr(_PointTrainer, "train", refuse)
+  second = api.scale(config, files)
+  assert second.points == first.points
+
+
+def test_pool_results_takes_the_search_seed_only(tmp_path):
+  run = tmp_path / "run"
+  with ResultStore(run / "results.sqlite") as store:
+    store.add_evaluation("AMAM", task="mad-lite", metric=0.5, seed=0)
+    store.add_evaluation("AMAM", task="mad-lite", metric=0.9, seed=1)  # a noise-floor repeat
+    store.add_evaluation("AAMM", task="mad-lite", metric=None, seed=0, is_buggy=True)
+    store.add_evaluation("MMAA", task="other", metric=0.7, seed=0)
+  assert pool_results([run], "mad-lite", 0) == [("AMAM", 0.5)]
+  with pytest.raises(ConfigError, match="no results.sqlite"):
+    pool_results([tmp_path / "missing"], "mad-lite", 0)
+
+
+def test_width_config_heads_and_ffn():
+  base = preset_config("proxy")
+  config = width_config(base, 48, vocab_size=257, seq_len=64, head_dim=16, ffn_ratio=3.0)
+  assert (config.d_model, config.num_heads, config.resolved_head_dim, config.ffn_dim) == (48, 3, 16, 144)
+  assert config.vocab_size == 257 and config.ssm_inner % config.ssm_head_dim == 0
+  narrow = width_config(base, 8, vocab_size=257, seq_len=64, head_dim=16)
+  assert (narrow.num_heads, narrow.resolved_head_dim) == (1, 8)
+  assert width_config(base, 40, vocab_size=257, seq_len=64, head_dim=16).resolved_head_dim == 20  # 2 heads
+  with pytest.raises(ConfigError, match="head_dim"):
+    width_config(base, 18, vocab_size=257, seq_len=64, head_dim=4)  # 4 heads do not divide 18
+
+
+def test_missing_corpus_is_a_config_error(tmp_path, corpus):
+  config = _config(tmp_path, corpus)
+  config = dataclasses.replace(config, scale=dataclasses.replace(config.scale, task_options={
+      "path": str(tmp_path / "nowhere.txt")}))
+  with pytest.raises(ConfigError, match="scale.task"):
+    api.check_scale_task(config)
+
+
+def test_a_target_depth_too_small_for_a_baseline_is_a_config_error(tmp_path, corpus):
+  config, files = api.open_run(_config(tmp_path, corpus, target_depth=4))  # composer has 6 runs
+  with pytest.raises(ConfigError, match="cannot stretch"):
+    api.scale(config, files)
