@@ -58,17 +58,18 @@ class MissingPlaceholderError(KeyError):
     return self.args[0]
 
 
-def template_path(name: str):
-  """The template file as an `importlib.resources` Traversable (works from an installed wheel too)."""
-  if name not in TEMPLATE_NAMES:
-    raise ValueError(f"unknown prompt template {name!r}; known: {', '.join(TEMPLATE_NAMES)}")
-  return importlib.resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_DIR, f"{name}.md")
+def template_path(name: str, package: str = TEMPLATE_PACKAGE, names: tuple[str, ...] = TEMPLATE_NAMES):
+  """The template file `package/prompts/<name>.md` as an `importlib.resources` Traversable (works from an
+  installed wheel too). `package` and `names` default to the compose templates; design passes its own."""
+  if name not in names:
+    raise ValueError(f"unknown prompt template {name!r}; known: {', '.join(names)}")
+  return importlib.resources.files(package).joinpath(TEMPLATE_DIR, f"{name}.md")
 
 
 @functools.cache
-def load_template(name: str) -> str:
-  """The raw text of template `name` (one of `TEMPLATE_NAMES`), read once and cached."""
-  path = template_path(name)
+def load_template(name: str, package: str = TEMPLATE_PACKAGE, names: tuple[str, ...] = TEMPLATE_NAMES) -> str:
+  """The raw text of template `name` (one of `names`), read once and cached."""
+  path = template_path(name, package, names)
   try:
     return path.read_text(encoding="utf-8")
   except FileNotFoundError:
@@ -76,10 +77,11 @@ def load_template(name: str) -> str:
                             "check [options.package_data] in setup.cfg") from None
 
 
-def template_fields(name: str) -> tuple[str, ...]:
+def template_fields(name: str, package: str = TEMPLATE_PACKAGE,
+                    names: tuple[str, ...] = TEMPLATE_NAMES) -> tuple[str, ...]:
   """The placeholder names a template uses, in first-use order."""
   fields = []
-  for _, field, _, _ in string.Formatter().parse(load_template(name)):
+  for _, field, _, _ in string.Formatter().parse(load_template(name, package, names)):
     if field is not None:
       if not field.isidentifier():
         raise ValueError(f"prompt template {name!r}: placeholder {{{field}}} must be a plain name")
@@ -87,16 +89,17 @@ def template_fields(name: str) -> tuple[str, ...]:
   return tuple(dict.fromkeys(fields))
 
 
-def render(name: str, values: Mapping[str, Any]) -> str:
+def render(name: str, values: Mapping[str, Any], package: str = TEMPLATE_PACKAGE,
+           names: tuple[str, ...] = TEMPLATE_NAMES) -> str:
   """Fills template `name` with `values` (extra keys are ignored, so one context dict serves every template).
 
   Raises:
     MissingPlaceholderError naming every field of the template that `values` lacks.
   """
-  missing = [f for f in template_fields(name) if f not in values]
+  missing = [f for f in template_fields(name, package, names) if f not in values]
   if missing:
     raise MissingPlaceholderError(name, missing)
-  return load_template(name).format_map(values)
+  return load_template(name, package, names).format_map(values)
 
 
 def describe_space(space: str | Iterable[str]) -> str:

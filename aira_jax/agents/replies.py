@@ -208,3 +208,21 @@ def parse_with_repair(client, messages, parse: Callable[[Completion], Any], *, m
     previous = [Message("assistant", completion.text)] if completion.text else []
     conversation = [*conversation, *previous, Message("user", repair_message(failure))]
   raise AssertionError("unreachable")
+
+
+class UsageRecorder:
+  """Wraps a client to sum the tokens of every call, including replies that failed validation."""
+
+  def __init__(self, client):
+    self.client = client
+    self.model = getattr(client, "model", "")
+    self.total_tokens = 0
+
+  def generate(self, messages, **kwargs) -> Completion:
+    try:
+      completion = self.client.generate(messages, **kwargs)
+    except LLMResponseError as error:
+      self.total_tokens += (error.usage or Usage()).total_tokens
+      raise
+    self.total_tokens += completion.usage.total_tokens
+    return completion

@@ -15,9 +15,9 @@ import pathlib
 from collections.abc import Sequence
 from typing import IO
 
-from aira_jax.compose.config import ComposeConfig, load_config
+from aira_jax.compose.config import ComposeConfig, from_dict, load_config
 from aira_jax.compose.report import write_report
-from aira_jax.compose.run_files import RunFiles, read_config, resume_run, start_run
+from aira_jax.results.run_files import RunFiles, read_config, resume_run, start_run
 from aira_jax.compose.scale import ScaleResult, run_scale, scale_task
 from aira_jax.compose.search import SearchResult, run_search
 
@@ -27,7 +27,7 @@ def open_run(config: ComposeConfig | None = None, *, config_path: str | None = N
   """A new run directory for `config` (or the YAML file plus overrides), or the run at `resume` with
   `overrides` applied. Raises ConfigError for a bad config or an occupied / missing directory."""
   if resume is not None:
-    return resume_run(resume, overrides)
+    return resume_run(resume, from_dict, overrides)
   if config is None:
     config = load_config(config_path, overrides)
   return start_run(config)
@@ -45,7 +45,7 @@ def scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None = No
 
 def report(run_dir: str | pathlib.Path) -> pathlib.Path:
   """Rewrites `run_dir/report.md` and its plots from the run's files; returns the report's path."""
-  return write_report(read_config(run_dir), RunFiles(pathlib.Path(run_dir)))
+  return write_report(read_config(run_dir, from_dict), RunFiles(pathlib.Path(run_dir)))
 
 
 def check_scale_task(config: ComposeConfig) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from aira_jax.cli_common import add_run_arguments, parse_run_args, progress_stream
 from aira_jax.compose.config import ConfigError
 
 COMMANDS = ("run", "search", "scale", "report")
@@ -33,48 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
              "  evaluator.task=mqar scale.budgets=[1e11,3e11] 'search.agents=[{name: g, policy: greedy, "
              "llm: gemini:gemini-2.5-pro}]'\n\nEverything goes to runs/<id>/: resolved_config.yaml, journal.jsonl, "
              "results.sqlite, report.md, *.png.")
-  parser.add_argument("command", nargs="?", default="run", choices=COMMANDS, help="what to do (default: run)")
-  parser.add_argument("target", nargs="?", help="for report: the run directory")
-  parser.add_argument("overrides", nargs="*", help="key=value config overrides")
-  parser.add_argument("--config", help="a YAML config (see experiments/compose/)")
-  parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (its saved config plus "
-                                                          "overrides); finished work is not repeated")
-  parser.add_argument("--quiet", action="store_true", help="no progress lines")
+  add_run_arguments(parser, COMMANDS)
   return parser
 
 
-def _split_target(args) -> tuple[str | None, list[str]]:
-  """argparse puts the first override in `target`; only `report` takes a positional run directory."""
-  overrides = list(args.overrides)
-  target = args.target
-  if target is not None and "=" in target:
-    overrides.insert(0, target)
-    target = None
-  return target, overrides
-
-
-def _with_command(argv: list[str]) -> list[str]:
-  """Inserts the default command "run" when the first positional argument is not a command (an override)."""
-  takes_value = {"--config", "--resume"}
-  skip = False
-  for i, arg in enumerate(argv):
-    if skip:
-      skip = False
-      continue
-    if arg in takes_value:
-      skip = True
-      continue
-    if arg.startswith("-"):
-      continue
-    return argv if arg in COMMANDS else [*argv[:i], "run", *argv[i:]]
-  return argv
-
-
 def main(argv: list[str] | None = None) -> int:
-  args = build_parser().parse_intermixed_args(_with_command(list(sys.argv[1:] if argv is None else argv)))
-  target, overrides = _split_target(args)
+  args, target, overrides = parse_run_args(build_parser(), COMMANDS, argv)
   from aira_jax.compose import api
-  stream = open("/dev/null", "w") if args.quiet else sys.stderr  # noqa: SIM115
+  stream = progress_stream(args.quiet)
   try:
     if args.command == "report":
       run_dir = target or args.resume

@@ -5,26 +5,22 @@ layout is trained and scored on the proxy task), `scale` (stage 2: aggregation, 
 the isoFLOP study) and the run's own fields (where results go, the seed). The defaults are the tiny CPU run
 that `python -m aira_jax.compose` performs in minutes; `experiments/compose/*.yaml` name bigger studies.
 
-`load_config(path, overrides)` reads a YAML file (every key optional; an unknown key is an error naming the
-keys allowed there; a mapping value such as `evaluator.model` replaces the default mapping) and applies
-`key=value` overrides to the result such as `search.depth=8` or
-`scale.budgets=[1e12,3e12]` (values are parsed as YAML, so numbers, lists and `null` work).
+`load_config(path, overrides)` reads a YAML file and applies `key=value` overrides such as `search.depth=8`
+or `evaluator.model.ffn_dim=64` (see aira_jax/config_io.py for the rules), then checks the cross-field
+rules of `validate`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import yaml
+from aira_jax.config_io import ConfigError, apply_overrides, from_mapping, load_dataclass, to_plain
 
-
-class ConfigError(ValueError):
-  """A configuration the run cannot use; the message names the key and what is allowed."""
+__all__ = ["AgentConfig", "ComposeConfig", "ConfigError", "EvaluatorConfig", "ScaleConfig", "SearchConfig",
+           "apply_overrides", "from_dict", "load_config", "validate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +32,11 @@ class AgentConfig:
   name: str
   policy: str = "greedy"
   llm: str | None = None
+
+  @classmethod
+  def from_text(cls, text: str) -> AgentConfig:
+    """"greedy" is short for {name: greedy, policy: greedy}."""
+    return cls(name=text, policy=text)
 
 
 DEFAULT_AGENTS = (AgentConfig("greedy", "greedy"), AgentConfig("mcts", "mcts"),
@@ -140,157 +141,21 @@ class ComposeConfig:
 
   def to_dict(self) -> dict[str, Any]:
     """Plain dicts and lists (what `resolved_config.yaml` holds and `from_dict` reads back)."""
-    return _plain(self)
-
-
-def _plain(value: Any) -> Any:
-  if dataclasses.is_dataclass(value):
-    return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-  if isinstance(value, Mapping):
-    return {str(k): _plain(v) for k, v in value.items()}
-  if isinstance(value, (tuple, list)):
-    return [_plain(v) for v in value]
-  return value
-
-
-def _convert(value: Any, hint: Any, where: str) -> Any:
-  """`value` (from YAML) converted to the type `hint`, or ConfigError naming `where`."""
-  origin = typing.get_origin(hint)
-  if origin in (typing.Union, types.UnionType):
-    options = typing.get_args(hint)
-    if value is None and type(None) in options:
-      return None
-    errors = []
-    for option in options:
-      if option is type(None):
-        continue
-      try:
-        return _convert(value, option, where)
-      except ConfigError as e:
-        errors.append(str(e))
-    raise ConfigError(errors[0] if errors else f"{where}: cannot be {value!r}")
-  if dataclasses.is_dataclass(hint):
-    if isinstance(value, hint):
-      return value
-    if isinstance(value, str) and hint is AgentConfig:  # "greedy" is short for {name: greedy, policy: greedy}
-      return AgentConfig(name=value, policy=value)
-    if not isinstance(value, Mapping):
-      raise ConfigError(f"{where}: expected a mapping of {hint.__name__} fields, got {value!r}")
-    return _from_mapping(hint, value, where)
-  if origin is tuple:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-      value = [value]
-    (item_hint, *_) = typing.get_args(hint)
-    return tuple(_convert(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value))
-  if origin in (Mapping, dict) or hint in (Mapping, dict):
-    if not isinstance(value, Mapping):
-      raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-    return dict(value)
-  if hint is float:
-    if isinstance(value, bool):
-      raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if not isinstance(value, (int, float)):
-      try:
-        return float(value)  # YAML reads "1e12" (no dot) as a string
-      except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    return float(value)
-  if hint is int:
-    if isinstance(value, float) and value.is_integer():
-      value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-      raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    return value
-  if hint is bool:
-    if not isinstance(value, bool):
-      raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    return value
-  if hint is str:
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-      raise ConfigError(f"{where}: expected text, got {value!r}")
-    return str(value)
-  return value
-
-
-def _from_mapping(cls, values: Mapping[str, Any], where: str):
-  hints = typing.get_type_hints(cls)
-  names = [f.name for f in dataclasses.fields(cls)]
-  unknown = sorted(map(str, set(values) - set(names)))
-  if unknown:
-    raise ConfigError(f"{where or 'config'}: unknown key(s) {', '.join(map(str, unknown))}; allowed: "
-                      f"{', '.join(names)}")
-  kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
-  try:
-    return cls(**kwargs)
-  except TypeError as e:
-    raise ConfigError(f"{where or 'config'}: {e}") from None
+    return to_plain(self)
 
 
 def from_dict(values: Mapping[str, Any] | None) -> ComposeConfig:
   """A validated `ComposeConfig` from nested plain values (missing keys take their defaults)."""
-  config = _from_mapping(ComposeConfig, values or {}, "")
+  config = from_mapping(ComposeConfig, values or {})
   validate(config)
   return config
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
-  keys = dotted.split(".")
-  node = tree
-  for key in keys[:-1]:
-    child = node.get(key)
-    if not isinstance(child, dict):
-      child = {}
-      node[key] = child
-    node = child
-  node[keys[-1]] = value
-
-
-def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-  """`values` with each "a.b.c=value" applied (value parsed as YAML). ConfigError for a malformed one."""
-  values = _plain(values)
-  for item in overrides:
-    key, sep, text = item.partition("=")
-    if not sep or not key.strip():
-      raise ConfigError(f"override {item!r} must look like key=value, e.g. search.depth=8")
-    try:
-      parsed = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as e:
-      raise ConfigError(f"override {item!r}: the value is not valid YAML ({e})") from None
-    _set_dotted(values, key.strip(), parsed)
-  return values
-
-
-def _with_defaults(cls, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-  """`defaults` with `values` laid over: sections (dataclass fields) merge key by key, any other value (a
-  mapping like `evaluator.model` included) replaces the default. Unknown keys pass through to be reported."""
-  hints = typing.get_type_hints(cls)
-  merged = dict(defaults)
-  for key, value in values.items():
-    hint = hints.get(key)
-    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping) and isinstance(defaults.get(key), Mapping):
-      merged[key] = _with_defaults(hint, value, defaults[key])
-    else:
-      merged[key] = value
-  return merged
-
-
 def load_config(path: str | pathlib.Path | None = None, overrides: Sequence[str] = ()) -> ComposeConfig:
   """The config from a YAML file (None: defaults) with `overrides` applied; ConfigError when invalid."""
-  values: dict[str, Any] = {}
-  if path is not None:
-    path = pathlib.Path(path)
-    if not path.is_file():
-      raise ConfigError(f"config file {path} does not exist")
-    try:
-      loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-      raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    if loaded is not None and not isinstance(loaded, dict):
-      raise ConfigError(f"{path} must hold a mapping at the top level, got {type(loaded).__name__}")
-    values = loaded or {}
-  # Overrides apply to the effective values, so `evaluator.model.ffn_dim=64` changes one key of the default
-  # model mapping instead of replacing the mapping.
-  return from_dict(apply_overrides(_with_defaults(ComposeConfig, values, ComposeConfig().to_dict()), overrides))
+  config = load_dataclass(ComposeConfig, path, overrides)
+  validate(config)
+  return config
 
 
 def validate(config: ComposeConfig) -> None:

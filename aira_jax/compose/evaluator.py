@@ -51,6 +51,7 @@ class Evaluation:
   error: str | None = None
   seconds: float = 0.0
   compile_seconds: float = 0.0
+  device: str = ""
 
   def summary(self) -> str:
     """One line for the journal's output excerpt (what an agent sees)."""
@@ -193,7 +194,7 @@ class LayoutEvaluator:
     metric = None if error else float(np.mean(list(per_task.values())))
     evaluation = Evaluation(layout=layout.text, seed=seed, metric=metric, per_task=per_task,
                             is_buggy=error is not None, error=error, seconds=time.perf_counter() - started,
-                            compile_seconds=compile_seconds)
+                            compile_seconds=compile_seconds, device=str(device))
     if self.on_evaluation is not None:
       self.on_evaluation(evaluation)
     return evaluation

@@ -29,9 +29,9 @@ from aira_jax.agents.ensemble import Proposal
 from aira_jax.agents.journal import Journal, Node
 from aira_jax.agents.memory import DEFAULT_MAX_CHARS, debug_chain, summarize_good_nodes
 from aira_jax.agents.prompts import LAYOUT_REPLY_SCHEMA, describe_space, render, space_text
-from aira_jax.agents.replies import ReplyParseError, extract_json, parse_with_repair
+from aira_jax.agents.replies import ReplyParseError, UsageRecorder, extract_json, parse_with_repair
 from aira_jax.layout import Layout
-from aira_jax.llm.base import Completion, LLMError, LLMResponseError, Message, Usage
+from aira_jax.llm.base import Completion, LLMError, Message
 from aira_jax.llm.schema import schema_errors
 
 NO_MEMORY = "Nothing yet: no layout has been scored so far."
@@ -54,24 +54,6 @@ class InvalidLayoutProposal(ValueError):
     self.plan = plan
     self.payload = payload
     self.tokens = tokens
-
-
-class _UsageRecorder:
-  """Wraps a client to sum the tokens of every call, including replies that failed validation."""
-
-  def __init__(self, client):
-    self.client = client
-    self.model = getattr(client, "model", "")
-    self.total_tokens = 0
-
-  def generate(self, messages, **kwargs) -> Completion:
-    try:
-      completion = self.client.generate(messages, **kwargs)
-    except LLMResponseError as error:
-      self.total_tokens += (error.usage or Usage()).total_tokens
-      raise
-    self.total_tokens += completion.usage.total_tokens
-    return completion
 
 
 def parse_layout_reply(completion: Completion) -> tuple[str, str]:
@@ -197,7 +179,7 @@ class LayoutLLMOperator:
     Each carries `tokens`, the tokens spent on this step.
     """
     messages = self.build_messages(action, journal)
-    recorder = _UsageRecorder(self.client)
+    recorder = UsageRecorder(self.client)
     kwargs: dict[str, Any] = {"schema": LAYOUT_REPLY_SCHEMA, "seed": rng.randrange(2**31)}
     if self.temperature is not None:
       kwargs["temperature"] = self.temperature

@@ -16,12 +16,14 @@ import statistics
 import jax
 
 from aira_jax.agents.journal import Journal, Node
+from aira_jax.agents.session import distinct_best
 from aira_jax.compose.aggregate import aggregate
 from aira_jax.compose.config import ComposeConfig
 from aira_jax.compose.families import scale_families
-from aira_jax.compose.run_files import RunFiles
+from aira_jax.results.run_files import RunFiles
 from aira_jax.compose.scale import fit_all, pool_results
-from aira_jax.compose.scaling import IsoFlopPoint, markdown_table
+from aira_jax.compose.scaling import IsoFlopPoint
+from aira_jax.results.markdown import markdown_table
 from aira_jax.layout import Layout
 from aira_jax.results import plots
 from aira_jax.results.store import ResultStore
@@ -131,11 +133,7 @@ def write_report(config: ComposeConfig, files: RunFiles) -> pathlib.Path:
     noise = {k: [r.metric for r in rows if r.metric is not None]
              for k, rows in store.evaluations_by_key(task=config.evaluator.task, min_count=2).items()}
     noise = {k: v for k, v in noise.items() if len(v) >= 2}
-    seen, best = set(), []
-    for node in journal.best(len(journal)):
-      if node.payload not in seen and len(best) < 10:
-        seen.add(node.payload)
-        best.append(node)
+    best = distinct_best(journal, 10)
     agents = ", ".join(f"{a.name} ({a.policy}, {a.llm or 'heuristic'})" for a in search.agents)
     out = [f"# AIRA-Compose run {files.root.name}", "",
            f"Written {datetime.datetime.now():%Y-%m-%d %H:%M}; jax {jax.__version__} on {jax.default_backend()} "

@@ -25,7 +25,7 @@ from aira_jax.compose.aggregate import Aggregation, aggregate
 from aira_jax.compose.config import ComposeConfig, ConfigError
 from aira_jax.compose.families import scale_families, space_of
 from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches
-from aira_jax.compose.run_files import RunFiles
+from aira_jax.results.run_files import RunFiles
 from aira_jax.compose.scaling import (Comparison, FamilyFit, IsoFlopPoint, compare_families, fit_family,
                                       plan_isoflop)
 from aira_jax.layout import Layout

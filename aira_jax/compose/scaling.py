@@ -315,14 +315,3 @@ def compare_families(fit: FamilyFit, baseline_fit: FamilyFit, *, target_loss: fl
       compute_baseline=point_base, compute_baseline_interval=_interval(base_compute, confidence),
       compute_ratio=float(point_family / point_base), compute_ratio_interval=_interval(ratios, confidence),
       confidence=confidence)
-
-
-def markdown_table(rows: Sequence[Mapping]) -> str:
-  """A markdown table of `rows` (dicts with the same keys); floats in 4 significant digits."""
-  if not rows:
-    return ""
-  keys = list(rows[0])
-  cell = lambda value: f"{value:.4g}" if isinstance(value, float) else str(value)  # noqa: E731
-  lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-  lines += ["| " + " | ".join(cell(row[key]) for key in keys) + " |" for row in rows]
-  return "\n".join(lines)

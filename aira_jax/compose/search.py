@@ -18,13 +18,13 @@ import sys
 import time
 from typing import IO
 
-from aira_jax.agents import (AgentSpec, Budgets, EnsembleReport, EvalResult, EvaluationQueue, HeuristicOperator,
-                             Journal, make_policy, run_ensemble)
+from aira_jax.agents import AgentSpec, Budgets, EnsembleReport, EvalResult, HeuristicOperator, make_policy
 from aira_jax.agents.journal import Node
+from aira_jax.agents.session import SearchProgress, distinct_best, run_session
 from aira_jax.compose.config import ComposeConfig
 from aira_jax.compose.evaluator import Evaluation, LayoutEvaluator
 from aira_jax.compose.llm_operator import LayoutLLMOperator
-from aira_jax.compose.run_files import RunFiles
+from aira_jax.results.run_files import RunFiles
 from aira_jax.results.store import ResultStore
 
 
@@ -88,33 +88,10 @@ def make_agents(config: ComposeConfig, evaluator: LayoutEvaluator, files: RunFil
   return agents
 
 
-class SearchProgress:
-  """One line per node: time, agent, what it did, evaluations done / running, the best so far."""
-
-  def __init__(self, evaluator: LayoutEvaluator, total_steps: int | None, stream: IO[str] | None = None):
-    self.evaluator, self.total_steps = evaluator, total_steps
-    self.stream = stream or sys.stderr
-    self.start = time.monotonic()
-
-  def __call__(self, node: Node, journal: Journal) -> None:
-    elapsed = time.monotonic() - self.start
-    best = journal.best(1)
-    best_text = f"{best[0].metric:.4f} {best[0].payload}" if best else "-"
-    if node.is_buggy:
-      result = f"failed: {(node.error or '')[:70]}"
-    else:
-      result = f"{node.metric:.4f}" + (" (duplicate)" if "evaluate" not in node.timings else "")
-    steps = f"{len(journal)}/{self.total_steps}" if self.total_steps else f"{len(journal)}"
-    print(f"[{elapsed:6.0f}s] {node.agent_id:>12} {node.operator:9s} {result} | nodes {steps} | evaluations "
-          f"{self.evaluator.done} done, {self.evaluator.running} running | best {best_text}",
-          file=self.stream, flush=True)
-
-
-def _seed_from_store(queue: EvaluationQueue, store: ResultStore, seed: int) -> None:
-  for row in store.evaluations():
-    if row.seed == seed:
-      queue.seed(row.key, EvalResult(metric=row.metric, is_buggy=row.is_buggy, error=row.error,
-                                     output=row.details.get("summary", "")))
+def known_results(store: ResultStore, seed: int) -> list[tuple[str, EvalResult]]:
+  """Evaluations the store holds for the search's own seed (noise repeats use other seeds)."""
+  return [(row.key, EvalResult(metric=row.metric, is_buggy=row.is_buggy, error=row.error,
+                               output=row.details.get("summary", ""))) for row in store.evaluations() if row.seed == seed]
 
 
 def measure_noise(evaluator: LayoutEvaluator, store: ResultStore, layouts: list[str], seeds: list[int],
@@ -142,7 +119,8 @@ def record_evaluation(store: ResultStore, task: str):
     store.add_evaluation(evaluation.layout, task=task, metric=evaluation.metric, seed=evaluation.seed,
                          is_buggy=evaluation.is_buggy, error=evaluation.error, seconds=evaluation.seconds,
                          compile_seconds=evaluation.compile_seconds,
-                         details={"per_task": evaluation.per_task, "summary": evaluation.summary()})
+                         details={"per_task": evaluation.per_task, "summary": evaluation.summary(),
+                                  "device": evaluation.device})
   return record
 
 
@@ -154,53 +132,28 @@ def run_search(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None
   with ResultStore(files.store) as store:
     evaluator = LayoutEvaluator(config.evaluator, space=search.space, depth=search.depth,
                                 on_evaluation=record_evaluation(store, config.evaluator.task))
-    journal = Journal.load(files.journal)
-    store.sync_from_journal(journal)
     workers = search.workers or evaluator.default_workers()
-    queue = EvaluationQueue(evaluator, workers=workers, key=evaluator.key)
-    _seed_from_store(queue, store, config.evaluator.seed)
     agents = make_agents(config, evaluator, files)
     total = search.steps_per_agent * len(agents) if search.steps_per_agent else None
-    progress = SearchProgress(evaluator, total, stream)
-
-    def on_node(node: Node, journal: Journal) -> None:
-      store.add_node(node)
-      progress(node, journal)
-
-    print(f"search: {len(agents)} agents over {search.space} at depth {search.depth}, {len(journal)} nodes "
-          f"already in {files.journal}; evaluator {evaluator.mode} on {config.evaluator.task}, {workers} worker(s)",
-          file=stream, flush=True)
-    try:
-      report = run_ensemble(agents, journal, queue,
-                            Budgets(wall_clock_s=search.wall_clock_s, steps_per_agent=search.steps_per_agent,
-                                    max_tokens=search.max_llm_tokens),
-                            lower_is_better=evaluator.lower_is_better, shared_tree=search.shared_tree,
-                            on_node=on_node)
-    finally:
-      queue.shutdown(cancel_pending=True)
-    for agent_id, trace in report.crashes:
-      print(f"agent {agent_id} crashed (restarted):\n{trace}", file=stream)
+    progress = SearchProgress(
+        total, lambda: f"evaluations {evaluator.done} done, {evaluator.running} running", stream)
+    print(f"search: {len(agents)} agents over {search.space} at depth {search.depth} in {files.root}; evaluator "
+          f"{evaluator.mode} on {config.evaluator.task}, {workers} worker(s)", file=stream, flush=True)
+    budgets = Budgets(wall_clock_s=search.wall_clock_s, steps_per_agent=search.steps_per_agent,
+                      max_tokens=search.max_llm_tokens)
+    report, journal = run_session(agents, evaluator, journal_path=files.journal, store=store, key=evaluator.key,
+                                  budgets=budgets, lower_is_better=evaluator.lower_is_better, workers=workers,
+                                  shared_tree=search.shared_tree,
+                                  known=known_results(store, config.evaluator.seed), progress=progress)
     noise = NoiseFloor({}, None)
     if not report.interrupted and search.noise_seeds and search.noise_top:
-      top = [node.payload for node in _distinct_best(journal, search.noise_top)]
+      top = [node.payload for node in distinct_best(journal, search.noise_top)]
       seeds = [config.evaluator.seed + k for k in range(search.noise_seeds + 1)]
       noise = measure_noise(evaluator, store, top, seeds, stream)
     store.set_meta("search", {"interrupted": report.interrupted, "stop_reasons": report.stop_reasons,
                               "metric": evaluator.metric_name, "lower_is_better": evaluator.lower_is_better,
                               "noise_pooled_std": noise.pooled_std, "mode": evaluator.mode})
     return SearchResult(metric_name=evaluator.metric_name, lower_is_better=evaluator.lower_is_better,
-                        best=tuple(_distinct_best(journal, 10)), nodes=len(journal),
+                        best=tuple(distinct_best(journal, 10)), nodes=len(journal),
                         evaluations_run=report.evaluations, noise=noise, ensemble=report,
                         seconds=time.monotonic() - started)
-
-
-def _distinct_best(journal: Journal, k: int) -> list[Node]:
-  """The best `k` good nodes with distinct layouts, best first."""
-  seen, best = set(), []
-  for node in journal.best(len(journal)):
-    if node.payload not in seen:
-      seen.add(node.payload)
-      best.append(node)
-    if len(best) == k:
-      break
-  return best

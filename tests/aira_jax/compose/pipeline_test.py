@@ -130,7 +130,7 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
   assert main(["scale"]) == 2
   assert "--resume" in capsys.readouterr().err
   assert main(["report", str(tmp_path / "missing")]) == 2
-  assert "not a compose run directory" in capsys.readouterr().err
+  assert "not a run directory" in capsys.readouterr().err
   assert main(["search", "nonsense", f"run_dir={tmp_path}"]) == 2
   with pytest.raises(SystemExit) as exit_info:
     main(["--help"])

@@ -7,6 +7,7 @@ import pytest
 
 from aira_jax.compose import scaling
 from aira_jax.compose.scaling import IsoFlopPoint
+from aira_jax.results.markdown import markdown_table
 
 
 def synthetic_family(name, a, b, budgets, ratios=(0.3, 0.7, 2.2), curvature=0.05, noise=0.0, seed=0):
@@ -200,7 +201,7 @@ def test_invalid_input_is_refused(call, message):
 
 def test_rows_render_as_markdown():
   fit = scaling.fit_family(synthetic_family("f", 40.0, 0.05, BUDGETS), bootstrap=0)
-  table = scaling.markdown_table(fit.to_rows())
+  table = markdown_table(fit.to_rows())
   lines = table.splitlines()
   assert lines[0] == "| family | budget_flops | params_opt | loss_opt | interior | num_points |"
   assert len(lines) == 2 + len(BUDGETS) and lines[2].startswith("| f | 1e+17 | 1e+07 |")

@@ -1,0 +1,87 @@
+"""A search session on disk, shared by compose and design: journal + store + evaluation queue + progress.
+
+`run_session(agents, evaluate, ...)` loads (or starts) the run's journal, mirrors its nodes into the SQLite
+store, seeds the evaluation queue with every result already known (from the journal, and from the store's
+evaluations, which are written the moment an evaluation finishes, before its node), runs the ensemble, and
+prints one progress line per node. So a run killed at any point and started again on the same directory
+loses no finished evaluation and repeats none.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import IO
+
+from aira_jax.agents.ensemble import AgentSpec, Budgets, EnsembleReport, run_ensemble
+from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
+from aira_jax.agents.journal import Journal, Node
+from aira_jax.results.store import ResultStore
+
+
+class SearchProgress:
+  """One line per node: time, agent, what it did, the evaluator's status, the best so far."""
+
+  def __init__(self, total_steps: int | None, status: Callable[[], str], stream: IO[str] | None = None,
+               show: Callable[[str], str] = lambda payload: payload):
+    self.total_steps, self.status, self.show = total_steps, status, show
+    self.stream = stream or sys.stderr
+    self.start = time.monotonic()
+
+  def __call__(self, node: Node, journal: Journal) -> None:
+    best = journal.best(1)
+    best_text = f"{best[0].metric:.4f} {self.show(best[0].payload)}" if best else "-"
+    if node.is_buggy:
+      result = f"failed: {(node.error or '')[:70]}"
+    else:
+      result = f"{node.metric:.4f}" + (" (duplicate)" if "evaluate" not in node.timings else "")
+    steps = f"{len(journal)}/{self.total_steps}" if self.total_steps else f"{len(journal)}"
+    print(f"[{time.monotonic() - self.start:6.0f}s] {node.agent_id:>12} {node.operator:9s} {result} | nodes {steps} "
+          f"| {self.status()} | best {best_text}", file=self.stream, flush=True)
+
+
+def run_session(agents: list[AgentSpec], evaluate: Callable[[str], EvalResult], *, journal_path, store: ResultStore,
+                key: Callable[[str], str], budgets: Budgets, lower_is_better: bool, workers: int = 1,
+                shared_tree: bool = False, known: Iterable[tuple[str, EvalResult]] = (),
+                progress: SearchProgress | None = None) -> tuple[EnsembleReport, Journal]:
+  """Runs `agents` on the journal at `journal_path` (resumed when it exists); see the module docstring.
+
+  Args:
+    evaluate: payload -> EvalResult (called by the queue's workers).
+    store: where nodes are mirrored (evaluations are recorded by `evaluate`'s owner as they finish).
+    key: the de-duplication key of a payload.
+    known: (payload, result) pairs already evaluated, from the store, answered from the cache.
+  """
+  journal = Journal.load(journal_path)
+  store.sync_from_journal(journal)
+  queue = EvaluationQueue(evaluate, workers=workers, key=key)
+  for payload, result in known:
+    queue.seed(payload, result)
+
+  def on_node(node: Node, journal: Journal) -> None:
+    store.add_node(node)
+    if progress is not None:
+      progress(node, journal)
+
+  try:
+    report = run_ensemble(agents, journal, queue, budgets, lower_is_better=lower_is_better, shared_tree=shared_tree,
+                          on_node=on_node)
+  finally:
+    queue.shutdown(cancel_pending=True)
+  if progress is not None:
+    for agent_id, trace in report.crashes:
+      print(f"agent {agent_id} crashed (restarted):\n{trace}", file=progress.stream)
+  return report, journal
+
+
+def distinct_best(journal: Journal, k: int) -> list[Node]:
+  """The best `k` good nodes with distinct payloads, best first."""
+  seen, best = set(), []
+  for node in journal.best(len(journal)):
+    if node.payload not in seen:
+      seen.add(node.payload)
+      best.append(node)
+    if len(best) == k:
+      break
+  return best

@@ -1,0 +1,56 @@
+"""Command-line plumbing shared by `python -m aira_jax.compose` and `python -m aira_jax.design`.
+
+Both take `[COMMAND] [RUN_DIR] [key=value ...] [--config FILE] [--resume RUN_DIR] [--quiet]`, with "run" as the
+default command, so `python -m aira_jax.design search.task=lra-listops` works as well as
+`python -m aira_jax.design run ...`. Options and overrides may come in any order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+_TAKES_VALUE = {"--config", "--resume"}
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, commands: tuple[str, ...]) -> None:
+  """The positional command, run directory and overrides, and the --config / --resume / --quiet options."""
+  parser.add_argument("command", nargs="?", default=commands[0], choices=commands,
+                      help=f"what to do (default: {commands[0]})")
+  parser.add_argument("target", nargs="?", help="for report: the run directory")
+  parser.add_argument("overrides", nargs="*", help="key=value config overrides (values are YAML)")
+  parser.add_argument("--config", help="a YAML config (see experiments/)")
+  parser.add_argument("--resume", metavar="RUN_DIR",
+                      help="continue the run in RUN_DIR (its saved config plus overrides); finished work is not "
+                           "repeated")
+  parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _with_command(argv: list[str], commands: tuple[str, ...]) -> list[str]:
+  """Inserts the default command when the first positional argument is not a command (an override)."""
+  skip = False
+  for i, arg in enumerate(argv):
+    if skip:
+      skip = False
+    elif arg in _TAKES_VALUE:
+      skip = True
+    elif not arg.startswith("-"):
+      return argv if arg in commands else [*argv[:i], commands[0], *argv[i:]]
+  return argv
+
+
+def parse_run_args(parser: argparse.ArgumentParser, commands: tuple[str, ...], argv: list[str] | None):
+  """(args, target run directory or None, overrides); argparse puts a first override into `target`."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  args = parser.parse_intermixed_args(_with_command(argv, commands))
+  overrides, target = list(args.overrides), args.target
+  if target is not None and "=" in target:
+    overrides.insert(0, target)
+    target = None
+  return args, target, overrides
+
+
+def progress_stream(quiet: bool):
+  """Where progress lines go: stderr, or nowhere with --quiet."""
+  import io
+  return io.StringIO() if quiet else sys.stderr

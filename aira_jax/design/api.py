@@ -1,0 +1,41 @@
+"""The library API of AIRA-Design: open a run, `search`, `report`.
+
+    from aira_jax.design import api
+
+    config, files = api.open_run(overrides=["search.task=lra-listops", "search.steps_per_agent=10"])
+    result = api.search(config, files)     # DesignResult: best nodes, final metrics, ensemble report
+    api.report(files.root)                 # path of report.md
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+from typing import IO
+
+from aira_jax.design.config import DesignConfig, from_dict, load_config
+from aira_jax.design.report import write_report
+from aira_jax.design.search import DesignResult, build_task, run_design
+from aira_jax.results.run_files import RunFiles, read_config, resume_run, start_run
+
+
+def open_run(config: DesignConfig | None = None, *, config_path: str | None = None, overrides: Sequence[str] = (),
+             resume: str | pathlib.Path | None = None) -> tuple[DesignConfig, RunFiles]:
+  """A new run directory for `config` (or the YAML file plus overrides), or the run at `resume` with
+  `overrides` applied. The task is built once here, so a bad task option fails before anything runs."""
+  if resume is not None:
+    config, files = resume_run(resume, from_dict, overrides)
+  else:
+    config, files = start_run(config if config is not None else load_config(config_path, overrides))
+  build_task(config)
+  return config, files
+
+
+def search(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None = None) -> DesignResult:
+  """Runs (or resumes) the design search."""
+  return run_design(config, files, stream=stream)
+
+
+def report(run_dir: str | pathlib.Path) -> pathlib.Path:
+  """Rewrites `run_dir/report.md` from the run's files; returns its path."""
+  return write_report(read_config(run_dir, from_dict), RunFiles(pathlib.Path(run_dir)))

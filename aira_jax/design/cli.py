@@ -1,0 +1,67 @@
+"""`python -m aira_jax.design`: the command line of AIRA-Design (run a search, rewrite a report).
+
+    python -m aira_jax.design                                  # built-in agents on tiny LRA ListOps (offline)
+    python -m aira_jax.design search.task=autoresearch search.steps_per_agent=4
+    python -m aira_jax.design --config experiments/design/lra_gemini.yaml
+    python -m aira_jax.design run --resume runs/20261127-041502 search.steps_per_agent=20
+    python -m aira_jax.design report runs/20261127-041502
+
+Exit status: 0 done, 2 a usage or configuration error (printed without a traceback), 130 interrupted
+(everything finished is saved; `--resume` continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aira_jax.cli_common import add_run_arguments, parse_run_args, progress_stream
+from aira_jax.design.config import ConfigError
+
+COMMANDS = ("run", "report")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="python -m aira_jax.design",
+      description="AIRA-Design: agents write a sequence-mixing mechanism (model.py, LRA tasks) or a training "
+                  "script (train.py, autoresearch); each candidate runs in a sandboxed subprocess through the "
+                  "stages import, interface, lowering, compile, numerics, train and score.",
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog="commands:\n  run     search (default), then the report\n  report  rewrite RUN_DIR/report.md\n\n"
+             "tasks: lra-listops (generated), lra-text and lra-retrieval (search.task_options.path to your data), "
+             "autoresearch.\noverrides: dotted key=value pairs parsed as YAML, e.g. search.task=autoresearch\n"
+             "  'search.agents=[{name: g, policy: greedy, llm: gemini:gemini-2.5-pro, edits: diff}]' "
+             "sandbox.memory_mb=4096\n\nEverything goes to runs/<id>/: resolved_config.yaml, journal.jsonl, "
+             "results.sqlite, candidates/<key>/ (code, logs, stage records), report.md.")
+  add_run_arguments(parser, COMMANDS)
+  return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+  args, target, overrides = parse_run_args(build_parser(), COMMANDS, argv)
+  from aira_jax.design import api
+  try:
+    if args.command == "report":
+      run_dir = target or args.resume
+      if run_dir is None:
+        raise ConfigError("report needs the run directory: python -m aira_jax.design report runs/<id>")
+      print(api.report(run_dir))
+      return 0
+    if target is not None:
+      raise ConfigError(f"unexpected argument {target!r}: overrides look like key=value")
+    config, files = api.open_run(config_path=args.config, overrides=overrides, resume=args.resume)
+    print(f"run directory: {files.root}", file=sys.stderr)
+    result = api.search(config, files, stream=progress_stream(args.quiet))
+    print(api.report(files.root))
+    if result.ensemble.interrupted:
+      print(f"interrupted; finished work is saved. Continue with: python -m aira_jax.design --resume {files.root}",
+            file=sys.stderr)
+      return 130
+    return 0
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("interrupted; finished work is saved. Continue with --resume RUN_DIR", file=sys.stderr)
+    return 130

@@ -1,0 +1,115 @@
+"""The LLM operator of AIRA-Design: asks a model for a new version of the task's file and hands it to the search.
+
+`CodeLLMOperator.propose(action, journal, rng)` follows the operator contract of `aira_jax.agents.ensemble`:
+draft / improve / debug / crossover prompts (`aira_jax/design/prompts/*.md`) carry the task description and
+interface, the memory of the best candidates, the parent code, and for debug the failed stage with its error
+and the chain of earlier fixes. The reply's code is one ```python block, or (with `edits="diff"`) SEARCH/REPLACE
+edits of the parent's file (edits.py). A reply with no usable code gets one repair round-trip quoting why;
+past that the step fails (a buggy node the agent sees next). Code is never run here: the sandbox runs it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from aira_jax.agents.action import Action
+from aira_jax.agents.ensemble import Proposal
+from aira_jax.agents.journal import Journal, Node
+from aira_jax.agents.memory import debug_chain, summarize_good_nodes
+from aira_jax.agents.prompts import render
+from aira_jax.agents.replies import ReplyParseError, UsageRecorder, parse_with_repair
+from aira_jax.design.edits import EDITS_FORMAT, WHOLE_FILE_FORMAT, code_from_reply, plan_of
+from aira_jax.design.tasks.base import DesignTask
+from aira_jax.llm.base import LLMError, Message
+
+PROMPT_PACKAGE = "aira_jax.design"
+PROMPT_NAMES = ("system", "draft", "improve", "debug", "crossover")
+NO_MEMORY = "Nothing yet: no candidate has been scored so far."
+FIRST_FIX = "None: this is the first attempt to fix it."
+MAX_ERROR_CHARS = 3000
+
+
+class CodeLLMOperator:
+  """Writes the task's file with an LLM.
+
+  Args:
+    client: an LLM client (see aira_jax.llm.make_client).
+    task: the design task (description, filename, template, metric).
+    edits: "whole" (the model sends the whole file) or "diff" (SEARCH/REPLACE edits of the parent's file).
+    max_repairs: repair round-trips for a reply without usable code.
+    memory_k / max_memory_chars: how many of the best candidates the prompts show, and in how many chars.
+  """
+
+  def __init__(self, client, task: DesignTask, *, edits: str = "whole", max_repairs: int = 1,
+               temperature: float | None = None, memory_k: int = 3, max_memory_chars: int = 12000):
+    if edits not in ("whole", "diff"):
+      raise ValueError(f"edits must be 'whole' or 'diff', got {edits!r}")
+    self.client, self.task, self.edits = client, task, edits
+    self.max_repairs, self.temperature = max_repairs, temperature
+    self.memory_k, self.max_memory_chars = memory_k, max_memory_chars
+
+  def _score(self, node: Node) -> str:
+    if node.metric is None:
+      return f"nothing (failed: {(node.error or 'no error recorded')[:300]})"
+    return f"{node.metric:.6g}"
+
+  def prompt_values(self, action: Action, journal: Journal) -> dict[str, Any]:
+    """Every field the system prompt and `action.operator`'s template use."""
+    task = self.task
+    memory = summarize_good_nodes(journal, k=self.memory_k, max_chars=self.max_memory_chars)
+    values: dict[str, Any] = {
+        "filename": task.filename, "task": task.description, "metric_name": task.metric,
+        "direction": "lower is better" if task.lower_is_better else "higher is better",
+        "answer_format": EDITS_FORMAT if self.edits == "diff" and action.operator != "draft" else WHOLE_FILE_FORMAT,
+        "memory": memory or NO_MEMORY, "template": task.template,
+    }
+    parents = [journal.get(p) for p in action.parent_ids]
+    if action.operator == "improve":
+      values.update(parent_code=parents[0].payload, parent_metric=self._score(parents[0]),
+                    parent_plan=parents[0].plan or "(none recorded)")
+    elif action.operator == "crossover":
+      values.update(code_a=parents[0].payload, metric_a=self._score(parents[0]), code_b=parents[1].payload,
+                    metric_b=self._score(parents[1]))
+    elif action.operator == "debug":
+      buggy = parents[0]
+      error = (buggy.error or "(no error recorded)") + (f"\nOutput tail:\n{buggy.output_excerpt[-MAX_ERROR_CHARS:]}"
+                                                        if buggy.output_excerpt else "")
+      history = FIRST_FIX if journal.debug_depth(buggy.id) == 0 else debug_chain(journal, buggy.id)
+      values.update(buggy_code=buggy.payload or "(no code was recorded)", error=error, debug_history=history)
+    return values
+
+  def build_messages(self, action: Action, journal: Journal) -> list[Message]:
+    values = self.prompt_values(action, journal)
+    return [Message("system", render("system", values, PROMPT_PACKAGE, PROMPT_NAMES)),
+            Message("user", render(action.operator, values, PROMPT_PACKAGE, PROMPT_NAMES))]
+
+  def _parent_source(self, action: Action, journal: Journal) -> str | None:
+    if action.operator in ("improve", "debug") and action.parent_ids:
+      return journal.get(action.parent_ids[0]).payload or None
+    return None
+
+  def propose(self, action: Action, journal: Journal, rng: random.Random) -> Proposal:
+    """One LLM step: a Proposal with the model's one-line plan and the complete new file.
+
+    Raises ReplyParseError / LLMError (with `tokens`) when no usable code came back.
+    """
+    parent = self._parent_source(action, journal)
+    recorder = UsageRecorder(self.client)
+    kwargs: dict[str, Any] = {"seed": rng.randrange(2**31)}
+    if self.temperature is not None:
+      kwargs["temperature"] = self.temperature
+
+    def parse(completion):
+      code = code_from_reply(completion.text, parent, edits=self.edits == "diff")
+      if not code.strip():
+        raise ReplyParseError("the code block is empty")
+      return plan_of(completion.text), code
+
+    try:
+      (plan, code), _ = parse_with_repair(recorder, self.build_messages(action, journal), parse,
+                                          max_repairs=self.max_repairs, **kwargs)
+    except (ReplyParseError, LLMError) as error:
+      error.tokens = recorder.total_tokens
+      raise
+    return Proposal(plan=plan or f"{action.operator} (no plan stated)", payload=code, tokens=recorder.total_tokens)

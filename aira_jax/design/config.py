@@ -1,0 +1,114 @@
+"""The configuration of a design run: frozen dataclasses, read from YAML with dotted overrides (config_io.py).
+
+`DesignConfig` has the search (task, agents, budgets), the sandbox limits and the run's own fields. The
+defaults are the offline CPU run of `python -m aira_jax.design`: the built-in agents vary the seed mechanisms
+of the tiny LRA ListOps task; `experiments/design/*.yaml` name bigger studies and LLM agents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aira_jax.config_io import ConfigError, from_mapping, load_dataclass, to_plain
+
+__all__ = ["ConfigError", "DesignAgentConfig", "DesignConfig", "DesignSearchConfig", "SandboxConfig", "from_dict",
+           "load_config", "validate"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignAgentConfig:
+  """One agent: a policy and who writes its code (`llm` None = the built-in agent, which varies the seed
+  mechanisms' configuration; else an LLM spec such as "gemini:gemini-2.5-pro" or "scripted:replies.jsonl").
+  `edits`: "whole" (the model rewrites the file) or "diff" (SEARCH/REPLACE edits of the parent's file)."""
+
+  name: str
+  policy: str = "greedy"
+  llm: str | None = None
+  edits: str = "whole"
+
+  @classmethod
+  def from_text(cls, text: str) -> DesignAgentConfig:
+    """"greedy" is short for {name: greedy, policy: greedy}."""
+    return cls(name=text, policy=text)
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignSearchConfig:
+  """The search: `task` (see aira_jax.design.tasks) built with `task_options`; agents; budgets
+  (`steps_per_agent`, `wall_clock_s`, `max_llm_tokens`); `workers` candidates evaluated at once."""
+
+  task: str = "lra-listops"
+  task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  agents: tuple[DesignAgentConfig, ...] = (DesignAgentConfig("greedy", "greedy"),
+                                           DesignAgentConfig("evolutionary", "evolutionary"))
+  steps_per_agent: int | None = 5
+  wall_clock_s: float | None = None
+  max_llm_tokens: int | None = None
+  workers: int = 1
+  shared_tree: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxConfig:
+  """Limits of one candidate's subprocess: `timeout_s` (None: the task's own), `memory_mb`, `keep_workdirs`
+  (keep the temporary directories for debugging; the code, logs and records are copied into the run either
+  way)."""
+
+  timeout_s: float | None = None
+  memory_mb: int = 8192
+  keep_workdirs: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignConfig:
+  """A whole design run; results go to `run_dir/run_id` (run_id None: a fresh timestamped id)."""
+
+  search: DesignSearchConfig = DesignSearchConfig()
+  sandbox: SandboxConfig = SandboxConfig()
+  run_dir: str = "runs"
+  run_id: str | None = None
+  seed: int = 0
+
+  def to_dict(self) -> dict[str, Any]:
+    """Plain dicts and lists (what `resolved_config.yaml` holds and `from_dict` reads back)."""
+    return to_plain(self)
+
+
+def validate(config: DesignConfig) -> None:
+  """Cross-field checks; ConfigError naming the key."""
+  from aira_jax.agents.policies import POLICIES
+  search = config.search
+
+  def need(condition: bool, message: str) -> None:
+    if not condition:
+      raise ConfigError(message)
+
+  need(len(search.agents) >= 1, "search.agents: give at least one agent")
+  names = [a.name for a in search.agents]
+  need(len(set(names)) == len(names), f"search.agents: names must be distinct, got {names}")
+  for agent in search.agents:
+    need(agent.policy in POLICIES, f"search.agents[{agent.name}].policy: unknown {agent.policy!r}; known: "
+         f"{', '.join(sorted(POLICIES))}")
+    need(agent.edits in ("whole", "diff"), f"search.agents[{agent.name}].edits must be whole or diff")
+  need(search.steps_per_agent is not None or search.wall_clock_s is not None or search.max_llm_tokens is not None,
+       "search: give at least one budget (steps_per_agent, wall_clock_s or max_llm_tokens) so the search ends")
+  need(search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")
+  need(config.sandbox.timeout_s is None or config.sandbox.timeout_s > 0, "sandbox.timeout_s must be positive")
+  need(config.sandbox.memory_mb >= 512, f"sandbox.memory_mb must be at least 512, got {config.sandbox.memory_mb}")
+
+
+def from_dict(values: Mapping[str, Any] | None) -> DesignConfig:
+  """A validated `DesignConfig` from nested plain values (missing keys take their defaults)."""
+  config = from_mapping(DesignConfig, values or {})
+  validate(config)
+  return config
+
+
+def load_config(path: str | pathlib.Path | None = None, overrides: Sequence[str] = ()) -> DesignConfig:
+  """The config from a YAML file (None: defaults) with `overrides` applied; ConfigError when invalid."""
+  config = load_dataclass(DesignConfig, path, overrides)
+  validate(config)
+  return config

@@ -1,0 +1,81 @@
+"""The built-in design agent: combines and varies the task's seed files at the level of their knobs, no LLM.
+
+Seeds are complete, valid files (the LRA seed mechanisms: softmax, linear, sliding-window, state-space ...;
+the autoresearch baseline), each naming itself on a first line `# seed: <name>` and declaring knobs
+(knobs.py). Operators, all driven by the policy's seeded `random.Random`:
+- draft: a seed chosen at random, each knob set to a random allowed value;
+- improve: one knob of the parent changed to another allowed value (a parent without knobs, e.g. code an LLM
+  agent wrote in a shared tree, gets a fresh draft instead);
+- crossover: parents from the same seed take each knob from either parent; otherwise an improve of the first;
+- debug: an improve of the nearest ancestor that scored, or a fresh draft.
+So `python -m aira_jax.design` runs offline and gives the LLM agents a baseline to beat.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Mapping
+
+from aira_jax.agents.ensemble import Proposal
+from aira_jax.design.knobs import describe, parse_knobs, set_knobs
+
+_SEED_LINE = re.compile(r"^# seed: (?P<name>\S+)", re.MULTILINE)
+
+
+def seed_name(source: str) -> str | None:
+  """The seed a file came from (its `# seed: <name>` line), or None."""
+  match = _SEED_LINE.search(source)
+  return match.group("name") if match else None
+
+
+class SeedVariationOperator:
+  """Proposes files by varying the knobs of `seeds` (name -> source); see the module docstring."""
+
+  def __init__(self, seeds: Mapping[str, str]):
+    if not seeds:
+      raise ValueError("the built-in design agent needs at least one seed file")
+    self.seeds = dict(seeds)
+
+  def draft(self, rng: random.Random) -> Proposal:
+    name = rng.choice(sorted(self.seeds))
+    source = self.seeds[name]
+    values = {k.name: rng.choice(k.options) for k in parse_knobs(source).values()}
+    return Proposal(plan=f"draft {name}: {describe(values) or 'as is'}", payload=set_knobs(source, values))
+
+  def improve(self, source: str, rng: random.Random, what: str) -> Proposal:
+    knobs = [k for k in parse_knobs(source).values() if len(k.options) > 1]
+    if not knobs:
+      proposal = self.draft(rng)
+      return Proposal(plan=f"{what}: no knobs to vary, fresh {proposal.plan}", payload=proposal.payload)
+    knob = rng.choice(knobs)
+    value = rng.choice([o for o in knob.options if o != knob.value])
+    return Proposal(plan=f"{what}: {seed_name(source) or 'file'} {knob.name} {knob.value} -> {value}",
+                    payload=set_knobs(source, {knob.name: value}))
+
+  def crossover(self, first: str, second: str, rng: random.Random, what: str) -> Proposal:
+    if seed_name(first) is None or seed_name(first) != seed_name(second):
+      return self.improve(first, rng, f"{what} (different seeds: improve the first)")
+    a, b = parse_knobs(first), parse_knobs(second)
+    values = {name: (a[name].value if rng.random() < 0.5 else b[name].value) for name in a if name in b}
+    return Proposal(plan=f"{what}: {seed_name(first)} {describe(values)}", payload=set_knobs(first, values))
+
+  def propose(self, action, journal, rng: random.Random) -> Proposal:
+    """A Proposal for the policy's `action` (draft / improve / crossover / debug)."""
+    operator, parents = action.operator, action.parent_ids
+    if operator == "draft":
+      return self.draft(rng)
+    if operator == "improve":
+      return self.improve(journal.get(parents[0]).payload, rng, f"improve {parents[0]}")
+    if operator == "crossover":
+      first, second = (journal.get(p).payload for p in parents)
+      return self.crossover(first, second, rng, f"crossover {parents[0]} x {parents[1]}")
+    if operator == "debug":
+      node = journal.get(parents[0])
+      while node.parent_ids:
+        node = journal.get(node.parent_ids[0])
+        if node.is_good:
+          return self.improve(node.payload, rng, f"debug {parents[0]}: vary the scored ancestor {node.id}")
+      proposal = self.draft(rng)
+      return Proposal(plan=f"debug {parents[0]}: no scored ancestor, fresh {proposal.plan}", payload=proposal.payload)
+    raise ValueError(f"the built-in design agent cannot perform {operator!r}")

@@ -1,0 +1,293 @@
+"""Runs agent-written code in a fresh, limited subprocess and reports how it ended.
+
+`run_sandboxed("cand", args, files={"cand.py": source}, limits=SandboxLimits())` writes `files` into a new
+temporary working directory and runs `python -s -B -m aira_jax.design.guarded cand args...` there:
+
+- a new session (own process group); at the wall-clock timeout, and after every run, the whole group is
+  SIGKILLed (the child is not reaped before that, so its group id cannot be reused meanwhile);
+- resource limits set in the child before it execs (`preexec_fn` calling only `setrlimit` with numbers
+  computed in the parent, which keeps the fork-with-threads hazard small): memory (RLIMIT_DATA by default),
+  CPU seconds (a backstop for a child whose parent died), file size, no core dumps;
+- an environment built from scratch: PATH, HOME and TMPDIR inside the workdir, PYTHONPATH = this tree,
+  PYTHONHASHSEED=0, JAX_PLATFORMS if the parent has it, the records file, and what the caller passes in
+  `extra_env` (XLA_FLAGS, CUDA_VISIBLE_DEVICES, ...; names that look like secrets are refused). Nothing else
+  is copied from `os.environ`: no API keys, tokens, proxies or cloud credentials;
+- stdout and stderr go to files (a child that floods its output cannot deadlock the parent), read back as
+  head + tail through the parent's own descriptors (a child replacing them with symlinks gains nothing);
+- the audit hook of `aira_jax.design.guard`: no writes outside the workdir, no processes, no network.
+
+Memory, measured on a 2-core CPU with jax 0.10.2 (`import jax`, `jnp.ones(3)`, a jit and a grad): RSS is
+~200 MiB but the address space is ~1.45 GiB, mostly reserved and never touched (thread stacks, malloc
+arenas: it grows with the number of cores). RLIMIT_AS needs >= 1536 MiB, and below that JAX dies with a bare
+SIGSEGV (1024-1100 MiB: not recognisable as memory) or SIGABRT `std::bad_alloc`. RLIMIT_DATA counts only
+writable private memory: 256 MiB suffices; below, XLA aborts ("pthread_create() failed": thread stacks count)
+at 160-192 MiB, numpy raises MemoryError at 128 MiB, OpenBLAS gives up at 64 MiB. So the default is
+RLIMIT_DATA at 8192 MiB; `memory_kind="address"` selects RLIMIT_AS (CUDA reserves huge address ranges, so
+expect it to fail on GPUs; not measured here). GPU memory is not limited by either. RLIMIT_NPROC is not used: it counts every process and thread of the user, not the child's.
+
+What this does NOT protect against (hostile code needs a container or VM: gVisor, nsjail, firecracker):
+- native code: ctypes, C extensions, or a `.so` the candidate writes into its workdir and imports bypass the
+  Python audit hook (raw syscalls write anywhere the user may, fork, connect, exec);
+- a determined Python candidate can also defeat the hook (e.g. find and rebind its closure via `gc`), write
+  through a `dir_fd` from `os.open` (that event carries no dir_fd), or call `_posixsubprocess.fork_exec`
+  directly (no audit event: checked, it runs /bin/echo);
+- reading: every file the user can read (ssh keys, ~/.netrc, credentials files) is readable, only writes are
+  confined; the stripped environment only hides what lives in environment variables;
+- the records file, stdout and stderr are written by the candidate: it can forge or erase its own records;
+- CPU, GPU and disk-bandwidth contention with other processes, GPU memory (not covered by rlimits);
+- processes that escape the group with `setsid` (via native code) outlive the kill; a fork bomb in native code
+  is bounded only by the user's RLIMIT_NPROC;
+- signals and /proc of the user's other processes (only Python-level `os.kill` is checked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import pathlib
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import aira_jax
+from aira_jax.design.records import RECORDS_ENV, read_records
+
+RECORDS_FILE, STDOUT_FILE, STDERR_FILE, TMP_DIR = "records.jsonl", "stdout.txt", "stderr.txt", "tmp"
+COPIED_ENV = ("JAX_PLATFORMS",)
+"""The only variables copied from the parent's environment."""
+_RESERVED_ENV = frozenset({"PATH", "HOME", "TMPDIR", "PYTHONPATH", RECORDS_ENV})
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|COOKIE|PROXY|SESSION", re.IGNORECASE)
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
+_EXIT_MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Memory allocation still failed", "RESOURCE_EXHAUSTED")
+_CRASH_MEMORY_MARKERS = _EXIT_MEMORY_MARKERS + ("Cannot allocate memory", "Resource temporarily unavailable",
+                                                "out of memory", "pthread_create() failed")
+_PACKAGE_ROOT = str(pathlib.Path(aira_jax.__file__).resolve().parent.parent)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SandboxLimits:
+  """Limits of one sandboxed run.
+
+  Attributes:
+    timeout_s: wall-clock seconds before the process group is killed.
+    memory_mb: memory limit in MiB, None for none (see the module docstring for what JAX needs).
+    memory_kind: "data" (RLIMIT_DATA: writable private memory, heap and anonymous mmap) or "address"
+      (RLIMIT_AS: all address space, reserved included).
+    cpu_s: RLIMIT_CPU seconds; None = timeout_s x cores + 5, a backstop if the parent dies.
+    max_file_mb: largest file the child may write (RLIMIT_FSIZE; stdout/stderr count), None for none.
+    output_chars: characters kept of stdout and of stderr (head and tail).
+  """
+  timeout_s: float = 600.0
+  memory_mb: int | None = 8192
+  memory_kind: str = "data"
+  cpu_s: int | None = None
+  max_file_mb: int | None = 1024
+  output_chars: int = 20000
+
+  def __post_init__(self):
+    if not self.timeout_s > 0:
+      raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+    if self.memory_kind not in ("data", "address"):
+      raise ValueError(f"memory_kind must be 'data' or 'address', got {self.memory_kind!r}")
+    for name in ("memory_mb", "cpu_s", "max_file_mb"):
+      value = getattr(self, name)
+      if value is not None and value <= 0:
+        raise ValueError(f"{name} must be > 0 or None, got {value}")
+    if self.output_chars < 64:
+      raise ValueError(f"output_chars must be >= 64, got {self.output_chars}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SandboxOutcome:
+  """How a sandboxed run ended.
+
+  Attributes:
+    returncode: the exit status; negative = killed by that signal.
+    killed: None (exited by itself, success or an ordinary error), "timeout", "memory" (MemoryError, an
+      allocation failure, or a SIGKILL the sandbox did not send, i.e. the OOM killer), "cpu time" (SIGXCPU),
+      "file size" (SIGXFSZ), or "signal NAME" for any other signal ("signal SIGSEGV", "signal SIGABRT").
+    seconds: wall-clock duration.
+    stdout, stderr: head and tail of the output, at most `output_chars` each.
+    records: what the child wrote with `aira_jax.design.records`, in order.
+    workdir: the working directory, or None when it was removed.
+  """
+  returncode: int
+  killed: str | None
+  seconds: float
+  stdout: str
+  stderr: str
+  records: list[dict[str, Any]]
+  workdir: pathlib.Path | None
+
+  @property
+  def ok(self) -> bool:
+    """The child exited with status 0."""
+    return self.returncode == 0 and self.killed is None
+
+  @property
+  def blocked(self) -> list[str]:
+    """The guard's "aira sandbox: blocked ..." lines in stderr."""
+    from aira_jax.design.guard import BLOCK_PREFIX
+    return [line for line in self.stderr.splitlines() if line.startswith(BLOCK_PREFIX)]
+
+
+def _check_name(name: str) -> list[str]:
+  parts = name.split("/")
+  if (not name or "\\" in name or "\0" in name or any(part in ("", ".", "..") for part in parts)
+      or (len(parts) == 1 and name in (RECORDS_FILE, STDOUT_FILE, STDERR_FILE, TMP_DIR))):
+    raise ValueError(f"file name {name!r} must be a plain relative path (no '..', '.', '/' prefix, or "
+                     f"reserved name)")
+  return parts
+
+
+def _child_env(workdir: pathlib.Path, extra_env: dict[str, str] | None) -> dict[str, str]:
+  env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir / TMP_DIR),
+         "PYTHONPATH": _PACKAGE_ROOT, "PYTHONHASHSEED": "0", RECORDS_ENV: str(workdir / RECORDS_FILE)}
+  env.update({name: os.environ[name] for name in COPIED_ENV if name in os.environ})
+  for name, value in (extra_env or {}).items():
+    if name in _RESERVED_ENV or _SECRET_NAME.search(name):
+      raise ValueError(f"extra_env may not set {name!r} (reserved, or looks like a secret)")
+    env[str(name)] = str(value)
+  return env
+
+
+def _rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
+  """(resource, soft, hard) triples, computed in the parent so the child only calls setrlimit."""
+  mib = 1 << 20
+  cpu_s = limits.cpu_s
+  if cpu_s is None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpu_s = math.ceil(limits.timeout_s * cores) + 5
+  wanted = [(resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_CPU, cpu_s, cpu_s + 5)]
+  if limits.memory_mb is not None:
+    kind = resource.RLIMIT_DATA if limits.memory_kind == "data" else resource.RLIMIT_AS
+    wanted.append((kind, limits.memory_mb * mib, limits.memory_mb * mib))
+  if limits.max_file_mb is not None:
+    wanted.append((resource.RLIMIT_FSIZE, limits.max_file_mb * mib, limits.max_file_mb * mib))
+  triples = []
+  for kind, soft, hard in wanted:
+    _, current_hard = resource.getrlimit(kind)
+    if current_hard != resource.RLIM_INFINITY:
+      soft, hard = min(soft, current_hard), min(hard, current_hard)
+    triples.append((kind, soft, hard))
+  return triples
+
+
+def _read_output(f, limit: int) -> str:
+  """Head and tail of the file open as `f` (the parent's own descriptor), at most `limit` characters.
+
+  Like `aira_jax.agents.node.trim_excerpt` (a third head, the rest tail, a marker between) but reads only
+  the ends of a large file. Not imported from there: the sandbox stays free of the agents package.
+  """
+  size = f.seek(0, os.SEEK_END)
+  f.seek(0)
+  if size <= limit:
+    return f.read().decode("utf-8", "replace")
+  marker = f"\n... [{size} bytes, trimmed to {limit} chars] ...\n"
+  keep = max(limit - len(marker), 0)
+  head = f.read(keep // 3).decode("utf-8", "replace")[:keep // 3]
+  tail_chars = keep - len(head)
+  f.seek(max(size - 4 * tail_chars, 0))
+  tail = f.read().decode("utf-8", "replace")[-tail_chars:] if tail_chars else ""
+  return head + marker + tail
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
+  """Waits for `proc` without reaping it, SIGKILLs its process group, reaps it; True on timeout."""
+  deadline, delay, timed_out = time.monotonic() + timeout_s, 0.002, False
+  try:
+    while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+      remaining = deadline - time.monotonic()
+      if remaining <= 0:
+        timed_out = True
+        break
+      time.sleep(min(delay, remaining))
+      delay = min(2 * delay, 0.05)
+  finally:
+    try:
+      os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+      pass
+    proc.wait()
+  return timed_out
+
+
+def _killed(returncode: int, timed_out: bool, stderr: str) -> str | None:
+  if timed_out:
+    return "timeout"
+  if returncode == 0:
+    return None
+  if returncode > 0:  # an ordinary exit: only a memory failure in the last lines counts
+    return "memory" if any(marker in stderr[-2000:] for marker in _EXIT_MEMORY_MARKERS) else None
+  number = -returncode
+  memory = any(marker in stderr for marker in _CRASH_MEMORY_MARKERS)
+  if number == signal.SIGKILL or (memory and number in (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS)):
+    return "memory"
+  if number in (signal.SIGXCPU, signal.SIGXFSZ):
+    return "cpu time" if number == signal.SIGXCPU else "file size"
+  try:
+    return f"signal {signal.Signals(number).name}"
+  except ValueError:
+    return f"signal {number}"
+
+
+def run_sandboxed(argv_module: str, args: list[str], *, files: dict[str, str | bytes],
+                  limits: SandboxLimits = SandboxLimits(), workdir: str | os.PathLike | None = None,
+                  keep_workdir: bool = False, extra_env: dict[str, str] | None = None) -> SandboxOutcome:
+  """Runs `python -m argv_module *args` under the guard and limits in a working directory holding `files`.
+
+  Args:
+    argv_module: a dotted module name importable from the workdir (usually one of `files`).
+    args: its command-line arguments.
+    files: relative path -> text (or bytes) written into the workdir first.
+    limits: see `SandboxLimits`.
+    workdir: a directory to use (created if missing, never removed: the caller owns it); default: a fresh
+      temporary directory, removed afterwards unless `keep_workdir`.
+    extra_env: more environment variables (XLA_FLAGS, CUDA_VISIBLE_DEVICES); secret-looking or reserved
+      names raise ValueError.
+  Raises:
+    ValueError: a bad module name, file name or environment variable name.
+  """
+  if not _MODULE.match(argv_module):
+    raise ValueError(f"argv_module must be a dotted module name, got {argv_module!r}")
+  for name in files:
+    _check_name(name)
+  owned = workdir is None
+  work = pathlib.Path(tempfile.mkdtemp(prefix="aira-sandbox-") if owned else workdir).resolve()
+  try:
+    work.mkdir(parents=True, exist_ok=True)
+    env = _child_env(work, extra_env)
+    (work / TMP_DIR).mkdir(exist_ok=True)
+    for name, content in files.items():
+      path = work.joinpath(*name.split("/"))
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    triples = _rlimits(limits)
+
+    def apply_limits() -> None:  # runs in the child between fork and exec: setrlimit only
+      for kind, soft, hard in triples:
+        resource.setrlimit(kind, (soft, hard))
+
+    argv = [sys.executable, "-s", "-B", "-m", "aira_jax.design.guarded", argv_module, *map(str, args)]
+    with open(work / STDOUT_FILE, "w+b") as out, open(work / STDERR_FILE, "w+b") as err:
+      started = time.perf_counter()
+      proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                              start_new_session=True, preexec_fn=apply_limits, close_fds=True)
+      timed_out = _wait(proc, limits.timeout_s)
+      seconds = time.perf_counter() - started
+      stdout, stderr = _read_output(out, limits.output_chars), _read_output(err, limits.output_chars)
+    records_path = work / RECORDS_FILE
+    records = [] if records_path.is_symlink() else read_records(records_path)
+  finally:
+    if owned and not keep_workdir:
+      shutil.rmtree(work, ignore_errors=True)
+  return SandboxOutcome(returncode=proc.returncode, killed=_killed(proc.returncode, timed_out, stderr),
+                        seconds=seconds, stdout=stdout, stderr=stderr, records=records,
+                        workdir=work if (keep_workdir or not owned) else None)

@@ -1,0 +1,329 @@
+"""The fixed LRA evaluation of one candidate `model.py`: `python -m aira_jax.design.tasks.lra_harness settings.json`.
+
+Run in the candidate's working directory (model.py beside settings.json). Stages, each with a start and an
+end record (`aira_jax.design.records`), stopping at the first failure:
+  import     load model.py (a SyntaxError or any exception: the traceback's tail).
+  interface  `Mixer` (an nnx.Module class) or hooks (`score_mod` / `mask_mod`); `HYPERPARAMETERS` validated in
+             the "configurable" setting (ignored, with a note, in "fixed"); hooks, the Mixer and the whole
+             backbone evaluated abstractly (`nnx.eval_shape` / `jax.eval_shape`) for shapes.
+  lowering   only when Pallas is used (hooks mode, or "pallas" in the source): the hooked attention (hooks) or
+             the Mixer (forward and gradient) exported for "tpu" and "cuda" from this host.
+  compile    the jit'd train and eval steps lowered and compiled (seconds recorded).
+  numerics   data built; one forward on validation data (finite, right shape) and the first train step
+             (finite loss and gradient norm).
+  train      steps until `steps` or `train_seconds`; a non-finite loss fails as "diverged".
+  score      val_accuracy, test_accuracy, chance (majority class of the training labels, on validation),
+             test_chance, train_loss, and the run's sizes and timings.
+`run_stages(settings, workdir)` is the in-process form the entry point and the tests call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import sys
+import time
+import traceback
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from aira_jax.design.records import record_end, record_start
+from aira_jax.design.tasks import lra_training as T
+from aira_jax.design.tasks.lra_backbone import Backbone, HookAttention, validate_hyperparameters
+
+HYPER_KEYS = ("d_model", "num_heads", "num_layers", "ffn_mult", "lr", "weight_decay", "warmup_fraction")
+
+
+class CandidateError(Exception):
+  """A problem of the candidate found by a check: recorded with its message alone (no traceback)."""
+
+
+class _Stop(Exception):
+  pass
+
+
+@dataclasses.dataclass
+class StageResult:
+  stage: str
+  ok: bool
+  seconds: float
+  error: str | None = None
+  metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _error_text(exc: BaseException) -> str:
+  if isinstance(exc, CandidateError):
+    return str(exc)
+  return f"{type(exc).__name__}: {exc}\n" + "".join(traceback.format_exception(exc))[-2500:]
+
+
+class _Run:
+  """State shared by the stages of one candidate."""
+
+  def __init__(self, settings: dict[str, Any], workdir: pathlib.Path, verbose: bool):
+    self.settings, self.workdir, self.verbose = settings, workdir, verbose
+    self.results: list[StageResult] = []
+    self.vocab_size, self.num_classes, self.dual = T.TASKS[settings["task"]]
+    self.hyper = {key: settings[key] for key in HYPER_KEYS}
+
+  def stage(self, name: str, fn) -> Any:
+    started = record_start(name)
+    if self.verbose:
+      print(f"[{name}] ...", flush=True)
+    try:
+      value, metrics = fn()
+    except Exception as exc:  # noqa: BLE001 - every failure of the candidate is recorded, never raised
+      error = _error_text(exc)
+      record_end(name, started, ok=False, error=error)
+      self.results.append(StageResult(name, False, time.perf_counter() - started, error))
+      if self.verbose:
+        print(f"[{name}] FAILED: {error.splitlines()[0] if error else ''}", flush=True)
+      raise _Stop from None
+    record_end(name, started, ok=True, metrics=metrics)
+    self.results.append(StageResult(name, True, time.perf_counter() - started, None, metrics))
+    if self.verbose:
+      print(f"[{name}] ok {json.dumps(metrics, default=str)[:300]}", flush=True)
+    return value
+
+  # -- stages ---------------------------------------------------------------------------------------------------
+  def load(self):
+    path = self.workdir / "model.py"
+    if not path.is_file():
+      raise CandidateError(f"no model.py in {self.workdir}")
+    self.source = path.read_text(encoding="utf-8", errors="replace")
+    sys.modules.pop("model", None)
+    spec = importlib.util.spec_from_file_location("model", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["model"] = module
+    spec.loader.exec_module(module)
+    self.module = module
+    return None, {}
+
+  def make_mixer(self, d_model, num_heads, *, rngs):
+    if self.mode == "mixer":
+      return self.module.Mixer(d_model, num_heads, rngs=rngs)
+    return HookAttention(d_model, num_heads, score_mod=self.score_mod, mask_mod=self.mask_mod, rngs=rngs)
+
+  def build(self, rngs: nnx.Rngs) -> Backbone:
+    h = self.hyper
+    return Backbone(self.make_mixer, vocab_size=self.vocab_size, seq_len=self.settings["seq_len"],
+                    d_model=h["d_model"], num_heads=h["num_heads"], num_layers=h["num_layers"],
+                    ffn_mult=h["ffn_mult"], num_classes=self.num_classes, dual=self.dual, rngs=rngs)
+
+  def batch_structs(self, batch: int) -> dict[str, jax.ShapeDtypeStruct]:
+    seq = self.settings["seq_len"]
+    structs = {"inputs": jax.ShapeDtypeStruct((batch, seq), jnp.int32),
+               "targets": jax.ShapeDtypeStruct((batch,), jnp.int32)}
+    if self.dual:
+      structs["inputs2"] = structs["inputs"]
+    return structs
+
+  def interface(self):
+    module, metrics = self.module, {}
+    mixer = getattr(module, "Mixer", None)
+    self.score_mod, self.mask_mod = getattr(module, "score_mod", None), getattr(module, "mask_mod", None)
+    if mixer is not None:
+      if not (isinstance(mixer, type) and issubclass(mixer, nnx.Module)):
+        raise CandidateError(f"`Mixer` must be a class deriving from flax.nnx.Module, got {mixer!r}")
+      self.mode = "mixer"
+    elif self.score_mod is not None or self.mask_mod is not None:
+      for name, fn in (("score_mod", self.score_mod), ("mask_mod", self.mask_mod)):
+        if fn is not None and not callable(fn):
+          raise CandidateError(f"`{name}` must be a function, got {type(fn).__name__}")
+      self.mode = "hooks"
+    else:
+      raise CandidateError("model.py defines neither a `Mixer` class nor `score_mod` / `mask_mod` functions")
+    metrics["mode"] = self.mode
+    hyper = getattr(module, "HYPERPARAMETERS", None)
+    if self.settings["setting"] == "configurable" and hyper is not None:
+      try:
+        self.hyper = validate_hyperparameters(hyper, self.hyper)
+      except ValueError as e:
+        raise CandidateError(str(e)) from None
+    elif hyper:
+      metrics["ignored_hyperparameters"] = sorted(hyper) if isinstance(hyper, dict) else str(hyper)
+      if self.verbose:
+        print("note: HYPERPARAMETERS are ignored in the fixed setting", flush=True)
+    metrics["hyperparameters"] = dict(self.hyper)
+    if self.mode == "hooks":
+      self.check_hooks()
+    b, s, d = self.settings["batch_size"], self.settings["seq_len"], self.hyper["d_model"]
+    x = jax.ShapeDtypeStruct((b, s, d), jnp.float32)
+    mask = jax.ShapeDtypeStruct((b, s), jnp.bool_)
+    abstract = nnx.eval_shape(lambda: self.make_mixer(d, self.hyper["num_heads"], rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    out = jax.eval_shape(lambda st, x, m: nnx.merge(graphdef, st)(x, m), state, x, mask)
+    if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != (b, s, d) or not jnp.issubdtype(out.dtype,
+                                                                                                   jnp.floating):
+      raise CandidateError(f"Mixer(x, mask) must return one float array of shape (batch, seq, d_model) = "
+                           f"{(b, s, d)}, got {out}")
+    model = nnx.eval_shape(lambda: self.build(nnx.Rngs(0)))
+    graphdef, state = nnx.split(model)
+    batch = self.batch_structs(b)
+    logits = jax.eval_shape(lambda st, bt: nnx.merge(graphdef, st)(bt["inputs"], bt.get("inputs2")), state, batch)
+    if logits.shape != (b, self.num_classes):
+      raise CandidateError(f"the backbone's logits are {logits.shape}, expected {(b, self.num_classes)}")
+    params = nnx.state(model, nnx.Param)
+    metrics["params"] = int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
+    return None, metrics
+
+  def check_hooks(self):
+    q, k = 8, 8
+    score = jax.ShapeDtypeStruct((q, k), jnp.float32)
+    q_idx, kv_idx = jax.ShapeDtypeStruct((q, 1), jnp.int32), jax.ShapeDtypeStruct((1, k), jnp.int32)
+    head = jax.ShapeDtypeStruct((), jnp.int32)
+    for name, fn, args, kind in (("score_mod", self.score_mod, (score, q_idx, kv_idx, head), jnp.floating),
+                                 ("mask_mod", self.mask_mod, (q_idx, kv_idx, head), jnp.bool_)):
+      if fn is None:
+        continue
+      out = jax.eval_shape(fn, *args)
+      if (not isinstance(out, jax.ShapeDtypeStruct) or not jnp.issubdtype(out.dtype, kind)
+          or jnp.broadcast_shapes(out.shape, (q, k)) != (q, k)):
+        raise CandidateError(f"{name} must return a {'float' if kind is jnp.floating else 'bool'} array "
+                             f"broadcastable to (Q, K) = {(q, k)}; with q_idx (Q, 1), kv_idx (1, K) it gave {out}")
+
+  def lowering(self):
+    seq, h = self.settings["seq_len"], self.hyper["num_heads"]
+    d = self.hyper["d_model"]
+    metrics = {}
+    for platform in ("tpu", "cuda"):
+      if self.mode == "hooks":
+        attention = HookAttention(d, h, score_mod=self.score_mod, mask_mod=self.mask_mod, rngs=nnx.Rngs(0))
+        qkv = jax.ShapeDtypeStruct((1, seq, h, d // h), jnp.float32)
+        loss = lambda q, k, v: jnp.sum(attention.attend(q, k, v, backend=T._PALLAS_BACKEND[platform]))
+        fn, args = (lambda q, k, v: (loss(q, k, v), jax.grad(loss, argnums=(0, 1, 2))(q, k, v))), (qkv,) * 3
+      else:
+        mixer = nnx.eval_shape(lambda: self.module.Mixer(d, h, rngs=nnx.Rngs(0)))
+        graphdef, state = nnx.split(mixer)
+        loss = lambda st, x, m: jnp.sum(nnx.merge(graphdef, st)(x, m))
+        fn = lambda st, x, m: (loss(st, x, m), jax.grad(loss)(st, x, m))
+        args = (state, jax.ShapeDtypeStruct((1, seq, d), jnp.float32), jax.ShapeDtypeStruct((1, seq), jnp.bool_))
+      try:
+        metrics[f"{platform}_kernels"] = T.cross_lower(fn, args, platform)
+      except Exception as e:  # noqa: BLE001
+        raise CandidateError(f"lowering for {platform} failed: {_error_text(e)}") from None
+    return None, metrics
+
+  def compile(self):
+    s = self.settings
+    model = self.build(nnx.Rngs(s["seed"]))
+    model.eval()
+    eval_graphdef = nnx.split(model)[0]
+    model.train()
+    graphdef, self.params, self.other = nnx.split(model, nnx.Param, ...)
+    self.optimizer = T.make_optimizer(self.hyper["lr"], self.hyper["weight_decay"], self.hyper["warmup_fraction"],
+                                      s["steps"])
+    self.opt_state = self.optimizer.init(self.params)
+    train_step, eval_step = T.make_steps(graphdef, eval_graphdef, self.optimizer)
+    started = time.perf_counter()
+    self.train_step = jax.jit(train_step, donate_argnums=(0, 1, 2)).lower(
+        self.params, self.opt_state, self.other, self.batch_structs(s["batch_size"])).compile()
+    self.eval_step = jax.jit(eval_step).lower(self.params, self.other, self.batch_structs(s["batch_size"])).compile()
+    self.compile_seconds = time.perf_counter() - started
+    return None, {"compile_seconds": self.compile_seconds}
+
+  def numerics(self):
+    s = self.settings
+    started = time.perf_counter()
+    self.splits = T.load_splits(s)
+    metrics = {"data_seconds": time.perf_counter() - started}
+    batch, _ = next(T.eval_batches(self.splits["validation"], s["batch_size"]))
+    logits = np.asarray(self.eval_step(self.params, self.other, batch))
+    if logits.shape != (s["batch_size"], self.num_classes) or not np.isfinite(logits).all():
+      raise CandidateError(f"the forward pass gave non-finite or misshapen logits {logits.shape} "
+                           f"(finite: {np.isfinite(logits).mean():.0%})")
+    self.batches = T.train_batches(self.splits["train"], s["batch_size"], s["seed"])
+    self.train_started = time.perf_counter()
+    self.losses = [self.step()]
+    if not np.isfinite(self.losses[0]) or not np.isfinite(self.last_grad_norm):
+      raise CandidateError(f"the first train step gave loss {self.losses[0]} and gradient norm "
+                           f"{self.last_grad_norm}: not finite")
+    metrics.update(first_loss=self.losses[0], grad_norm=self.last_grad_norm)
+    return None, metrics
+
+  def step(self) -> float:
+    self.params, self.opt_state, self.other, out = self.train_step(self.params, self.opt_state, self.other,
+                                                                   next(self.batches))
+    self.last_grad_norm = float(out["grad_norm"])
+    return float(out["loss"])
+
+  def train(self):
+    s = self.settings
+    while len(self.losses) < s["steps"] and time.perf_counter() - self.train_started < s["train_seconds"]:
+      self.losses.append(self.step())
+      if not np.isfinite(self.losses[-1]):
+        raise CandidateError(f"diverged: the loss is {self.losses[-1]} at step {len(self.losses)}")
+    self.train_seconds = time.perf_counter() - self.train_started
+    return None, {"steps": len(self.losses), "train_seconds": self.train_seconds,
+                  "train_loss": float(np.mean(self.losses[-10:]))}
+
+  def accuracy(self, split) -> float:
+    hits = 0
+    for batch, real in T.eval_batches(split, self.settings["batch_size"]):
+      predicted = np.argmax(np.asarray(self.eval_step(self.params, self.other, batch)), axis=-1)[:real]
+      hits += int(np.sum(predicted == batch["targets"][:real]))
+    return hits / len(split)
+
+  def score(self):
+    majority = np.bincount(self.splits["train"].targets, minlength=self.num_classes).argmax()
+    val, test = self.splits["validation"], self.splits["test"]
+    return None, {"val_accuracy": self.accuracy(val), "test_accuracy": self.accuracy(test),
+                  "chance": float(np.mean(val.targets == majority)),
+                  "test_chance": float(np.mean(test.targets == majority)),
+                  "train_loss": float(np.mean(self.losses[-10:])), "first_train_loss": self.losses[0],
+                  "steps": len(self.losses), "train_seconds": self.train_seconds,
+                  "compile_seconds": self.compile_seconds, "mode": self.mode}
+
+
+def run_stages(settings: dict[str, Any], workdir: str | pathlib.Path, *, stop_after: str | None = None,
+               verbose: bool = False) -> list[StageResult]:
+  """Runs the stages on `workdir`/model.py in this process (restoring sys.path and sys.modules["model"]);
+  returns one StageResult per stage run, the last one failed if any failed. `stop_after` ends early."""
+  workdir = pathlib.Path(workdir).resolve()
+  run = _Run(dict(settings), workdir, verbose)
+  saved_path, saved_model = list(sys.path), sys.modules.get("model")
+  sys.path.insert(0, str(workdir))
+  stages = [("import", run.load), ("interface", run.interface), ("lowering", run.lowering),
+            ("compile", run.compile), ("numerics", run.numerics), ("train", run.train), ("score", run.score)]
+  try:
+    for name, fn in stages:
+      if name == "lowering" and not _uses_pallas(run, settings.get("lowering", "auto")):
+        continue
+      run.stage(name, fn)
+      if name == stop_after:
+        break
+  except _Stop:
+    pass
+  finally:
+    sys.path[:] = saved_path
+    sys.modules.pop("model", None)
+    if saved_model is not None:
+      sys.modules["model"] = saved_model
+  return run.results
+
+
+def _uses_pallas(run: _Run, lowering: str) -> bool:
+  if lowering in ("never", "always"):
+    return lowering == "always"
+  return run.mode == "hooks" or "pallas" in run.source.lower()
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Entry point: settings.json path as the only argument; exit status 0 when every stage ran and passed."""
+  argv = sys.argv[1:] if argv is None else argv
+  if len(argv) != 1:
+    print("usage: python -m aira_jax.design.tasks.lra_harness settings.json", file=sys.stderr)
+    return 2
+  settings = json.loads(pathlib.Path(argv[0]).read_text(encoding="utf-8"))
+  results = run_stages(settings, pathlib.Path.cwd(), verbose=True)
+  return 0 if results and all(r.ok for r in results) and results[-1].stage == "score" else 1
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,166 @@
+"""The fixed parts of the LRA harness that do not depend on the candidate: data, optimiser, train and eval steps,
+and cross-lowering of Pallas code for TPU and CUDA from a CPU host.
+
+Data is generated (ListOps) or read from the user's files (Text, Retrieval, or released ListOps) inside the
+candidate's process, from the settings alone; each split is cut to its requested size after a seeded shuffle.
+Training: AdamW (weight decay on matrices only), global-norm clipping at 1, linear warm-up then cosine decay
+to 10% of the peak learning rate over `steps`; cross-entropy on the class logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from aira_jax.tasks.base import Split, cross_entropy
+from aira_jax.tasks.lra import listops
+from aira_jax.tasks.lra.tokenize import BYTE_VOCAB_SIZE, LISTOPS_VOCAB_SIZE, pad_or_truncate
+
+# task -> (vocab_size, num_classes, dual)
+TASKS = {"listops": (LISTOPS_VOCAB_SIZE, 10, False), "text": (BYTE_VOCAB_SIZE, 2, False),
+         "retrieval": (BYTE_VOCAB_SIZE, 2, True)}
+KERNEL_CALLS = {"tpu": "tpu_custom_call", "cuda": "__gpu$xla.gpu.triton"}
+_PALLAS_BACKEND = {"tpu": "tpu", "cuda": "gpu"}
+_BACKEND_MODULES = ("pallas_kernels._dispatch", "pallas_kernels.attention.api", "pallas_kernels.ssm.api",
+                    "pallas_kernels.ssm._pallas_common")
+
+
+def _cut(split: Split, count: int | None, rng: np.random.Generator) -> Split:
+  if not count or count >= len(split):
+    return split
+  pick = np.sort(rng.permutation(len(split))[:count])
+  return Split(split.inputs[pick], split.targets[pick], None if split.inputs2 is None else split.inputs2[pick])
+
+
+def load_splits(settings: dict[str, Any]) -> dict[str, Split]:
+  """{"train", "validation", "test"} -> Split for the settings' task, sizes and seed."""
+  task, seq_len, seed = settings["task"], settings["seq_len"], settings["seed"]
+  counts = {"train": settings["num_train"], "validation": settings["num_validation"], "test": settings["num_test"]}
+  if task == "listops" and not settings.get("path"):
+    config = listops.ListOpsConfig(min_len=settings["min_length"], max_len=seq_len, max_depth=settings["max_depth"])
+    tokens, labels = listops.generate(sum(counts.values()), seed, config)
+    splits, start = {}, 0
+    for name, n in counts.items():
+      splits[name] = Split(pad_or_truncate(tokens[start:start + n], seq_len), labels[start:start + n])
+      start += n
+    return splits
+  from aira_jax.tasks.registry import make_task
+  options = {"path": settings["path"], "seq_len": seq_len}
+  if task == "text":
+    options["seed"] = seed
+  full = make_task(f"lra/{task}", **options).splits()
+  rng = np.random.default_rng(seed)
+  return {name: _cut(full[name], n, rng) for name, n in counts.items()}
+
+
+def batch_of(split: Split, index: np.ndarray) -> dict[str, np.ndarray]:
+  """The examples at `index` as the arrays a step takes ("inputs", "targets" and, dual, "inputs2")."""
+  batch = {"inputs": split.inputs[index], "targets": split.targets[index]}
+  if split.inputs2 is not None:
+    batch["inputs2"] = split.inputs2[index]
+  return batch
+
+
+def train_batches(split: Split, batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+  """Endless batches of `batch_size`, a fresh seeded permutation per epoch (a short last batch is dropped)."""
+  rng = np.random.default_rng(seed)
+  size = min(batch_size, len(split))
+  while True:
+    order = rng.permutation(len(split))
+    for start in range(0, len(order) - size + 1, size):
+      yield batch_of(split, order[start:start + size])
+
+
+def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+  """(batch, real rows) covering `split` once; the last batch is filled up with copies of its first row."""
+  for start in range(0, len(split), batch_size):
+    index = np.arange(start, min(start + batch_size, len(split)))
+    real = len(index)
+    yield batch_of(split, np.concatenate([index, np.full(batch_size - real, index[0])])), real
+
+
+def make_optimizer(lr: float, weight_decay: float, warmup_fraction: float, steps: int) -> optax.GradientTransformation:
+  """AdamW (decay on parameters with >= 2 dimensions) after global-norm clipping at 1, warm-up + cosine."""
+  warmup = int(round(warmup_fraction * steps))
+  schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup, 1), max(steps, warmup + 1), lr * 0.1)
+  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+  return optax.chain(optax.clip_by_global_norm(1.0),
+                     optax.adamw(schedule, weight_decay=weight_decay, mask=decay_mask))
+
+
+def make_steps(graphdef, eval_graphdef, optimizer: optax.GradientTransformation) -> tuple[Callable, Callable]:
+  """(train_step, eval_step), plain functions to jit.
+
+  train_step(params, opt_state, other, batch) -> (params, opt_state, other, {"loss", "grad_norm"});
+  eval_step(params, other, batch) -> logits (batch, num_classes) float32. `other` is the model's non-parameter
+  state (e.g. dropout RNG counters), threaded through.
+  """
+
+  def loss_fn(params, other, batch):
+    model = nnx.merge(graphdef, params, other)
+    logits = model(batch["inputs"], batch.get("inputs2"))
+    return cross_entropy(logits, batch["targets"]), nnx.state(model, nnx.Not(nnx.Param))
+
+  def train_step(params, opt_state, other, batch):
+    (loss, other), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, other, batch)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, other, {"loss": loss,
+                                                                    "grad_norm": optax.global_norm(grads)}
+
+  def eval_step(params, other, batch):
+    model = nnx.merge(eval_graphdef, params, other)
+    return model(batch["inputs"], batch.get("inputs2")).astype(jnp.float32)
+
+  return train_step, eval_step
+
+
+class _JaxOnBackend:
+  """Stands in for the `jax` module inside pallas_kernels, answering `default_backend()` with `backend`."""
+
+  def __init__(self, backend: str):
+    self._backend = backend
+
+  def default_backend(self) -> str:
+    return self._backend
+
+  def __getattr__(self, name):
+    return getattr(jax, name)
+
+
+@contextlib.contextmanager
+def pallas_kernels_target(platform: str):
+  """Makes `pallas_kernels` build its Pallas kernels for `platform` ("tpu" or "cuda") from this CPU host: their
+  impl="auto" then resolves as on that device. Under "tpu" an abstract mesh of a TPU device kind also
+  answers Mosaic's TPU-generation query (needed e.g. for `//` on integers in a hook)."""
+  modules = [importlib.import_module(name) for name in _BACKEND_MODULES]
+  saved = [module.jax for module in modules]
+  for module in modules:
+    module.jax = _JaxOnBackend(_PALLAS_BACKEND[platform])
+  try:
+    if platform == "tpu":
+      device = jax.sharding.AbstractDevice(device_kind="TPU v5 lite", num_cores=1, platform="tpu")
+      with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("x",), abstract_device=device)):
+        yield
+    else:
+      yield
+  finally:
+    for module, original in zip(modules, saved):
+      module.jax = original
+
+
+def cross_lower(fn: Callable, args: tuple, platform: str) -> int:
+  """Exports jit(fn)(*args) (shape structs) for `platform`, with pallas_kernels targeting it; returns how many
+  Pallas kernel calls the lowered module holds. Raises whatever the lowering raises."""
+  checks = [jax.export.DisabledSafetyCheck.custom_call(KERNEL_CALLS["cuda"])]
+  with pallas_kernels_target(platform):
+    exported = jax.export.export(jax.jit(fn), platforms=[platform], disabled_checks=checks)(*args)
+  return len(re.findall(re.escape(f"@{KERNEL_CALLS[platform]}"), exported.mlir_module()))
