@@ -27,11 +27,13 @@ __all__ = ["AgentConfig", "ComposeConfig", "ConfigError", "EvaluatorConfig", "Sc
 class AgentConfig:
   """One search agent: its policy ("greedy", "mcts", "evolutionary", "one_shot") and who writes its layouts
   (`llm`: None for the built-in heuristic agent, else an LLM spec such as "gemini:gemini-2.5-pro",
-  "openai:qwen3@http://localhost:8000/v1" or "scripted:replies.jsonl")."""
+  "openai:qwen3@http://localhost:8000/v1" or "scripted:replies.jsonl"). `policy_options`: the policy's
+  settings, e.g. {num_drafts: 3, debug_prob: 1.0} for greedy."""
 
   name: str
   policy: str = "greedy"
   llm: str | None = None
+  policy_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   @classmethod
   def from_text(cls, text: str) -> AgentConfig:
@@ -161,7 +163,7 @@ def load_config(path: str | pathlib.Path | None = None, overrides: Sequence[str]
 def validate(config: ComposeConfig) -> None:
   """Cross-field checks the dataclasses cannot make alone; ConfigError naming the key."""
   from aira_jax import primitives
-  from aira_jax.agents.policies import POLICIES
+  from aira_jax.agents.policies import POLICIES, make_policy
   search, evaluator, scale = config.search, config.evaluator, config.scale
 
   def need(condition: bool, message: str) -> None:
@@ -179,6 +181,10 @@ def validate(config: ComposeConfig) -> None:
   for agent in search.agents:
     need(agent.policy in POLICIES, f"search.agents[{agent.name}].policy: unknown {agent.policy!r}; known: "
          f"{', '.join(sorted(POLICIES))}")
+    try:
+      make_policy(agent.policy, **dict(agent.policy_options))
+    except ValueError as e:
+      raise ConfigError(f"search.agents[{agent.name}].policy_options: {e}") from None
   need(search.steps_per_agent is not None or search.wall_clock_s is not None or search.max_llm_tokens is not None,
        "search: give at least one budget (steps_per_agent, wall_clock_s or max_llm_tokens) so the search ends")
   need(search.workers is None or search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")

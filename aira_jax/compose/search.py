@@ -84,7 +84,8 @@ def make_agents(config: ComposeConfig, evaluator: LayoutEvaluator, files: RunFil
       operator = LayoutLLMOperator(client, space=search.space, depth=search.depth,
                                    task_description=describe_task(evaluator), metric_name=evaluator.metric_name,
                                    lower_is_better=evaluator.lower_is_better)
-    agents.append(AgentSpec(agent.name, make_policy(agent.policy), operator, seed=config.seed + number))
+    agents.append(AgentSpec(agent.name, make_policy(agent.policy, **dict(agent.policy_options)), operator,
+                             seed=config.seed + number))
   return agents
 
 

@@ -22,11 +22,13 @@ __all__ = ["ConfigError", "DesignAgentConfig", "DesignConfig", "DesignSearchConf
 class DesignAgentConfig:
   """One agent: a policy and who writes its code (`llm` None = the built-in agent, which varies the seed
   mechanisms' configuration; else an LLM spec such as "gemini:gemini-2.5-pro" or "scripted:replies.jsonl").
-  `edits`: "whole" (the model rewrites the file) or "diff" (SEARCH/REPLACE edits of the parent's file)."""
+  `edits`: "whole" (the model rewrites the file) or "diff" (SEARCH/REPLACE edits of the parent's file).
+  `policy_options`: the policy's settings, e.g. {num_drafts: 2, debug_prob: 1.0} for greedy."""
 
   name: str
   policy: str = "greedy"
   llm: str | None = None
+  policy_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   edits: str = "whole"
 
   @classmethod
@@ -79,7 +81,7 @@ class DesignConfig:
 
 def validate(config: DesignConfig) -> None:
   """Cross-field checks; ConfigError naming the key."""
-  from aira_jax.agents.policies import POLICIES
+  from aira_jax.agents.policies import POLICIES, make_policy
   search = config.search
 
   def need(condition: bool, message: str) -> None:
@@ -93,6 +95,10 @@ def validate(config: DesignConfig) -> None:
     need(agent.policy in POLICIES, f"search.agents[{agent.name}].policy: unknown {agent.policy!r}; known: "
          f"{', '.join(sorted(POLICIES))}")
     need(agent.edits in ("whole", "diff"), f"search.agents[{agent.name}].edits must be whole or diff")
+    try:
+      make_policy(agent.policy, **dict(agent.policy_options))
+    except ValueError as e:
+      raise ConfigError(f"search.agents[{agent.name}].policy_options: {e}") from None
   need(search.steps_per_agent is not None or search.wall_clock_s is not None or search.max_llm_tokens is not None,
        "search: give at least one budget (steps_per_agent, wall_clock_s or max_llm_tokens) so the search ends")
   need(search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")

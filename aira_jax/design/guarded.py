@@ -3,8 +3,9 @@
 Runs in the candidate's working directory (the current directory). It turns on `faulthandler` (a crash in
 native code still leaves a Python traceback in stderr), installs the audit hook of `aira_jax.design.guard`
 confined to the current directory, then runs `MODULE` as `__main__` with `sys.argv = [MODULE, *args]`, the
-way `python -m MODULE args...` would (`runpy` then replaces `sys.argv[0]` with the module's file). An exception in the candidate ends the process with status 1 and its
-traceback in stderr; `SystemExit` keeps its code.
+way `python -m MODULE args...` would (`runpy` then replaces `sys.argv[0]` with the module's file). An
+exception in the candidate ends the process with status 1 and its traceback in stderr; `SystemExit` keeps
+its code.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ SIGSEGV (1024-1100 MiB: not recognisable as memory) or SIGABRT `std::bad_alloc`.
 writable private memory: 256 MiB suffices; below, XLA aborts ("pthread_create() failed": thread stacks count)
 at 160-192 MiB, numpy raises MemoryError at 128 MiB, OpenBLAS gives up at 64 MiB. So the default is
 RLIMIT_DATA at 8192 MiB; `memory_kind="address"` selects RLIMIT_AS (CUDA reserves huge address ranges, so
-expect it to fail on GPUs; not measured here). GPU memory is not limited by either. RLIMIT_NPROC is not used: it counts every process and thread of the user, not the child's.
+expect it to fail on GPUs; not measured here). GPU memory is not limited by either. RLIMIT_NPROC is not
+used: it counts every process and thread of the user, not just the child's.
 
 What this does NOT protect against (hostile code needs a container or VM: gVisor, nsjail, firecracker):
 - native code: ctypes, C extensions, or a `.so` the candidate writes into its workdir and imports bypass the
@@ -57,6 +58,7 @@ import time
 from typing import Any
 
 import aira_jax
+from aira_jax.design.guard import BLOCK_PREFIX
 from aira_jax.design.records import RECORDS_ENV, read_records
 
 RECORDS_FILE, STDOUT_FILE, STDERR_FILE, TMP_DIR = "records.jsonl", "stdout.txt", "stderr.txt", "tmp"
@@ -92,16 +94,14 @@ class SandboxLimits:
   output_chars: int = 20000
 
   def __post_init__(self):
-    if not self.timeout_s > 0:
-      raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
-    if self.memory_kind not in ("data", "address"):
-      raise ValueError(f"memory_kind must be 'data' or 'address', got {self.memory_kind!r}")
-    for name in ("memory_mb", "cpu_s", "max_file_mb"):
-      value = getattr(self, name)
-      if value is not None and value <= 0:
-        raise ValueError(f"{name} must be > 0 or None, got {value}")
-    if self.output_chars < 64:
-      raise ValueError(f"output_chars must be >= 64, got {self.output_chars}")
+    sizes = {"memory_mb": self.memory_mb, "cpu_s": self.cpu_s, "max_file_mb": self.max_file_mb}
+    bad = [f"{name}={value!r}" for name, value in sizes.items() if value is not None and not value > 0]
+    bad += [] if isinstance(self.timeout_s, (int, float)) and self.timeout_s > 0 else ["timeout_s"]
+    bad += [] if self.memory_kind in ("data", "address") else [f"memory_kind={self.memory_kind!r}"]
+    bad += [] if self.output_chars >= 64 else ["output_chars"]
+    if bad:
+      raise ValueError(f"bad SandboxLimits: {', '.join(bad)} (numbers > 0 or None, timeout_s > 0, "
+                       "output_chars >= 64, memory_kind 'data' or 'address')")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -112,7 +112,8 @@ class SandboxOutcome:
     returncode: the exit status; negative = killed by that signal.
     killed: None (exited by itself, success or an ordinary error), "timeout", "memory" (MemoryError, an
       allocation failure, or a SIGKILL the sandbox did not send, i.e. the OOM killer), "cpu time" (SIGXCPU),
-      "file size" (SIGXFSZ), or "signal NAME" for any other signal ("signal SIGSEGV", "signal SIGABRT").
+      "file size" (RLIMIT_FSIZE: EFBIG in Python, SIGXFSZ in native code), or "signal NAME" for any other
+      signal ("signal SIGSEGV", "signal SIGABRT").
     seconds: wall-clock duration.
     stdout, stderr: head and tail of the output, at most `output_chars` each.
     records: what the child wrote with `aira_jax.design.records`, in order.
@@ -134,7 +135,6 @@ class SandboxOutcome:
   @property
   def blocked(self) -> list[str]:
     """The guard's "aira sandbox: blocked ..." lines in stderr."""
-    from aira_jax.design.guard import BLOCK_PREFIX
     return [line for line in self.stderr.splitlines() if line.startswith(BLOCK_PREFIX)]
 
 
@@ -171,13 +171,9 @@ def _rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
     wanted.append((kind, limits.memory_mb * mib, limits.memory_mb * mib))
   if limits.max_file_mb is not None:
     wanted.append((resource.RLIMIT_FSIZE, limits.max_file_mb * mib, limits.max_file_mb * mib))
-  triples = []
-  for kind, soft, hard in wanted:
-    _, current_hard = resource.getrlimit(kind)
-    if current_hard != resource.RLIM_INFINITY:
-      soft, hard = min(soft, current_hard), min(hard, current_hard)
-    triples.append((kind, soft, hard))
-  return triples
+  ceiling = {kind: resource.getrlimit(kind)[1] for kind, _, _ in wanted}  # a hard limit cannot be raised
+  return [(kind, soft, hard) if ceiling[kind] == resource.RLIM_INFINITY else
+          (kind, min(soft, ceiling[kind]), min(hard, ceiling[kind])) for kind, soft, hard in wanted]
 
 
 def _read_output(f, limit: int) -> str:
@@ -210,6 +206,8 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
         break
       time.sleep(min(delay, remaining))
       delay = min(2 * delay, 0.05)
+  except ChildProcessError:  # someone else's waitpid(-1) reaped it
+    pass
   finally:
     try:
       os.killpg(proc.pid, signal.SIGKILL)
@@ -224,8 +222,11 @@ def _killed(returncode: int, timed_out: bool, stderr: str) -> str | None:
     return "timeout"
   if returncode == 0:
     return None
-  if returncode > 0:  # an ordinary exit: only a memory failure in the last lines counts
-    return "memory" if any(marker in stderr[-2000:] for marker in _EXIT_MEMORY_MARKERS) else None
+  if returncode > 0:  # an ordinary exit: only a memory or file-size failure in the last lines counts
+    last = stderr[-2000:]
+    if any(marker in last for marker in _EXIT_MEMORY_MARKERS):
+      return "memory"
+    return "file size" if "File too large" in last else None  # Python ignores SIGXFSZ: EFBIG instead
   number = -returncode
   memory = any(marker in stderr for marker in _CRASH_MEMORY_MARKERS)
   if number == signal.SIGKILL or (memory and number in (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS)):

@@ -59,7 +59,8 @@ def make_agents(config: DesignConfig, task: DesignTask, files: RunFiles) -> list
       operator = SeedVariationOperator(task.seed_sources())
     else:
       operator = CodeLLMOperator(make_client(agent.llm, log=files.llm_log), task, edits=agent.edits)
-    agents.append(AgentSpec(agent.name, make_policy(agent.policy), operator, seed=config.seed + number))
+    agents.append(AgentSpec(agent.name, make_policy(agent.policy, **dict(agent.policy_options)), operator,
+                             seed=config.seed + number))
   return agents
 
 

@@ -17,6 +17,10 @@ from typing import Any
 
 from aira_jax.design.tasks import register_design_task
 from aira_jax.design.tasks.base import DesignTask
+from aira_jax.tasks.text.corpus import read_documents
+from aira_jax.tasks.text.default_corpus import default_corpus_documents
+from aira_jax.tasks.text.packing import assign_splits
+from aira_jax.tasks.text.tokenizer import BPETokenizer, default_cache_dir
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "templates" / "autoresearch_train.py"
 HARNESS_MODULE = "aira_jax.design.tasks.autoresearch_harness"
@@ -66,6 +70,17 @@ Tokenizer: {tokenizer}. Stages: import, interface, train, numerics, score.
 """
 
 
+def prepare_bpe(path: Path | None, vocab_size: int, max_documents: int | None, cache_dir: Path) -> int:
+  """Trains (or loads) and caches the BPE tokenizer the harness's TextTask will load; its vocabulary size.
+
+  Mirrors TextTask's construction (same documents, split and cache key) without creating JAX arrays, so the
+  parent process does not start JAX just to build a task.
+  """
+  documents = (default_corpus_documents(max_documents) if path is None
+               else read_documents(path, max_documents=max_documents))
+  return BPETokenizer.train_or_load(assign_splits(documents)["train"], vocab_size, cache_dir).vocab_size
+
+
 def make_autoresearch_task(tokenizer: str = "bytes", path: str | Path | None = None, seq_len: int = 256,
                            budget_seconds: float = 60.0, vocab_size: int = 8192,
                            max_documents: int | None = None, max_tokens: int | None = None,
@@ -77,9 +92,10 @@ def make_autoresearch_task(tokenizer: str = "bytes", path: str | Path | None = N
 
   tokenizer: "bytes" (vocab 257) or "bpe" (trained on the training documents, `vocab_size`, cached in
   `cache_dir`). path: corpus file or directory (None = the default KJV corpus). max_documents / max_tokens:
-  read only the first documents / keep only that many training tokens. eval_tokens: fixed number of
-  validation tokens (None = the whole validation split). overrun_s: grace over the budget (default 5% of it,
-  at least 2 s). timeout_s: the sandbox limit (default budget + compile allowance + grace + 300 s).
+  read only the first documents / keep only that many training tokens; with "bpe" the tokenizer is trained
+  (or loaded) here. eval_tokens: fixed number of validation tokens (None = the whole validation split).
+  overrun_s: grace over the budget (default 5% of it, at least 2 s). timeout_s: the sandbox limit (default
+  budget + compile allowance + grace + 300 s).
   """
   if tokenizer not in ("bytes", "bpe"):
     raise ValueError(f"tokenizer must be 'bytes' or 'bpe', got {tokenizer!r}")
@@ -90,12 +106,17 @@ def make_autoresearch_task(tokenizer: str = "bytes", path: str | Path | None = N
   if eval_batch < 1:
     raise ValueError(f"eval_batch must be at least 1, got {eval_batch}")
   overrun_s = max(2.0, 0.05 * budget_seconds) if overrun_s is None else float(overrun_s)
+  path = None if path is None else Path(path).expanduser().resolve()  # The harness runs in another directory.
+  actual_vocab = 257
+  if tokenizer == "bpe":
+    # The sandboxed harness may not write outside the candidate's directory (and its environment may name
+    # another home), so the BPE tokenizer is trained and cached here, at a cache path pinned in the settings.
+    cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir is not None else default_cache_dir()
+    actual_vocab = prepare_bpe(path, vocab_size, max_documents, cache_dir)
   if timeout_s is None:
     timeout_s = budget_seconds + compile_allowance_s + overrun_s + PREP_AND_EVAL_ALLOWANCE_S
   settings = {
-      "filename": "train.py", "tokenizer": tokenizer,
-      # The harness runs in another directory, so paths are made absolute here.
-      "path": None if path is None else str(Path(path).expanduser().resolve()),
+      "filename": "train.py", "tokenizer": tokenizer, "path": None if path is None else str(path),
       "cache_dir": None if cache_dir is None else str(Path(cache_dir).expanduser().resolve()),
       "seq_len": int(seq_len), "vocab_size": int(vocab_size), "max_documents": max_documents,
       "max_tokens": max_tokens, "eval_tokens": eval_tokens, "seed": int(seed),
@@ -103,9 +124,9 @@ def make_autoresearch_task(tokenizer: str = "bytes", path: str | Path | None = N
       "overrun_s": overrun_s, "eval_batch": int(eval_batch), "causality_atol": float(causality_atol)}
   description = DESCRIPTION.format(
       budget=budget_seconds, seq_len=seq_len, compile=compile_allowance_s, overrun=overrun_s, timeout=timeout_s,
-      vocab=257 if tokenizer == "bytes" else f"at most {vocab_size}",
+      vocab=actual_vocab,
       eval_tokens="all" if eval_tokens is None else f"{eval_tokens:,}",
-      tokenizer="UTF-8 bytes" if tokenizer == "bytes" else f"byte-level BPE, {vocab_size} tokens")
+      tokenizer="UTF-8 bytes" if tokenizer == "bytes" else f"byte-level BPE, {actual_vocab} tokens")
   return DesignTask(name="autoresearch", description=description, filename="train.py",
                     template=TEMPLATE_PATH.read_text(encoding="utf-8"), metric="val_bpb", lower_is_better=True,
                     harness_module=HARNESS_MODULE, settings=settings, final_metric=None,

@@ -20,8 +20,9 @@ candidate's: it raises and no stage is recorded. Then the stages, each with a st
 - score: val_bpb (aira_jax.tasks.text.bpb) over the fixed evaluation rows, with the training measurements.
 
 What this does not protect against: train.py runs in this process, so it could in principle inspect the
-harness's memory or read the corpus files itself; the rules forbid that and the search reads the code. The
-causality check is a spot check on one batch, not a proof.
+harness's memory, read the corpus files itself, or keep learning inside a stateful predict from the
+evaluation batches it is shown; the rules forbid that and the search reads the code. The causality check is
+a spot check on one batch, not a proof.
 """
 
 from __future__ import annotations

@@ -106,6 +106,8 @@ def make_steps(graphdef, eval_graphdef, optimizer: optax.GradientTransformation)
   """
 
   def loss_fn(params, other, batch):
+    # Fresh Variables at this trace level: ones from outside value_and_grad cannot be mutated inside it (flax 0.12).
+    other = jax.tree.map(lambda v: v, other)
     model = nnx.merge(graphdef, params, other)
     logits = model(batch["inputs"], batch.get("inputs2"))
     return cross_entropy(logits, batch["targets"]), nnx.state(model, nnx.Not(nnx.Param))
@@ -114,7 +116,7 @@ def make_steps(graphdef, eval_graphdef, optimizer: optax.GradientTransformation)
     (loss, other), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, other, batch)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, other, {"loss": loss,
-                                                                    "grad_norm": optax.global_norm(grads)}
+                                                                    "grad_norm": optax.tree.norm(grads)}
 
   def eval_step(params, other, batch):
     model = nnx.merge(eval_graphdef, params, other)

@@ -1,3 +1,4 @@
+# seed: baseline
 """Baseline `train.py` for the autoresearch design task: a small GPT trained for a fixed wall-clock budget.
 
 Contract (the harness imports this file and calls `train`):
@@ -31,22 +32,23 @@ ON_ACCELERATOR = jax.default_backend() != "cpu"
 DEPTH = 8 if ON_ACCELERATOR else 2
 WIDTH = 512 if ON_ACCELERATOR else 64
 HEADS = 4 if ON_ACCELERATOR else 2
-MLP_RATIO = 4
+MLP_RATIO = 4  # knob: 2, 3, 4
 BATCH_ROWS = 32 if ON_ACCELERATOR else 16
 COMPUTE_DTYPE = jnp.bfloat16 if ON_ACCELERATOR else jnp.float32
-SOFTCAP = 15.0
+SOFTCAP = 15.0  # knob: 10.0, 15.0, 30.0
 ROPE_BASE = 10000.0
 GATE_CHANNELS = 32  # The value-embedding gate reads the first channels of the block input.
 
 # Optimiser.
-MATRIX_LR = 0.02  # Muon.
-EMBED_LR = 0.3  # AdamW, token and value embeddings.
+# Learning rates: Muon for the block matrices, AdamW for embeddings, head and gates.
+MATRIX_LR = 0.02  # knob: 0.01, 0.02, 0.04
+EMBED_LR = 0.3  # knob: 0.1, 0.3, 0.6
 HEAD_LR = 0.004 * (WIDTH / 768) ** -0.5  # AdamW, output head.
 GATE_LR = 0.02  # AdamW, value-embedding gates.
 ADAM_BETAS = (0.8, 0.95)
-WEIGHT_DECAY = 0.0
+WEIGHT_DECAY = 0.0  # knob: 0.0, 0.01, 0.1
 WARMUP_FRACTION = 0.02
-WARMDOWN_FRACTION = 0.5
+WARMDOWN_FRACTION = 0.5  # knob: 0.3, 0.5, 0.7
 FINAL_LR_FRACTION = 0.0
 SEED = 0
 LOG_EVERY_FRACTION = 0.1
