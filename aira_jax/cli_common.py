@@ -54,3 +54,45 @@ def progress_stream(quiet: bool):
   """Where progress lines go: stderr, or nowhere with --quiet."""
   import io
   return io.StringIO() if quiet else sys.stderr
+
+
+def run_guarded(body, prog: str) -> int:
+  """Runs `body()` (returning an exit status): a ConfigError is printed without a traceback (status 2),
+  Ctrl-C says how to continue (status 130)."""
+  from aira_jax.config_io import ConfigError
+  try:
+    return body()
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print(f"interrupted; finished work is saved. Continue with: python -m {prog} --resume RUN_DIR", file=sys.stderr)
+    return 130
+
+
+def report_target(target: str | None, resume: str | None, prog: str) -> str:
+  """The run directory the report command was given; ConfigError when none."""
+  from aira_jax.config_io import ConfigError
+  run_dir = target or resume
+  if run_dir is None:
+    raise ConfigError(f"report needs the run directory: python -m {prog} report runs/<id>")
+  return run_dir
+
+
+def check_agents(agents, where: str = "search.agents") -> None:
+  """Agent configs (name, policy, policy_options) shared by compose and design: distinct names, known
+  policies, valid policy options; ConfigError naming the agent."""
+  from aira_jax.agents.policies import POLICIES, make_policy
+  from aira_jax.config_io import ConfigError
+  if not agents:
+    raise ConfigError(f"{where}: give at least one agent")
+  names = [a.name for a in agents]
+  if len(set(names)) != len(names):
+    raise ConfigError(f"{where}: names must be distinct, got {names}")
+  for agent in agents:
+    if agent.policy not in POLICIES:
+      raise ConfigError(f"{where}[{agent.name}].policy: unknown {agent.policy!r}; known: {', '.join(sorted(POLICIES))}")
+    try:
+      make_policy(agent.policy, **dict(agent.policy_options))
+    except ValueError as e:
+      raise ConfigError(f"{where}[{agent.name}].policy_options: {e}") from None

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aira_jax.cli_common import add_run_arguments, parse_run_args, progress_stream
+from aira_jax.cli_common import add_run_arguments, parse_run_args, progress_stream, report_target, run_guarded
 from aira_jax.compose.config import ConfigError
 
 COMMANDS = ("run", "search", "scale", "report")
+PROG = "aira_jax.compose"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,17 +43,15 @@ def main(argv: list[str] | None = None) -> int:
   args, target, overrides = parse_run_args(build_parser(), COMMANDS, argv)
   from aira_jax.compose import api
   stream = progress_stream(args.quiet)
-  try:
+
+  def body() -> int:
     if args.command == "report":
-      run_dir = target or args.resume
-      if run_dir is None:
-        raise ConfigError("report needs the run directory: python -m aira_jax.compose report runs/<id>")
-      print(api.report(run_dir))
+      print(api.report(report_target(target, args.resume, PROG)))
       return 0
     if target is not None:
       raise ConfigError(f"unexpected argument {target!r}: overrides look like key=value")
     if args.command == "scale" and args.resume is None:
-      raise ConfigError("scale works on a finished search: python -m aira_jax.compose scale --resume runs/<id>")
+      raise ConfigError(f"scale works on a finished search: python -m {PROG} scale --resume runs/<id>")
     config, files = api.open_run(config_path=args.config, overrides=overrides, resume=args.resume)
     print(f"run directory: {files.root}", file=sys.stderr)
     if args.command == "run":
@@ -60,17 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("run", "search"):
       result = api.search(config, files, stream=stream)
       if result.ensemble.interrupted:
-        print(f"interrupted; finished work is saved. Continue with: python -m aira_jax.compose {args.command} "
-              f"--resume {files.root}", file=sys.stderr)
         api.report(files.root)
+        print(f"interrupted; finished work is saved. Continue with: python -m {PROG} {args.command} "
+              f"--resume {files.root}", file=sys.stderr)
         return 130
     if args.command in ("run", "scale"):
       api.scale(config, files, stream=stream)
     print(api.report(files.root))
     return 0
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except KeyboardInterrupt:
-    print("interrupted; finished work is saved. Continue with --resume RUN_DIR", file=sys.stderr)
-    return 130
+
+  return run_guarded(body, PROG)

@@ -163,7 +163,7 @@ def load_config(path: str | pathlib.Path | None = None, overrides: Sequence[str]
 def validate(config: ComposeConfig) -> None:
   """Cross-field checks the dataclasses cannot make alone; ConfigError naming the key."""
   from aira_jax import primitives
-  from aira_jax.agents.policies import POLICIES, make_policy
+  from aira_jax.cli_common import check_agents
   search, evaluator, scale = config.search, config.evaluator, config.scale
 
   def need(condition: bool, message: str) -> None:
@@ -175,16 +175,7 @@ def validate(config: ComposeConfig) -> None:
   except ValueError as e:
     raise ConfigError(f"search.space: {e}") from None
   need(search.depth >= 1, f"search.depth must be at least 1, got {search.depth}")
-  need(len(search.agents) >= 1, "search.agents: give at least one agent")
-  names = [a.name for a in search.agents]
-  need(len(set(names)) == len(names), f"search.agents: names must be distinct, got {names}")
-  for agent in search.agents:
-    need(agent.policy in POLICIES, f"search.agents[{agent.name}].policy: unknown {agent.policy!r}; known: "
-         f"{', '.join(sorted(POLICIES))}")
-    try:
-      make_policy(agent.policy, **dict(agent.policy_options))
-    except ValueError as e:
-      raise ConfigError(f"search.agents[{agent.name}].policy_options: {e}") from None
+  check_agents(search.agents)
   need(search.steps_per_agent is not None or search.wall_clock_s is not None or search.max_llm_tokens is not None,
        "search: give at least one budget (steps_per_agent, wall_clock_s or max_llm_tokens) so the search ends")
   need(search.workers is None or search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aira_jax.cli_common import add_run_arguments, parse_run_args, progress_stream
+from aira_jax.cli_common import add_run_arguments, parse_run_args, progress_stream, report_target, run_guarded
 from aira_jax.design.config import ConfigError
 
 COMMANDS = ("run", "report")
+PROG = "aira_jax.design"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,12 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
   args, target, overrides = parse_run_args(build_parser(), COMMANDS, argv)
   from aira_jax.design import api
-  try:
+
+  def body() -> int:
     if args.command == "report":
-      run_dir = target or args.resume
-      if run_dir is None:
-        raise ConfigError("report needs the run directory: python -m aira_jax.design report runs/<id>")
-      print(api.report(run_dir))
+      print(api.report(report_target(target, args.resume, PROG)))
       return 0
     if target is not None:
       raise ConfigError(f"unexpected argument {target!r}: overrides look like key=value")
@@ -55,13 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     result = api.search(config, files, stream=progress_stream(args.quiet))
     print(api.report(files.root))
     if result.ensemble.interrupted:
-      print(f"interrupted; finished work is saved. Continue with: python -m aira_jax.design --resume {files.root}",
+      print(f"interrupted; finished work is saved. Continue with: python -m {PROG} --resume {files.root}",
             file=sys.stderr)
       return 130
     return 0
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except KeyboardInterrupt:
-    print("interrupted; finished work is saved. Continue with --resume RUN_DIR", file=sys.stderr)
-    return 130
+
+  return run_guarded(body, PROG)

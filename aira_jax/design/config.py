@@ -81,24 +81,16 @@ class DesignConfig:
 
 def validate(config: DesignConfig) -> None:
   """Cross-field checks; ConfigError naming the key."""
-  from aira_jax.agents.policies import POLICIES, make_policy
+  from aira_jax.cli_common import check_agents
   search = config.search
 
   def need(condition: bool, message: str) -> None:
     if not condition:
       raise ConfigError(message)
 
-  need(len(search.agents) >= 1, "search.agents: give at least one agent")
-  names = [a.name for a in search.agents]
-  need(len(set(names)) == len(names), f"search.agents: names must be distinct, got {names}")
+  check_agents(search.agents)
   for agent in search.agents:
-    need(agent.policy in POLICIES, f"search.agents[{agent.name}].policy: unknown {agent.policy!r}; known: "
-         f"{', '.join(sorted(POLICIES))}")
     need(agent.edits in ("whole", "diff"), f"search.agents[{agent.name}].edits must be whole or diff")
-    try:
-      make_policy(agent.policy, **dict(agent.policy_options))
-    except ValueError as e:
-      raise ConfigError(f"search.agents[{agent.name}].policy_options: {e}") from None
   need(search.steps_per_agent is not None or search.wall_clock_s is not None or search.max_llm_tokens is not None,
        "search: give at least one budget (steps_per_agent, wall_clock_s or max_llm_tokens) so the search ends")
   need(search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")

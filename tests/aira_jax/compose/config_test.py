@@ -22,7 +22,8 @@ def test_to_dict_is_plain_and_round_trips():
   values = config.to_dict()
   # Plain YAML-safe values only: safe_dump refuses tuples and dataclasses.
   assert yaml.safe_load(yaml.safe_dump(values)) == values
-  assert values["search"]["agents"] == [{"name": "scripted", "policy": "mcts", "llm": "scripted:r.jsonl"}]
+  assert values["search"]["agents"] == [{"name": "scripted", "policy": "mcts", "llm": "scripted:r.jsonl",
+                                        "policy_options": {}}]
   assert from_dict(values) == config
   assert from_dict(ComposeConfig().to_dict()) == ComposeConfig()
 
