@@ -1,0 +1,40 @@
+"""The design config: defaults, YAML studies, overrides, validation."""
+
+import pathlib
+
+import pytest
+
+from aira_jax.design.config import ConfigError, DesignAgentConfig, DesignConfig, from_dict, load_config
+
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[3] / "experiments" / "design"
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml")), ids=lambda p: p.name)
+def test_studies_load(path):
+  assert isinstance(load_config(path), DesignConfig)
+
+
+def test_tiny_yaml_is_the_default_and_round_trips():
+  assert load_config(EXPERIMENTS / "tiny.yaml") == DesignConfig()
+  assert from_dict(DesignConfig().to_dict()) == DesignConfig()
+
+
+def test_overrides_and_agent_shorthand():
+  config = load_config(overrides=["search.agents=[greedy, {name: g, policy: mcts, llm: 'scripted:x', edits: diff}]",
+                                  "search.task_options.setting=configurable", "sandbox.timeout_s=30"])
+  assert config.search.agents[0] == DesignAgentConfig("greedy", "greedy")
+  assert config.search.agents[1].edits == "diff" and config.search.task_options == {"setting": "configurable"}
+  assert config.sandbox.timeout_s == 30.0
+
+
+@pytest.mark.parametrize("override, key", [
+    ("search.agents=[{name: a, policy: nope}]", "policy"),
+    ("search.agents=[{name: a, policy: greedy, policy_options: {num_drafts: -1}}]", "policy_options"),
+    ("search.agents=[a, a]", "distinct"),
+    ("search.steps_per_agent=null", "budget"),
+    ("sandbox.memory_mb=100", "memory_mb"),
+    ("search.bogus=1", "unknown key"),
+])
+def test_invalid_configs_name_the_key(override, key):
+  with pytest.raises(ConfigError, match=key):
+    load_config(overrides=[override])
