@@ -1,3 +1,4 @@
+# seed: alibi
 """ALiBi (Press et al. 2022), bidirectional, as a `score_mod` hook: score - slope(head) * |q_idx - kv_idx|.
 
 Hooks-only file: the harness runs standard bidirectional multi-head attention through the fused
@@ -8,8 +9,9 @@ modified scores; it must be elementwise in score and may close over Python scala
 
 import jax.numpy as jnp
 
-# --- CONFIG (knobs: one `NAME = value` per line, Python literals; tools rewrite these lines) ---
-SLOPE_STEP = 1.0  # head h has slope 2 ** (-(h + 1) * SLOPE_STEP)
+# --- CONFIG (knobs: `NAME = value  # knob: allowed values`, see aira_jax/design/knobs.py) ---
+# SLOPE_STEP: head h has slope 2 ** (-(h + 1) * SLOPE_STEP).
+SLOPE_STEP = 1.0  # knob: 0.25, 0.5, 1.0, 2.0
 # --- END CONFIG ---
 
 HYPERPARAMETERS = {}  # honoured only in the "configurable" setting; keys and ranges: see the task description

@@ -1,3 +1,4 @@
+# seed: linear
 """Linear attention (Katharopoulos et al. 2020): phi(q) (sum_s phi(k_s) v_s^T) / (phi(q) . sum_s phi(k_s)).
 
 Bidirectional and O(seq) in time and memory: the key-value summary is summed over all real tokens (padded
@@ -9,8 +10,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-# --- CONFIG (knobs: one `NAME = value` per line, Python literals; tools rewrite these lines) ---
-FEATURE_MAP = "elu"  # phi: "elu" (elu(x) + 1), "relu" or "softplus"
+# --- CONFIG (knobs: `NAME = value  # knob: allowed values`, see aira_jax/design/knobs.py) ---
+# FEATURE_MAP: the positive feature map phi: "elu" (elu(x) + 1), "relu" or "softplus".
+FEATURE_MAP = "elu"  # knob: "elu", "relu", "softplus"
 # --- END CONFIG ---
 
 HYPERPARAMETERS = {}  # honoured only in the "configurable" setting; keys and ranges: see the task description

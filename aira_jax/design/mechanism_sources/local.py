@@ -1,3 +1,4 @@
+# seed: local
 """Local (sliding-window) attention as a `mask_mod` hook: each token attends to tokens within WINDOW of it.
 
 Hooks-only file: the harness runs standard bidirectional multi-head attention through the fused
@@ -8,8 +9,9 @@ broadcastable to (Q, K), True = keep; it may close over Python scalars but not a
 
 import jax.numpy as jnp
 
-# --- CONFIG (knobs: one `NAME = value` per line, Python literals; tools rewrite these lines) ---
-WINDOW = 32  # keep |q_idx - kv_idx| < WINDOW
+# --- CONFIG (knobs: `NAME = value  # knob: allowed values`, see aira_jax/design/knobs.py) ---
+# WINDOW: keep keys with |q_idx - kv_idx| < WINDOW.
+WINDOW = 32  # knob: 4, 8, 16, 32, 64, 128
 # --- END CONFIG ---
 
 HYPERPARAMETERS = {}  # honoured only in the "configurable" setting; keys and ranges: see the task description

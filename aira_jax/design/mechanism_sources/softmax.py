@@ -1,3 +1,4 @@
+# seed: softmax
 """Softmax attention (the seed mechanism): bidirectional multi-head scaled dot-product attention, plain jnp.
 
 Padded keys are masked out of every softmax. Interface (fixed by the harness): `Mixer(d_model, num_heads, *,
@@ -9,8 +10,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-# --- CONFIG (knobs: one `NAME = value` per line, Python literals; tools rewrite these lines) ---
-QK_NORM = False  # L2-normalise queries and keys per head (with a learned temperature)
+# --- CONFIG (knobs: `NAME = value  # knob: allowed values`, see aira_jax/design/knobs.py) ---
+# QK_NORM: L2-normalise queries and keys per head (with a learned temperature).
+QK_NORM = False  # knob: False, True
 # --- END CONFIG ---
 
 HYPERPARAMETERS = {}  # honoured only in the "configurable" setting; keys and ranges: see the task description

@@ -1,3 +1,4 @@
+# seed: ssm
 """A bidirectional selective state-space mixer (Mamba-2's SSD scan, as in Hydra): one scan left to right,
 one right to left on the reversed sequence, summed, plus a skip term and a SiLU gate.
 
@@ -14,10 +15,11 @@ from flax import nnx
 
 import pallas_kernels
 
-# --- CONFIG (knobs: one `NAME = value` per line, Python literals; tools rewrite these lines) ---
-STATE_DIM = 16  # d_state of B and C
-DIRECTIONS = 2  # 2: bidirectional; 1: left to right only
-CHUNK = 32  # SSD chunk length
+# --- CONFIG (knobs: `NAME = value  # knob: allowed values`, see aira_jax/design/knobs.py) ---
+# STATE_DIM: d_state of B and C. DIRECTIONS: 2 = bidirectional, 1 = left to right only. CHUNK: SSD chunk.
+STATE_DIM = 16  # knob: 4, 8, 16, 32, 64
+DIRECTIONS = 2  # knob: 1, 2
+CHUNK = 32  # knob: 16, 32, 64
 # --- END CONFIG ---
 
 HYPERPARAMETERS = {}  # honoured only in the "configurable" setting; keys and ranges: see the task description

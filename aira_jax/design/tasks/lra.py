@@ -11,6 +11,7 @@ steps, batch_size, lr, weight_decay, warmup_fraction, d_model, num_heads, num_la
 train_seconds, lowering ("auto": cross-lower only Pallas-using candidates | "always" | "never"), timeout_s.
 ListOps also takes min_length and max_depth (generator; expressions have min_length < length < seq_len) and an
 optional path (the released basic_{train,val,test}.tsv); Text and Retrieval need path (ValueError otherwise).
+The task's template is the softmax seed; its `seeds` are every mechanism of `aira_jax.design.mechanisms`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-from aira_jax.design.mechanisms import mechanism_source
+from aira_jax.design.mechanisms import mechanism_source, seed_sources
 from aira_jax.design.tasks import register_design_task
 from aira_jax.design.tasks.base import DesignTask
 from aira_jax.design.tasks.lra_backbone import HYPERPARAMETER_RANGES
@@ -89,6 +90,7 @@ Define EITHER
    (Q, K), `q_idx` int32 (Q, 1), `kv_idx` int32 (1, K), `head` an int32 scalar; return the same shape
    (mask: True = keep). Hooks must be elementwise, built from `jnp` ops, and may close over Python numbers but
    not arrays; prefer `jax.lax.div` to `//` on indices. Padded keys are visible to hooked attention.
+   (When `Mixer` is defined it is used, and any hooks are yours to call from it.)
 Use any of jax, jax.numpy, flax.nnx, numpy, math and `pallas_kernels` (flash_attention, ssd,
 selective_scan: "auto" runs plain XLA on CPU and Pallas kernels on GPU/TPU). Code that uses Pallas must also
 lower for TPU and CUDA (the harness checks this from the CPU).
@@ -118,7 +120,7 @@ def _make(task: str, path, options: dict[str, Any]) -> DesignTask:
   return DesignTask(name=f"lra-{task}", description=describe(settings), filename="model.py",
                     template=mechanism_source("softmax"), metric="val_accuracy", lower_is_better=False,
                     harness_module="aira_jax.design.tasks.lra_harness", settings=settings,
-                    final_metric="test_accuracy", timeout_s=timeout)
+                    final_metric="test_accuracy", timeout_s=timeout, seeds=seed_sources())
 
 
 def _need_path(task: str, path) -> None:

@@ -109,6 +109,23 @@ class HookAttention(nnx.Module):
     return jnp.einsum("bshk,hkd->bsd", out, self.w_out[...])
 
 
+def check_hooks(score_mod: Callable | None, mask_mod: Callable | None, size: int = 8) -> None:
+  """Evaluates the hooks abstractly on (size, size) scores; ValueError unless score_mod gives floats and mask_mod
+  bools broadcastable to (Q, K)."""
+  score = jax.ShapeDtypeStruct((size, size), jnp.float32)
+  q_idx, kv_idx = jax.ShapeDtypeStruct((size, 1), jnp.int32), jax.ShapeDtypeStruct((1, size), jnp.int32)
+  head = jax.ShapeDtypeStruct((), jnp.int32)
+  for name, fn, args, kind in (("score_mod", score_mod, (score, q_idx, kv_idx, head), jnp.floating),
+                               ("mask_mod", mask_mod, (q_idx, kv_idx, head), jnp.bool_)):
+    if fn is None:
+      continue
+    out = jax.eval_shape(fn, *args)
+    if (not isinstance(out, jax.ShapeDtypeStruct) or not jnp.issubdtype(out.dtype, kind)
+        or jnp.broadcast_shapes(out.shape, (size, size)) != (size, size)):
+      raise ValueError(f"{name} must return a {'float' if kind is jnp.floating else 'bool'} array broadcastable "
+                       f"to (Q, K) = {(size, size)}; with q_idx (Q, 1), kv_idx (1, K) it gave {out}")
+
+
 class MLP(nnx.Module):
   """GELU MLP d -> hidden -> d."""
 

@@ -34,8 +34,8 @@ import numpy as np
 from flax import nnx
 
 from aira_jax.design.records import record_end, record_start
-from aira_jax.design.tasks import lra_training as T
-from aira_jax.design.tasks.lra_backbone import Backbone, HookAttention, validate_hyperparameters
+from aira_jax.design.tasks import lra_training as training
+from aira_jax.design.tasks.lra_backbone import Backbone, HookAttention, check_hooks, validate_hyperparameters
 
 HYPER_KEYS = ("d_model", "num_heads", "num_layers", "ffn_mult", "lr", "weight_decay", "warmup_fraction")
 REQUIRED = HYPER_KEYS + ("task", "setting", "seq_len", "batch_size", "steps", "train_seconds", "seed", "num_train",
@@ -74,7 +74,7 @@ class _Run:
       raise ValueError(f"settings lack {missing}; build them with aira_jax.design.tasks.make_design_task")
     self.settings, self.workdir, self.verbose = settings, workdir, verbose
     self.results: list[StageResult] = []
-    self.vocab_size, self.num_classes, self.dual = T.TASKS[settings["task"]]
+    self.vocab_size, self.num_classes, self.dual = training.TASKS[settings["task"]]
     self.hyper = {key: settings[key] for key in HYPER_KEYS}
 
   def stage(self, name: str, fn) -> Any:
@@ -83,7 +83,7 @@ class _Run:
       print(f"[{name}] ...", flush=True)
     try:
       value, metrics = fn()
-    except Exception as exc:  # noqa: BLE001 - every failure of the candidate is recorded, never raised
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - every failure of the candidate is recorded
       error = _error_text(exc)
       record_end(name, started, ok=False, error=error)
       self.results.append(StageResult(name, False, time.perf_counter() - started, error))
@@ -157,7 +157,10 @@ class _Run:
         print("note: HYPERPARAMETERS are ignored in the fixed setting", flush=True)
     metrics["hyperparameters"] = dict(self.hyper)
     if self.mode == "hooks":
-      self.check_hooks()
+      try:
+        check_hooks(self.score_mod, self.mask_mod)
+      except ValueError as e:
+        raise CandidateError(str(e)) from None
     b, s, d = self.settings["batch_size"], self.settings["seq_len"], self.hyper["d_model"]
     x = jax.ShapeDtypeStruct((b, s, d), jnp.float32)
     mask = jax.ShapeDtypeStruct((b, s), jnp.bool_)
@@ -178,30 +181,16 @@ class _Run:
     metrics["params"] = int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
     return None, metrics
 
-  def check_hooks(self):
-    q, k = 8, 8
-    score = jax.ShapeDtypeStruct((q, k), jnp.float32)
-    q_idx, kv_idx = jax.ShapeDtypeStruct((q, 1), jnp.int32), jax.ShapeDtypeStruct((1, k), jnp.int32)
-    head = jax.ShapeDtypeStruct((), jnp.int32)
-    for name, fn, args, kind in (("score_mod", self.score_mod, (score, q_idx, kv_idx, head), jnp.floating),
-                                 ("mask_mod", self.mask_mod, (q_idx, kv_idx, head), jnp.bool_)):
-      if fn is None:
-        continue
-      out = jax.eval_shape(fn, *args)
-      if (not isinstance(out, jax.ShapeDtypeStruct) or not jnp.issubdtype(out.dtype, kind)
-          or jnp.broadcast_shapes(out.shape, (q, k)) != (q, k)):
-        raise CandidateError(f"{name} must return a {'float' if kind is jnp.floating else 'bool'} array "
-                             f"broadcastable to (Q, K) = {(q, k)}; with q_idx (Q, 1), kv_idx (1, K) it gave {out}")
-
   def lowering(self):
     seq, h = self.settings["seq_len"], self.hyper["num_heads"]
     d = self.hyper["d_model"]
     metrics = {}
     for platform in ("tpu", "cuda"):
       if self.mode == "hooks":
-        attention = HookAttention(d, h, score_mod=self.score_mod, mask_mod=self.mask_mod, rngs=nnx.Rngs(0))
+        attention = nnx.eval_shape(lambda: HookAttention(d, h, score_mod=self.score_mod, mask_mod=self.mask_mod,
+                                                         rngs=nnx.Rngs(0)))
         qkv = jax.ShapeDtypeStruct((1, seq, h, d // h), jnp.float32)
-        loss = lambda q, k, v: jnp.sum(attention.attend(q, k, v, backend=T._PALLAS_BACKEND[platform]))
+        loss = lambda q, k, v: jnp.sum(attention.attend(q, k, v, backend=training.PALLAS_BACKEND[platform]))
         fn, args = (lambda q, k, v: (loss(q, k, v), jax.grad(loss, argnums=(0, 1, 2))(q, k, v))), (qkv,) * 3
       else:
         mixer = nnx.eval_shape(lambda: self.module.Mixer(d, h, rngs=nnx.Rngs(0)))
@@ -211,7 +200,7 @@ class _Run:
         args = (params, rest, jax.ShapeDtypeStruct((1, seq, d), jnp.float32),
                 jax.ShapeDtypeStruct((1, seq), jnp.bool_))
       try:
-        metrics[f"{platform}_kernels"] = T.cross_lower(fn, args, platform)
+        metrics[f"{platform}_kernels"] = training.cross_lower(fn, args, platform)
       except Exception as e:  # noqa: BLE001
         raise CandidateError(f"lowering for {platform} failed: {_error_text(e)}") from None
     return None, metrics
@@ -224,10 +213,10 @@ class _Run:
     eval_graphdef = nnx.split(model)[0]
     model.train()
     graphdef, self.params, self.other = nnx.split(model, nnx.Param, ...)
-    self.optimizer = T.make_optimizer(self.hyper["lr"], self.hyper["weight_decay"], self.hyper["warmup_fraction"],
-                                      s["steps"])
+    self.optimizer = training.make_optimizer(self.hyper["lr"], self.hyper["weight_decay"],
+                                             self.hyper["warmup_fraction"], s["steps"])
     self.opt_state = self.optimizer.init(self.params)
-    train_step, eval_step = T.make_steps(graphdef, eval_graphdef, self.optimizer)
+    train_step, eval_step = training.make_steps(graphdef, eval_graphdef, self.optimizer)
     started = time.perf_counter()
     self.train_step = jax.jit(train_step, donate_argnums=(0, 1, 2)).lower(
         self.params, self.opt_state, self.other, self.batch_structs(s["batch_size"])).compile()
@@ -238,14 +227,14 @@ class _Run:
   def numerics(self):
     s = self.settings
     started = time.perf_counter()
-    self.splits = T.load_splits(s)
+    self.splits = training.load_splits(s)
     metrics = {"data_seconds": time.perf_counter() - started}
-    batch, _ = next(T.eval_batches(self.splits["validation"], s["batch_size"]))
+    batch, _ = next(training.eval_batches(self.splits["validation"], s["batch_size"]))
     logits = np.asarray(self.eval_step(self.params, self.other, batch))
     if logits.shape != (s["batch_size"], self.num_classes) or not np.isfinite(logits).all():
       raise CandidateError(f"the forward pass gave non-finite or misshapen logits {logits.shape} "
                            f"(finite: {np.isfinite(logits).mean():.0%})")
-    self.batches = T.train_batches(self.splits["train"], s["batch_size"], s["seed"])
+    self.batches = training.train_batches(self.splits["train"], s["batch_size"], s["seed"])
     self.train_started = time.perf_counter()
     self.losses = [self.step()]
     if not np.isfinite(self.losses[0]) or not np.isfinite(self.last_grad_norm):
@@ -272,7 +261,7 @@ class _Run:
 
   def accuracy(self, split) -> float:
     hits = 0
-    for batch, real in T.eval_batches(split, self.settings["batch_size"]):
+    for batch, real in training.eval_batches(split, self.settings["batch_size"]):
       predicted = np.argmax(np.asarray(self.eval_step(self.params, self.other, batch)), axis=-1)[:real]
       hits += int(np.sum(predicted == batch["targets"][:real]))
     return hits / len(split)

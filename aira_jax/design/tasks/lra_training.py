@@ -29,7 +29,7 @@ from aira_jax.tasks.lra.tokenize import BYTE_VOCAB_SIZE, LISTOPS_VOCAB_SIZE, pad
 TASKS = {"listops": (LISTOPS_VOCAB_SIZE, 10, False), "text": (BYTE_VOCAB_SIZE, 2, False),
          "retrieval": (BYTE_VOCAB_SIZE, 2, True)}
 KERNEL_CALLS = {"tpu": "tpu_custom_call", "cuda": "__gpu$xla.gpu.triton"}
-_PALLAS_BACKEND = {"tpu": "tpu", "cuda": "gpu"}
+PALLAS_BACKEND = {"tpu": "tpu", "cuda": "gpu"}
 _BACKEND_MODULES = ("pallas_kernels._dispatch", "pallas_kernels.attention.api", "pallas_kernels.ssm.api",
                     "pallas_kernels.ssm._pallas_common")
 
@@ -146,7 +146,7 @@ def pallas_kernels_target(platform: str):
   modules = [importlib.import_module(name) for name in _BACKEND_MODULES]
   saved = [module.jax for module in modules]
   for module in modules:
-    module.jax = _JaxOnBackend(_PALLAS_BACKEND[platform])
+    module.jax = _JaxOnBackend(PALLAS_BACKEND[platform])
   try:
     if platform == "tpu":
       device = jax.sharding.AbstractDevice(device_kind="TPU v5 lite", num_cores=1, platform="tpu")

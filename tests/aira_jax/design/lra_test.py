@@ -52,6 +52,33 @@ def test_text_and_retrieval_need_data(name, hint, tmp_path):
       make_design_task(name, path=path)
 
 
+def _fake_aan(root):
+  for name in ("train", "eval", "test"):
+    rows = [f"{i % 2}\tp{i}\tq{i}\tpaper {i} cites\tpaper {i + 1} text" for i in range(12)]
+    (root / f"new_aan_pairs.{name}.tsv").write_text("\n".join(rows) + "\n")
+
+
+def _fake_imdb(root):
+  for split in ("train", "test"):
+    for label in ("pos", "neg"):
+      folder = root / split / label
+      folder.mkdir(parents=True)
+      for i in range(10):
+        (folder / f"{i}_1.txt").write_text(f"a {label} review number {i}")
+
+
+@pytest.mark.parametrize("name, fake", [("lra-retrieval", _fake_aan), ("lra-text", _fake_imdb)])
+def test_file_tasks_run_from_user_files(name, fake, tmp_path):
+  data = tmp_path / "data"
+  data.mkdir()
+  fake(data)
+  options = {k: v for k, v in TINY.items() if k not in ("min_length", "max_depth")}
+  settings = dict(make_design_task(name, path=data, **options).settings)
+  (tmp_path / "model.py").write_text(mechanism_source("linear"))
+  results = run_stages(settings, tmp_path, stop_after="numerics")
+  assert [(r.stage, r.ok) for r in results] == [(s, True) for s in ("import", "interface", "compile", "numerics")]
+
+
 def test_unknown_option_and_bad_setting_are_rejected():
   with pytest.raises(ValueError, match="unknown option"):
     make_design_task("lra-listops", num_epochs=3)
@@ -102,6 +129,7 @@ def mask_mod(q_idx, kv_idx, head):
 BROKEN = {
     "syntax error": ("def Mixer(:\n", {}, "import", "SyntaxError"),
     "raises on import": ("import no_such_module_xyz\n", {}, "import", "no_such_module_xyz"),
+    "exits on import": ("raise SystemExit(0)\n", {}, "import", "SystemExit"),
     "nothing defined": ("X = 1\n", {}, "interface", "neither a `Mixer` class nor"),
     "mixer not a module": ("class Mixer:\n  pass\n", {}, "interface", "nnx.Module"),
     "wrong output shape": (MIXER.format(body="x[:, :, :4]"), {}, "interface", "(batch, seq, d_model)"),
