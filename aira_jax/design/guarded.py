@@ -1,6 +1,8 @@
 """Child entry point of the sandbox: `python -m aira_jax.design.guarded MODULE [args...]`.
 
-Runs in the candidate's working directory (the current directory). It turns on `faulthandler` (a crash in
+Runs in the candidate's working directory (the current directory). It first applies the resource limits the
+sandbox passed in `AIRA_SANDBOX_RLIMITS` ("resource,soft,hard" triples joined by ";"), then turns on
+`faulthandler` (a crash in
 native code still leaves a Python traceback in stderr), installs the audit hook of `aira_jax.design.guard`
 confined to the current directory, then runs `MODULE` as `__main__` with `sys.argv = [MODULE, *args]`, the
 way `python -m MODULE args...` would (`runpy` then replaces `sys.argv[0]` with the module's file). An
@@ -12,10 +14,18 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import resource
 import runpy
 import sys
 
 from aira_jax.design import guard
+
+
+def apply_rlimits(text: str) -> None:
+  """Sets each "resource,soft,hard" limit of `text` (";"-separated) on this process."""
+  for triple in filter(None, text.split(";")):
+    kind, soft, hard = (int(v) for v in triple.split(","))
+    resource.setrlimit(kind, (soft, hard))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
   if not argv or argv[0].startswith("-"):
     sys.stderr.write("usage: python -m aira_jax.design.guarded MODULE [args...]\n")
     raise SystemExit(2)
+  apply_rlimits(os.environ.get("AIRA_SANDBOX_RLIMITS", ""))
   module, args = argv[0], argv[1:]
   workdir = os.getcwd()
   if sys.path[:1] != [workdir]:

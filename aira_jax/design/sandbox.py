@@ -5,9 +5,10 @@ temporary working directory and runs `python -s -B -m aira_jax.design.guarded ca
 
 - a new session (own process group); at the wall-clock timeout, and after every run, the whole group is
   SIGKILLed (the child is not reaped before that, so its group id cannot be reused meanwhile);
-- resource limits set in the child before it execs (`preexec_fn` calling only `setrlimit` with numbers
-  computed in the parent, which keeps the fork-with-threads hazard small): memory (RLIMIT_DATA by default),
-  CPU seconds (a backstop for a child whose parent died), file size, no core dumps;
+- resource limits, computed in the parent and passed in `RLIMITS_ENV`, which the child (guarded.py) applies
+  first thing, before it imports anything heavy: memory (RLIMIT_DATA by default), CPU seconds (a backstop for
+  a child whose parent died), file size, no core dumps. (Not a `preexec_fn`: Python code between fork and
+  exec in a multithreaded parent such as JAX can deadlock);
 - an environment built from scratch: PATH, HOME and TMPDIR inside the workdir, PYTHONPATH = this tree,
   PYTHONHASHSEED=0, JAX_PLATFORMS if the parent has it, the records file, and what the caller passes in
   `extra_env` (XLA_FLAGS, CUDA_VISIBLE_DEVICES, ...; names that look like secrets are refused). Nothing else
@@ -64,7 +65,7 @@ from aira_jax.design.records import RECORDS_ENV, read_records
 RECORDS_FILE, STDOUT_FILE, STDERR_FILE, TMP_DIR = "records.jsonl", "stdout.txt", "stderr.txt", "tmp"
 COPIED_ENV = ("JAX_PLATFORMS",)
 """The only variables copied from the parent's environment."""
-_RESERVED_ENV = frozenset({"PATH", "HOME", "TMPDIR", "PYTHONPATH", RECORDS_ENV})
+_RESERVED_ENV = frozenset({"PATH", "HOME", "TMPDIR", "PYTHONPATH", RECORDS_ENV, "AIRA_SANDBOX_RLIMITS"})
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|COOKIE|PROXY|SESSION", re.IGNORECASE)
 _MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
 _EXIT_MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Memory allocation still failed", "RESOURCE_EXHAUSTED")
@@ -156,6 +157,10 @@ def _child_env(workdir: pathlib.Path, extra_env: dict[str, str] | None) -> dict[
       raise ValueError(f"extra_env may not set {name!r} (reserved, or looks like a secret)")
     env[str(name)] = str(value)
   return env
+
+
+RLIMITS_ENV = "AIRA_SANDBOX_RLIMITS"
+"""Resource limits for the child: "resource,soft,hard" triples joined by ";" (applied by guarded.py)."""
 
 
 def _rlimits(limits: SandboxLimits) -> list[tuple[int, int, int]]:
@@ -270,17 +275,12 @@ def run_sandboxed(argv_module: str, args: list[str], *, files: dict[str, str | b
       path = work.joinpath(*name.split("/"))
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
-    triples = _rlimits(limits)
-
-    def apply_limits() -> None:  # runs in the child between fork and exec: setrlimit only
-      for kind, soft, hard in triples:
-        resource.setrlimit(kind, (soft, hard))
-
+    env[RLIMITS_ENV] = ";".join(f"{kind},{soft},{hard}" for kind, soft, hard in _rlimits(limits))
     argv = [sys.executable, "-s", "-B", "-m", "aira_jax.design.guarded", argv_module, *map(str, args)]
     with open(work / STDOUT_FILE, "w+b") as out, open(work / STDERR_FILE, "w+b") as err:
       started = time.perf_counter()
       proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                              start_new_session=True, preexec_fn=apply_limits, close_fds=True)
+                              start_new_session=True, close_fds=True)
       timed_out = _wait(proc, limits.timeout_s)
       seconds = time.perf_counter() - started
       stdout, stderr = _read_output(out, limits.output_chars), _read_output(err, limits.output_chars)
