@@ -64,3 +64,19 @@ def test_design_cli_errors(tmp_path, capsys):
   assert main([f"run_dir={tmp_path}", "search.agents=[{name: a, policy: greedy, edits: sideways}]"]) == 2
   assert "edits" in capsys.readouterr().err
   assert main(["report"]) == 2
+
+
+def test_offline_built_in_agent_on_tiny_listops(tmp_path):
+  options = ("{num_train: 200, num_validation: 64, num_test: 64, seq_len: 32, max_depth: 3, steps: 10, "
+             "batch_size: 16, d_model: 16, num_heads: 2, num_layers: 1}")
+  code = main(["--quiet", f"run_dir={tmp_path / 'runs'}", "run_id=l", "search.agents=[greedy]",
+               "search.steps_per_agent=3", f"search.task_options={options}"])
+  assert code == 0
+  run = tmp_path / "runs" / "l"
+  nodes = Journal.load(run / "journal.jsonl").nodes
+  assert len(nodes) == 3 and all(node.operator == "draft" for node in nodes)
+  assert all(node.payload.startswith("# seed: ") for node in nodes)
+  scored = [node for node in nodes if node.is_good]
+  assert scored and all(0.0 <= node.metric <= 1.0 for node in scored)
+  report = (run / "report.md").read_text()
+  assert "test_accuracy" in report and "## Best candidate" in report
