@@ -66,14 +66,20 @@ def test_design_cli_errors(tmp_path, capsys):
   assert main(["report"]) == 2
 
 
-def test_offline_built_in_agent_on_tiny_listops(tmp_path):
+def test_offline_built_in_agent_on_tiny_listops_and_resume(tmp_path):
   options = ("{num_train: 200, num_validation: 64, num_test: 64, seq_len: 32, max_depth: 3, steps: 10, "
              "batch_size: 16, d_model: 16, num_heads: 2, num_layers: 1}")
   code = main(["--quiet", f"run_dir={tmp_path / 'runs'}", "run_id=l", "search.agents=[greedy]",
-               "search.steps_per_agent=3", f"search.task_options={options}"])
+               "search.steps_per_agent=2", f"search.task_options={options}"])
   assert code == 0
   run = tmp_path / "runs" / "l"
+  with ResultStore(run / "results.sqlite", read_only=True) as store:
+    first = [row.key for row in store.evaluations()]
+  assert main(["--quiet", "--resume", str(run), "search.steps_per_agent=3"]) == 0  # one more step
   nodes = Journal.load(run / "journal.jsonl").nodes
+  with ResultStore(run / "results.sqlite", read_only=True) as store:
+    keys = [row.key for row in store.evaluations()]
+  assert keys[:len(first)] == first and len(keys) == len(set(keys)) <= 3  # nothing lost, nothing repeated
   assert len(nodes) == 3 and all(node.operator == "draft" for node in nodes)
   assert all(node.payload.startswith("# seed: ") for node in nodes)
   scored = [node for node in nodes if node.is_good]
