@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                   "stages import, interface, lowering, compile, numerics, train and score.",
       formatter_class=argparse.RawDescriptionHelpFormatter,
       epilog="commands:\n  run     search (default), then the report\n  report  rewrite RUN_DIR/report.md\n\n"
-             "tasks: lra-listops (generated), lra-text and lra-retrieval (search.task_options.path to your data), "
-             "autoresearch.\noverrides: dotted key=value pairs parsed as YAML, e.g. search.task=autoresearch\n"
+             "tasks: lra-listops and lra-pathfinder (generated, or search.task_options.path to released files),\n"
+             "  lra-text, lra-retrieval and lra-image (search.task_options.path to your IMDb / AAN / CIFAR-10 "
+             "data), autoresearch.\noverrides: dotted key=value pairs parsed as YAML, e.g. search.task=autoresearch\n"
              "  'search.agents=[{name: g, policy: greedy, llm: gemini:gemini-2.5-pro, edits: diff}]' "
              "sandbox.memory_mb=4096\n\nEverything goes to runs/<id>/: resolved_config.yaml, journal.jsonl, "
              "results.sqlite, candidates/<key>/ (code, logs, stage records), report.md.")

@@ -1,4 +1,4 @@
-"""Design tasks by name: "lra-listops", "lra-text", "lra-retrieval", "autoresearch".
+"""Design tasks by name: "lra-listops", "lra-text", "lra-retrieval", "lra-image", "lra-pathfinder", "autoresearch".
 
 `make_design_task(name, **options)` builds a `DesignTask`; task modules are imported lazily by name prefix
 and register their factories with `register_design_task`.

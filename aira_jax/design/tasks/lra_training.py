@@ -1,8 +1,11 @@
 """The fixed parts of the LRA harness that do not depend on the candidate: data, optimiser, train and eval steps,
 and cross-lowering of Pallas code for TPU and CUDA from a CPU host.
 
-Data is generated (ListOps) or read from the user's files (Text, Retrieval, or released ListOps) inside the
-candidate's process, from the settings alone; each split is cut to its requested size after a seeded shuffle.
+Data is generated (ListOps, Pathfinder) or read from the user's files (Text, Retrieval, Image, or released ListOps /
+Pathfinder) inside the candidate's process, from the settings alone; each split is cut to its requested size
+after a seeded shuffle. Pixel tasks (Image, Pathfinder) flatten an image row by row into image_size^2 tokens,
+token = intensity + 1 (1..256), so that 0 stays the backbone's padding id: no position is padding (a black pixel
+is a real token). Image downsamples CIFAR-10's 32x32 by averaging blocks when image_size is 16 or 8.
 Training: AdamW (weight decay on matrices only), global-norm clipping at 1, linear warm-up then cosine decay
 to 10% of the peak learning rate over `steps`; cross-entropy on the class logits.
 """
@@ -22,12 +25,16 @@ import optax
 from flax import nnx
 
 from aira_jax.tasks.base import Split, cross_entropy
-from aira_jax.tasks.lra import listops
+from aira_jax.tasks.lra import listops, pathfinder
 from aira_jax.tasks.lra.tokenize import BYTE_VOCAB_SIZE, LISTOPS_VOCAB_SIZE, pad_or_truncate
 
+PIXEL_VOCAB_SIZE = 257  # 0 padding (never used: images fill the sequence), 1..256 intensity 0..255
+PIXEL_TASKS = ("image", "pathfinder")
 # task -> (vocab_size, num_classes, dual)
 TASKS = {"listops": (LISTOPS_VOCAB_SIZE, 10, False), "text": (BYTE_VOCAB_SIZE, 2, False),
-         "retrieval": (BYTE_VOCAB_SIZE, 2, True)}
+         "retrieval": (BYTE_VOCAB_SIZE, 2, True), "image": (PIXEL_VOCAB_SIZE, 10, False),
+         "pathfinder": (PIXEL_VOCAB_SIZE, 2, False)}
+PATHFINDER_KEYS = ("image_size", "num_distractors", "paddle_length", "num_paddles")
 KERNEL_CALLS = {"tpu": "tpu_custom_call", "cuda": "__gpu$xla.gpu.triton"}
 PALLAS_BACKEND = {"tpu": "tpu", "cuda": "gpu"}
 _BACKEND_MODULES = ("pallas_kernels._dispatch", "pallas_kernels.attention.api", "pallas_kernels.ssm.api",
@@ -54,12 +61,45 @@ def load_splits(settings: dict[str, Any]) -> dict[str, Split]:
       start += n
     return splits
   from aira_jax.tasks.registry import make_task
+  if task in PIXEL_TASKS:
+    return _pixel_splits(settings, counts, make_task)
   options = {"path": settings["path"], "seq_len": seq_len}
   if task == "text":
     options["seed"] = seed
   full = make_task(f"lra/{task}", **options).splits()
   rng = np.random.default_rng(seed)
   return {name: _cut(full[name], n, rng) for name, n in counts.items()}
+
+
+def downsample(pixels: np.ndarray, size: int) -> np.ndarray:
+  """(N, S*S) row-major pixels -> (N, size*size), each output pixel the rounded mean of its S/size block."""
+  side = int(round(np.sqrt(pixels.shape[1])))
+  if size == side:
+    return pixels
+  if side % size:
+    raise ValueError(f"image_size={size} must divide the images' side {side}")
+  f = side // size
+  blocks = pixels.reshape(len(pixels), size, f, size, f).astype(np.float64).mean(axis=(2, 4))
+  return np.rint(blocks).astype(pixels.dtype).reshape(len(pixels), size * size)
+
+
+def _pixel_splits(settings: dict[str, Any], counts: dict[str, int], make_task) -> dict[str, Split]:
+  """Image (CIFAR-10 from path) or Pathfinder (generated, or PNGs from path) as tokens intensity + 1."""
+  task, seed, size = settings["task"], settings["seed"], settings["image_size"]
+  if task == "image":
+    full = make_task("lra/image", path=settings["path"], seed=seed).splits()
+  else:
+    config = pathfinder.PathfinderConfig(**{key: settings[key] for key in PATHFINDER_KEYS})
+    options = dict(path=settings["path"], seed=seed, config=config)
+    if not settings.get("path"):  # generate exactly what is asked for
+      options.update(num_train=counts["train"], num_validation=counts["validation"], num_test=counts["test"])
+    full = make_task("lra/pathfinder", **options).splits()
+  rng = np.random.default_rng(seed)
+  out = {}
+  for name, n in counts.items():
+    split = _cut(full[name], n, rng)
+    out[name] = Split((downsample(split.inputs, size) + 1).astype(np.int32), split.targets)
+  return out
 
 
 def batch_of(split: Split, index: np.ndarray) -> dict[str, np.ndarray]:

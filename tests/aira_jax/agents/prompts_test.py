@@ -84,8 +84,11 @@ def test_setup_cfg_ships_every_template_as_package_data():
   config.read(ROOT / "setup.cfg")
   patterns = config["options.package_data"]["aira_jax"].split()
   package_dir = pathlib.Path(aira_jax.__file__).parent
-  for name in prompts.TEMPLATE_NAMES:
-    relative = (package_dir / "agents" / "prompts" / f"{name}.md").relative_to(package_dir).as_posix()
+  data_files = [*package_dir.glob("agents/prompts/*.md"), *package_dir.glob("design/prompts/*.md"),
+                *package_dir.glob("design/templates/*.py"), *package_dir.glob("design/mechanism_sources/*.py")]
+  assert len(data_files) >= len(prompts.TEMPLATE_NAMES) + 5 + 1 + 5
+  for path in data_files:  # every non-module file the package reads at run time
+    relative = path.relative_to(package_dir).as_posix()
     assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
 
 
