@@ -44,8 +44,9 @@ class DesignSearchConfig:
 
   task: str = "lra-listops"
   task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  agents: tuple[DesignAgentConfig, ...] = (DesignAgentConfig("greedy", "greedy"),
-                                           DesignAgentConfig("evolutionary", "evolutionary"))
+  agents: tuple[DesignAgentConfig, ...] = (
+      DesignAgentConfig("greedy", "greedy", policy_options={"num_drafts": 2}),
+      DesignAgentConfig("evolutionary", "evolutionary"))
   steps_per_agent: int | None = 5
   wall_clock_s: float | None = None
   max_llm_tokens: int | None = None

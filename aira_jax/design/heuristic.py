@@ -21,6 +21,7 @@ from aira_jax.agents.ensemble import Proposal
 from aira_jax.design.knobs import describe, parse_knobs, set_knobs
 
 _SEED_LINE = re.compile(r"^# seed: (?P<name>\S+)", re.MULTILINE)
+NEW_TRIES = 10
 
 
 def seed_name(source: str) -> str | None:
@@ -61,7 +62,16 @@ class SeedVariationOperator:
     return Proposal(plan=f"{what}: {seed_name(first)} {describe(values)}", payload=set_knobs(first, values))
 
   def propose(self, action, journal, rng: random.Random) -> Proposal:
-    """A Proposal for the policy's `action` (draft / improve / crossover / debug)."""
+    """A Proposal for the policy's `action`; up to `NEW_TRIES` draws avoid files the journal already holds
+    (a small knob space makes repeats likely, and a repeat only re-reads a known score)."""
+    known = {node.payload for node in journal.nodes}
+    for _ in range(NEW_TRIES):
+      proposal = self._propose_once(action, journal, rng)
+      if proposal.payload not in known:
+        break
+    return proposal
+
+  def _propose_once(self, action, journal, rng: random.Random) -> Proposal:
     operator, parents = action.operator, action.parent_ids
     if operator == "draft":
       return self.draft(rng)

@@ -60,3 +60,12 @@ def test_operator_drafts_improves_crosses_and_debugs():
   journal.append(_node("bad", SEED_A.replace("WINDOW", "WIN DOW"), parents=("a1",), operator="improve", buggy=True))
   fixed = operator.propose(Action("debug", ("bad",)), journal, rng)
   assert "scored ancestor a1" in fixed.plan and seed_name(fixed.payload) == "alpha"
+
+
+def test_drafts_avoid_files_the_journal_holds():
+  operator = SeedVariationOperator({"beta": SEED_B})  # two possible files: STATE = 8 or 16
+  for seed in range(20):  # without the avoidance about half of these would repeat the first draft
+    journal, rng = Journal(), random.Random(seed)
+    first = operator.propose(Action("draft"), journal, rng)
+    journal.append(_node("n1", first.payload, 0.1))
+    assert operator.propose(Action("draft"), journal, rng).payload != first.payload
