@@ -68,7 +68,12 @@ class SeedVariationOperator:
     for _ in range(NEW_TRIES):
       proposal = self._propose_once(action, journal, rng)
       if proposal.payload not in known:
-        break
+        return proposal
+    for _ in range(NEW_TRIES):  # every variation tried was known (e.g. a seed with one knob): a new draft
+      fresh = self.draft(rng)
+      if fresh.payload not in known:
+        return Proposal(plan=f"{action.operator}: every variation drawn was already evaluated; fresh {fresh.plan}",
+                        payload=fresh.payload)
     return proposal
 
   def _propose_once(self, action, journal, rng: random.Random) -> Proposal:

@@ -69,3 +69,12 @@ def test_drafts_avoid_files_the_journal_holds():
     first = operator.propose(Action("draft"), journal, rng)
     journal.append(_node("n1", first.payload, 0.1))
     assert operator.propose(Action("draft"), journal, rng).payload != first.payload
+
+
+def test_an_exhausted_parent_falls_back_to_a_new_draft():
+  operator = SeedVariationOperator({"alpha": SEED_A, "beta": SEED_B})
+  journal = Journal()
+  journal.append(_node("b8", set_knobs(SEED_B, {"STATE": "8"}), 0.5))
+  journal.append(_node("b16", set_knobs(SEED_B, {"STATE": "16"}), 0.4))  # beta's only other variation
+  proposal = operator.propose(Action("improve", ("b8",)), journal, random.Random(0))
+  assert seed_name(proposal.payload) == "alpha" and "fresh draft" in proposal.plan
