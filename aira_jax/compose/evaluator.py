@@ -159,8 +159,8 @@ class LayoutEvaluator:
           return None, f"diverged: loss {loss} at step {number}", program.compile_seconds - compiled_before
     validation = splits["validation"]
     rows = min(self.config.eval_examples, len(validation))
-    scores = program.score(params, kinds, {"inputs": validation.inputs[:rows],
-                                           "targets": validation.targets[:rows]})
+    scores = program.score(params, kinds, validation.inputs[:rows], validation.targets[:rows],
+                           self.config.batch_size)
     metric = task.spec.metric
     value = scores.get(metric)
     if value is None or not math.isfinite(value):

@@ -29,7 +29,7 @@ from aira_jax.compose.switch_model import SwitchLanguageModel, layout_kinds
 from aira_jax.layout import Layout
 from aira_jax.models import LanguageModel
 from aira_jax.models.config import ModelConfig
-from aira_jax.tasks.base import Task
+from aira_jax.tasks.base import IGNORE, Task
 from aira_jax.train.step import lm_loss
 
 
@@ -106,9 +106,32 @@ class TrainingProgram:
     params and opt_state are donated."""
     return self._timed("step", self._step, params, opt_state, kinds, batch, np.float32(lr))
 
-  def score(self, params, kinds, batch) -> dict[str, float]:
-    """The task's metrics on `batch` as floats."""
-    return {k: float(v) for k, v in self._timed("score", self._score, params, kinds, batch).items()}
+  def score(self, params, kinds, inputs: np.ndarray, targets: np.ndarray, batch_size: int) -> dict[str, float]:
+    """The task's metrics over the rows (inputs, targets), scored `batch_size` rows at a time (score_in_batches)."""
+    return score_in_batches(lambda batch: self._timed("score", self._score, params, kinds, batch), inputs, targets,
+                            batch_size)
+
+
+def score_in_batches(score, inputs: np.ndarray, targets: np.ndarray, batch_size: int) -> dict[str, float]:
+  """Metrics of `score(batch) -> {name: scalar}` over all rows, `batch_size` rows at a time, so a large
+  validation set never becomes one huge batch of logits. The last batch is padded with rows whose targets
+  are all IGNORE (one compiled shape). Batches are averaged with weights = their counted targets: exact for
+  per-token means (the loss, accuracy, nats), a token-weighted mean for the rest (val_bpb weights by bytes)."""
+  totals: dict[str, float] = {}
+  counted_total = 0
+  for start in range(0, len(inputs), batch_size):
+    rows_in, rows_out = inputs[start:start + batch_size], targets[start:start + batch_size]
+    counted = int(np.sum(rows_out != IGNORE))
+    if counted == 0:
+      continue
+    missing = batch_size - len(rows_in)
+    if missing:
+      rows_in = np.concatenate([rows_in, np.repeat(rows_in[:1], missing, axis=0)])
+      rows_out = np.concatenate([rows_out, np.full((missing,) + rows_out.shape[1:], IGNORE, rows_out.dtype)])
+    for name, value in score({"inputs": rows_in, "targets": rows_out}).items():
+      totals[name] = totals.get(name, 0.0) + float(value) * counted
+    counted_total += counted
+  return {name: total / max(counted_total, 1) for name, total in totals.items()}
 
 
 def sample_batches(split, batch_size: int, steps: int, seed: int):

@@ -61,7 +61,7 @@ def _failure_kind(node: Node) -> str:
 
 def _search_summary(journal: Journal, store: ResultStore, task: str) -> str:
   nodes = journal.nodes
-  evaluations = [row for row in store.evaluations(task=task)]
+  evaluations = store.evaluations(task=task)
   lines = [f"- nodes: {len(nodes)} ({sum(n.is_good for n in nodes)} scored, {sum(n.is_buggy for n in nodes)} "
            f"failed, {sum(n.is_good and 'evaluate' not in n.timings for n in nodes)} answered as duplicates)"]
   if evaluations:

@@ -24,7 +24,7 @@ import jax
 from aira_jax.compose.aggregate import Aggregation, aggregate
 from aira_jax.compose.config import ComposeConfig, ConfigError
 from aira_jax.compose.families import scale_families, space_of
-from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches
+from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches, score_in_batches
 from aira_jax.results.run_files import RunFiles
 from aira_jax.compose.scaling import (Comparison, FamilyFit, IsoFlopPoint, compare_families, fit_family,
                                       plan_isoflop)
@@ -114,7 +114,7 @@ class _PointTrainer:
         loss = float(metrics["loss"])
         if not math.isfinite(loss):
           return {"loss": loss, "steps": step + 1}
-    scores = program.score(params, kinds, self.validation)
+    scores = program.score(params, kinds, self.validation["inputs"], self.validation["targets"], scale.batch_size)
     return {**scores, "train_loss": loss, "steps": steps}
 
   def _train_sharded(self, layout, model_config, steps, seed) -> dict[str, float]:
@@ -132,9 +132,11 @@ class _PointTrainer:
     result = train(model, iter(loader), optimizer, Budget(max_steps=steps))
     if result.status != "completed":
       return {"loss": float("nan"), "steps": result.steps}
-    trained = nnx.merge(nnx.split(model)[0], result.params)
-    logits = jax.jit(lambda m, x: m(x))(trained, self.validation["inputs"])
-    scores = {k: float(v) for k, v in self.task.metrics(logits, self.validation["targets"]).items()}
+    graphdef = nnx.split(model)[0]
+    metrics = jax.jit(lambda params, batch: self.task.metrics(nnx.merge(graphdef, params)(batch["inputs"]),
+                                                              batch["targets"]))
+    scores = score_in_batches(lambda batch: metrics(result.params, batch), self.validation["inputs"],
+                              self.validation["targets"], scale.batch_size)
     return {**scores, "train_loss": result.final_metrics.get("loss", float("nan")), "steps": result.steps}
 
 

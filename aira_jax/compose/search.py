@@ -89,10 +89,11 @@ def make_agents(config: ComposeConfig, evaluator: LayoutEvaluator, files: RunFil
   return agents
 
 
-def known_results(store: ResultStore, seed: int) -> list[tuple[str, EvalResult]]:
-  """Evaluations the store holds for the search's own seed (noise repeats use other seeds)."""
+def known_results(store: ResultStore, task: str, seed: int) -> list[tuple[str, EvalResult]]:
+  """Evaluations the store holds for this task and the search's own seed (noise repeats use other seeds)."""
   return [(row.key, EvalResult(metric=row.metric, is_buggy=row.is_buggy, error=row.error,
-                               output=row.details.get("summary", ""))) for row in store.evaluations() if row.seed == seed]
+                               output=row.details.get("summary", "")))
+          for row in store.evaluations(task=task) if row.seed == seed]
 
 
 def measure_noise(evaluator: LayoutEvaluator, store: ResultStore, layouts: list[str], seeds: list[int],
@@ -100,7 +101,7 @@ def measure_noise(evaluator: LayoutEvaluator, store: ResultStore, layouts: list[
   """Evaluates each layout with each seed (reusing what the store holds) and returns the noise floor."""
   scores: dict[str, list[float]] = {}
   for layout in layouts:
-    done = {row.seed: row for row in store.evaluations(layout)}
+    done = {row.seed: row for row in store.evaluations(layout, task=evaluator.config.task)}
     for seed in seeds:
       row = done.get(seed)
       if row is None:
@@ -145,7 +146,8 @@ def run_search(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None
     report, journal = run_session(agents, evaluator, journal_path=files.journal, store=store, key=evaluator.key,
                                   budgets=budgets, lower_is_better=evaluator.lower_is_better, workers=workers,
                                   shared_tree=search.shared_tree,
-                                  known=known_results(store, config.evaluator.seed), progress=progress)
+                                  known=known_results(store, config.evaluator.task, config.evaluator.seed),
+                                  progress=progress)
     noise = NoiseFloor({}, None)
     if not report.interrupted and search.noise_seeds and search.noise_top:
       top = [node.payload for node in distinct_best(journal, search.noise_top)]

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aira_jax.agents.evaluation import EvalResult
-from aira_jax.design.records import STAGES
 from aira_jax.design.sandbox import SandboxLimits, SandboxOutcome, run_sandboxed
 from aira_jax.design.tasks.base import DesignTask
 
@@ -88,6 +87,7 @@ class CandidateEvaluator:
                on_result: Callable[[CandidateResult], None] | None = None, keep_workdirs: bool = False):
     self.task, self.limits, self.candidates_dir = task, limits, candidates_dir
     self.on_result, self.keep_workdirs = on_result, keep_workdirs
+    self.done = 0  # candidates run in the sandbox by this evaluator
 
   def _keep(self, key: str, code: str, outcome: SandboxOutcome, result: CandidateResult) -> None:
     if self.candidates_dir is None:
@@ -108,6 +108,7 @@ class CandidateEvaluator:
                             keep_workdir=self.keep_workdirs)
     result = summarize_outcome(key, outcome, self.task.metric)
     self._keep(key, code, outcome, result)
+    self.done += 1
     if self.on_result is not None:
       self.on_result(result)
     return result
@@ -127,7 +128,3 @@ class CandidateEvaluator:
     return EvalResult(metric=metric, is_buggy=result.failed_stage is not None, error=result.error,
                       output="\n".join(lines), seconds=result.seconds)
 
-
-def stage_order(stages: dict[str, Any]) -> list[str]:
-  """The stage names in the canonical order of records.STAGES (unknown names last)."""
-  return sorted(stages, key=lambda s: STAGES.index(s) if s in STAGES else len(STAGES))

@@ -97,7 +97,7 @@ def run_design(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None 
                                    keep_workdirs=config.sandbox.keep_workdirs)
     agents = make_agents(config, task, files)
     total = search.steps_per_agent * len(agents) if search.steps_per_agent else None
-    progress = SearchProgress(total, lambda: f"candidates scored {len(store.evaluations(task=task.name))}", stream,
+    progress = SearchProgress(total, lambda: f"candidates run {evaluator.done}", stream,
                               show=lambda code: f"{seed_name(code) or 'code'} {code_key(code)}")
     print(f"design: {len(agents)} agents on {task.name} ({task.filename}, {task.metric}) in {files.root}; sandbox "
           f"timeout {limits.timeout_s:.0f} s, {search.workers} worker(s)", file=stream, flush=True)

@@ -11,15 +11,17 @@ import dataclasses
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from aira_jax.agents.evaluation import EvalResult
 from aira_jax.compose.config import ComposeConfig, ConfigError, EvaluatorConfig, SearchConfig, validate
 from aira_jax.compose.evaluator import Evaluation, LayoutEvaluator, proxy_tasks
+from aira_jax.compose import programs
 from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches
 from aira_jax.layout import Layout
-from aira_jax.tasks.base import Split
+from aira_jax.tasks.base import IGNORE, Split, accuracy, cross_entropy
 
 TASK = "in_context_recall"
 DEPTH = 4
@@ -39,8 +41,8 @@ def scores(monkeypatch):
   recorded = []
   original = TrainingProgram.score
 
-  def spy(self, params, kinds, batch):
-    out = original(self, params, kinds, batch)
+  def spy(self, *args):
+    out = original(self, *args)
     recorded.append(out)
     return out
 
@@ -254,3 +256,23 @@ def test_sample_batches_wraps_around_a_small_split():
 def test_sample_batches_with_a_batch_larger_than_the_split():
   batches = list(sample_batches(_split(3), batch_size=5, steps=2, seed=0))
   assert [len(b["inputs"]) for b in batches] == [5, 5]
+
+
+def test_score_in_batches_matches_one_batch_with_padding_and_ignored_targets():
+  rng = np.random.default_rng(0)
+  inputs = rng.integers(0, 7, (10, 5)).astype(np.int32)
+  targets = rng.integers(0, 7, (10, 5)).astype(np.int32)
+  targets[rng.random((10, 5)) < 0.3] = IGNORE
+  logits_table = rng.normal(size=(7, 7)).astype(np.float32)
+  shapes = set()
+
+  def score(batch):
+    shapes.add(batch["inputs"].shape)
+    logits = jnp.asarray(logits_table)[batch["inputs"]]
+    return {"loss": cross_entropy(logits, jnp.asarray(batch["targets"])),
+            "accuracy": accuracy(logits, jnp.asarray(batch["targets"]))}
+
+  whole = {k: float(v) for k, v in score({"inputs": inputs, "targets": targets}).items()}
+  batched = programs.score_in_batches(score, inputs, targets, batch_size=4)  # 4 + 4 + 2 padded rows
+  assert batched == pytest.approx(whole, rel=1e-6)
+  assert shapes == {(10, 5), (4, 5)}  # one shape for every batch, the last one padded
