@@ -9,10 +9,17 @@ Blocks alternate (jax, torch eager, torch compiled) for `--rounds` rounds of `--
 warm-up; each step is timed on its own (JAX: until `jax.block_until_ready` of every output) and the table
 shows the median. The fp32 matmul ceiling (2048^3 `jnp.dot` / `torch.mm`) is measured in the same run.
 Recompiles: the jitted step's `_cache_size()` and the `backend_compile` events seen by a `jax.monitoring`
-listener must not change over the timed steps (AssertionError otherwise).
+listener must not change over the timed steps (AssertionError otherwise). Minor page faults per step are
+counted for each framework (`getrusage`).
+
+Host memory: the process applies `aira_jax.host_memory.keep_freed_memory()` before JAX starts, as the command
+lines do (XLA:CPU's per-step temporary buffer is then reused instead of mapped and faulted anew every step);
+run with AIRA_JAX_KEEP_FREED_MEMORY=0 to measure glibc's default. `--cpu-devices N` runs the JAX step
+data-parallel on N CPU devices (`jax_num_cpu_devices`, mesh data=N, the batch split between them); PyTorch
+always runs one process with `torch.get_num_threads()` threads.
 
   python experiments/bench/train_step.py [--presets tiny,proxy64] [--rounds 3] [--steps 10] [--no-compile]
-      [--hlo-stats]
+      [--hlo-stats] [--cpu-devices 1]
 Needs PyTorch (CPU build), not a dependency of aira_jax: `pip install torch`.
 """
 
@@ -20,22 +27,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from flax import nnx
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [_HERE, os.path.dirname(os.path.dirname(_HERE))]  # this folder and the repo root
+from aira_jax import host_memory  # noqa: E402
+
+MALLOC_KEPT = host_memory.keep_freed_memory()  # as the command lines do; AIRA_JAX_KEEP_FREED_MEMORY=0 to compare
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
 
 try:
   import torch
 except ImportError:
   sys.exit("train_step.py needs PyTorch: pip install torch (CPU build), e.g. pip install torch==2.13.0")
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [_HERE, os.path.dirname(os.path.dirname(_HERE))]  # this folder and the repo root
 import _torch_model  # noqa: E402
 
 from aira_jax.models import LanguageModel, count_params, flops_per_token, preset_config  # noqa: E402
@@ -82,14 +94,14 @@ class JaxRunner:
 
   name = "jax"
 
-  def __init__(self, layout, config, inputs, targets, hlo_stats):
+  def __init__(self, layout, config, inputs, targets, hlo_stats, cpu_devices=1):
     model = LanguageModel(layout, config, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     self.params_count = sum(x.size for x in jax.tree.leaves(params))
     assert self.params_count == count_params(layout, config).total
     optimizer = make_optimizer(OptimizerConfig(name="adamw", schedule="constant", clip_norm=1.0, **OPT), params)
     opt_state = optimizer.init(params)
-    mesh = make_mesh(MeshConfig(data=1, fsdp=1, tensor=1), devices=jax.devices()[:1])
+    mesh = make_mesh(MeshConfig(data=cpu_devices, fsdp=1, tensor=1), devices=jax.devices()[:cpu_devices])
     self.batch = {"inputs": jnp.asarray(inputs), "targets": jnp.asarray(targets)}
     start = time.perf_counter()
     self.fn, lowered = compile_train_step(graphdef, optimizer, mesh, params, opt_state, self.batch, lower=True)
@@ -153,8 +165,8 @@ def bench_preset(name, args):
   inputs, targets = make_batch(config.vocab_size)
   print(f"\n== {name}: layout {layout}, d_model {config.d_model}, heads {config.num_heads}/"
         f"{config.resolved_kv_heads}, ffn {config.ffn_dim}, vocab {config.vocab_size}, batch {BATCH} x seq {SEQ}")
-  runners = [JaxRunner(layout, config, inputs, targets, args.hlo_stats), TorchRunner(layout, config, inputs,
-                                                                                       targets, False)]
+  runners = [JaxRunner(layout, config, inputs, targets, args.hlo_stats, args.cpu_devices),
+             TorchRunner(layout, config, inputs, targets, False)]
   if not args.no_compile:
     try:
       runners.append(TorchRunner(layout, config, inputs, targets, True))
@@ -169,13 +181,16 @@ def bench_preset(name, args):
   jax_runner = runners[0]
   cache_before, compiles_before = jax_runner.fn._cache_size(), len(COMPILES)
   times = {r.name: [] for r in runners}
+  faults = {r.name: 0 for r in runners}
   losses = {}
   for _ in range(args.rounds):
     for r in runners:
+      faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
       for _ in range(args.steps):
         start = time.perf_counter()
         losses[r.name] = r.step()
         times[r.name].append((time.perf_counter() - start) * 1e3)
+      faults[r.name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
   cache_after, compiles_after = jax_runner.fn._cache_size(), len(COMPILES)
   print(f"  jax recompiles over timed steps: cache_size {cache_before}->{cache_after}, "
         f"backend_compile events {compiles_after - compiles_before}")
@@ -183,7 +198,7 @@ def bench_preset(name, args):
   print("  last loss: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
   flops = flops_per_token(layout, config, SEQ, training=True) * BATCH * SEQ
   return [(name, r.name, counts[r.name], statistics.median(times[r.name]), min(times[r.name]),
-           max(times[r.name]), flops) for r in runners]
+           max(times[r.name]), flops, faults[r.name] / len(times[r.name])) for r in runners]
 
 
 def main():
@@ -193,10 +208,16 @@ def main():
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
   parser.add_argument("--hlo-stats", action="store_true", help="print op counts of the compiled JAX step")
+  parser.add_argument("--cpu-devices", type=int, default=1,
+                      help="run the JAX step data-parallel on this many CPU devices (default 1)")
   args = parser.parse_args()
+  if not 1 <= args.cpu_devices <= BATCH or BATCH % args.cpu_devices:
+    parser.error(f"--cpu-devices must divide the batch size {BATCH}")
+  jax.config.update("jax_num_cpu_devices", args.cpu_devices)
   start = time.perf_counter()
-  print(f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), {os.cpu_count()} CPUs")
+  print(f"jax {jax.__version__} ({jax.devices()[0].platform}, JAX step on {args.cpu_devices} device(s)), torch "
+        f"{torch.__version__} ({torch.get_num_threads()} threads), {os.cpu_count()} CPUs; malloc: "
+        + ("freed memory kept (aira_jax.host_memory)" if MALLOC_KEPT else "glibc default"))
   jax_ceiling, torch_ceiling = matmul_ceiling()
   print(f"fp32 2048^3 matmul: jnp.dot {jax_ceiling:.1f} GFLOP/s, torch.mm {torch_ceiling:.1f} GFLOP/s")
   rows = []
@@ -205,14 +226,15 @@ def main():
   print(f"\nmedian of {args.rounds} x {args.steps} steps per framework, blocks alternated; "
         f"{BATCH * SEQ} tokens/step; ceiling = measured 2048^3 fp32 matmul ({jax_ceiling:.0f} GFLOP/s jax, "
         f"{torch_ceiling:.0f} torch)")
-  print("| preset | framework | params | step ms (min-max) | tokens/s | GFLOP/s | % of ceiling | vs torch eager |")
-  print("|---|---|---|---|---|---|---|---|")
-  for preset, framework, params, median, low, high, flops in rows:
+  print("| preset | framework | params | step ms (min-max) | tokens/s | GFLOP/s | % of ceiling | page faults/step "
+        "| vs torch eager |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  for preset, framework, params, median, low, high, flops, step_faults in rows:
     eager = next(r[3] for r in rows if r[0] == preset and r[1] == "torch eager")
     ceiling = jax_ceiling if framework == "jax" else torch_ceiling
     gflops = flops / median / 1e6
     print(f"| {preset} | {framework} | {params:,} | {median:.1f} ({low:.1f}-{high:.1f}) | "
-          f"{BATCH * SEQ / median * 1e3:,.0f} | {gflops:.1f} | {100 * gflops / ceiling:.1f}% | "
+          f"{BATCH * SEQ / median * 1e3:,.0f} | {gflops:.1f} | {100 * gflops / ceiling:.1f}% | {step_faults:,.0f} | "
           f"{median / eager:.2f}x |")
   print("vs torch eager = step time / torch eager step time (jax row: the JAX/PyTorch-eager ratio; <= 1 means "
         f"JAX is as fast or faster). Run time {time.perf_counter() - start:.0f} s.")
