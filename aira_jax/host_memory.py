@@ -1,21 +1,27 @@
-"""Keeps freed host memory inside the process, so XLA:CPU steps stop page-faulting their buffers every time.
+"""Keeps freed host memory inside the process, so XLA:CPU training steps stop page-faulting their buffers.
 
-XLA:CPU allocates the temporary buffer of every execution with malloc and frees it when the execution ends;
-for a training step it is large (378 MB for `experiments/bench/train_step.py`'s proxy64 step). glibc serves a
-block that large with a fresh `mmap` and gives it back with `munmap`, so each step touches hundreds of MB of
-new pages: 92,000 minor page faults per proxy64 step, about a third of its time on the 2-core machine the
-benchmarks ran on (RESULTS.md). Three glibc malloc settings make freed memory reusable instead:
+XLA:CPU allocates the temporary buffer of every execution with malloc and frees it when the execution ends; a
+training step's is large (57 MB for `experiments/bench/train_step.py`'s tiny step, 378 MB for proxy64). glibc
+serves a block above 32 MB with a fresh `mmap` and gives it back with `munmap`, so each step faults in new
+pages: 14,560 and 92,342 minor page faults per step, about a third of proxy64's step time on the 2-core
+machine the benchmarks ran on (experiments/bench/RESULTS.md). `keep_freed_memory()` sets three glibc malloc
+options so freed memory is reused instead:
 
-- one malloc arena, so blocks freed by XLA's worker threads return to the main heap (a thread's own arena is
-  at most 64 MB, and larger blocks are mmapped whatever the settings);
-- no mmap for large blocks (`M_MMAP_MAX` = 0): they come from the main heap;
+- one malloc arena (`M_ARENA_MAX` = 1): JAX's worker threads allocate from the main heap (a thread's own arena
+  holds at most 64 MB, and larger blocks are mmapped whatever the other settings say);
+- no mmap for large blocks (`M_MMAP_MAX` = 0);
 - no trimming of the heap's top (`M_TRIM_THRESHOLD` at its maximum).
 
-Afterwards steady-state steps fault almost no pages. The cost: the process keeps its peak heap (resident memory
-does not shrink after a large step) and all threads share one arena's lock, which costs nothing measurable for
-JAX's few large allocations. Linux with glibc only; elsewhere nothing changes. Call it before the first JAX
-computation (JAX starts its CPU threads then); the command lines and the design sandbox's child do.
-Set AIRA_JAX_KEEP_FREED_MEMORY=0 to leave malloc alone.
+Measured: proxy64 1.70x -> 1.21x of PyTorch eager's step time, 3,876 faults per step instead of 92,342 (a
+buffer freed just after the next step allocated its own, or split by small allocations, still makes the heap
+grow now and then). Costs: the process keeps its peak heap (about two steps' buffers; resident memory does not
+shrink), and all threads share one arena lock, which made XLA's multi-threaded compilation about 40% slower
+(the compose evaluator's first, compiling evaluation: 19-22 s instead of 14-15 s). So it suits a script that
+compiles a training step once and runs it many times (the benchmark applies it); the command lines, which
+compile often and train small models whose buffers glibc already reuses, do not.
+
+Linux with glibc only; elsewhere it does nothing. Call it before the first JAX computation (JAX starts its
+threads then; a thread that already has an arena keeps it). AIRA_JAX_KEEP_FREED_MEMORY=0 turns it off.
 """
 
 from __future__ import annotations
@@ -28,14 +34,11 @@ import sys
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
 _TRIM_NEVER = 2**31 - 1  # mallopt takes an int; the largest disables trimming in practice
 _ENV_SWITCH = "AIRA_JAX_KEEP_FREED_MEMORY"
-_applied = False
 
 
 def keep_freed_memory() -> bool:
-  """Applies the malloc settings above once per process. Returns True if they are in effect."""
-  global _applied
-  if _applied:
-    return True
+  """Applies the malloc settings above. Returns True if they are in effect; False where the environment
+  switch, the platform or glibc declines."""
   if os.environ.get(_ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
     return False
   if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
@@ -44,7 +47,5 @@ def keep_freed_memory() -> bool:
     libc = ctypes.CDLL("libc.so.6")
   except OSError:
     return False
-  results = [libc.mallopt(option, value) for option, value in
-             ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _TRIM_NEVER))]
-  _applied = all(result == 1 for result in results)  # mallopt returns 1 on success
-  return _applied
+  settings = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, _TRIM_NEVER))
+  return all(libc.mallopt(option, value) == 1 for option, value in settings)  # mallopt returns 1 on success

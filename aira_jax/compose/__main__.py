@@ -2,10 +2,6 @@
 
 import sys
 
-from aira_jax import host_memory
-
-host_memory.keep_freed_memory()  # before JAX starts its CPU threads: XLA:CPU steps stop page-faulting
-
-from aira_jax.compose.cli import main  # noqa: E402
+from aira_jax.compose.cli import main
 
 sys.exit(main())

@@ -1,8 +1,8 @@
 """Child entry point of the sandbox: `python -m aira_jax.design.guarded MODULE [args...]`.
 
 Runs in the candidate's working directory (the current directory). It first applies the resource limits the
-sandbox passed in `AIRA_SANDBOX_RLIMITS` ("resource,soft,hard" triples joined by ";") and the malloc settings of
-`aira_jax.host_memory` (XLA:CPU steps reuse freed memory), then turns on `faulthandler` (a crash in
+sandbox passed in `AIRA_SANDBOX_RLIMITS` ("resource,soft,hard" triples joined by ";"), then turns on
+`faulthandler` (a crash in
 native code still leaves a Python traceback in stderr), installs the audit hook of `aira_jax.design.guard`
 confined to the current directory, then runs `MODULE` as `__main__` with `sys.argv = [MODULE, *args]`, the
 way `python -m MODULE args...` would (`runpy` then replaces `sys.argv[0]` with the module's file). An
@@ -18,7 +18,6 @@ import resource
 import runpy
 import sys
 
-from aira_jax import host_memory
 from aira_jax.design import guard
 
 
@@ -36,7 +35,6 @@ def main(argv: list[str] | None = None) -> None:
     sys.stderr.write("usage: python -m aira_jax.design.guarded MODULE [args...]\n")
     raise SystemExit(2)
   apply_rlimits(os.environ.get("AIRA_SANDBOX_RLIMITS", ""))
-  host_memory.keep_freed_memory()  # the candidate's XLA:CPU steps reuse freed memory; before the guard (ctypes)
   module, args = argv[0], argv[1:]
   workdir = os.getcwd()
   if sys.path[:1] != [workdir]:

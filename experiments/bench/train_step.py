@@ -12,8 +12,8 @@ Recompiles: the jitted step's `_cache_size()` and the `backend_compile` events s
 listener must not change over the timed steps (AssertionError otherwise). Minor page faults per step are
 counted for each framework (`getrusage`).
 
-Host memory: the process applies `aira_jax.host_memory.keep_freed_memory()` before JAX starts, as the command
-lines do (XLA:CPU's per-step temporary buffer is then reused instead of mapped and faulted anew every step);
+Host memory: the process applies `aira_jax.host_memory.keep_freed_memory()` before JAX starts (XLA:CPU's
+per-step temporary buffer is then reused instead of mapped and faulted anew every step);
 run with AIRA_JAX_KEEP_FREED_MEMORY=0 to measure glibc's default. `--cpu-devices N` runs the JAX step
 data-parallel on N CPU devices (`jax_num_cpu_devices`, mesh data=N, the batch split between them); PyTorch
 always runs one process with `torch.get_num_threads()` threads.
@@ -36,7 +36,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [_HERE, os.path.dirname(os.path.dirname(_HERE))]  # this folder and the repo root
 from aira_jax import host_memory  # noqa: E402
 
-MALLOC_KEPT = host_memory.keep_freed_memory()  # as the command lines do; AIRA_JAX_KEEP_FREED_MEMORY=0 to compare
+MALLOC_KEPT = host_memory.keep_freed_memory()  # AIRA_JAX_KEEP_FREED_MEMORY=0 measures glibc's default
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
