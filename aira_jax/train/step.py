@@ -97,7 +97,8 @@ def _split_micro_batches(batch: Batch, steps: int) -> Batch:
   with the batch axis sharded over devices every micro-batch still spans all of them."""
   def split(x):
     if x.shape[0] % steps:
-      raise ValueError(f"batch size {x.shape[0]} is not divisible by grad_accum_steps={steps}")
+      raise ValueError(f"a batch of {x.shape[0]} rows cannot be split into {steps} equal parts: "
+                       "grad_accum_steps x parallel_branches must divide the batch size")
     x = x.reshape((x.shape[0] // steps, steps) + x.shape[1:])
     return jnp.swapaxes(x, 0, 1)
 
@@ -105,10 +106,27 @@ def _split_micro_batches(batch: Batch, steps: int) -> Batch:
 
 
 def loss_and_grads(params: nnx.State, batch: Batch, *, graphdef: nnx.GraphDef, grad_accum_steps: int = 1,
-                   z_loss: float = 0.0, compute_dtype=None) -> tuple[Metrics, nnx.State]:
+                   parallel_branches: int = 1, z_loss: float = 0.0, compute_dtype=None) -> tuple[Metrics, nnx.State]:
   """Metrics and the gradient of the mean loss over all counted tokens of `batch` (token-weighted
-  accumulation over `grad_accum_steps` micro-batches). Gradients have the params' structure and dtype."""
-  grad_fn = jax.grad(_summed_loss, has_aux=True)
+  accumulation over `grad_accum_steps` micro-batches, one after another, each computed as `parallel_branches`
+  independent slices whose gradients are summed). Gradients have the params' structure and dtype.
+
+  Branches are for CPU: XLA:CPU runs most ops of a program on one thread and overlaps only independent ops,
+  so two independent halves of a batch keep two cores busier (proxy64 on 2 cores: 4-5% faster; RESULTS.md).
+  """
+  if grad_accum_steps < 1 or parallel_branches < 1:
+    raise ValueError(f"grad_accum_steps ({grad_accum_steps}) and parallel_branches ({parallel_branches}) must be "
+                     ">= 1")
+  summed_grad = jax.grad(_summed_loss, has_aux=True)
+
+  def grad_fn(params, micro_batch, **kwargs):
+    if parallel_branches == 1:
+      return summed_grad(params, micro_batch, **kwargs)
+    slices = _split_micro_batches(micro_batch, parallel_branches)
+    branches = [summed_grad(params, jax.tree.map(lambda x: x[i], slices), **kwargs)
+                for i in range(parallel_branches)]
+    return jax.tree.map(lambda *parts: functools.reduce(jnp.add, parts), *branches)
+
   kwargs = dict(graphdef=graphdef, z_loss=z_loss, compute_dtype=compute_dtype)
   if grad_accum_steps == 1:
     grad_sum, sums = grad_fn(params, batch, **kwargs)
@@ -126,8 +144,8 @@ def loss_and_grads(params: nnx.State, batch: Batch, *, graphdef: nnx.GraphDef, g
 
 
 def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, *, graphdef: nnx.GraphDef,
-               optimizer: optax.GradientTransformation, grad_accum_steps: int = 1, z_loss: float = 0.0,
-               compute_dtype=None) -> tuple[nnx.State, optax.OptState, Metrics]:
+               optimizer: optax.GradientTransformation, grad_accum_steps: int = 1, parallel_branches: int = 1,
+               z_loss: float = 0.0, compute_dtype=None) -> tuple[nnx.State, optax.OptState, Metrics]:
   """One optimizer step on `batch`.
 
   Args:
@@ -143,7 +161,7 @@ def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, *, gr
     "grad_norm" (global L2 norm of the gradient before the optimizer's clipping).
   """
   metrics, grads = loss_and_grads(params, batch, graphdef=graphdef, grad_accum_steps=grad_accum_steps,
-                                  z_loss=z_loss, compute_dtype=compute_dtype)
+                                  parallel_branches=parallel_branches, z_loss=z_loss, compute_dtype=compute_dtype)
   updates, opt_state = optimizer.update(grads, opt_state, params)
   params = optax.apply_updates(params, updates)
   return params, opt_state, {**metrics, "grad_norm": optax.tree.norm(grads)}
@@ -160,7 +178,7 @@ def compile_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransfor
       over ("data", "fsdp"), metrics are replicated.
     params, opt_state, example_batch: arrays or `jax.ShapeDtypeStruct`s giving structure, shapes and dtypes.
     lower: also lower the step for `example_batch` (for preflight: `.compile().memory_analysis()`).
-    step_kwargs: grad_accum_steps, z_loss, compute_dtype.
+    step_kwargs: grad_accum_steps, parallel_branches, z_loss, compute_dtype.
   Returns:
     step(params, opt_state, batch) -> (params, opt_state, metrics), whose params and opt_state arguments are
     donated (do not reuse them after the call); with lower=True, (step, lowered).

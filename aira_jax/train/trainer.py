@@ -94,7 +94,7 @@ def train(model: nnx.Module, batches: Iterator[dict[str, np.ndarray]], optimizer
     checkpointer / checkpoint_every / data_state: `Checkpointer` saves (params, opt_state, data_state()) every
       `checkpoint_every` steps and at the end.
     params, opt_state, start_step: resume from restored state instead of the model's initial parameters.
-    step_kwargs: grad_accum_steps, z_loss, compute_dtype (see `train_step`).
+    step_kwargs: grad_accum_steps, parallel_branches, z_loss, compute_dtype (see `train_step`).
   """
   if budget.max_flops is not None and flops_per_step is None:
     raise ValueError("max_flops needs flops_per_step (e.g. flops_per_token(..., training=True) * tokens/step)")

@@ -15,11 +15,12 @@ counted for each framework (`getrusage`).
 Host memory: the process applies `aira_jax.host_memory.keep_freed_memory()` before JAX starts (XLA:CPU's
 per-step temporary buffer is then reused instead of mapped and faulted anew every step);
 run with AIRA_JAX_KEEP_FREED_MEMORY=0 to measure glibc's default. `--cpu-devices N` runs the JAX step
-data-parallel on N CPU devices (`jax_num_cpu_devices`, mesh data=N, the batch split between them); PyTorch
+data-parallel on N CPU devices (`jax_num_cpu_devices`, mesh data=N, the batch split between them);
+`--branches K` computes the gradient as K independent slices of the batch (`parallel_branches`, summed). PyTorch
 always runs one process with `torch.get_num_threads()` threads.
 
   python experiments/bench/train_step.py [--presets tiny,proxy64] [--rounds 3] [--steps 10] [--no-compile]
-      [--hlo-stats] [--cpu-devices 1]
+      [--hlo-stats] [--cpu-devices 1] [--branches 1]
 Needs PyTorch (CPU build), not a dependency of aira_jax: `pip install torch`.
 """
 
@@ -94,7 +95,7 @@ class JaxRunner:
 
   name = "jax"
 
-  def __init__(self, layout, config, inputs, targets, hlo_stats, cpu_devices=1):
+  def __init__(self, layout, config, inputs, targets, hlo_stats, cpu_devices=1, branches=1):
     model = LanguageModel(layout, config, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     self.params_count = sum(x.size for x in jax.tree.leaves(params))
@@ -104,7 +105,8 @@ class JaxRunner:
     mesh = make_mesh(MeshConfig(data=cpu_devices, fsdp=1, tensor=1), devices=jax.devices()[:cpu_devices])
     self.batch = {"inputs": jnp.asarray(inputs), "targets": jnp.asarray(targets)}
     start = time.perf_counter()
-    self.fn, lowered = compile_train_step(graphdef, optimizer, mesh, params, opt_state, self.batch, lower=True)
+    self.fn, lowered = compile_train_step(graphdef, optimizer, mesh, params, opt_state, self.batch, lower=True,
+                                          parallel_branches=branches)
     if hlo_stats:
       print_hlo_stats(lowered.compile().as_text())
     self.state = (params, opt_state)
@@ -165,7 +167,7 @@ def bench_preset(name, args):
   inputs, targets = make_batch(config.vocab_size)
   print(f"\n== {name}: layout {layout}, d_model {config.d_model}, heads {config.num_heads}/"
         f"{config.resolved_kv_heads}, ffn {config.ffn_dim}, vocab {config.vocab_size}, batch {BATCH} x seq {SEQ}")
-  runners = [JaxRunner(layout, config, inputs, targets, args.hlo_stats, args.cpu_devices),
+  runners = [JaxRunner(layout, config, inputs, targets, args.hlo_stats, args.cpu_devices, args.branches),
              TorchRunner(layout, config, inputs, targets, False)]
   if not args.no_compile:
     try:
@@ -210,12 +212,17 @@ def main():
   parser.add_argument("--hlo-stats", action="store_true", help="print op counts of the compiled JAX step")
   parser.add_argument("--cpu-devices", type=int, default=1,
                       help="run the JAX step data-parallel on this many CPU devices (default 1)")
+  parser.add_argument("--branches", type=int, default=1,
+                      help="the JAX step's parallel_branches: independent slices of the batch (default 1)")
   args = parser.parse_args()
   if not 1 <= args.cpu_devices <= BATCH or BATCH % args.cpu_devices:
     parser.error(f"--cpu-devices must divide the batch size {BATCH}")
+  if not 1 <= args.branches <= BATCH or BATCH % (args.cpu_devices * args.branches):
+    parser.error(f"--cpu-devices x --branches must divide the batch size {BATCH}")
   jax.config.update("jax_num_cpu_devices", args.cpu_devices)
   start = time.perf_counter()
-  print(f"jax {jax.__version__} ({jax.devices()[0].platform}, JAX step on {args.cpu_devices} device(s)), torch "
+  print(f"jax {jax.__version__} ({jax.devices()[0].platform}, JAX step on {args.cpu_devices} device(s), "
+        f"{args.branches} branch(es)), torch "
         f"{torch.__version__} ({torch.get_num_threads()} threads), {os.cpu_count()} CPUs; malloc: "
         + ("freed memory kept (aira_jax.host_memory)" if MALLOC_KEPT else "glibc default"))
   jax_ceiling, torch_ceiling = matmul_ceiling()

@@ -3,7 +3,8 @@
 Each case runs in a fresh process (malloc settings are per process and must precede JAX's threads): a jitted
 function whose temporary buffer holds two materialised intermediates runs 25 times, and the minor page
 faults of the last eight calls are counted (a buffer may be freed just after the next call allocates its own,
-so the heap needs a few calls to grow to its steady size). glibc's default maps and unmaps a buffer above 32 MB on every call.
+so the heap needs a few calls to grow to its steady size). glibc's default maps and unmaps a buffer above 32 MB
+on every call.
 """
 
 import json

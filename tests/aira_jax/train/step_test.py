@@ -63,15 +63,16 @@ def test_no_counted_tokens_gives_zero_not_nan():
 
 
 @pytest.mark.parametrize("uneven", [False, True])
-def test_grad_accumulation_equals_big_batch(uneven):
+@pytest.mark.parametrize("accum_steps, branches", [(4, 1), (1, 2), (2, 2)])
+def test_grad_accumulation_equals_big_batch(uneven, accum_steps, branches):
   graphdef, params = nnx.split(tiny_model())
   batch = fixed_batch()
   if uneven:  # micro-batches count different numbers of tokens: token weighting still matches exactly
     batch["targets"] = batch["targets"].at[0, :11].set(IGNORE).at[5, 3:].set(IGNORE)
   big_metrics, big_grads = jax.jit(lambda p, b: loss_and_grads(p, b, graphdef=graphdef, z_loss=1e-3))(
       params, batch)
-  acc_metrics, acc_grads = jax.jit(lambda p, b: loss_and_grads(p, b, graphdef=graphdef, grad_accum_steps=4,
-                                                               z_loss=1e-3))(params, batch)
+  acc_metrics, acc_grads = jax.jit(lambda p, b: loss_and_grads(
+      p, b, graphdef=graphdef, grad_accum_steps=accum_steps, parallel_branches=branches, z_loss=1e-3))(params, batch)
   np.testing.assert_allclose(acc_metrics["loss"], big_metrics["loss"], rtol=1e-5)
   assert float(acc_metrics["tokens"]) == float(big_metrics["tokens"])
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7), acc_grads, big_grads)
