@@ -112,7 +112,8 @@ def loss_and_grads(params: nnx.State, batch: Batch, *, graphdef: nnx.GraphDef, g
   independent slices whose gradients are summed). Gradients have the params' structure and dtype.
 
   Branches are for CPU: XLA:CPU runs most ops of a program on one thread and overlaps only independent ops,
-  so two independent halves of a batch keep two cores busier (proxy64 on 2 cores: 4-5% faster; RESULTS.md).
+  so two independent halves of a batch keep two cores busier (proxy64 on 2 cores: 1.18x -> 1.10x of
+  PyTorch eager's step time; experiments/bench/RESULTS.md).
   """
   if grad_accum_steps < 1 or parallel_branches < 1:
     raise ValueError(f"grad_accum_steps ({grad_accum_steps}) and parallel_branches ({parallel_branches}) must be "
@@ -154,6 +155,8 @@ def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, *, gr
     batch: {"inputs": (B, L) int32, "targets": (B, L) int32 with IGNORE = -100}; B divisible by
       grad_accum_steps.
     graphdef: the model's static graph (`nnx.split(model)[0]`).
+    parallel_branches: compute each micro-batch as this many independent slices (for CPU; see
+      `loss_and_grads`); grad_accum_steps x parallel_branches must divide B.
     compute_dtype: when set (e.g. "bfloat16"), parameters are cast to it inside the forward pass; gradients
       and the update stay in the parameters' dtype. The model also casts activations to `ModelConfig.dtype`.
   Returns:

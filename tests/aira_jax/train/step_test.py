@@ -78,6 +78,15 @@ def test_grad_accumulation_equals_big_batch(uneven, accum_steps, branches):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7), acc_grads, big_grads)
 
 
+@pytest.mark.parametrize("accum_steps, branches, message", [
+    (1, 0, "must be >= 1"), (0, 1, "must be >= 1"), (1, 3, "cannot be split into 3 equal parts")])
+def test_bad_split_of_the_batch_is_a_clear_error(accum_steps, branches, message):
+  graphdef, params = nnx.split(tiny_model())
+  with pytest.raises(ValueError, match=message):
+    loss_and_grads(params, fixed_batch(), graphdef=graphdef, grad_accum_steps=accum_steps,
+                   parallel_branches=branches)
+
+
 def test_remat_gives_identical_loss_and_grads():
   batch = fixed_batch()
   graphdef, params = nnx.split(tiny_model())
