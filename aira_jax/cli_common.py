@@ -79,6 +79,17 @@ def report_target(target: str | None, resume: str | None, prog: str) -> str:
   return run_dir
 
 
+def open_run_from_args(api, args: argparse.Namespace, target: str | None, overrides: list[str]):
+  """(config, files) of the run a search works on (a new one from --config and the overrides, or --resume's),
+  via `api.open_run`; prints its directory. ConfigError for a stray positional argument."""
+  from aira_jax.config_io import ConfigError
+  if target is not None:
+    raise ConfigError(f"unexpected argument {target!r}: overrides look like key=value")
+  config, files = api.open_run(config_path=args.config, overrides=overrides, resume=args.resume)
+  print(f"run directory: {files.root}", file=sys.stderr)
+  return config, files
+
+
 def check_agents(agents, where: str = "search.agents") -> None:
   """Agent configs (name, policy, policy_options) shared by compose and design: distinct names, known
   policies, valid policy options; ConfigError naming the agent."""

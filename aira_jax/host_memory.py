@@ -1,9 +1,9 @@
 """Keeps freed host memory inside the process, so XLA:CPU training steps stop page-faulting their buffers.
 
 XLA:CPU allocates the temporary buffer of every execution with malloc and frees it when the execution ends; a
-training step's is large (57 MB for `experiments/bench/train_step.py`'s tiny step, 378 MB for proxy64). glibc
-serves a block above 32 MB with a fresh `mmap` and gives it back with `munmap`, so each step faults in new
-pages: 14,560 and 92,342 minor page faults per step, about a third of proxy64's step time on the 2-core
+training step's is large (378 MB for `experiments/bench/train_step.py`'s proxy64 step). glibc serves a block
+above 32 MB with a fresh `mmap` and gives it back with `munmap`, so each step faults in new pages: 92,342
+minor page faults per proxy64 step (14,560 for the tiny step), about a third of proxy64's step time on the 2-core
 machine the benchmarks ran on (experiments/bench/RESULTS.md). `keep_freed_memory()` sets three glibc malloc
 options so freed memory is reused instead:
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aira_jax.cli_common import add_run_arguments, parse_run_args, progress_stream, report_target, run_guarded
+from aira_jax.cli_common import (add_run_arguments, open_run_from_args, parse_run_args, progress_stream, report_target,
+                                 run_guarded)
 from aira_jax.compose.config import ConfigError
 
 COMMANDS = ("run", "search", "scale", "report")
@@ -48,12 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
       print(api.report(report_target(target, args.resume, PROG)))
       return 0
-    if target is not None:
-      raise ConfigError(f"unexpected argument {target!r}: overrides look like key=value")
     if args.command == "scale" and args.resume is None:
       raise ConfigError(f"scale works on a finished search: python -m {PROG} scale --resume runs/<id>")
-    config, files = api.open_run(config_path=args.config, overrides=overrides, resume=args.resume)
-    print(f"run directory: {files.root}", file=sys.stderr)
+    config, files = open_run_from_args(api, args, target, overrides)
     if args.command == "run":
       api.check_scale_task(config)  # a missing corpus fails now, not after the search
     if args.command in ("run", "search"):

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aira_jax.cli_common import add_run_arguments, parse_run_args, progress_stream, report_target, run_guarded
-from aira_jax.design.config import ConfigError
+from aira_jax.cli_common import (add_run_arguments, open_run_from_args, parse_run_args, progress_stream, report_target,
+                                 run_guarded)
 
 COMMANDS = ("run", "report")
 PROG = "aira_jax.design"
@@ -48,10 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
       print(api.report(report_target(target, args.resume, PROG)))
       return 0
-    if target is not None:
-      raise ConfigError(f"unexpected argument {target!r}: overrides look like key=value")
-    config, files = api.open_run(config_path=args.config, overrides=overrides, resume=args.resume)
-    print(f"run directory: {files.root}", file=sys.stderr)
+    config, files = open_run_from_args(api, args, target, overrides)
     result = api.search(config, files, stream=progress_stream(args.quiet))
     print(api.report(files.root))
     if result.ensemble.interrupted:
