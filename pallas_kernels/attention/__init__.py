@@ -3,5 +3,6 @@
 
 from pallas_kernels.attention.api import flash_attention
 from pallas_kernels.attention.reference import attention_reference
+from pallas_kernels.attention.tiling import BlockSizes, KernelBlocks
 
-__all__ = ["flash_attention", "attention_reference"]
+__all__ = ["flash_attention", "attention_reference", "BlockSizes", "KernelBlocks"]

@@ -13,7 +13,7 @@ _AVAILABLE = ("auto", "xla", "pallas", "pallas_interpret")
 
 
 def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=None,
-                    score_mod=None, mask_mod=None, impl="auto", block_q=None, block_k=None, _backend=None):
+                    score_mod=None, mask_mod=None, impl="auto", block_q=None, block_k=None, block_sizes=None, _backend=None):
   """Memory-efficient softmax attention (FlashAttention-2) with grouped KV and score/mask hooks.
 
   Args:
@@ -33,7 +33,11 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
     block_q, block_k: Pallas block sizes. Defaults (`tiling.DEFAULT_BLOCKS`): GPU 64/64 (32/32 when
       head_dim > 128), clamped down to the power of two >= 16 covering short sequences; TPU 128/128; interpret
       64/64 clamped to the length rounded up to 8. GPU blocks must be powers of two >= 16 (head_dim is
-      zero-padded to a power of two), TPU blocks multiples of 8 (128 recommended).
+      zero-padded to a power of two), TPU blocks multiples of 8 (128 recommended). They apply to the forward
+      kernel and both backward kernels.
+    block_sizes: `pallas_kernels.attention.BlockSizes(forward=, dkdv=, dq=)` of `KernelBlocks(block_q, block_k,
+      num_warps, num_stages)`: per-kernel blocks and, on GPU, Triton warps / pipeline stages; its values take
+      precedence over block_q / block_k (None entries fall back to them, then to the defaults).
     _backend: internal override of the backend the Pallas kernel is built for ("gpu", "tpu"), used to
       cross-lower from a CPU host.
 
@@ -59,4 +63,4 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
   else:
     backend = _backend or jax.default_backend()
   return pallas_attention.pallas_flash_attention(q, k, v, spec, backend=backend, block_q=block_q,
-                                                 block_k=block_k)
+                                                 block_k=block_k, block_sizes=block_sizes)

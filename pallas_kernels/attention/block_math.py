@@ -3,6 +3,8 @@ and the range of kv (or q) blocks a q (or kv) block can see under causal / slidi
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 from jax import lax
 
@@ -30,32 +32,50 @@ def dot_nn(a, b):
                          preferred_element_type=jnp.float32)
 
 
-def block_scores(s_raw, q_start, kv_start, head, spec: _common.AttentionSpec, t: Tiling, *, with_grad=False):
-  """Logits and keep-mask of one (block_q, block_k) tile.
+def _transposed_hooks(spec: _common.AttentionSpec) -> _common.AttentionSpec:
+  """The spec with its hooks applied to transposed tiles: they still see (Q, K) scores, (Q, 1) q_idx and
+  (1, K) kv_idx, as documented, and their results are transposed back (the transposes cost only with hooks)."""
+  score_mod, mask_mod = spec.score_mod, spec.mask_mod
+  return dataclasses.replace(
+      spec,
+      score_mod=None if score_mod is None else lambda s, qi, ki, h: score_mod(s.T, qi.T, ki.T, h).T,
+      mask_mod=None if mask_mod is None else lambda qi, ki, h: jnp.asarray(mask_mod(qi.T, ki.T, h)).T)
+
+
+def block_scores(s_raw, q_start, kv_start, head, spec: _common.AttentionSpec, t: Tiling, *, with_grad=False,
+                 masked=True, transposed=False):
+  """Logits and keep-mask of one (block_q, block_k) tile, or of its transpose.
 
   Args:
-    s_raw: float32 (block_q, block_k) raw q.k products.
+    s_raw: float32 (block_q, block_k) raw q.k products; (block_k, block_q) k.q products if `transposed`.
     q_start, kv_start: int32 scalars, first padded row / key of the tile.
     head: int32 scalar query head.
     with_grad: also return d logits / d s_raw (None means the constant `spec.scale`).
+    masked: False for a tile the caller knows is fully visible (`unmasked_*_block_range`): no keep-mask.
 
   Returns:
-    (logits, keep[, dlogits]); keep is a bool (block_q, block_k) array or None when nothing is masked.
+    (logits, keep[, dlogits]) shaped like s_raw; keep is a bool array or None when nothing is masked.
   """
-  row = q_start + lax.broadcasted_iota(jnp.int32, (t.block_q, 1), 0)
-  kv_idx = kv_start + lax.broadcasted_iota(jnp.int32, (1, t.block_k), 1)
+  q_axis, kv_axis = (1, 0) if transposed else (0, 1)
+  q_shape, kv_shape = ((1, t.block_q), (t.block_k, 1)) if transposed else ((t.block_q, 1), (1, t.block_k))
+  row = q_start + lax.broadcasted_iota(jnp.int32, q_shape, q_axis)
+  kv_idx = kv_start + lax.broadcasted_iota(jnp.int32, kv_shape, kv_axis)
   q_idx = row + (t.kv_len - t.q_len)
+  if transposed:
+    spec = _transposed_hooks(spec)
   if with_grad:
     logits, dlogits = _common.transform_scores_and_grad(s_raw, q_idx, kv_idx, head, spec)
   else:
     logits = _common.transform_scores(s_raw, q_idx, kv_idx, head, spec)
-  keep = _common.keep_mask(q_idx, kv_idx, head, spec)
-  if t.kv_pad != t.kv_len:
-    keep = kv_idx < t.kv_len if keep is None else jnp.logical_and(keep, kv_idx < t.kv_len)
-  if t.q_pad != t.q_len:
-    keep = row < t.q_len if keep is None else jnp.logical_and(keep, row < t.q_len)
-  if keep is not None:
-    keep = jnp.broadcast_to(keep, s_raw.shape)
+  keep = None
+  if masked:
+    keep = _common.keep_mask(q_idx, kv_idx, head, spec)
+    if t.kv_pad != t.kv_len:
+      keep = kv_idx < t.kv_len if keep is None else jnp.logical_and(keep, kv_idx < t.kv_len)
+    if t.q_pad != t.q_len:
+      keep = row < t.q_len if keep is None else jnp.logical_and(keep, row < t.q_len)
+    if keep is not None:
+      keep = jnp.broadcast_to(keep, s_raw.shape)
   return (logits, keep, dlogits) if with_grad else (logits, keep)
 
 
@@ -96,6 +116,51 @@ def q_block_range(kv_block, spec: _common.AttentionSpec, t: Tiling):
     last_row = (kv_block + 1) * t.block_k - 1 + spec.sliding_window - 1 - offset
     hi = jnp.minimum(_end_block(last_row, t.block_q), hi)
   return lo, jnp.maximum(lo, hi)
+
+
+def unmasked_kv_block_range(q_block, lo, hi, spec: _common.AttentionSpec, t: Tiling):
+  """[flo, fhi) within [lo, hi): the kv blocks whose tile with q block `q_block` is entirely visible (no
+  causal / window / padding mask applies; empty when a mask_mod may mask anything)."""
+  offset = t.kv_len - t.q_len
+  flo, fhi = lo, jnp.minimum(hi, t.kv_len // t.block_k)  # kv blocks without padding
+  if spec.mask_mod is not None:
+    fhi = flo
+  if spec.causal:  # the block's last key <= the block's first query position
+    fhi = jnp.minimum(fhi, _first_block(q_block * t.block_q + offset + 1, t.block_k))
+  if spec.sliding_window is not None:  # last query position - the block's first key < window
+    flo = jnp.maximum(flo, _end_block((q_block + 1) * t.block_q - 1 + offset - spec.sliding_window, t.block_k))
+  fhi = jnp.where((q_block + 1) * t.block_q <= t.q_len, fhi, flo)  # a q block with padding rows: masked
+  flo = jnp.minimum(flo, hi)
+  return flo, jnp.clip(fhi, flo, hi)
+
+
+def unmasked_q_block_range(kv_block, lo, hi, spec: _common.AttentionSpec, t: Tiling):
+  """[flo, fhi) within [lo, hi): the q blocks whose tile with kv block `kv_block` is entirely visible."""
+  offset = t.kv_len - t.q_len
+  flo, fhi = lo, jnp.minimum(hi, t.q_len // t.block_q)  # q blocks without padding
+  if spec.mask_mod is not None:
+    fhi = flo
+  if spec.causal:  # the block's first query position >= the block's last key
+    flo = jnp.maximum(flo, _first_block((kv_block + 1) * t.block_k - 1 - offset + t.block_q - 1, t.block_q))
+  if spec.sliding_window is not None:  # the block's last query position - first key < window
+    fhi = jnp.minimum(fhi, _first_block(spec.sliding_window + kv_block * t.block_k - offset, t.block_q))
+  fhi = jnp.where((kv_block + 1) * t.block_k <= t.kv_len, fhi, flo)  # a kv block with padding keys: masked
+  flo = jnp.minimum(flo, hi)
+  return flo, jnp.clip(fhi, flo, hi)
+
+
+def loop_blocks(lo, hi, unmasked, make_body, carry, spec: _common.AttentionSpec, t: Tiling):
+  """Runs `make_body(masked)(block, carry)` over the blocks [lo, hi): the fully visible sub-range `unmasked`
+  = (flo, fhi) without any mask arithmetic, the blocks before and after it masked. Statically one loop when
+  nothing can be masked, or when a mask_mod may mask anything."""
+  if not (spec.has_mask or t.q_pad != t.q_len or t.kv_pad != t.kv_len):
+    return lax.fori_loop(lo, hi, make_body(False), carry)
+  if spec.mask_mod is not None:
+    return lax.fori_loop(lo, hi, make_body(True), carry)
+  flo, fhi = unmasked
+  carry = lax.fori_loop(lo, flo, make_body(True), carry)
+  carry = lax.fori_loop(flo, fhi, make_body(False), carry)
+  return lax.fori_loop(fhi, hi, make_body(True), carry)
 
 
 def kv_head_of(head, t: Tiling):

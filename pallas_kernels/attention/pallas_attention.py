@@ -11,11 +11,12 @@ from pallas_kernels.attention import _common, pallas_backward, pallas_forward, t
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _attention(q, k, v, spec, t):
-  return _forward(q, k, v, spec, t)[0]
+def _attention(q, k, v, spec, tilings):
+  return _forward(q, k, v, spec, tilings)[0]
 
 
-def _forward(q, k, v, spec, t):
+def _forward(q, k, v, spec, tilings):
+  t = tilings.forward
   ql = tiling_lib.to_kernel_layout(q, t.q_pad, t.head_dim_pad)
   kl = tiling_lib.to_kernel_layout(k, t.kv_pad, t.head_dim_pad)
   vl = tiling_lib.to_kernel_layout(v, t.kv_pad, t.head_dim_pad)
@@ -24,10 +25,11 @@ def _forward(q, k, v, spec, t):
   return out, (ql, kl, vl, out_l, lse)
 
 
-def _backward(spec, t, residuals, dout):
+def _backward(spec, tilings, residuals, dout):
+  t = tilings.forward
   ql, kl, vl, out_l, lse = residuals
   dout_l = tiling_lib.to_kernel_layout(dout, t.q_pad, t.head_dim_pad)
-  dq, dk, dv = pallas_backward.backward(ql, kl, vl, out_l, lse, dout_l, spec, t)
+  dq, dk, dv = pallas_backward.backward(ql, kl, vl, out_l, lse, dout_l, spec, tilings)
   return (tiling_lib.from_kernel_layout(dq, t.q_len, t.head_dim),
           tiling_lib.from_kernel_layout(dk, t.kv_len, t.head_dim),
           tiling_lib.from_kernel_layout(dv, t.kv_len, t.head_dim))
@@ -36,19 +38,22 @@ def _backward(spec, t, residuals, dout):
 _attention.defvjp(_forward, _backward)
 
 
-def pallas_flash_attention(q, k, v, spec: _common.AttentionSpec, *, backend: str, block_q=None, block_k=None):
+def pallas_flash_attention(q, k, v, spec: _common.AttentionSpec, *, backend: str, block_q=None, block_k=None,
+                           block_sizes=None):
   """Pallas flash attention built for `backend` ("gpu"/"cuda"/"rocm", "tpu" or "interpret").
 
   Args:
     q: (B, Q, H, D); k, v: (B, K, KH, D) (already checked by `_common.check_inputs`).
     spec: attention options from `_common.make_spec`.
-    block_q, block_k: block sizes, default per backend (`tiling.DEFAULT_BLOCKS`).
+    block_q, block_k: block sizes of all three kernels, default per backend (`tiling.DEFAULT_BLOCKS`).
+    block_sizes: `tiling.BlockSizes`, per-kernel blocks and GPU launch parameters (precedence over the above).
 
   Returns:
     (B, Q, H, D) in q.dtype, differentiable w.r.t. q, k, v through the Pallas backward kernels.
   """
   dtype = jax.numpy.result_type(q.dtype, k.dtype, v.dtype)
-  t = tiling_lib.make_tiling(backend, q_len=q.shape[1], kv_len=k.shape[1], head_dim=q.shape[3],
-                             groups=q.shape[2] // k.shape[2], block_q=block_q, block_k=block_k)
-  out = _attention(q.astype(dtype), k.astype(dtype), v.astype(dtype), spec, t)
+  tilings = tiling_lib.make_tilings(backend, q_len=q.shape[1], kv_len=k.shape[1], head_dim=q.shape[3],
+                                    groups=q.shape[2] // k.shape[2], block_q=block_q, block_k=block_k,
+                                    block_sizes=block_sizes, causal=spec.causal)
+  out = _attention(q.astype(dtype), k.astype(dtype), v.astype(dtype), spec, tilings)
   return out.astype(q.dtype)

@@ -1,8 +1,9 @@
 """Pallas forward kernel of flash attention: blocked online softmax over kv blocks, returning the output
 and the per-row log-sum-exp (the residual the backward kernels need).
 
-Grid (batch, heads, q blocks). Each program holds one q block and the whole (padded) k/v of its kv head,
-and loops over the kv blocks it can see (causal / sliding-window blocks outside the range are skipped).
+Grid (batch, heads, q blocks), in the backend's order (`tiling.launch_grid`). Each program holds one q block
+and the whole (padded) k/v of its kv head, and loops over the kv blocks it can see (causal / sliding-window
+blocks outside the range are skipped; fully visible blocks run without mask arithmetic).
 """
 
 from __future__ import annotations
@@ -19,32 +20,35 @@ from pallas_kernels.attention.tiling import Tiling
 
 def _forward_kernel(q_ref, k_ref, v_ref, o_ref, lse_ref, *, spec: _common.AttentionSpec, t: Tiling):
   """q_ref: (block_q, D); k_ref, v_ref: (kv_pad, D); o_ref: (block_q, D); lse_ref: (block_q, 1) f32."""
-  head, q_block = pl.program_id(1), pl.program_id(2)
+  _, head, q_block = tiling_lib.program_ids(t, t.num_q_blocks)
   q_start = q_block * t.block_q
   q = q_ref[...]
 
-  def body(kv_block, carry):
-    m_prev, l_prev, acc = carry
-    kv_start = pl.multiple_of(kv_block * t.block_k, t.block_k)
-    k = k_ref[pl.ds(kv_start, t.block_k), :]
-    v = v_ref[pl.ds(kv_start, t.block_k), :]
-    s, keep = block_math.block_scores(block_math.dot_nt(q, k), q_start, kv_start, head, spec, t)
-    if keep is not None:
-      s = jnp.where(keep, s, block_math.MASK_VALUE)
-    m_new = jnp.maximum(m_prev, jnp.max(s, axis=1, keepdims=True))
-    p = jnp.exp(s - m_new)
-    if keep is not None:  # a row with nothing visible yet has m_new == MASK_VALUE and exp(0) == 1
-      p = jnp.where(keep, p, 0.0)
-    alpha = jnp.exp(m_prev - m_new)
-    l_new = alpha * l_prev + jnp.sum(p, axis=1, keepdims=True)
-    acc = alpha * acc + block_math.dot_nn(p.astype(v.dtype), v)
-    return m_new, l_new, acc
+  def make_body(masked):
+    def body(kv_block, carry):
+      m_prev, l_prev, acc = carry
+      kv_start = pl.multiple_of(kv_block * t.block_k, t.block_k)
+      k = k_ref[pl.ds(kv_start, t.block_k), :]
+      v = v_ref[pl.ds(kv_start, t.block_k), :]
+      s, keep = block_math.block_scores(block_math.dot_nt(q, k), q_start, kv_start, head, spec, t, masked=masked)
+      if keep is not None:
+        s = jnp.where(keep, s, block_math.MASK_VALUE)
+      m_new = jnp.maximum(m_prev, jnp.max(s, axis=1, keepdims=True))
+      p = jnp.exp(s - m_new)
+      if keep is not None:  # a row with nothing visible yet has m_new == MASK_VALUE and exp(0) == 1
+        p = jnp.where(keep, p, 0.0)
+      alpha = jnp.exp(m_prev - m_new)
+      l_new = alpha * l_prev + jnp.sum(p, axis=1, keepdims=True)
+      acc = alpha * acc + block_math.dot_nn(p.astype(v.dtype), v)
+      return m_new, l_new, acc
+    return body
 
   lo, hi = block_math.kv_block_range(q_block, spec, t)
+  unmasked = block_math.unmasked_kv_block_range(q_block, lo, hi, spec, t)
   init = (jnp.full((t.block_q, 1), block_math.MASK_VALUE, jnp.float32),
           jnp.zeros((t.block_q, 1), jnp.float32),
           jnp.zeros((t.block_q, t.head_dim_pad), jnp.float32))
-  m, l, acc = jax.lax.fori_loop(lo, hi, body, init)
+  m, l, acc = block_math.loop_blocks(lo, hi, unmasked, make_body, init, spec, t)
   empty = l == 0.0
   l_safe = jnp.where(empty, 1.0, l)
   o_ref[...] = (acc / l_safe).astype(o_ref.dtype)
@@ -62,15 +66,16 @@ def forward(q, k, v, spec: _common.AttentionSpec, t: Tiling):
   """
   batch, heads = q.shape[:2]
   sq = tiling_lib.squeezed_dim()
-  d = t.head_dim_pad
-  q_spec = pl.BlockSpec((sq, sq, t.block_q, d), lambda b, h, i: (b, h, i, 0))
-  kv_spec = pl.BlockSpec((sq, sq, t.kv_pad, d), lambda b, h, i: (b, block_math.kv_head_of(h, t), 0, 0))
-  lse_spec = pl.BlockSpec((sq, sq, t.block_q, 1), lambda b, h, i: (b, h, i, 0))
+  d, n = t.head_dim_pad, t.num_q_blocks
+  index_map = functools.partial(tiling_lib.grid_index_map, t, n)
+  q_spec = pl.BlockSpec((sq, sq, t.block_q, d), index_map(lambda b, h, i: (b, h, i, 0)))
+  kv_spec = pl.BlockSpec((sq, sq, t.kv_pad, d), index_map(lambda b, h, i: (b, block_math.kv_head_of(h, t), 0, 0)))
+  lse_spec = pl.BlockSpec((sq, sq, t.block_q, 1), index_map(lambda b, h, i: (b, h, i, 0)))
   return pl.pallas_call(
       functools.partial(_forward_kernel, spec=spec, t=t),
       out_shape=(jax.ShapeDtypeStruct(q.shape, q.dtype),
                  jax.ShapeDtypeStruct((batch, heads, t.q_pad, 1), jnp.float32)),
-      grid=(batch, heads, t.num_q_blocks),
+      grid=tiling_lib.launch_grid(t, batch, heads, n),
       in_specs=[q_spec, kv_spec, kv_spec],
       out_specs=(q_spec, lse_spec),
       name="flash_attention_forward",

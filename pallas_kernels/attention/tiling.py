@@ -1,22 +1,54 @@
-"""Per-backend tiling for the Pallas attention kernels: default and checked block sizes, padding of
-sequence and head dims, and the backend-specific `pallas_call` arguments (interpret / Triton / Mosaic).
+"""Per-backend tiling for the Pallas attention kernels: block sizes and (GPU) launch parameters of each of the
+three kernels (forward, dk/dv, dq), padding of sequence and head dims, the launch grid's order, and the
+backend-specific `pallas_call` arguments (interpret / Triton / Mosaic).
 
-Backends: "gpu" (also "cuda"/"rocm"; Triton lowering), "tpu" (Mosaic), "interpret" (Pallas interpreter).
+Backends: "gpu" (also "cuda"/"rocm"; Triton lowering), "tpu" (Mosaic), "interpret" (Pallas interpreter; it runs
+the GPU variant's grid order and blocks checks, so CPU tests cover the code the GPU runs).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from pallas_kernels import _dispatch
 
-# Default (block_q, block_k) before clamping to the (rounded-up) sequence lengths.
+KERNELS = ("forward", "dkdv", "dq")
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelBlocks:
+  """Block sizes of one kernel and, on GPU, its Triton launch parameters; None = the backend's default.
+
+  block_q / block_k: rows of the query / key tiles. The forward and dq kernels hold one q block and loop over
+  kv blocks of block_k; the dk/dv kernel holds one kv block and loops over q blocks of block_q.
+  """
+  block_q: Optional[int] = None
+  block_k: Optional[int] = None
+  num_warps: Optional[int] = None
+  num_stages: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockSizes:
+  """Per-kernel `KernelBlocks` of the forward kernel and the two backward kernels."""
+  forward: KernelBlocks = KernelBlocks()
+  dkdv: KernelBlocks = KernelBlocks()
+  dq: KernelBlocks = KernelBlocks()
+
+
+# Defaults per backend. GPU: (64, 64), 4 warps up to head_dim 64 and 8 above, 2 stages, as measured on an H200
+# (experiments/bench/RESULTS.md); head_dim > 128 uses 32 x 32 blocks. TPU keeps 128 (lane width) even for short
+# sequences and pads them instead: Mosaic transposes and matmuls are safest on 128-aligned tiles.
 DEFAULT_BLOCKS = {"gpu": (64, 64), "tpu": (128, 128), "interpret": (64, 64)}
-# TPU keeps 128 (lane width) even for short sequences and pads them instead: Mosaic transposes and
-# matmuls are safest on 128-aligned tiles.
+GPU_DEFAULT_STAGES = 2
+
+
+def gpu_default_warps(head_dim_pad: int) -> int:
+  return 4 if head_dim_pad <= 64 else 8
 
 
 def squeezed_dim():
@@ -47,7 +79,11 @@ def _next_pow2(n: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Tiling:
-  """Static shapes of one kernel launch. Padded lengths are multiples of the block sizes."""
+  """Static shapes of one kernel launch. Padded lengths are multiples of the block sizes.
+
+  reverse_blocks: the grid's block axis runs last block first (GPU, causal forward / dq: the last q blocks see
+  the most keys, so starting them first shortens the tail of the launch).
+  """
   backend: str
   block_q: int
   block_k: int
@@ -58,6 +94,9 @@ class Tiling:
   head_dim: int
   head_dim_pad: int
   groups: int
+  num_warps: Optional[int] = None
+  num_stages: Optional[int] = None
+  reverse_blocks: bool = False
 
   @property
   def num_q_blocks(self) -> int:
@@ -68,7 +107,15 @@ class Tiling:
     return self.kv_pad // self.block_k
 
 
-def _check_block(name: str, block: int, backend: str) -> None:
+@dataclasses.dataclass(frozen=True)
+class Tilings:
+  """The tilings of the three kernels of one attention call (same padded lengths)."""
+  forward: Tiling
+  dkdv: Tiling
+  dq: Tiling
+
+
+def _check_block(name: str, block, backend: str) -> None:
   if int(block) != block or block < 1:
     raise ValueError(f"{name} must be a positive int; got {block!r}")
   if backend == "gpu" and (block < 16 or block & (block - 1)):
@@ -77,29 +124,70 @@ def _check_block(name: str, block: int, backend: str) -> None:
     raise ValueError(f"on TPU {name} must be a multiple of 8 (128 recommended); got {block}")
 
 
+def _check_launch(name: str, value, allowed) -> None:
+  if value is not None and value not in allowed:
+    raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))} or None; got {value!r}")
+
+
 def _default_block(backend: str, default: int, length: int) -> int:
+  if backend == "tpu":
+    return default
   if backend == "gpu":
     return min(default, max(16, _next_pow2(length)))
   return min(default, _round_up(length, 8))
 
 
-def make_tiling(backend, *, q_len, kv_len, head_dim, groups, block_q=None, block_k=None) -> Tiling:
-  """Chooses (or checks) block sizes for `backend` and the padded lengths."""
-  backend = canonical_backend(backend)
+def _resolve_blocks(backend, blocks: KernelBlocks, q_len, kv_len, head_dim) -> tuple[int, int]:
   dq, dk = DEFAULT_BLOCKS[backend]
   if backend == "gpu" and head_dim > 128:
     dq, dk = 32, 32
-  if block_q is None:
-    block_q = dq if backend == "tpu" else _default_block(backend, dq, q_len)
-  if block_k is None:
-    block_k = dk if backend == "tpu" else _default_block(backend, dk, kv_len)
+  block_q = _default_block(backend, dq, q_len) if blocks.block_q is None else blocks.block_q
+  block_k = _default_block(backend, dk, kv_len) if blocks.block_k is None else blocks.block_k
   _check_block("block_q", block_q, backend)
   _check_block("block_k", block_k, backend)
+  _check_launch("num_warps", blocks.num_warps, (1, 2, 4, 8, 16))
+  _check_launch("num_stages", blocks.num_stages, tuple(range(1, 9)))
+  return int(block_q), int(block_k)
+
+
+def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, block_k=None,
+                 block_sizes: BlockSizes | None = None, causal=False) -> Tilings:
+  """Chooses (or checks) the block sizes of the three kernels for `backend` and the common padded lengths.
+
+  block_q / block_k set every kernel's blocks; `block_sizes` sets them per kernel (and, on GPU, the warps and
+  pipeline stages) and takes precedence where it names a value.
+  """
+  backend = canonical_backend(backend)
+  block_sizes = block_sizes or BlockSizes()
+  if not isinstance(block_sizes, BlockSizes):
+    raise ValueError(f"block_sizes must be a pallas_kernels.attention.BlockSizes or None; got {block_sizes!r}")
+  shorthand = KernelBlocks(block_q=block_q, block_k=block_k)
+  per_kernel = {}
+  for name in KERNELS:
+    given = getattr(block_sizes, name)
+    merged = dataclasses.replace(given, block_q=given.block_q if given.block_q is not None else shorthand.block_q,
+                                 block_k=given.block_k if given.block_k is not None else shorthand.block_k)
+    per_kernel[name] = (merged, _resolve_blocks(backend, merged, q_len, kv_len, head_dim))
+  q_pad = _round_up(q_len, max(bq for _, (bq, _) in per_kernel.values()))
+  kv_pad = _round_up(kv_len, max(bk for _, (_, bk) in per_kernel.values()))
   # Triton needs power-of-two array sizes: zero-pad head_dim (zeros change no dot product).
   head_dim_pad = max(16, _next_pow2(head_dim)) if backend == "gpu" else head_dim
-  return Tiling(backend=backend, block_q=int(block_q), block_k=int(block_k), q_len=q_len, kv_len=kv_len,
-                q_pad=_round_up(q_len, block_q), kv_pad=_round_up(kv_len, block_k), head_dim=head_dim,
-                head_dim_pad=head_dim_pad, groups=groups)
+  tilings = {}
+  for name, (given, (bq, bk)) in per_kernel.items():
+    gpu = backend == "gpu"
+    tilings[name] = Tiling(
+        backend=backend, block_q=bq, block_k=bk, q_len=q_len, kv_len=kv_len, q_pad=q_pad, kv_pad=kv_pad,
+        head_dim=head_dim, head_dim_pad=head_dim_pad, groups=groups,
+        num_warps=given.num_warps or (gpu_default_warps(head_dim_pad) if gpu else None),
+        num_stages=given.num_stages or (GPU_DEFAULT_STAGES if gpu else None),
+        reverse_blocks=bool(causal) and backend != "tpu" and name != "dkdv")
+  return Tilings(**tilings)
+
+
+def make_tiling(backend, *, q_len, kv_len, head_dim, groups, block_q=None, block_k=None) -> Tiling:
+  """The forward kernel's tiling (block sizes chosen or checked for `backend`)."""
+  return make_tilings(backend, q_len=q_len, kv_len=kv_len, head_dim=head_dim, groups=groups, block_q=block_q,
+                      block_k=block_k).forward
 
 
 def to_kernel_layout(x, seq_pad: int, dim_pad: int):
@@ -113,11 +201,39 @@ def from_kernel_layout(x, seq_len: int, dim: int):
   return jnp.swapaxes(x[:, :, :seq_len, :dim], 1, 2)
 
 
-def call_kwargs(tiling: Tiling, num_grid_dims: int) -> dict:
+# Grid order. Every kernel's grid is (batch, heads, blocks) in meaning. On GPU the block axis comes first:
+# Pallas-Triton launches grid axis 0 as CUDA's x, the fastest-varying, so the programs running at once share a
+# few heads' k/v (kept in L2) instead of touching every head. On TPU the grid runs sequentially, last axis
+# fastest: blocks last keep a head's k/v block resident across consecutive programs (Pallas skips the copy).
+
+def launch_grid(t: Tiling, batch: int, heads: int, num_blocks: int) -> tuple[int, int, int]:
+  return (batch, heads, num_blocks) if t.backend == "tpu" else (num_blocks, heads, batch)
+
+
+def _block_index(t: Tiling, grid_index, num_blocks: int):
+  return num_blocks - 1 - grid_index if t.reverse_blocks else grid_index
+
+
+def grid_index_map(t: Tiling, num_blocks: int, index_map):
+  """Wraps index_map(batch, head, block) into a BlockSpec index map over `launch_grid`'s axes."""
+  if t.backend == "tpu":
+    return lambda b, h, i: index_map(b, h, _block_index(t, i, num_blocks))
+  return lambda i, h, b: index_map(b, h, _block_index(t, i, num_blocks))
+
+
+def program_ids(t: Tiling, num_blocks: int):
+  """(batch, head, block) of the running program (int32 scalars), inside a kernel launched on `launch_grid`."""
+  if t.backend == "tpu":
+    b, h, i = pl.program_id(0), pl.program_id(1), pl.program_id(2)
+  else:
+    i, h, b = pl.program_id(0), pl.program_id(1), pl.program_id(2)
+  return b, h, _block_index(t, i, num_blocks)
+
+
+def call_kwargs(t: Tiling, num_grid_dims: int) -> dict:
   """Backend-specific keyword arguments of `pl.pallas_call` (every grid dimension is parallel)."""
-  if tiling.backend == "interpret":
+  if t.backend == "interpret":
     return {"interpret": True}
-  if tiling.backend == "gpu":
-    num_warps = 4 if tiling.head_dim_pad <= 64 else 8
-    return {"compiler_params": _dispatch.gpu_compiler_params(num_warps=num_warps, num_stages=2)}
+  if t.backend == "gpu":
+    return {"compiler_params": _dispatch.gpu_compiler_params(num_warps=t.num_warps, num_stages=t.num_stages)}
   return {"compiler_params": _dispatch.tpu_compiler_params(dimension_semantics=("parallel",) * num_grid_dims)}

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pallas_kernels.attention import attention_reference, flash_attention
+from pallas_kernels.attention import BlockSizes, KernelBlocks, attention_reference, flash_attention
 
 
 def _inputs(seed, batch, q_len, kv_len, heads, kv_heads, dim, dtype=jnp.float32):
@@ -25,9 +25,10 @@ def _value_and_grads(fn, q, k, v, cotangent):
   return (out, *vjp(cotangent.astype(out.dtype)))
 
 
-def _compare(q, k, v, ct, *, rtol, atol, block_q=16, block_k=16, **kw):
+def _compare(q, k, v, ct, *, rtol, atol, block_q=16, block_k=16, block_sizes=None, **kw):
   """Asserts kernel output and dq, dk, dv equal the reference's; returns the kernel output."""
-  kernel = functools.partial(flash_attention, impl="pallas_interpret", block_q=block_q, block_k=block_k, **kw)
+  kernel = functools.partial(flash_attention, impl="pallas_interpret", block_q=block_q, block_k=block_k,
+                             block_sizes=block_sizes, **kw)
   ref = functools.partial(attention_reference, **kw)
   got = _value_and_grads(kernel, q, k, v, ct)
   want = _value_and_grads(ref, q, k, v, ct)
@@ -108,6 +109,15 @@ def test_fully_masked_rows_give_zeros_and_finite_grads():
   assert np.abs(out[:, 14:20]).min() > 0
 
 
+@pytest.mark.parametrize("kw", [dict(causal=True), dict(causal=False, sliding_window=7),
+                                dict(causal=True, score_mod=alibi)], ids=["causal", "window", "causal-alibi"])
+def test_per_kernel_block_sizes(kw):
+  """Different blocks for the forward, dk/dv and dq kernels (the padded lengths follow the largest)."""
+  q, k, v, ct = _inputs(21, 1, 29, 41, 4, 2, 8)
+  sizes = BlockSizes(forward=KernelBlocks(16, 8), dkdv=KernelBlocks(8, 16, num_warps=4), dq=KernelBlocks(block_k=8))
+  _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, block_q=16, block_k=16, block_sizes=sizes, **kw)
+
+
 def test_bf16_close_to_reference():
   q, k, v, ct = _inputs(12, 1, 37, 37, 4, 2, 16, jnp.bfloat16)
   kernel = functools.partial(flash_attention, impl="pallas_interpret", block_q=16, block_k=16, sliding_window=20)
@@ -145,14 +155,31 @@ def test_bad_block_sizes_raise(backend, block, match):
     jax.eval_shape(lambda q, k, v: flash_attention(q, k, v, impl=impl, block_q=block, _backend=backend), q, k, v)
 
 
+@pytest.mark.parametrize("sizes,match", [
+    (BlockSizes(dq=KernelBlocks(num_warps=3)), "num_warps"),
+    (BlockSizes(forward=KernelBlocks(num_stages=0)), "num_stages"),
+    (BlockSizes(dkdv=KernelBlocks(block_k=24)), "power of two"),
+    ({"forward": (64, 64)}, "BlockSizes"),
+])
+def test_bad_kernel_block_sizes_raise(sizes, match):
+  q = k = v = jnp.zeros((1, 32, 2, 16), jnp.float32)
+  with pytest.raises(ValueError, match=match):
+    jax.eval_shape(lambda q, k, v: flash_attention(q, k, v, impl="pallas", block_sizes=sizes, _backend="gpu"),
+                   q, k, v)
+
+
 @pytest.mark.parametrize("q_len,kv_len,block_q,block_k,causal,window", [
     (37, 37, 16, 16, True, None),
     (20, 45, 8, 16, True, 11),
     (45, 20, 16, 8, True, 3),
     (33, 33, 8, 8, False, 9),
+    (64, 64, 8, 16, True, 40),
+    (48, 96, 16, 8, False, 30),
+    (64, 32, 8, 8, False, None),
 ])
 def test_block_ranges_are_exact(q_len, kv_len, block_q, block_k, causal, window):
-  """The loop ranges cover exactly the blocks holding a visible (q, kv) pair, so skipping loses nothing."""
+  """The loop ranges cover exactly the blocks holding a visible (q, kv) pair, so skipping loses nothing, and
+  the unmasked sub-ranges exactly the tiles that are entirely visible and hold no padding."""
   from pallas_kernels.attention import _common, block_math, tiling
 
   t = tiling.make_tiling("interpret", q_len=q_len, kv_len=kv_len, head_dim=8, groups=1, block_q=block_q,
@@ -167,16 +194,26 @@ def test_block_ranges_are_exact(q_len, kv_len, block_q, block_k, causal, window)
   if window is not None:
     visible &= rows - cols < window
 
+  padded = np.zeros((t.q_pad, t.kv_pad), bool)
+  padded[:q_len, :kv_len] = visible
+
   def blocks_seen(sel):
     return [int(i) for i in np.flatnonzero(sel)]
 
+  def tile(i, j):
+    return padded[i * block_q:(i + 1) * block_q, j * block_k:(j + 1) * block_k]
+
   for i in range(t.num_q_blocks):
-    want = blocks_seen([visible[i * block_q:(i + 1) * block_q, j * block_k:(j + 1) * block_k].any()
-                        for j in range(t.num_kv_blocks)])
+    want = blocks_seen([tile(i, j).any() for j in range(t.num_kv_blocks)])
     lo, hi = block_math.kv_block_range(jnp.int32(i), spec, t)
     assert list(range(int(lo), int(hi))) == want, (i, int(lo), int(hi), want)
+    want_full = blocks_seen([tile(i, j).all() for j in range(t.num_kv_blocks)])
+    flo, fhi = block_math.unmasked_kv_block_range(jnp.int32(i), lo, hi, spec, t)
+    assert list(range(int(flo), int(fhi))) == want_full, (i, int(flo), int(fhi), want_full)
   for j in range(t.num_kv_blocks):
-    want = blocks_seen([visible[i * block_q:(i + 1) * block_q, j * block_k:(j + 1) * block_k].any()
-                        for i in range(t.num_q_blocks)])
+    want = blocks_seen([tile(i, j).any() for i in range(t.num_q_blocks)])
     lo, hi = block_math.q_block_range(jnp.int32(j), spec, t)
     assert list(range(int(lo), int(hi))) == want, (j, int(lo), int(hi), want)
+    want_full = blocks_seen([tile(i, j).all() for i in range(t.num_q_blocks)])
+    flo, fhi = block_math.unmasked_q_block_range(jnp.int32(j), lo, hi, spec, t)
+    assert list(range(int(flo), int(fhi))) == want_full, (j, int(flo), int(fhi), want_full)
