@@ -42,7 +42,7 @@ def attention(b, s, h, kv, d, causal=True):
   def call(impl):
     if impl == "cudnn":  # the vendor baseline of the target (GPU only)
       return lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
-    return lambda q, k, v: pk.flash_attention(q, k, v, causal=causal, impl=impl)
+    return lambda q, k, v: pk.flash_attention(q, k, v, causal=causal, impl=impl, block_sizes=ATTENTION_BLOCKS.get(d))
 
   flops = 4.0 * b * h * s * s * d * (0.5 if causal else 1.0)
   label = f"b{b} s{s} h{h}/{kv} d{d}" + (" causal" if causal else "")
@@ -79,6 +79,8 @@ def selective_scan(b, seq, d, n, g=1):
 
 
 SETS = ("default", "quick", "targets")
+# head_dim -> pallas_kernels.attention.BlockSizes for impl="pallas" (kernels.py --attention-blocks); else defaults.
+ATTENTION_BLOCKS = {}
 
 
 def cases(which: str) -> dict[str, list[Case]]:

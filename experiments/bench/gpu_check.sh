@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # One-shot GPU check, run from the repo root on the GPU machine: environment, the GPU kernel tests
-# (tests marked `gpu`: compiled Pallas kernels against the float32 reference), then the kernel benchmark
-# (experiments/bench/kernels.py, GPU shapes, bfloat16). Full logs go to $OUT/; the benchmark table comes last.
+# (tests marked `gpu`: compiled Pallas kernels against the float32 reference), the attention block-size sweep
+# (experiments/bench/attention_sweep.py), then the kernel benchmark (experiments/bench/kernels.py, bfloat16,
+# attention with the sweep's best blocks). Full logs go to $OUT/; the benchmark table comes last.
 #
-#   OUT=/tmp/gpu_check bash experiments/bench/gpu_check.sh      # < 6 min on an H200
+#   OUT=/tmp/gpu_check bash experiments/bench/gpu_check.sh      # < 8 min on an H200
 #   QUICK=1 ...                                                  # float32 tests only, 1 shape per kernel
 #
 # Wheels: if .whl/ holds wheels (e.g. jax-triton for impl="triton"), they are installed into /tmp/site first
 # (no network there; see the device README).
-# Knobs (env): TEST_FILTER (pytest -k expression), QUICK, PYTHON, PYTEST_WORKERS (4), TEST_TIMEOUT (150 s), BENCH_BUDGET (130 s: no benchmark row
-# starts later), BENCH_TIMEOUT (175 s: hard stop), BENCH_DTYPE (bfloat16), BENCH_EXTRA (more benchmark flags,
-# e.g. "--quick" for a CPU dry run of this script).
+# Knobs (env): TEST_FILTER (pytest -k expression), QUICK, PYTHON, PYTEST_WORKERS (4), TEST_TIMEOUT (120 s),
+# SWEEP_BUDGET (100 s: no candidate starts later; 0 skips the sweep), SWEEP_TIMEOUT (170 s), BENCH_BUDGET (110 s:
+# no benchmark row starts later), BENCH_TIMEOUT (150 s: hard stop), BENCH_DTYPE (bfloat16), BENCH_EXTRA (more
+# benchmark flags, e.g. "--quick --set quick" for a CPU dry run of this script; SWEEP_EXTRA likewise "--quick").
 set -u -o pipefail
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_check}
@@ -44,29 +46,42 @@ test_args=(tests/pallas_kernels -q --run-gpu -m gpu -p no:cacheprovider -rfE --t
 [ "$QUICK" = 1 ] && test_args+=(-k f32)
 [ -n "${TEST_FILTER:-}" ] && test_args+=(-k "$TEST_FILTER")
 if "$PY" -c "import xdist" 2>/dev/null; then test_args+=(-n "${PYTEST_WORKERS:-4}"); fi
-XLA_PYTHON_CLIENT_PREALLOCATE=false timeout -k 10 "${TEST_TIMEOUT:-150}" \
+XLA_PYTHON_CLIENT_PREALLOCATE=false timeout -k 10 "${TEST_TIMEOUT:-120}" \
   "$PY" -m pytest "${test_args[@]}" 2>&1 | tee "$OUT/gpu_tests.log"
 test_rc=$?
 
+sweep_rc=skipped
+if [ "${SWEEP_BUDGET:-100}" != 0 ]; then
+  step "attention block-size sweep (log: $OUT/sweep.log, tracebacks: $OUT/sweep.stderr.log)"
+  read -r -a sweep_extra <<< "${SWEEP_EXTRA:-}"
+  timeout -k 10 "${SWEEP_TIMEOUT:-170}" "$PY" experiments/bench/attention_sweep.py --json "$OUT/sweep.json" \
+    --budget-s "${SWEEP_BUDGET:-100}" ${sweep_extra[@]+"${sweep_extra[@]}"} 2>"$OUT/sweep.stderr.log" \
+    | tee "$OUT/sweep.log"
+  sweep_rc=$?
+fi
+
 step "kernel benchmark (logs: $OUT/bench.log, tracebacks: $OUT/bench.stderr.log)"
-bench_args=(--dtype "${BENCH_DTYPE:-bfloat16}" --json "$OUT/bench.json" --budget-s "${BENCH_BUDGET:-130}")
+bench_args=(--dtype "${BENCH_DTYPE:-bfloat16}" --json "$OUT/bench.json" --budget-s "${BENCH_BUDGET:-110}")
+[ -s "$OUT/sweep.json" ] && bench_args+=(--attention-blocks "$OUT/sweep.json")
 [ "$QUICK" = 1 ] && bench_args+=(--max-shapes 1 --target-s 0.2)
 read -r -a extra <<< "${BENCH_EXTRA:-}"
 bench_args+=(${extra[@]+"${extra[@]}"})
-timeout -k 10 "${BENCH_TIMEOUT:-175}" "$PY" experiments/bench/kernels.py "${bench_args[@]}" \
+timeout -k 10 "${BENCH_TIMEOUT:-150}" "$PY" experiments/bench/kernels.py "${bench_args[@]}" \
   2>"$OUT/bench.stderr.log" | tee "$OUT/bench.log"
 bench_rc=$?
 
 step "summary"
 echo "gpu tests: rc=$test_rc$([ "$test_rc" = 124 ] && echo ' (TIMED OUT)')"
 grep -E '^(FAILED|ERROR)|[0-9]+ (passed|failed|skipped|error)' "$OUT/gpu_tests.log" | tail -n 20
+echo "sweep: rc=$sweep_rc$([ "$sweep_rc" = 124 ] && echo ' (TIMED OUT)')"
+[ -s "$OUT/sweep.log" ] && sed -n '/^best per head_dim/,$p' "$OUT/sweep.log"
 echo "benchmark: rc=$bench_rc$([ "$bench_rc" = 124 ] && echo ' (TIMED OUT; table below is partial)')," \
   "$(grep -c '^=== .* failed ===' "$OUT/bench.stderr.log") row tracebacks in bench.stderr.log"
 echo "total ${SECONDS}s"
 echo
 if [ -s "$OUT/bench.json" ]; then
-  timeout -k 5 60 "$PY" experiments/bench/kernels.py --table-from "$OUT/bench.json" 2>>"$OUT/bench.stderr.log" \
-    | tee "$OUT/table.txt"
+  timeout -k 5 60 "$PY" experiments/bench/kernels.py --table-from "$OUT/bench.json" 2>>"$OUT/bench.stderr.log"
+  # (printed, not saved: at most 8 files come back from a device run, and bench.json holds the rows)
 else
   echo "no benchmark rows were written"
 fi

@@ -2,7 +2,7 @@
 `pallas_kernels` entry points (flash_attention, ssd, selective_scan), with the xla baseline in the same process.
 
   python experiments/bench/kernels.py [--quick] [--kernels attention,ssd,selective_scan] [--dtype bfloat16]
-      [--impls xla,pallas,triton] [--json OUT.json] [--budget-s S] [--max-shapes N]
+      [--impls xla,pallas,triton] [--json OUT.json] [--budget-s S] [--max-shapes N] [--attention-blocks SWEEP.json]
   python experiments/bench/kernels.py --table-from OUT.json   # reprint the table of a (maybe partial) run
 
 Per row: relative error ||out - ref|| / ||ref|| of the output and of each gradient (vjp with a random cotangent)
@@ -50,6 +50,8 @@ def parse_args(argv=None):
   p.add_argument("--target-s", type=float, default=None, help="time spent per timing loop (default 0.5, quick 0.1)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--table-from", default=None, help="print the table of this --json file and exit")
+  p.add_argument("--attention-blocks", default=None,
+                 help="attention_sweep.py JSON: run impl='pallas' attention with its best blocks per head_dim")
   return p.parse_args(argv)
 
 
@@ -218,6 +220,8 @@ def table(rows, ceilings=None) -> str:
 def _header(env):
   text = (f"jax {env['jax']} (jaxlib {env['jaxlib']}), python {env['python']}, backend {env['backend']}, "
           f"{env['device_count']} x {env['device_kind']}")
+  for dim, sizes in env.get("attention_blocks", {}).items():
+    text += f"\npallas attention blocks, head_dim {dim}: {sizes}"
   if "ceilings" in env:
     c = env["ceilings"]
     text += (f"\nmeasured ceilings: copy {c['copy_gbps']:.0f} GB/s, bf16 matmul {c['bf16_tflops']:.0f} TFLOP/s "
@@ -233,6 +237,10 @@ def main(argv=None):
     print(table(data["rows"], data["env"].get("ceilings")))
     return 0
   env = environment()
+  if args.attention_blocks:
+    import attention_sweep
+    _cases.ATTENTION_BLOCKS.update(attention_sweep.load_best(args.attention_blocks))
+    env["attention_blocks"] = {d: str(b) for d, b in _cases.ATTENTION_BLOCKS.items()}
   if env["backend"] == "gpu":
     env["ceilings"] = m.ceilings()
   print(_header(env), flush=True)

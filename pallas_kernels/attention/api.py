@@ -13,7 +13,8 @@ _AVAILABLE = ("auto", "xla", "pallas", "pallas_interpret")
 
 
 def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=None,
-                    score_mod=None, mask_mod=None, impl="auto", block_q=None, block_k=None, block_sizes=None, _backend=None):
+                    score_mod=None, mask_mod=None, impl="auto", block_q=None, block_k=None, block_sizes=None,
+                    _backend=None):
   """Memory-efficient softmax attention (FlashAttention-2) with grouped KV and score/mask hooks.
 
   Args:
