@@ -82,10 +82,10 @@ class Shape:
       out, vjp = jax.vjp(functools.partial(attention_reference, causal=True), up(self.q), up(self.k), up(self.v))
       self.ref = dict(out=np.asarray(out), **dict(zip(("dq", "dk", "dv"), map(np.asarray, vjp(up(self.dout))))))
     t = self.tilings(BlockSizes()).forward
-    layout = lambda x: tiling.to_kernel_layout(x, t.q_pad, t.head_dim_pad)
+    layout = lambda x: tiling.to_kernel_layout(x, t, t.q_pad)
     self.ql, self.kl, self.vl, self.doutl = map(layout, (self.q, self.k, self.v, self.dout))
     out_l, self.lse = jax.jit(lambda q, k, v: pallas_forward.forward(q, k, v, self.spec, t))(self.ql, self.kl, self.vl)
-    self.delta = pallas_backward.backward_delta(out_l, self.doutl)
+    self.delta = pallas_backward.backward_delta(out_l, self.doutl, t)
 
   def tilings(self, sizes: BlockSizes):
     b, s, h, d = self.q.shape
@@ -93,8 +93,8 @@ class Shape:
                                causal=True)
 
   def back(self, x):
-    b, s, h, d = self.q.shape
-    return np.asarray(tiling.from_kernel_layout(x, s, d))
+    t = self.tilings(BlockSizes()).forward
+    return np.asarray(tiling.from_kernel_layout(x, t, t.q_len))
 
 
 def kernel_fn(shape: Shape, kernel: str, cand):

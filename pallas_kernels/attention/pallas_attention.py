@@ -1,5 +1,6 @@
-"""Pallas flash attention with a `custom_vjp`: lays inputs out for the kernels (B, H, S, D; padded), runs the
-forward kernel, and on the backward pass runs the dk/dv and dq kernels from `pallas_backward`."""
+"""Pallas flash attention with a `custom_vjp`: lays inputs out for the kernels (padded where needed; head-major
+on TPU, see `tiling.to_kernel_layout`), runs the forward kernel, and on the backward pass runs the dk/dv and dq
+kernels from `pallas_backward`."""
 
 from __future__ import annotations
 
@@ -17,22 +18,22 @@ def _attention(q, k, v, spec, tilings):
 
 def _forward(q, k, v, spec, tilings):
   t = tilings.forward
-  ql = tiling_lib.to_kernel_layout(q, t.q_pad, t.head_dim_pad)
-  kl = tiling_lib.to_kernel_layout(k, t.kv_pad, t.head_dim_pad)
-  vl = tiling_lib.to_kernel_layout(v, t.kv_pad, t.head_dim_pad)
+  ql = tiling_lib.to_kernel_layout(q, t, t.q_pad)
+  kl = tiling_lib.to_kernel_layout(k, t, t.kv_pad)
+  vl = tiling_lib.to_kernel_layout(v, t, t.kv_pad)
   out_l, lse = pallas_forward.forward(ql, kl, vl, spec, t)
-  out = tiling_lib.from_kernel_layout(out_l, t.q_len, t.head_dim)
+  out = tiling_lib.from_kernel_layout(out_l, t, t.q_len)
   return out, (ql, kl, vl, out_l, lse)
 
 
 def _backward(spec, tilings, residuals, dout):
   t = tilings.forward
   ql, kl, vl, out_l, lse = residuals
-  dout_l = tiling_lib.to_kernel_layout(dout, t.q_pad, t.head_dim_pad)
+  dout_l = tiling_lib.to_kernel_layout(dout, t, t.q_pad)
   dq, dk, dv = pallas_backward.backward(ql, kl, vl, out_l, lse, dout_l, spec, tilings)
-  return (tiling_lib.from_kernel_layout(dq, t.q_len, t.head_dim),
-          tiling_lib.from_kernel_layout(dk, t.kv_len, t.head_dim),
-          tiling_lib.from_kernel_layout(dv, t.kv_len, t.head_dim))
+  return (tiling_lib.from_kernel_layout(dq, t, t.q_len),
+          tiling_lib.from_kernel_layout(dk, t, t.kv_len),
+          tiling_lib.from_kernel_layout(dv, t, t.kv_len))
 
 
 _attention.defvjp(_forward, _backward)

@@ -59,17 +59,18 @@ def forward(q, k, v, spec: _common.AttentionSpec, t: Tiling):
   """Flash-attention forward on kernel-layout arrays.
 
   Args:
-    q: (B, H, q_pad, D_pad); k, v: (B, KH, kv_pad, D_pad), zero padded (see `tiling.to_kernel_layout`).
+    q: (B, q_pad, H, D_pad); k, v: (B, kv_pad, KH, D_pad), zero padded, in the kernel layout
+      (`tiling.to_kernel_layout`: head-major (B, H, S, D_pad) on TPU).
 
   Returns:
-    out (B, H, q_pad, D_pad) in q.dtype and lse (B, H, q_pad, 1) float32.
+    out like q, in q.dtype, and lse (B, H, q_pad, 1) float32.
   """
-  batch, heads = q.shape[:2]
+  batch, heads = q.shape[0], q.shape[1 if tiling_lib.head_major(t) else 2]
   sq = tiling_lib.squeezed_dim()
-  d, n = t.head_dim_pad, t.num_q_blocks
+  n = t.num_q_blocks
   index_map = functools.partial(tiling_lib.grid_index_map, t, n)
-  q_spec = pl.BlockSpec((sq, sq, t.block_q, d), index_map(lambda b, h, i: (b, h, i, 0)))
-  kv_spec = pl.BlockSpec((sq, sq, t.kv_pad, d), index_map(lambda b, h, i: (b, block_math.kv_head_of(h, t), 0, 0)))
+  q_spec = tiling_lib.head_block_spec(t, t.block_q, index_map(lambda b, h, i: (b, h, i)))
+  kv_spec = tiling_lib.head_block_spec(t, t.kv_pad, index_map(lambda b, h, i: (b, block_math.kv_head_of(h, t), 0)))
   lse_spec = pl.BlockSpec((sq, sq, t.block_q, 1), index_map(lambda b, h, i: (b, h, i, 0)))
   return pl.pallas_call(
       functools.partial(_forward_kernel, spec=spec, t=t),

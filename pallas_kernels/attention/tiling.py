@@ -190,15 +190,50 @@ def make_tiling(backend, *, q_len, kv_len, head_dim, groups, block_q=None, block
                       block_k=block_k).forward
 
 
-def to_kernel_layout(x, seq_pad: int, dim_pad: int):
-  """(B, S, H, D) -> zero-padded (B, H, seq_pad, dim_pad)."""
-  x = jnp.swapaxes(x, 1, 2)
-  return jnp.pad(x, ((0, 0), (0, 0), (0, seq_pad - x.shape[2]), (0, dim_pad - x.shape[3])))
+# Layout of q/k/v/out and their gradients inside the kernels. GPU (and the interpreter): the caller's
+# (B, S, H, D) itself, zero padded only where a length is not a multiple of the blocks (or head_dim not a power
+# of two), so aligned inputs reach the kernels without a copy. TPU: head-major (B, H, S, D), since a Mosaic
+# block's last two dims must be (8, 128)-aligned or whole, which a (block, 1 head, D) slice of (S, H, D) is not.
+
+def head_major(t: Tiling) -> bool:
+  return t.backend == "tpu"
 
 
-def from_kernel_layout(x, seq_len: int, dim: int):
-  """(B, H, seq_pad, dim_pad) -> (B, seq_len, H, dim)."""
-  return jnp.swapaxes(x[:, :, :seq_len, :dim], 1, 2)
+def to_kernel_layout(x, t: Tiling, seq_pad: int):
+  """(B, S, H, D) -> the kernels' zero-padded layout: (B, H, seq_pad, D_pad) on TPU, else (B, seq_pad, H, D_pad)."""
+  pad = ((0, 0), (0, seq_pad - x.shape[1]), (0, 0), (0, t.head_dim_pad - x.shape[3]))
+  if any(p for _, p in pad):
+    x = jnp.pad(x, pad)
+  return jnp.swapaxes(x, 1, 2) if head_major(t) else x
+
+
+def from_kernel_layout(x, t: Tiling, seq_len: int):
+  """The kernels' layout -> (B, seq_len, H, head_dim)."""
+  if head_major(t):
+    x = jnp.swapaxes(x, 1, 2)
+  if x.shape[1] != seq_len or x.shape[3] != t.head_dim:
+    x = x[:, :seq_len, :, :t.head_dim]
+  return x
+
+
+def head_block_spec(t: Tiling, rows: int, index_map, heads: int | None = None):
+  """BlockSpec of `rows` sequence positions x D_pad of one head, or of `heads` consecutive heads (then a block
+  axis of the kernel's view: see `group_rows`), in the kernel layout. index_map(*grid) -> (batch, head or
+  head-group, sequence block)."""
+  head = squeezed_dim() if heads is None else heads
+  if head_major(t):
+    return pl.BlockSpec((squeezed_dim(), head, rows, t.head_dim_pad), lambda *g: (*index_map(*g), 0))
+
+  def seq_major(*g):
+    b, h, i = index_map(*g)
+    return b, i, h, 0
+
+  return pl.BlockSpec((squeezed_dim(), rows, head, t.head_dim_pad), seq_major)
+
+
+def group_rows(ref, t: Tiling, g, rows):
+  """The (rows, D) slice of head g of a multi-head block (`head_block_spec(..., heads=G)`)."""
+  return ref[g, rows, :] if head_major(t) else ref[rows, g, :]
 
 
 # Grid order. Every kernel's grid is (batch, heads, blocks) in meaning. On GPU the block axis comes first:

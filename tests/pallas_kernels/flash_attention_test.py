@@ -118,6 +118,17 @@ def test_per_kernel_block_sizes(kw):
   _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, block_q=16, block_k=16, block_sizes=sizes, **kw)
 
 
+@pytest.mark.parametrize("kw", [dict(causal=True), dict(causal=False, sliding_window=7, score_mod=alibi)],
+                         ids=["causal", "window-alibi"])
+def test_head_major_layout_matches_reference(monkeypatch, kw):
+  """The TPU variant's head-major (B, H, S, D) kernel layout, run by the interpreter (which otherwise runs the
+  GPU variant's (B, S, H, D) layout): ragged lengths, GQA."""
+  from pallas_kernels.attention import tiling
+  monkeypatch.setattr(tiling, "head_major", lambda t: True)
+  q, k, v, ct = _inputs(22, 2, 27, 35, 4, 2, 8)
+  _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, block_q=8, block_k=16, **kw)
+
+
 def test_bf16_close_to_reference():
   q, k, v, ct = _inputs(12, 1, 37, 37, 4, 2, 16, jnp.bfloat16)
   kernel = functools.partial(flash_attention, impl="pallas_interpret", block_q=16, block_k=16, sliding_window=20)
