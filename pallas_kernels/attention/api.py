@@ -31,11 +31,11 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
       lax.div to `//` on indices if the kernel must be cross-lowered for TPU from a non-TPU host.
     mask_mod: fn(q_idx, kv_idx, head) -> bool broadcastable to (Q, K), True = keep; ANDed with the others.
     impl: "auto" | "xla" | "pallas" | "pallas_interpret" (see `pallas_kernels._dispatch`).
-    block_q, block_k: Pallas block sizes. Defaults (`tiling.DEFAULT_BLOCKS`): GPU 64/64 (32/32 when
-      head_dim > 128), clamped down to the power of two >= 16 covering short sequences; TPU 128/128; interpret
-      64/64 clamped to the length rounded up to 8. GPU blocks must be powers of two >= 16 (head_dim is
-      zero-padded to a power of two), TPU blocks multiples of 8 (128 recommended). They apply to the forward
-      kernel and both backward kernels.
+    block_q, block_k: Pallas block sizes of the forward kernel and both backward kernels. Defaults: GPU per
+      kernel and head_dim (`tiling.GPU_DEFAULTS`, measured), clamped down to the power of two >= 16 covering
+      short sequences; TPU 128/128; interpret 64/64 clamped to the length rounded up to 8. GPU blocks must be
+      powers of two >= 16 (head_dim is zero-padded to a power of two), TPU blocks multiples of 8 (128
+      recommended).
     block_sizes: `pallas_kernels.attention.BlockSizes(forward=, dkdv=, dq=)` of `KernelBlocks(block_q, block_k,
       num_warps, num_stages)`: per-kernel blocks and, on GPU, Triton warps / pipeline stages; its values take
       precedence over block_q / block_k (None entries fall back to them, then to the defaults).

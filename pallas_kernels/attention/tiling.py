@@ -40,15 +40,22 @@ class BlockSizes:
   dq: KernelBlocks = KernelBlocks()
 
 
-# Defaults per backend. GPU: (64, 64), 4 warps up to head_dim 64 and 8 above, 2 stages, as measured on an H200
-# (experiments/bench/RESULTS.md); head_dim > 128 uses 32 x 32 blocks. TPU keeps 128 (lane width) even for short
-# sequences and pads them instead: Mosaic transposes and matmuls are safest on 128-aligned tiles.
-DEFAULT_BLOCKS = {"gpu": (64, 64), "tpu": (128, 128), "interpret": (64, 64)}
-GPU_DEFAULT_STAGES = 2
+# Defaults. GPU, per kernel and head_dim bucket (the padded head_dim up to 64, up to 128, larger): (block_q,
+# block_k, num_warps, num_stages), from measurement on an H200 (experiments/bench/RESULTS.md). Blocks are
+# clamped down to short sequences. TPU: (128, 128), kept even for short sequences (padded instead): Mosaic
+# transposes and matmuls are safest on 128-aligned tiles. Interpreter: (64, 64), clamped to the lengths.
+GPU_DEFAULTS = {
+    64: {"forward": (64, 64, 4, 2), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2)},
+    128: {"forward": (64, 64, 8, 2), "dkdv": (64, 64, 8, 2), "dq": (64, 64, 8, 2)},
+    None: {"forward": (32, 32, 8, 2), "dkdv": (32, 32, 8, 2), "dq": (32, 32, 8, 2)},
+}
+DEFAULT_BLOCKS = {"tpu": (128, 128), "interpret": (64, 64)}
 
 
-def gpu_default_warps(head_dim_pad: int) -> int:
-  return 4 if head_dim_pad <= 64 else 8
+def gpu_defaults(kernel: str, head_dim_pad: int) -> tuple[int, int, int, int]:
+  """(block_q, block_k, num_warps, num_stages) of `kernel` on GPU for a padded head_dim."""
+  bucket = next((b for b in (64, 128) if head_dim_pad <= b), None)
+  return GPU_DEFAULTS[bucket][kernel]
 
 
 def squeezed_dim():
@@ -129,25 +136,27 @@ def _check_launch(name: str, value, allowed) -> None:
     raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))} or None; got {value!r}")
 
 
-def _default_block(backend: str, default: int, length: int) -> int:
+def _clamp_block(backend: str, block: int, length: int) -> int:
   if backend == "tpu":
-    return default
+    return block
   if backend == "gpu":
-    return min(default, max(16, _next_pow2(length)))
-  return min(default, _round_up(length, 8))
+    return min(block, max(16, _next_pow2(length)))
+  return min(block, _round_up(length, 8))
 
 
-def _resolve_blocks(backend, blocks: KernelBlocks, q_len, kv_len, head_dim) -> tuple[int, int]:
-  dq, dk = DEFAULT_BLOCKS[backend]
-  if backend == "gpu" and head_dim > 128:
-    dq, dk = 32, 32
-  block_q = _default_block(backend, dq, q_len) if blocks.block_q is None else blocks.block_q
-  block_k = _default_block(backend, dk, kv_len) if blocks.block_k is None else blocks.block_k
+def _resolve(backend, kernel: str, blocks: KernelBlocks, q_len, kv_len, head_dim_pad) -> KernelBlocks:
+  """The kernel's blocks with defaults filled in (launch parameters only on GPU), checked."""
+  if backend == "gpu":
+    dq, dk, warps, stages = gpu_defaults(kernel, head_dim_pad)
+  else:
+    (dq, dk), warps, stages = DEFAULT_BLOCKS[backend], None, None
+  block_q = _clamp_block(backend, dq, q_len) if blocks.block_q is None else blocks.block_q
+  block_k = _clamp_block(backend, dk, kv_len) if blocks.block_k is None else blocks.block_k
   _check_block("block_q", block_q, backend)
   _check_block("block_k", block_k, backend)
   _check_launch("num_warps", blocks.num_warps, (1, 2, 4, 8, 16))
   _check_launch("num_stages", blocks.num_stages, tuple(range(1, 9)))
-  return int(block_q), int(block_k)
+  return KernelBlocks(int(block_q), int(block_k), blocks.num_warps or warps, blocks.num_stages or stages)
 
 
 def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, block_k=None,
@@ -161,27 +170,21 @@ def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, bloc
   block_sizes = block_sizes or BlockSizes()
   if not isinstance(block_sizes, BlockSizes):
     raise ValueError(f"block_sizes must be a pallas_kernels.attention.BlockSizes or None; got {block_sizes!r}")
-  shorthand = KernelBlocks(block_q=block_q, block_k=block_k)
-  per_kernel = {}
-  for name in KERNELS:
-    given = getattr(block_sizes, name)
-    merged = dataclasses.replace(given, block_q=given.block_q if given.block_q is not None else shorthand.block_q,
-                                 block_k=given.block_k if given.block_k is not None else shorthand.block_k)
-    per_kernel[name] = (merged, _resolve_blocks(backend, merged, q_len, kv_len, head_dim))
-  q_pad = _round_up(q_len, max(bq for _, (bq, _) in per_kernel.values()))
-  kv_pad = _round_up(kv_len, max(bk for _, (_, bk) in per_kernel.values()))
   # Triton needs power-of-two array sizes: zero-pad head_dim (zeros change no dot product).
   head_dim_pad = max(16, _next_pow2(head_dim)) if backend == "gpu" else head_dim
-  tilings = {}
-  for name, (given, (bq, bk)) in per_kernel.items():
-    gpu = backend == "gpu"
-    tilings[name] = Tiling(
-        backend=backend, block_q=bq, block_k=bk, q_len=q_len, kv_len=kv_len, q_pad=q_pad, kv_pad=kv_pad,
-        head_dim=head_dim, head_dim_pad=head_dim_pad, groups=groups,
-        num_warps=given.num_warps or (gpu_default_warps(head_dim_pad) if gpu else None),
-        num_stages=given.num_stages or (GPU_DEFAULT_STAGES if gpu else None),
-        reverse_blocks=bool(causal) and backend != "tpu" and name != "dkdv")
-  return Tilings(**tilings)
+  resolved = {}
+  for name in KERNELS:
+    given = getattr(block_sizes, name)
+    given = dataclasses.replace(given, block_q=block_q if given.block_q is None else given.block_q,
+                                block_k=block_k if given.block_k is None else given.block_k)
+    resolved[name] = _resolve(backend, name, given, q_len, kv_len, head_dim_pad)
+  q_pad = _round_up(q_len, max(r.block_q for r in resolved.values()))
+  kv_pad = _round_up(kv_len, max(r.block_k for r in resolved.values()))
+  return Tilings(**{name: Tiling(
+      backend=backend, block_q=r.block_q, block_k=r.block_k, q_len=q_len, kv_len=kv_len, q_pad=q_pad,
+      kv_pad=kv_pad, head_dim=head_dim, head_dim_pad=head_dim_pad, groups=groups, num_warps=r.num_warps,
+      num_stages=r.num_stages, reverse_blocks=bool(causal) and backend != "tpu" and name != "dkdv")
+      for name, r in resolved.items()})
 
 
 def make_tiling(backend, *, q_len, kv_len, head_dim, groups, block_q=None, block_k=None) -> Tiling:

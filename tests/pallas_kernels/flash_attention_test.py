@@ -228,3 +228,18 @@ def test_block_ranges_are_exact(q_len, kv_len, block_q, block_k, causal, window)
     want_full = blocks_seen([tile(i, j).all() for i in range(t.num_q_blocks)])
     flo, fhi = block_math.unmasked_q_block_range(jnp.int32(j), lo, hi, spec, t)
     assert list(range(int(flo), int(fhi))) == want_full, (j, int(flo), int(fhi), want_full)
+
+
+@pytest.mark.parametrize("head_dim,bucket", [(80, 128), (48, 64), (200, None)])
+def test_gpu_defaults_per_kernel_head_dim_and_short_sequences(head_dim, bucket):
+  from pallas_kernels.attention import tiling
+  long = tiling.make_tilings("gpu", q_len=4096, kv_len=4096, head_dim=head_dim, groups=1)
+  short = tiling.make_tilings("gpu", q_len=20, kv_len=4000, head_dim=head_dim, groups=1)
+  for name in tiling.KERNELS:
+    want = tiling.GPU_DEFAULTS[bucket][name]
+    t = getattr(long, name)
+    assert (t.block_q, t.block_k, t.num_warps, t.num_stages) == want
+    s = getattr(short, name)
+    assert (s.block_q, s.block_k) == (min(want[0], 32), want[1])  # 20 queries: one block of 32 at most
+    assert s.q_pad % s.block_q == 0 and s.kv_pad % s.block_k == 0 and s.kv_pad < 4000 + 128
+  assert long.forward.head_dim_pad == max(16, 1 << (head_dim - 1).bit_length())
