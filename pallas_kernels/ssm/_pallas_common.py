@@ -23,13 +23,13 @@ def resolve_backend(backend: str | None) -> str:
   return backend
 
 
-def compiler_params(backend: str, interpret: bool, n_grid_dims: int, num_warps: int = 4):
+def compiler_params(backend: str, interpret: bool, n_grid_dims: int, num_warps: int = 4, num_stages: int = 1):
   """Compiler parameters for `pl.pallas_call`: Triton on GPU, Mosaic on TPU, none when interpreting."""
   if interpret:
     return None
   if backend == "tpu":
     return _dispatch.tpu_compiler_params(dimension_semantics=("parallel",) * n_grid_dims)
-  return _dispatch.gpu_compiler_params(num_warps=num_warps, num_stages=1)
+  return _dispatch.gpu_compiler_params(num_warps=num_warps, num_stages=num_stages)
 
 
 def div_index(i, k: int):

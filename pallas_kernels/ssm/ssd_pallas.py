@@ -2,7 +2,9 @@
 
 The wrapper pads the sequence to whole chunks (dt = 0, a no-op), computes the chunk-local cumulative
 log-decays a_cum = cumsum(dt * A) in plain jnp (so JAX differentiates that cheap step and the D skip), and
-calls a `custom_vjp` core whose forward and backward are the kernels in `_ssd_kernels.py`.
+calls a `custom_vjp` core whose forward and backward are the kernels in `_ssd_kernels.py`: one forward
+kernel (sequential over chunks, saving each chunk's entry state), and a backward of two kernels (a short
+sequential sweep for the state cotangent leaving each chunk, then a chunk-parallel kernel for the gradients).
 Layout inside the core is head-major, (batch, heads, seq, ...). On the GPU variant head_dim, d_state and the
 chunk are padded to powers of two >= 16 (Triton's matmul minimum); zero padding does not change the result.
 """
@@ -22,18 +24,30 @@ from pallas_kernels.ssm.ssd_reference import check_ssd_args
 
 # Default chunk per backend when the caller passes chunk_size=None.
 DEFAULT_CHUNK = {"gpu": 64, "tpu": 128}
-# Largest chunk of the GPU variant: the backward kernel's shared memory grows with it (chunk 64 with the
-# default head_dim block 32 needs at most 96 KiB on sm_90 for head_dim and d_state up to 128).
+# Largest chunk of the GPU variant: the backward chunk kernel's shared memory grows with it (chunk 64 with the
+# default head_dim block 64 needs at most 96 KiB on sm_90 for head_dim and d_state up to 128).
 GPU_MAX_CHUNK = 64
 # Forward and backward head_dim blocks on GPU (None: whole head_dim). The TPU variant always takes the whole
-# head_dim. Splitting head_dim multiplies the programs of the sequential chunk sweeps (the grid is otherwise
-# only batch * heads); the backward repeats its three (Q, Q, N) matmuls per block and sums its dB, dC,
-# d dt and d a_cum shares afterwards.
+# head_dim. Forward: splitting head_dim multiplies the programs of its sequential chunk sweep (the grid is
+# otherwise only batch * heads). Backward chunk kernel: its grid already has a program per chunk, so a block
+# only bounds a program's registers; each block repeats the (Q, Q, N) matmuls and writes its own dB, dC, d dt
+# and d a_cum shares (summed afterwards), so fewer, larger blocks do less work (H200, bf16, L8192 p64 n128:
+# block 64 ran forward+backward in 3.4 ms, block 32 in 3.9 ms).
 DEFAULT_BLOCK_P = {"gpu": 32, "tpu": None}
-DEFAULT_BLOCK_P_BWD = {"gpu": 32, "tpu": None}
-# Triton warps (forward with float32 / bfloat16 matmuls, backward): fewest register spills in the sm_90
-# cubins for head_dim 64/128, d_state 64/128, chunk 64 (the 4-warp backward spills 0.7-7 KB per thread).
-GPU_WARPS = {"fwd_f32": 4, "fwd_bf16": 8, "bwd": 8}
+DEFAULT_BLOCK_P_BWD = {"gpu": 64, "tpu": None}
+# Backward state-cotangent sweep: (head_dim, d_state) block of a program (None: whole) and Triton pipeline
+# stages. Its entries of dS are independent, so blocks give it more programs; the stages prefetch the next
+# chunks' dy and C, as its loop is latency-bound. H200, bf16, L8192 p64 n128 (sweep alone): (16, 64) with 3
+# stages 0.35 ms; (32, 128) 0.57 ms unpipelined, 0.45 ms with 3 stages; (16, 16) 0.97 ms (more programs than
+# help, each re-reading dy and C).
+STATE_SWEEP_BLOCK = {"gpu": (16, 64), "tpu": (None, None)}
+STATE_SWEEP_STAGES = 3
+# Triton warps (forward with float32 / bfloat16 matmuls, backward state sweep and chunk kernel), from sm_90
+# cubins for head_dim 64/128, d_state 64/128, chunk 64 and H200 timings. The chunk kernel with 4 warps spills
+# ~2 KB per thread (bf16; 8 warps: 0.4 KB) yet ran faster (L8192 p64 n128 forward+backward 3.0 vs 3.4 ms);
+# 2 warps ran 7x slower. float32 inputs spill 4-5 KB per thread either way (3-pass TF32 operands) and time
+# the same with 4 or 8 warps (13.2 / 13.0 ms).
+GPU_WARPS = {"fwd_f32": 4, "fwd_bf16": 8, "bwd_state": 4, "bwd_chunk": 4}
 
 
 def _specs(shapes, index_maps):
@@ -103,10 +117,38 @@ def _ssd_fwd(x, dt, acum, b, c, h0, q, bp, bpb, backend, interpret):
   return out, (x, dt, acum, b, c, h0, states)
 
 
+def _bwd_state_cotangents(dyk, acol, arow, ck, dhtk, q, r, backend, interpret, mm_kw):
+  """Kernel 1 of the backward, grid (batch, heads, head_dim blocks, d_state blocks) of STATE_SWEEP_BLOCK: the
+  sequential reverse sweep over chunks. Returns the cotangent of the state leaving every chunk
+  (batch, heads, nc, P, N) and d h0 (batch, heads, P, N), both float32 and feature-padded."""
+  bsz, h, lp, pp = dyk.shape
+  nc, nn = arow.shape[2], ck.shape[-1]
+  blk_p, blk_n = (min(blk or full, full) for blk, full in zip(STATE_SWEEP_BLOCK[backend], (pp, nn)))
+  head = lambda bi, hi, pi, ni: (bi, hi, 0, 0)
+  pslice = lambda bi, hi, pi, ni: (bi, hi, 0, pi)
+  nslice = lambda bi, hi, pi, ni: (bi, div_index(hi, r), 0, ni)
+  state = lambda bi, hi, pi, ni: (bi, hi, pi, ni)
+  f32 = jnp.float32
+  return pl.pallas_call(
+      functools.partial(_ssd_kernels.ssd_bwd_state_kernel, q=q, **mm_kw),
+      grid=(bsz, h, pp // blk_p, nn // blk_n),
+      in_specs=_specs([(None, None, lp, 1), (None, None, nc, q), (None, None, lp, blk_n), (None, None, lp, blk_p),
+                       (None, None, blk_p, blk_n)], [head, head, nslice, pslice, state]),
+      out_specs=[pl.BlockSpec((None, None, nc, blk_p, blk_n), lambda bi, hi, pi, ni: (bi, hi, 0, pi, ni)),
+                 pl.BlockSpec((None, None, blk_p, blk_n), state)],
+      out_shape=[jax.ShapeDtypeStruct((bsz, h, nc, pp, nn), f32), jax.ShapeDtypeStruct((bsz, h, pp, nn), f32)],
+      compiler_params=compiler_params(backend, interpret, 4, num_warps=GPU_WARPS["bwd_state"],
+                                      num_stages=STATE_SWEEP_STAGES),
+      interpret=interpret,
+      name="ssd_bwd_state",
+  )(acol, arow, ck, dyk, dhtk)
+
+
 def _ssd_bwd(q, bp, bpb, backend, interpret, res, cts):
-  """Grid (batch, heads, head_dim blocks of bpb): dx and d h0 of a block need only that block of x, dy and
-  the state; dB, dC, d dt and d a_cum sum over head_dim, so each block writes its share along an extra
-  block axis and the shares are added here."""
+  """Two kernels: `_bwd_state_cotangents` (sequential over chunks, cheap), then the chunk-parallel kernel, grid
+  (batch, heads, chunks, head_dim blocks of bpb), whose programs each get one chunk's blocks. dx of a block
+  needs only that block of x, dy and the states; dB, dC, d dt and d a_cum sum over head_dim, so each block
+  writes its share along an extra block axis and the shares are added here."""
   del bp
   x, dt, acum, b, c, h0, states = res
   dy, dht = cts
@@ -114,36 +156,40 @@ def _ssd_bwd(q, bp, bpb, backend, interpret, res, cts):
   g, n = b.shape[2:]
   r = h // g
   nc = lp // q
+  mm_kw = _matmul_kw(backend, interpret, x, b, c)
   xk, dtk, acol, arow, bk, ck, _ = _to_kernel_layout(x, dt, acum, b, c, h0, q, backend)
   pp, nn = xk.shape[-1], bk.shape[-1]
   nb = pp // bpb
   dyk = pad_axis(jnp.transpose(dy.astype(x.dtype), (0, 2, 1, 3)), 3, pp)
   dhtk = pad_axis(pad_axis(dht.astype(jnp.float32), 2, pp), 3, nn)
-  head = lambda bi, hi, pi: (bi, hi, 0, 0)
-  pslice = lambda bi, hi, pi: (bi, hi, 0, pi)
-  state = lambda bi, hi, pi: (bi, hi, pi, 0)
-  group = lambda bi, hi, pi: (bi, div_index(hi, r), 0, 0)
-  share = lambda bi, hi, pi: (bi, hi, pi, 0, 0)
+  dstates, dh0 = _bwd_state_cotangents(dyk, acol, arow, ck, dhtk, q, r, backend, interpret, mm_kw)
+
+  chunk = lambda bi, hi, ci, pi: (bi, hi, ci, 0)
+  pchunk = lambda bi, hi, ci, pi: (bi, hi, ci, pi)
+  group = lambda bi, hi, ci, pi: (bi, div_index(hi, r), ci, 0)
+  row = lambda bi, hi, ci, pi: (bi, hi, ci, 0, 0)
+  state = lambda bi, hi, ci, pi: (bi, hi, ci, pi, 0)
+  share = lambda bi, hi, ci, pi: (bi, hi, pi, ci, 0)
+  row_share = lambda bi, hi, ci, pi: (bi, hi, pi, ci, 0, 0)
   f32 = jnp.float32
   sds = jax.ShapeDtypeStruct
-  dx, ddt, dacol, darow, db, dc, dh0 = pl.pallas_call(
-      functools.partial(_ssd_kernels.ssd_bwd_kernel, q=q, **_matmul_kw(backend, interpret, x, b, c)),
-      grid=(bsz, h, nb),
-      in_specs=_specs([(None, None, lp, bpb), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
-                       (None, None, lp, nn), (None, None, lp, nn), (None, None, nc, bpb, nn),
-                       (None, None, lp, bpb), (None, None, bpb, nn)],
-                      [pslice, head, head, head, group, group, lambda bi, hi, pi: (bi, hi, 0, pi, 0), pslice,
-                       state]),
-      out_specs=_specs([(None, None, lp, bpb), (None, None, None, lp, 1), (None, None, None, lp, 1),
-                        (None, None, None, nc, q), (None, None, None, lp, nn), (None, None, None, lp, nn),
-                        (None, None, bpb, nn)], [pslice, share, share, share, share, share, state]),
+  # a_cum rows as (nc, 1, Q): a chunk's (1, Q) block then spans the array's last two dims (a TPU block rule).
+  dx, ddt, dacol, darow, db, dc = pl.pallas_call(
+      functools.partial(_ssd_kernels.ssd_bwd_chunk_kernel, **mm_kw),
+      grid=(bsz, h, nc, nb),
+      in_specs=_specs([(None, None, q, bpb), (None, None, q, 1), (None, None, q, 1), (None, None, None, 1, q),
+                       (None, None, q, nn), (None, None, q, nn), (None, None, None, bpb, nn),
+                       (None, None, None, bpb, nn), (None, None, q, bpb)],
+                      [pchunk, chunk, chunk, row, group, group, state, state, pchunk]),
+      out_specs=_specs([(None, None, q, bpb), (None, None, None, q, 1), (None, None, None, q, 1),
+                        (None, None, None, None, 1, q), (None, None, None, q, nn), (None, None, None, q, nn)],
+                       [pchunk, share, share, row_share, share, share]),
       out_shape=[sds((bsz, h, lp, pp), x.dtype), sds((bsz, h, nb, lp, 1), f32), sds((bsz, h, nb, lp, 1), f32),
-                 sds((bsz, h, nb, nc, q), f32), sds((bsz, h, nb, lp, nn), f32), sds((bsz, h, nb, lp, nn), f32),
-                 sds((bsz, h, pp, nn), f32)],
-      compiler_params=compiler_params(backend, interpret, 3, num_warps=GPU_WARPS["bwd"]),
+                 sds((bsz, h, nb, nc, 1, q), f32), sds((bsz, h, nb, lp, nn), f32), sds((bsz, h, nb, lp, nn), f32)],
+      compiler_params=compiler_params(backend, interpret, 4, num_warps=GPU_WARPS["bwd_chunk"]),
       interpret=interpret,
-      name="ssd_bwd",
-  )(xk, dtk, acol, arow, bk, ck, states, dyk, dhtk)
+      name="ssd_bwd_chunk",
+  )(xk, dtk, acol, arow.reshape(bsz, h, nc, 1, q), bk, ck, states, dstates, dyk)
   dx = jnp.transpose(dx[..., :p], (0, 2, 1, 3))
   ddt = jnp.transpose(ddt.sum(axis=2)[..., 0], (0, 2, 1)).astype(dt.dtype)
   dacum = dacol.sum(axis=2)[..., 0] + darow.sum(axis=2).reshape(bsz, h, lp)
@@ -174,9 +220,11 @@ def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, ret
     backend: "gpu" (Triton variant), "tpu" (Mosaic variant) or None (from the default backend; CPU -> "gpu").
       Naming it lets this CPU machine build either variant (for interpretation or cross-lowering).
     chunk_size: None picks DEFAULT_CHUNK[backend]; the chunk used is min(chunk_size, seq), rounded up to a
-      power of two >= 16 and capped at GPU_MAX_CHUNK on the GPU variant (the result does not depend on it).
+      power of two >= 16 and capped at GPU_MAX_CHUNK on the GPU variant, and up to a multiple of 8 on the TPU
+      variant when shorter than seq (the result does not depend on it).
     block_p: head_dim block of the forward grid on GPU (power of two >= 16; default DEFAULT_BLOCK_P).
-    block_p_bwd: head_dim block of the backward grid on GPU (power of two >= 16; default DEFAULT_BLOCK_P_BWD).
+    block_p_bwd: head_dim block of the backward chunk kernel's grid on GPU (power of two >= 16; default
+      DEFAULT_BLOCK_P_BWD).
   """
   backend = resolve_backend(backend)
   if chunk_size is None:
@@ -185,6 +233,8 @@ def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, ret
   q = max(1, min(int(chunk_size), l))
   if backend == "gpu":
     q = min(next_pow2(q, 16), GPU_MAX_CHUNK)
+  elif q < l:  # TPU: the chunk kernel's (Q, ...) blocks need Q % 8 == 0 unless one chunk spans the sequence
+    q = -(-q // 8) * 8
   lp = -(-l // q) * q
   pp = _feature_sizes(p, n, backend)[0]
   bp, bpb = (_block(blk or default[backend], pp, backend)

@@ -96,8 +96,8 @@ _value_and_grads = value_and_grads
 
 
 def _check_kernel_against_reference(backend, dtype, seq, chunk, groups, rtol, atol, seed=0, head_dim=8,
-                                    **kernel_kw):
-  inp = _inputs(seed, 2, seq, 4, head_dim, groups, 8)
+                                    d_state=8, **kernel_kw):
+  inp = _inputs(seed, 2, seq, 4, head_dim, groups, d_state)
   args = tuple(jnp.asarray(inp[k], dtype) for k in ("x", "dt", "A", "B", "C", "D", "initial_state"))
 
   def make(fn, **kw):
@@ -134,6 +134,17 @@ def test_pallas_kernel_matches_reference_values_and_gradients(backend):
   # TPU variant keeps the sizes. seq 37 is ragged.
   _check_kernel_against_reference(backend, jnp.float32, seq=37, chunk=8, groups=2, rtol=1e-5, atol=2e-5,
                                   head_dim=20 if backend == "gpu" else 8, block_p=16, block_p_bwd=16)
+
+
+def test_pallas_backward_over_chunks_and_state_sweep_blocks(monkeypatch):
+  # GPU variant: the backward's state-cotangent sweep carries an initial-state and a final-state cotangent
+  # back over 4 chunks of 16 in (16, 16) blocks of the padded (32, 64) state (head_dim 20, d_state 40), and the
+  # chunk-parallel kernel takes head_dim blocks of 16, so each program sees a nonzero entry state and exit
+  # cotangent.
+  from pallas_kernels.ssm import ssd_pallas as ssd_pallas_module
+  monkeypatch.setitem(ssd_pallas_module.STATE_SWEEP_BLOCK, "gpu", (16, 16))
+  _check_kernel_against_reference("gpu", jnp.float32, seq=64, chunk=16, groups=2, rtol=1e-5, atol=2e-5, seed=11,
+                                  head_dim=20, d_state=40, block_p=32, block_p_bwd=16)
 
 
 def test_pallas_kernel_through_entry_point_single_group():

@@ -15,6 +15,9 @@ from pallas_kernels.ssm.ssd_pallas import ssd_pallas
 
 _CUSTOM_CALL = {"cuda": "__gpu$xla.gpu.triton", "tpu": "tpu_custom_call"}
 _VARIANT = {"cuda": "gpu", "tpu": "tpu"}
+# Pallas kernels in the gradient of each loss: the SSD forward and its two backward kernels (the sequential
+# state-cotangent sweep, then the chunk-parallel one); the selective scan's forward and backward.
+_KERNELS = {"ssd": 3, "selective_scan": 2}
 
 
 def _export_text(fn, shapes, platform):
@@ -25,8 +28,8 @@ def _export_text(fn, shapes, platform):
   return exported.mlir_module()
 
 
-def _ssd_loss(backend, x, dt, A, B, C, s0):
-  y, final = ssd_pallas(x, dt, A, B, C, initial_state=s0, chunk_size=16, return_final_state=True,
+def _ssd_loss(backend, x, dt, A, B, C, s0, chunk_size=16):
+  y, final = ssd_pallas(x, dt, A, B, C, initial_state=s0, chunk_size=chunk_size, return_final_state=True,
                         backend=backend)
   return jnp.sum(y.astype(jnp.float32)) + jnp.sum(final)
 
@@ -53,7 +56,14 @@ def test_forward_and_backward_kernels_lower(kind, platform, dtype):
   loss = _ssd_loss if kind == "ssd" else _scan_loss
   grad = jax.grad(lambda *a: loss(_VARIANT[platform], *a), argnums=tuple(range(6)))
   text = _export_text(grad, _shapes(kind, dtype), platform)
-  assert text.count(_CUSTOM_CALL[platform]) == 2, "expected one forward and one backward kernel"
+  assert text.count(_CUSTOM_CALL[platform]) == _KERNELS[kind], f"expected {_KERNELS[kind]} kernels"
+
+
+def test_ssd_chunk_off_the_tpu_tile_lowers_for_tpu():
+  """A chunk of 12 is rounded up to 16 on the TPU variant: the backward chunk kernel's (chunk, ...) blocks
+  must be multiples of 8 rows."""
+  grad = jax.grad(lambda *a: _ssd_loss("tpu", *a, chunk_size=12), argnums=tuple(range(6)))
+  assert _export_text(grad, _shapes("ssd", jnp.float32), "tpu").count(_CUSTOM_CALL["tpu"]) == _KERNELS["ssd"]
 
 
 def test_raw_triton_kernel_compiles_for_sm90():
@@ -106,7 +116,7 @@ def test_pallas_triton_kernels_compile_for_sm90(kind, tmp_path):
   loss = _ssd_loss if kind == "ssd" else _scan_loss
   grad = jax.grad(lambda *a: loss("gpu", *a), argnums=tuple(range(6)))
   modules = _pallas_triton_modules(grad, _shapes(kind, jnp.bfloat16))
-  assert len(modules) == 2
+  assert len(modules) == _KERNELS[kind]
   for i, text in enumerate(modules):
     path = tmp_path / f"{kind}_{i}.ttir"
     path.write_text(text)
