@@ -60,6 +60,8 @@ def parse_args(argv=None):
   p.add_argument("--budget-s", type=float, default=150.0, help="no candidate starts after this many seconds")
   p.add_argument("--target-s", type=float, default=0.15, help="time spent per timing loop")
   p.add_argument("--quick", action="store_true", help="tiny shapes in the Pallas interpreter (CPU dry run)")
+  p.add_argument("--head-dims", default="128,64", help="which shapes, by head_dim (comma-separated)")
+  p.add_argument("--max-candidates", type=int, default=None, help="first N candidates of each kernel")
   return p.parse_args(argv)
 
 
@@ -163,13 +165,14 @@ def main(argv=None):
     if args.json:
       Path(args.json).write_text(json.dumps(result, indent=1))
 
-  for batch, seq, heads, dim in (QUICK_SHAPES if args.quick else SHAPES):
+  dims = {int(d) for d in args.head_dims.split(",")}
+  for batch, seq, heads, dim in (QUICK_SHAPES if args.quick else [s for s in SHAPES if s[3] in dims]):
     shape = Shape(batch, seq, heads, dim, backend)
     cands = CANDIDATES[64 if dim <= 64 else 128]
     print(f"{shape.label}:", flush=True)
     chosen = {}
     for kernel in tiling.KERNELS:
-      options = [c for c in cands[kernel] if not args.quick or c[0] <= seq and c[1] <= seq]
+      options = [c for c in cands[kernel] if not args.quick or c[0] <= seq and c[1] <= seq][:args.max_candidates]
       best = sweep_kernel(shape, kernel, options, timing, deadline, emit)
       chosen[kernel] = list((best or (cands[kernel][0], None))[0])
     result["best"][str(dim)] = chosen
