@@ -19,8 +19,9 @@ IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton")
 GPU_BACKENDS = ("gpu", "cuda", "rocm")
 
 # What "auto" runs on a GPU, per kernel, from measurement (experiments/bench/RESULTS.md, H200, bf16,
-# 2026-11-27): Pallas forward+backward vs XLA was 6.5-6.6x for attention, 6.2-11.3x for the selective scan and
-# 1.53x / 0.95x for SSD (L1024 n64 / L4096 n128; forward 2.2-2.3x). Change an entry when a measurement says so.
+# 2026-11-27): Pallas forward+backward vs XLA was 6.5-6.6x for attention (before the block-size tuning, which
+# made it another 1.7x faster at head_dim 128), 6.2-11.3x for the selective scan, and 2.08x / 2.39x for SSD with
+# the chunk-parallel backward (L8192 n128 / L4096 n64). Change an entry when a measurement says so.
 AUTO_ON_GPU = {"flash_attention": "pallas", "selective_scan": "pallas", "ssd": "pallas"}
 
 

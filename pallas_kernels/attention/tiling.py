@@ -9,8 +9,10 @@ the GPU variant's grid order and blocks checks, so CPU tests cover the code the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Optional
 
+import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
@@ -41,21 +43,46 @@ class BlockSizes:
 
 
 # Defaults. GPU, per kernel and head_dim bucket (the padded head_dim up to 64, up to 128, larger): (block_q,
-# block_k, num_warps, num_stages), from measurement on an H200 (experiments/bench/RESULTS.md). Blocks are
-# clamped down to short sequences. TPU: (128, 128), kept even for short sequences (padded instead): Mosaic
-# transposes and matmuls are safest on 128-aligned tiles. Interpreter: (64, 64), clamped to the lengths.
+# block_k, num_warps, num_stages). Hopper (sm_90) values are the fastest of the block-size sweep on an H200
+# (experiments/bench/attention_sweep.py, bf16, seq 4096, causal; RESULTS.md): head_dim 128 forward 0.61-0.64 ms
+# against 0.95-0.98 ms for the earlier (64, 64, 8, 2), dk/dv 0.81-0.92 vs 1.48-1.51 ms, dq 0.77-0.79 vs
+# 1.37-1.46 ms; head_dim 64 forward 0.47 vs 0.57 ms, dk/dv and dq kept (no candidate beat them). Older GPUs and
+# ROCm (less shared memory: a 128 x 128 x 128 bf16 k/v pipeline of 3 stages needs ~200 KiB) use the earlier
+# small-block defaults. Blocks are clamped down to short sequences. TPU: (128, 128), kept even for short
+# sequences (padded instead): Mosaic transposes and matmuls are safest on 128-aligned tiles. Interpreter:
+# (64, 64), clamped to the lengths.
 GPU_DEFAULTS = {
+    64: {"forward": (128, 64, 4, 3), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2)},
+    128: {"forward": (128, 128, 8, 3), "dkdv": (64, 128, 8, 2), "dq": (128, 32, 4, 3)},
+    None: {"forward": (32, 32, 8, 2), "dkdv": (32, 32, 8, 2), "dq": (32, 32, 8, 2)},
+}
+GPU_DEFAULTS_PRE_HOPPER = {
     64: {"forward": (64, 64, 4, 2), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2)},
     128: {"forward": (64, 64, 8, 2), "dkdv": (64, 64, 8, 2), "dq": (64, 64, 8, 2)},
-    None: {"forward": (32, 32, 8, 2), "dkdv": (32, 32, 8, 2), "dq": (32, 32, 8, 2)},
+    None: GPU_DEFAULTS[None],
 }
 DEFAULT_BLOCKS = {"tpu": (128, 128), "interpret": (64, 64)}
 
 
+@functools.lru_cache(maxsize=None)
+def gpu_compute_capability() -> str | None:
+  """The first GPU's compute capability ("9.0"; a gfx name on ROCm), or None when this host has no GPU (as when
+  cross-lowering for one)."""
+  try:
+    devices = jax.devices("gpu")
+  except RuntimeError:
+    return None
+  return str(getattr(devices[0], "compute_capability", "")) or "unknown"
+
+
 def gpu_defaults(kernel: str, head_dim_pad: int) -> tuple[int, int, int, int]:
-  """(block_q, block_k, num_warps, num_stages) of `kernel` on GPU for a padded head_dim."""
+  """(block_q, block_k, num_warps, num_stages) of `kernel` on GPU for a padded head_dim: the Hopper table on
+  sm_90 and newer (and when there is no GPU here to ask), else the small-block one."""
+  cc = gpu_compute_capability()
+  major = cc.split(".")[0] if cc else None
+  hopper = cc is None or (major.isdigit() and int(major) >= 9)
   bucket = next((b for b in (64, 128) if head_dim_pad <= b), None)
-  return GPU_DEFAULTS[bucket][kernel]
+  return (GPU_DEFAULTS if hopper else GPU_DEFAULTS_PRE_HOPPER)[bucket][kernel]
 
 
 def squeezed_dim():

@@ -243,3 +243,15 @@ def test_gpu_defaults_per_kernel_head_dim_and_short_sequences(head_dim, bucket):
     assert (s.block_q, s.block_k) == (min(want[0], 32), want[1])  # 20 queries: one block of 32 at most
     assert s.q_pad % s.block_q == 0 and s.kv_pad % s.block_k == 0 and s.kv_pad < 4000 + 128
   assert long.forward.head_dim_pad == max(16, 1 << (head_dim - 1).bit_length())
+
+
+@pytest.mark.parametrize("capability,table", [(None, "GPU_DEFAULTS"), ("9.0", "GPU_DEFAULTS"),
+                                              ("10.0", "GPU_DEFAULTS"), ("8.0", "GPU_DEFAULTS_PRE_HOPPER"),
+                                              ("gfx90a", "GPU_DEFAULTS_PRE_HOPPER")])
+def test_gpu_defaults_follow_the_compute_capability(monkeypatch, capability, table):
+  from pallas_kernels.attention import tiling
+  monkeypatch.setattr(tiling, "gpu_compute_capability", lambda: capability)
+  t = tiling.make_tilings("gpu", q_len=4096, kv_len=4096, head_dim=128, groups=1)
+  for name in tiling.KERNELS:
+    k = getattr(t, name)
+    assert (k.block_q, k.block_k, k.num_warps, k.num_stages) == getattr(tiling, table)[128][name]
