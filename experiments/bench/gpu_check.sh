@@ -2,7 +2,8 @@
 # One-shot GPU check, run from the repo root on the GPU machine: environment, the GPU kernel tests
 # (tests marked `gpu`: compiled Pallas kernels against the float32 reference), the attention block-size sweep
 # (experiments/bench/attention_sweep.py), then the kernel benchmark (experiments/bench/kernels.py, bfloat16,
-# attention with the sweep's best blocks). Full logs go to $OUT/; the benchmark table comes last.
+# the issue's target shapes, attention with the sweep's best blocks). Full logs go to $OUT/ (8 files at most, as
+# a device run returns); the benchmark table comes last.
 #
 #   OUT=/tmp/gpu_check bash experiments/bench/gpu_check.sh      # < 8 min on an H200
 #   QUICK=1 ...                                                  # float32 tests only, 1 shape per kernel
@@ -61,7 +62,9 @@ if [ "${SWEEP_BUDGET:-100}" != 0 ]; then
 fi
 
 step "kernel benchmark (logs: $OUT/bench.log, tracebacks: $OUT/bench.stderr.log)"
-bench_args=(--dtype "${BENCH_DTYPE:-bfloat16}" --json "$OUT/bench.json" --budget-s "${BENCH_BUDGET:-110}")
+# The kernel issue's target shapes, against cuDNN (attention) and with the raw Triton scan where jax_triton imports.
+bench_args=(--set targets --impls xla,pallas,cudnn,triton --dtype "${BENCH_DTYPE:-bfloat16}" --json "$OUT/bench.json"
+            --budget-s "${BENCH_BUDGET:-110}")
 [ -s "$OUT/sweep.json" ] && bench_args+=(--attention-blocks "$OUT/sweep.json")
 [ "$QUICK" = 1 ] && bench_args+=(--max-shapes 1 --target-s 0.2)
 read -r -a extra <<< "${BENCH_EXTRA:-}"
