@@ -12,7 +12,11 @@ from pallas_kernels.attention import _common
 from pallas_kernels.attention.tiling import Tiling
 
 MASK_VALUE = -1e30  # finite stand-in for -inf in the running max
-FULLY_MASKED_LSE = 1e30  # lse of a row with no visible key: exp(s - lse) == 0
+FULLY_MASKED_LSE = 1e30  # lse of a row with no visible key: exp2(s - lse) == 0
+# The kernels keep logits and the log-sum-exp in base 2 (logits * log2(e)) and exponentiate with exp2: on GPU
+# Pallas lowers jnp.exp to libdevice's accurate expf (extra arithmetic around the ex2 instruction on every score)
+# and jnp.exp2 to exp2f; without hooks the log2(e) folds into the scale's multiply.
+LOG2E = 1.4426950408889634
 
 
 def _precision(a):
@@ -44,13 +48,13 @@ def _transposed_hooks(spec: _common.AttentionSpec) -> _common.AttentionSpec:
 
 def block_scores(s_raw, q_start, kv_start, head, spec: _common.AttentionSpec, t: Tiling, *, with_grad=False,
                  masked=True, transposed=False):
-  """Logits and keep-mask of one (block_q, block_k) tile, or of its transpose.
+  """Base-2 logits (logits * log2(e)) and keep-mask of one (block_q, block_k) tile, or of its transpose.
 
   Args:
     s_raw: float32 (block_q, block_k) raw q.k products; (block_k, block_q) k.q products if `transposed`.
     q_start, kv_start: int32 scalars, first padded row / key of the tile.
     head: int32 scalar query head.
-    with_grad: also return d logits / d s_raw (None means the constant `spec.scale`).
+    with_grad: also return d logits / d s_raw of the natural logits (None means the constant `spec.scale`).
     masked: False for a tile the caller knows is fully visible (`unmasked_*_block_range`): no keep-mask.
 
   Returns:
@@ -63,10 +67,14 @@ def block_scores(s_raw, q_start, kv_start, head, spec: _common.AttentionSpec, t:
   q_idx = row + (t.kv_len - t.q_len)
   if transposed:
     spec = _transposed_hooks(spec)
-  if with_grad:
+  dlogits = None
+  if spec.softcap is None and spec.score_mod is None:
+    logits = s_raw * (spec.scale * LOG2E)
+  elif with_grad:
     logits, dlogits = _common.transform_scores_and_grad(s_raw, q_idx, kv_idx, head, spec)
+    logits = logits * LOG2E
   else:
-    logits = _common.transform_scores(s_raw, q_idx, kv_idx, head, spec)
+    logits = _common.transform_scores(s_raw, q_idx, kv_idx, head, spec) * LOG2E
   keep = None
   if masked:
     keep = _common.keep_mask(q_idx, kv_idx, head, spec)

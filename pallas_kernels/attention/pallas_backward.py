@@ -2,7 +2,7 @@
 one kernel accumulates dk/dv per kv block (looping over the q blocks of every query head in its group, so
 grouped-KV gradients are summed in-kernel) and one accumulates dq per q block (looping over kv blocks).
 
-Both recompute p = exp(logits - lse) per tile; softcap / score_mod are differentiated elementwise (jvp). The
+Both recompute p = exp2(logits - lse) per tile (base-2 logits and lse, see `block_math.LOG2E`); softcap / score_mod are differentiated elementwise (jvp). The
 dk/dv kernel works on transposed tiles (k.q^T, of shape (block_k, block_q)): p^T and ds^T then come out of
 the matmul in the layout the next products dv += p^T dO and dk += ds^T q consume, with no transpose of a
 tile in registers; for that it reads lse and delta as rows.
@@ -27,7 +27,7 @@ def _tile_grads(q, k, v, do, lse, delta, q_start, kv_start, head, spec, t, *, ma
                else (block_math.dot_nt(q, k), block_math.dot_nt(do, v)))
   s, keep, dlogits = block_math.block_scores(s_raw, q_start, kv_start, head, spec, t, with_grad=True,
                                              masked=masked, transposed=transposed)
-  p = jnp.exp(s - lse)
+  p = jnp.exp2(s - lse)
   if keep is not None:
     p = jnp.where(keep, p, 0.0)
   ds = p * (dp - delta)
@@ -149,7 +149,7 @@ def backward(q, k, v, out, lse, dout, spec: _common.AttentionSpec, tilings: tili
 
   Args:
     q, out, dout: (B, q_pad, H, D_pad); k, v: (B, kv_pad, KH, D_pad), in the kernel layout (head-major on
-      TPU, see `tiling.to_kernel_layout`); lse: (B, H, q_pad, 1) float32.
+      TPU, see `tiling.to_kernel_layout`); lse: (B, H, q_pad, 1) float32, base 2 (from the forward kernel).
     tilings: the dk/dv and dq kernels' tilings (`tilings.dkdv`, `tilings.dq`).
 
   Returns:

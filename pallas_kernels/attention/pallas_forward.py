@@ -1,5 +1,6 @@
 """Pallas forward kernel of flash attention: blocked online softmax over kv blocks, returning the output
-and the per-row log-sum-exp (the residual the backward kernels need).
+and the per-row log-sum-exp in base 2 (log2 of the sum of 2^(logits * log2 e); the residual the backward
+kernels need).
 
 Grid (batch, heads, q blocks), in the backend's order (`tiling.launch_grid`). Each program holds one q block
 and the whole (padded) k/v of its kv head, and loops over the kv blocks it can see (causal / sliding-window
@@ -19,7 +20,7 @@ from pallas_kernels.attention.tiling import Tiling
 
 
 def _forward_kernel(q_ref, k_ref, v_ref, o_ref, lse_ref, *, spec: _common.AttentionSpec, t: Tiling):
-  """q_ref: (block_q, D); k_ref, v_ref: (kv_pad, D); o_ref: (block_q, D); lse_ref: (block_q, 1) f32."""
+  """q_ref: (block_q, D); k_ref, v_ref: (kv_pad, D); o_ref: (block_q, D); lse_ref: (block_q, 1) f32, base 2."""
   _, head, q_block = tiling_lib.program_ids(t, t.num_q_blocks)
   q_start = q_block * t.block_q
   q = q_ref[...]
@@ -34,10 +35,10 @@ def _forward_kernel(q_ref, k_ref, v_ref, o_ref, lse_ref, *, spec: _common.Attent
       if keep is not None:
         s = jnp.where(keep, s, block_math.MASK_VALUE)
       m_new = jnp.maximum(m_prev, jnp.max(s, axis=1, keepdims=True))
-      p = jnp.exp(s - m_new)
+      p = jnp.exp2(s - m_new)
       if keep is not None:  # a row with nothing visible yet has m_new == MASK_VALUE and exp(0) == 1
         p = jnp.where(keep, p, 0.0)
-      alpha = jnp.exp(m_prev - m_new)
+      alpha = jnp.exp2(m_prev - m_new)
       l_new = alpha * l_prev + jnp.sum(p, axis=1, keepdims=True)
       acc = alpha * acc + block_math.dot_nn(p.astype(v.dtype), v)
       return m_new, l_new, acc
@@ -52,7 +53,7 @@ def _forward_kernel(q_ref, k_ref, v_ref, o_ref, lse_ref, *, spec: _common.Attent
   empty = l == 0.0
   l_safe = jnp.where(empty, 1.0, l)
   o_ref[...] = (acc / l_safe).astype(o_ref.dtype)
-  lse_ref[...] = jnp.where(empty, block_math.FULLY_MASKED_LSE, m + jnp.log(l_safe))
+  lse_ref[...] = jnp.where(empty, block_math.FULLY_MASKED_LSE, m + jnp.log2(l_safe))
 
 
 def forward(q, k, v, spec: _common.AttentionSpec, t: Tiling):
@@ -63,7 +64,7 @@ def forward(q, k, v, spec: _common.AttentionSpec, t: Tiling):
       (`tiling.to_kernel_layout`: head-major (B, H, S, D_pad) on TPU).
 
   Returns:
-    out like q, in q.dtype, and lse (B, H, q_pad, 1) float32.
+    out like q, in q.dtype, and the base-2 lse (B, H, q_pad, 1) float32.
   """
   batch, heads = q.shape[0], q.shape[1 if tiling_lib.head_major(t) else 2]
   sq = tiling_lib.squeezed_dim()

@@ -92,3 +92,31 @@ def test_tpu_document_mask_lowers_under_a_tpu_abstract_device():
   with jax.sharding.use_abstract_mesh(mesh):
     text = _export("tpu", config, backward=True).mlir_module()
   assert re.findall(r"custom_call @([\w$.]+)", text) == ["tpu_custom_call"] * 3
+
+
+def _triton_ir_bytes(mlir_text):
+  """The serialized Triton modules (bytes) of every Triton custom call in an exported module's MLIR text."""
+  modules = []
+  for escaped in re.findall(r'ir = "((?:[^"\\]|\\.)*)"', mlir_text):
+    out, i = bytearray(), 0
+    while i < len(escaped):
+      if escaped[i] == "\\" and escaped[i + 1] in '\\"':
+        out.append(ord(escaped[i + 1]))
+        i += 2
+      elif escaped[i] == "\\":
+        out.append(int(escaped[i + 1:i + 3], 16))
+        i += 3
+      else:
+        out += escaped[i].encode()
+        i += 1
+    modules.append(bytes(out))
+  return modules
+
+
+@pytest.mark.parametrize("config", sorted(_CONFIGS))
+def test_cuda_kernels_exponentiate_with_exp2(config):
+  """Every kernel uses exp2 (libdevice exp2f), never the accurate expf the Triton lowering gives jnp.exp."""
+  modules = _triton_ir_bytes(_export("cuda", _CONFIGS[config], backward=True).mlir_module())
+  assert len(modules) == 3
+  for module in modules:
+    assert b"__nv_exp2f" in module and b"__nv_expf" not in module
