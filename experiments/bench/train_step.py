@@ -19,14 +19,19 @@ data-parallel on N CPU devices (`jax_num_cpu_devices`, mesh data=N, the batch sp
 `--branches K` computes the gradient as K independent slices of the batch (`parallel_branches`, summed). PyTorch
 always runs one process with `torch.get_num_threads()` threads.
 
+`--dtype bfloat16`: mixed precision in both frameworks, float32 parameters and optimizer: JAX's
+`ModelConfig.dtype="bfloat16"` (bf16 activations and matmul operands), PyTorch's forward under
+`torch.autocast("cpu", torch.bfloat16)`.
+
   python experiments/bench/train_step.py [--presets tiny,proxy64] [--rounds 3] [--steps 10] [--no-compile]
-      [--hlo-stats] [--cpu-devices 1] [--branches 1]
+      [--hlo-stats] [--cpu-devices 1] [--branches 1] [--dtype float32]
 Needs PyTorch (CPU build), not a dependency of aira_jax: `pip install torch`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import statistics
@@ -126,6 +131,7 @@ class TorchRunner:
   def __init__(self, layout, config, inputs, targets, compiled):
     torch.manual_seed(0)
     self.name = "torch.compile" if compiled else "torch eager"
+    self.autocast = config.dtype == "bfloat16"
     self.model = _torch_model.TorchLM(layout, config, SEQ)
     self.params_count = sum(p.numel() for p in self.model.parameters())
     self.opt = _torch_model.make_adamw(self.model, OPT["lr"], OPT["weight_decay"], (OPT["b1"], OPT["b2"]),
@@ -140,7 +146,8 @@ class TorchRunner:
 
   def step(self):
     self.opt.zero_grad(set_to_none=True)
-    loss = self.loss(self.model, self.inputs, self.targets)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+      loss = self.loss(self.model, self.inputs, self.targets)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
     self.opt.step()
@@ -163,9 +170,9 @@ def print_hlo_stats(text):
 
 def bench_preset(name, args):
   layout, make_config = PRESETS[name]
-  config = make_config()
+  config = dataclasses.replace(make_config(), dtype=args.dtype)
   inputs, targets = make_batch(config.vocab_size)
-  print(f"\n== {name}: layout {layout}, d_model {config.d_model}, heads {config.num_heads}/"
+  print(f"\n== {name}: {config.dtype} compute, layout {layout}, d_model {config.d_model}, heads {config.num_heads}/"
         f"{config.resolved_kv_heads}, ffn {config.ffn_dim}, vocab {config.vocab_size}, batch {BATCH} x seq {SEQ}")
   runners = [JaxRunner(layout, config, inputs, targets, args.hlo_stats, args.cpu_devices, args.branches),
              TorchRunner(layout, config, inputs, targets, False)]
@@ -214,6 +221,8 @@ def main():
                       help="run the JAX step data-parallel on this many CPU devices (default 1)")
   parser.add_argument("--branches", type=int, default=1,
                       help="the JAX step's parallel_branches: independent slices of the batch (default 1)")
+  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                      help="compute dtype of both frameworks (parameters and optimizer stay float32)")
   args = parser.parse_args()
   if not 1 <= args.cpu_devices <= BATCH or BATCH % args.cpu_devices:
     parser.error(f"--cpu-devices must divide the batch size {BATCH}")
@@ -222,7 +231,7 @@ def main():
   jax.config.update("jax_num_cpu_devices", args.cpu_devices)
   start = time.perf_counter()
   print(f"jax {jax.__version__} ({jax.devices()[0].platform}, JAX step on {args.cpu_devices} device(s), "
-        f"{args.branches} branch(es)), torch "
+        f"{args.branches} branch(es), {args.dtype} compute), torch "
         f"{torch.__version__} ({torch.get_num_threads()} threads), {os.cpu_count()} CPUs; malloc: "
         + ("freed memory kept (aira_jax.host_memory)" if MALLOC_KEPT else "glibc default"))
   jax_ceiling, torch_ceiling = matmul_ceiling()
