@@ -1,5 +1,7 @@
-"""In-kernel helpers shared by the forward and backward Pallas kernels: block scores with hooks and masks,
-and the range of kv (or q) blocks a q (or kv) block can see under causal / sliding-window masking."""
+"""In-kernel helpers shared by the forward and backward Pallas kernels: tile scores (base-2 logits) with hooks
+and masks, for q-major or transposed (k-major) tiles; the range of kv (or q) blocks a q (or kv) block can see
+under causal / sliding-window masking, its fully visible sub-range, and the loop that skips mask arithmetic
+there."""
 
 from __future__ import annotations
 
