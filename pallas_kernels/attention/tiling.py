@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Optional
 
 import jax
@@ -143,7 +144,7 @@ class Tiling:
 
 @dataclasses.dataclass(frozen=True)
 class Tilings:
-  """The tilings of the three kernels of one attention call (same padded lengths)."""
+  """The tilings of the three kernels of one attention call (same padded lengths, multiples of every block)."""
   forward: Tiling
   dkdv: Tiling
   dq: Tiling
@@ -205,8 +206,9 @@ def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, bloc
     given = dataclasses.replace(given, block_q=block_q if given.block_q is None else given.block_q,
                                 block_k=block_k if given.block_k is None else given.block_k)
     resolved[name] = _resolve(backend, name, given, q_len, kv_len, head_dim_pad)
-  q_pad = _round_up(q_len, max(r.block_q for r in resolved.values()))
-  kv_pad = _round_up(kv_len, max(r.block_k for r in resolved.values()))
+  # Every kernel's blocks must tile the common padded lengths (TPU / interpreter blocks need not be powers of 2).
+  q_pad = _round_up(q_len, math.lcm(*(r.block_q for r in resolved.values())))
+  kv_pad = _round_up(kv_len, math.lcm(*(r.block_k for r in resolved.values())))
   return Tilings(**{name: Tiling(
       backend=backend, block_q=r.block_q, block_k=r.block_k, q_len=q_len, kv_len=kv_len, q_pad=q_pad,
       kv_pad=kv_pad, head_dim=head_dim, head_dim_pad=head_dim_pad, groups=groups, num_warps=r.num_warps,

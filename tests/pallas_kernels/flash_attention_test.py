@@ -129,6 +129,14 @@ def test_head_major_layout_matches_reference(monkeypatch, kw):
   _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, block_q=8, block_k=16, **kw)
 
 
+def test_blocks_that_are_not_powers_of_two_share_one_padding():
+  """Interpreter / TPU blocks need only be multiples of 8: the common padding is a multiple of all of them
+  (24 and the default 40-row block: 120 rows)."""
+  q, k, v, ct = _inputs(23, 1, 40, 40, 2, 1, 8)
+  sizes = BlockSizes(forward=KernelBlocks(24, 16), dq=KernelBlocks(block_k=24))
+  _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, block_q=None, block_k=None, block_sizes=sizes, causal=True)
+
+
 def test_bf16_close_to_reference():
   q, k, v, ct = _inputs(12, 1, 37, 37, 4, 2, 16, jnp.bfloat16)
   kernel = functools.partial(flash_attention, impl="pallas_interpret", block_q=16, block_k=16, sliding_window=20)
