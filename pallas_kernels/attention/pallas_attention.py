@@ -1,5 +1,5 @@
 """Pallas flash attention with a `custom_vjp`: lays inputs out for the kernels (padded where needed; head-major
-on TPU, see `tiling.to_kernel_layout`), runs the forward kernel, and on the backward pass runs the dk/dv and dq
+on TPU, see `layout.to_kernel_layout`), runs the forward kernel, and on the backward pass runs the dk/dv and dq
 kernels from `pallas_backward`."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import functools
 
 import jax
 
-from pallas_kernels.attention import _common, pallas_backward, pallas_forward, tiling as tiling_lib
+from pallas_kernels.attention import _common, layout, pallas_backward, pallas_forward, tiling as tiling_lib
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -18,22 +18,22 @@ def _attention(q, k, v, spec, tilings):
 
 def _forward(q, k, v, spec, tilings):
   t = tilings.forward
-  ql = tiling_lib.to_kernel_layout(q, t, t.q_pad)
-  kl = tiling_lib.to_kernel_layout(k, t, t.kv_pad)
-  vl = tiling_lib.to_kernel_layout(v, t, t.kv_pad)
+  ql = layout.to_kernel_layout(q, t, t.q_pad)
+  kl = layout.to_kernel_layout(k, t, t.kv_pad)
+  vl = layout.to_kernel_layout(v, t, t.kv_pad)
   out_l, lse = pallas_forward.forward(ql, kl, vl, spec, t)
-  out = tiling_lib.from_kernel_layout(out_l, t, t.q_len)
+  out = layout.from_kernel_layout(out_l, t, t.q_len)
   return out, (ql, kl, vl, out_l, lse)
 
 
 def _backward(spec, tilings, residuals, dout):
   t = tilings.forward
   ql, kl, vl, out_l, lse = residuals
-  dout_l = tiling_lib.to_kernel_layout(dout, t, t.q_pad)
+  dout_l = layout.to_kernel_layout(dout, t, t.q_pad)
   dq, dk, dv = pallas_backward.backward(ql, kl, vl, out_l, lse, dout_l, spec, tilings)
-  return (tiling_lib.from_kernel_layout(dq, t, t.q_len),
-          tiling_lib.from_kernel_layout(dk, t, t.kv_len),
-          tiling_lib.from_kernel_layout(dv, t, t.kv_len))
+  return (layout.from_kernel_layout(dq, t, t.q_len),
+          layout.from_kernel_layout(dk, t, t.kv_len),
+          layout.from_kernel_layout(dv, t, t.kv_len))
 
 
 _attention.defvjp(_forward, _backward)

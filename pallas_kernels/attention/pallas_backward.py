@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from pallas_kernels.attention import _common, block_math, tiling as tiling_lib
+from pallas_kernels.attention import _common, block_math, layout, tiling as tiling_lib
 from pallas_kernels.attention.tiling import Tiling
 
 
@@ -43,7 +43,7 @@ def _tile_grads(q, k, v, do, lse, delta, q_start, kv_start, head, spec, t, *, ma
 def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, dk_ref, dv_ref, *, spec, t: Tiling):
   """q_ref, do_ref: (q_pad, G, D) ((G, q_pad, D) head-major); lse_ref, delta_ref: (G, 1, q_pad) rows;
   k/v/dk/dv refs: (block_k, D)."""
-  _, kv_head, kv_block = tiling_lib.program_ids(t, t.num_kv_blocks)
+  _, kv_head, kv_block = layout.program_ids(t, t.num_kv_blocks)
   kv_start = kv_block * t.block_k
   k, v = k_ref[...], v_ref[...]
   lo, hi = block_math.q_block_range(kv_block, spec, t)
@@ -55,7 +55,7 @@ def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, dk_ref, dv_ref
         dk, dv = carry
         q_start = pl.multiple_of(q_block * t.block_q, t.block_q)
         rows = pl.ds(q_start, t.block_q)
-        q, do = tiling_lib.group_rows(q_ref, t, g, rows), tiling_lib.group_rows(do_ref, t, g, rows)
+        q, do = layout.group_rows(q_ref, t, g, rows), layout.group_rows(do_ref, t, g, rows)
         p_t, ds_t = _tile_grads(q, k, v, do, lse_ref[g, :, rows], delta_ref[g, :, rows], q_start, kv_start,
                                 kv_head * t.groups + g, spec, t, masked=masked, transposed=True)
         dv = dv + block_math.dot_nn(p_t.astype(do.dtype), do)
@@ -73,7 +73,7 @@ def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, dk_ref, dv_ref
 
 def _dq_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, dq_ref, *, spec, t: Tiling):
   """q_ref, do_ref, dq_ref: (block_q, D); lse_ref, delta_ref: (block_q, 1); k_ref, v_ref: (kv_pad, D)."""
-  _, head, q_block = tiling_lib.program_ids(t, t.num_q_blocks)
+  _, head, q_block = layout.program_ids(t, t.num_q_blocks)
   q_start = q_block * t.block_q
   q, do, lse, delta = q_ref[...], do_ref[...], lse_ref[...], delta_ref[...]
 
@@ -98,24 +98,24 @@ def backward_delta(out, dout, t: Tiling):
   """delta = rowsum(dO * O), float32 (B, H, q_pad, 1): the softmax-gradient term both kernels subtract.
   out, dout in the kernel layout."""
   delta = jnp.sum(out.astype(jnp.float32) * dout.astype(jnp.float32), axis=-1, keepdims=True)
-  return delta if tiling_lib.head_major(t) else jnp.swapaxes(delta, 1, 2)
+  return delta if layout.head_major(t) else jnp.swapaxes(delta, 1, 2)
 
 
 def dkdv(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling):
   """dk, dv like k and v, in their dtypes; grid over (batch, kv head, kv block), the q-side blocks
   holding all G query heads of the group. Arguments as `backward`, dout in q's dtype, delta from
   `backward_delta`; lse and delta are read as rows."""
-  batch, kv_heads = k.shape[0], k.shape[1 if tiling_lib.head_major(t) else 2]
-  sq = tiling_lib.squeezed_dim()
+  batch, kv_heads = k.shape[0], k.shape[1 if layout.head_major(t) else 2]
+  sq = layout.squeezed_dim()
   g, n = t.groups, t.num_kv_blocks
-  index_map = functools.partial(tiling_lib.grid_index_map, t, n)
-  group_spec = tiling_lib.head_block_spec(t, t.q_pad, index_map(lambda b, h, j: (b, h, 0)), heads=g)
+  index_map = functools.partial(layout.grid_index_map, t, n)
+  group_spec = layout.head_block_spec(t, t.q_pad, index_map(lambda b, h, j: (b, h, 0)), heads=g)
   group_row_spec = pl.BlockSpec((sq, g, 1, t.q_pad), index_map(lambda b, h, j: (b, h, 0, 0)))
-  kv_tile_spec = tiling_lib.head_block_spec(t, t.block_k, index_map(lambda b, h, j: (b, h, j)))
+  kv_tile_spec = layout.head_block_spec(t, t.block_k, index_map(lambda b, h, j: (b, h, j)))
   return pl.pallas_call(
       functools.partial(_dkdv_kernel, spec=spec, t=t),
       out_shape=(jax.ShapeDtypeStruct(k.shape, k.dtype), jax.ShapeDtypeStruct(v.shape, v.dtype)),
-      grid=tiling_lib.launch_grid(t, batch, kv_heads, n),
+      grid=layout.launch_grid(t, batch, kv_heads, n),
       in_specs=[group_spec, group_spec, group_row_spec, group_row_spec, kv_tile_spec, kv_tile_spec],
       out_specs=(kv_tile_spec, kv_tile_spec),
       name="flash_attention_backward_dkdv",
@@ -126,17 +126,17 @@ def dkdv(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling):
 def dq(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling):
   """dq like q, in its dtype; grid over (batch, head, q block), each program looping over the kv
   blocks it can see. Arguments as `dkdv`."""
-  batch, heads = q.shape[0], q.shape[1 if tiling_lib.head_major(t) else 2]
-  sq = tiling_lib.squeezed_dim()
+  batch, heads = q.shape[0], q.shape[1 if layout.head_major(t) else 2]
+  sq = layout.squeezed_dim()
   n = t.num_q_blocks
-  index_map = functools.partial(tiling_lib.grid_index_map, t, n)
-  q_tile_spec = tiling_lib.head_block_spec(t, t.block_q, index_map(lambda b, h, i: (b, h, i)))
+  index_map = functools.partial(layout.grid_index_map, t, n)
+  q_tile_spec = layout.head_block_spec(t, t.block_q, index_map(lambda b, h, i: (b, h, i)))
   row_spec = pl.BlockSpec((sq, sq, t.block_q, 1), index_map(lambda b, h, i: (b, h, i, 0)))
-  kv_spec = tiling_lib.head_block_spec(t, t.kv_pad, index_map(lambda b, h, i: (b, block_math.kv_head_of(h, t), 0)))
+  kv_spec = layout.head_block_spec(t, t.kv_pad, index_map(lambda b, h, i: (b, block_math.kv_head_of(h, t), 0)))
   return pl.pallas_call(
       functools.partial(_dq_kernel, spec=spec, t=t),
       out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
-      grid=tiling_lib.launch_grid(t, batch, heads, n),
+      grid=layout.launch_grid(t, batch, heads, n),
       in_specs=[q_tile_spec, q_tile_spec, row_spec, row_spec, kv_spec, kv_spec],
       out_specs=q_tile_spec,
       name="flash_attention_backward_dq",
@@ -149,7 +149,7 @@ def backward(q, k, v, out, lse, dout, spec: _common.AttentionSpec, tilings: tili
 
   Args:
     q, out, dout: (B, q_pad, H, D_pad); k, v: (B, kv_pad, KH, D_pad), in the kernel layout (head-major on
-      TPU, see `tiling.to_kernel_layout`); lse: (B, H, q_pad, 1) float32, base 2 (from the forward kernel).
+      TPU, see `layout.to_kernel_layout`); lse: (B, H, q_pad, 1) float32, base 2 (from the forward kernel).
     tilings: the dk/dv and dq kernels' tilings (`tilings.dkdv`, `tilings.dq`).
 
   Returns:

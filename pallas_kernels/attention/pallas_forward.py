@@ -2,7 +2,7 @@
 and the per-row log-sum-exp in base 2 (log2 of the sum of 2^(logits * log2 e); the residual the backward
 kernels need).
 
-Grid (batch, heads, q blocks), in the backend's order (`tiling.launch_grid`). Each program holds one q block
+Grid (batch, heads, q blocks), in the backend's order (`layout.launch_grid`). Each program holds one q block
 and the whole (padded) k/v of its kv head, and loops over the kv blocks it can see (causal / sliding-window
 blocks outside the range are skipped; fully visible blocks run without mask arithmetic).
 """
@@ -15,13 +15,13 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from pallas_kernels.attention import _common, block_math, tiling as tiling_lib
+from pallas_kernels.attention import _common, block_math, layout, tiling as tiling_lib
 from pallas_kernels.attention.tiling import Tiling
 
 
 def _forward_kernel(q_ref, k_ref, v_ref, o_ref, lse_ref, *, spec: _common.AttentionSpec, t: Tiling):
   """q_ref: (block_q, D); k_ref, v_ref: (kv_pad, D); o_ref: (block_q, D); lse_ref: (block_q, 1) f32, base 2."""
-  _, head, q_block = tiling_lib.program_ids(t, t.num_q_blocks)
+  _, head, q_block = layout.program_ids(t, t.num_q_blocks)
   q_start = q_block * t.block_q
   q = q_ref[...]
 
@@ -61,23 +61,23 @@ def forward(q, k, v, spec: _common.AttentionSpec, t: Tiling):
 
   Args:
     q: (B, q_pad, H, D_pad); k, v: (B, kv_pad, KH, D_pad), zero padded, in the kernel layout
-      (`tiling.to_kernel_layout`: head-major (B, H, S, D_pad) on TPU).
+      (`layout.to_kernel_layout`: head-major (B, H, S, D_pad) on TPU).
 
   Returns:
     out like q, in q.dtype, and the base-2 lse (B, H, q_pad, 1) float32.
   """
-  batch, heads = q.shape[0], q.shape[1 if tiling_lib.head_major(t) else 2]
-  sq = tiling_lib.squeezed_dim()
+  batch, heads = q.shape[0], q.shape[1 if layout.head_major(t) else 2]
+  sq = layout.squeezed_dim()
   n = t.num_q_blocks
-  index_map = functools.partial(tiling_lib.grid_index_map, t, n)
-  q_spec = tiling_lib.head_block_spec(t, t.block_q, index_map(lambda b, h, i: (b, h, i)))
-  kv_spec = tiling_lib.head_block_spec(t, t.kv_pad, index_map(lambda b, h, i: (b, block_math.kv_head_of(h, t), 0)))
+  index_map = functools.partial(layout.grid_index_map, t, n)
+  q_spec = layout.head_block_spec(t, t.block_q, index_map(lambda b, h, i: (b, h, i)))
+  kv_spec = layout.head_block_spec(t, t.kv_pad, index_map(lambda b, h, i: (b, block_math.kv_head_of(h, t), 0)))
   lse_spec = pl.BlockSpec((sq, sq, t.block_q, 1), index_map(lambda b, h, i: (b, h, i, 0)))
   return pl.pallas_call(
       functools.partial(_forward_kernel, spec=spec, t=t),
       out_shape=(jax.ShapeDtypeStruct(q.shape, q.dtype),
                  jax.ShapeDtypeStruct((batch, heads, t.q_pad, 1), jnp.float32)),
-      grid=tiling_lib.launch_grid(t, batch, heads, n),
+      grid=layout.launch_grid(t, batch, heads, n),
       in_specs=[q_spec, kv_spec, kv_spec],
       out_specs=(q_spec, lse_spec),
       name="flash_attention_forward",

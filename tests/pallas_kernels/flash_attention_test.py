@@ -123,8 +123,8 @@ def test_per_kernel_block_sizes(kw):
 def test_head_major_layout_matches_reference(monkeypatch, kw):
   """The TPU variant's head-major (B, H, S, D) kernel layout, run by the interpreter (which otherwise runs the
   GPU variant's (B, S, H, D) layout): ragged lengths, GQA."""
-  from pallas_kernels.attention import tiling
-  monkeypatch.setattr(tiling, "head_major", lambda t: True)
+  from pallas_kernels.attention import layout
+  monkeypatch.setattr(layout, "head_major", lambda t: True)
   q, k, v, ct = _inputs(22, 2, 27, 35, 4, 2, 8)
   _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, block_q=8, block_k=16, **kw)
 
