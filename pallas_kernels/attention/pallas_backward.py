@@ -2,10 +2,10 @@
 one kernel accumulates dk/dv per kv block (looping over the q blocks of every query head in its group, so
 grouped-KV gradients are summed in-kernel) and one accumulates dq per q block (looping over kv blocks).
 
-Both recompute p = exp2(logits - lse) per tile (base-2 logits and lse, see `block_math.LOG2E`); softcap / score_mod are differentiated elementwise (jvp). The
-dk/dv kernel works on transposed tiles (k.q^T, of shape (block_k, block_q)): p^T and ds^T then come out of
-the matmul in the layout the next products dv += p^T dO and dk += ds^T q consume, with no transpose of a
-tile in registers; for that it reads lse and delta as rows.
+Both recompute p = exp2(logits - lse) per tile (base-2 logits and lse, see `block_math.LOG2E`); softcap /
+score_mod are differentiated elementwise (jvp). The dk/dv kernel works on transposed tiles (k.q^T, of shape
+(block_k, block_q)): p^T and ds^T then come out of the matmul in the layout the next products dv += p^T dO and
+dk += ds^T q consume, with no transpose of a tile in registers; for that it reads lse and delta as rows.
 """
 
 from __future__ import annotations
