@@ -23,13 +23,17 @@ GPU_BACKENDS = ("gpu", "cuda", "rocm")
 # made it another 1.7x faster at head_dim 128), 6.2-11.3x for the selective scan, and 2.08x / 2.39x for SSD with
 # the chunk-parallel backward (L8192 n128 / L4096 n64). Change an entry when a measurement says so.
 AUTO_ON_GPU = {"flash_attention": "pallas", "selective_scan": "pallas", "ssd": "pallas"}
+# Where float32 inputs measured otherwise: the SSD kernel's float32 matmuls (3-pass TF32) spill registers, and its
+# forward+backward took 13.3 ms against XLA's 5.55 ms (H200, b4 L8192 h16 p64 n128, 2026-11-27).
+AUTO_ON_GPU_FLOAT32 = {"ssd": "xla"}
 
 
 def resolve_impl(impl: str, *, kernel: str | None = None, available: tuple[str, ...] = IMPLS,
-                 backend: str | None = None) -> str:
+                 backend: str | None = None, float32: bool = False) -> str:
   """Returns the concrete implementation for `impl` on `backend` (default: jax.default_backend()).
 
-  "auto" is "pallas" on TPU, `AUTO_ON_GPU[kernel]` on GPU ("pallas" for an unnamed kernel) and "xla" on CPU.
+  "auto" is "pallas" on TPU, on GPU `AUTO_ON_GPU[kernel]` ("pallas" for an unnamed kernel) or, when `float32`
+  (the kernel would compute in float32), `AUTO_ON_GPU_FLOAT32[kernel]` where listed, and "xla" on CPU.
   Raises ValueError for an unknown name or one this kernel does not offer, naming the choices.
   """
   if impl not in IMPLS:
@@ -37,7 +41,7 @@ def resolve_impl(impl: str, *, kernel: str | None = None, available: tuple[str, 
   if impl == "auto":
     backend = backend or jax.default_backend()
     if backend in GPU_BACKENDS:
-      impl = AUTO_ON_GPU.get(kernel, "pallas")
+      impl = (float32 and AUTO_ON_GPU_FLOAT32.get(kernel)) or AUTO_ON_GPU.get(kernel, "pallas")
     else:
       impl = "pallas" if backend == "tpu" and "pallas" in available else "xla"
   if impl not in available:

@@ -13,6 +13,7 @@ import jax
 
 import pallas_kernels
 from pallas_kernels import sharding
+from pallas_kernels.ssm.api import resolve_ssd_impl
 
 
 def _plain_xla(impl: str, kernel: str) -> bool:
@@ -40,6 +41,6 @@ def ssd_scan(x: jax.Array, dt: jax.Array, a: jax.Array, b: jax.Array, c: jax.Arr
   b, c: (batch, seq, groups, state); d: (heads,). Returns y like x.
   """
   options = dict(D=d, chunk_size=chunk_size, impl=impl)
-  if _plain_xla(impl, "ssd"):
+  if resolve_ssd_impl(impl, x, b, c) == "xla":
     return pallas_kernels.ssd(x, dt, a, b, c, **options)
   return sharding.run_sharded_if_meshed(sharding.sharded_ssd, pallas_kernels.ssd, x, dt, a, b, c, **options)

@@ -8,6 +8,7 @@ kernel through jax_triton on GPU.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from pallas_kernels._dispatch import resolve_impl
 from pallas_kernels.ssm.selective_scan_reference import check_selective_scan_args, selective_scan_reference
@@ -23,6 +24,14 @@ def _check_compiled_pallas(impl):
                      "Use impl='pallas_interpret' (the same kernels, interpreted) or 'xla' here.")
 
 
+def resolve_ssd_impl(impl: str, x, B, C, backend: str | None = None) -> str:
+  """The implementation `ssd` runs for `impl` with these inputs (on `backend`, default the current one). "auto"
+  on GPU depends on the compute dtype: the Pallas kernel's matmuls run in float32 unless x, B and C are all
+  bfloat16 (`matmul_dtype`)."""
+  float32 = any(jnp.dtype(a.dtype) != jnp.bfloat16 for a in (x, B, C))
+  return resolve_impl(impl, kernel="ssd", available=SSD_IMPLS, backend=backend, float32=float32)
+
+
 def ssd(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, return_final_state=False, impl="auto"):
   """Mamba-2 SSD scan (scalar decay per head). See `ssd_reference` for the recurrence.
 
@@ -31,13 +40,14 @@ def ssd(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, return_fin
     B, C: (batch, seq, groups, d_state), groups divides heads; D: optional (heads,);
     initial_state: optional (batch, heads, head_dim, d_state).
     chunk_size: chunk length of the chunked algorithm (reference and Pallas kernel).
-    impl: "auto" | "xla" | "pallas" | "pallas_interpret" ("auto": see `pallas_kernels._dispatch`).
+    impl: "auto" | "xla" | "pallas" | "pallas_interpret" ("auto": see `pallas_kernels._dispatch`; on GPU the
+      Pallas kernel for bfloat16 x, B and C, the reference otherwise, as measured).
 
   Returns:
     y (batch, seq, heads, head_dim) in x.dtype, or (y, final_state (batch, heads, head_dim, d_state) float32).
   """
   check_ssd_args(x, dt, A, B, C, D, initial_state, chunk_size)
-  impl = resolve_impl(impl, kernel="ssd", available=SSD_IMPLS)
+  impl = resolve_ssd_impl(impl, x, B, C)
   if impl == "xla":
     return ssd_reference(x, dt, A, B, C, D=D, initial_state=initial_state, chunk_size=chunk_size,
                          return_final_state=return_final_state)
