@@ -51,3 +51,46 @@ def random_ssd_inputs(seed: int, batch: int, seq: int, heads: int, head_dim: int
       D=normal(heads),
       initial_state=normal(batch, heads, head_dim, d_state),
   )
+
+
+TRITON_CUSTOM_CALL = "__gpu$xla.gpu.triton"
+
+
+def export_text(fn, shapes, platform: str) -> str:
+  """StableHLO text of `fn` exported for `platform`. Version-specific: the Triton custom call has no export
+  compatibility guarantee, so that safety check is switched off (jax 0.10 / 0.11 `DisabledSafetyCheck`)."""
+  checks = [jax.export.DisabledSafetyCheck.custom_call(TRITON_CUSTOM_CALL)]
+  return jax.export.export(jax.jit(fn), platforms=[platform], disabled_checks=checks)(*shapes).mlir_module()
+
+
+def pallas_triton_modules(fn, shapes) -> list[str]:
+  """Triton IR text of every Pallas kernel in `fn`, in lowering order, captured while exporting for "cuda".
+
+  Version-specific (jax 0.10 / 0.11 internals): wraps `jax._src.pallas.triton.lowering.
+  lower_jaxpr_to_triton_module` to print each module without debug locations.
+  """
+  from jax._src.pallas.triton import lowering
+
+  modules, original = [], lowering.lower_jaxpr_to_triton_module
+
+  def capture(*args, **kwargs):
+    result = original(*args, **kwargs)
+    modules.append(result.module.operation.get_asm(enable_debug_info=False))
+    return result
+
+  lowering.lower_jaxpr_to_triton_module = capture
+  try:
+    export_text(fn, shapes, "cuda")
+  finally:
+    lowering.lower_jaxpr_to_triton_module = original
+  return modules
+
+
+def compile_triton_for_sm90(text: str, path, num_warps: int, num_stages: int):
+  """Compiles Triton IR text to a cubin for sm_90 with the installed `triton` (no GPU needed)."""
+  import triton
+  from triton.backends.compiler import GPUTarget
+
+  path.write_text(text)
+  return triton.compile(str(path), target=GPUTarget("cuda", 90, 32),
+                        options=dict(num_warps=num_warps, num_stages=num_stages))

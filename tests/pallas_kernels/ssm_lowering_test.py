@@ -12,20 +12,13 @@ import pytest
 
 from pallas_kernels.ssm.selective_scan_pallas import selective_scan_pallas
 from pallas_kernels.ssm.ssd_pallas import ssd_pallas
+from testing_utils import compile_triton_for_sm90, export_text, pallas_triton_modules
 
 _CUSTOM_CALL = {"cuda": "__gpu$xla.gpu.triton", "tpu": "tpu_custom_call"}
 _VARIANT = {"cuda": "gpu", "tpu": "tpu"}
 # Pallas kernels in the gradient of each loss: the SSD forward and its two backward kernels (the sequential
 # state-cotangent sweep, then the chunk-parallel one); the selective scan's forward and backward.
 _KERNELS = {"ssd": 3, "selective_scan": 2}
-
-
-def _export_text(fn, shapes, platform):
-  """StableHLO text of `fn` exported for `platform`. Version-specific: the Triton custom call has no export
-  compatibility guarantee, so that safety check is switched off (jax 0.10 / 0.11 `DisabledSafetyCheck`)."""
-  checks = [jax.export.DisabledSafetyCheck.custom_call(_CUSTOM_CALL["cuda"])]
-  exported = jax.export.export(jax.jit(fn), platforms=[platform], disabled_checks=checks)(*shapes)
-  return exported.mlir_module()
 
 
 def _ssd_loss(backend, x, dt, A, B, C, s0, chunk_size=16):
@@ -55,7 +48,7 @@ def _shapes(kind, dtype):
 def test_forward_and_backward_kernels_lower(kind, platform, dtype):
   loss = _ssd_loss if kind == "ssd" else _scan_loss
   grad = jax.grad(lambda *a: loss(_VARIANT[platform], *a), argnums=tuple(range(6)))
-  text = _export_text(grad, _shapes(kind, dtype), platform)
+  text = export_text(grad, _shapes(kind, dtype), platform)
   assert text.count(_CUSTOM_CALL[platform]) == _KERNELS[kind], f"expected {_KERNELS[kind]} kernels"
 
 
@@ -63,7 +56,7 @@ def test_ssd_chunk_off_the_tpu_tile_lowers_for_tpu():
   """A chunk of 12 is rounded up to 16 on the TPU variant: the backward chunk kernel's (chunk, ...) blocks
   must be multiples of 8 rows."""
   grad = jax.grad(lambda *a: _ssd_loss("tpu", *a, chunk_size=12), argnums=tuple(range(6)))
-  assert _export_text(grad, _shapes("ssd", jnp.float32), "tpu").count(_CUSTOM_CALL["tpu"]) == _KERNELS["ssd"]
+  assert export_text(grad, _shapes("ssd", jnp.float32), "tpu").count(_CUSTOM_CALL["tpu"]) == _KERNELS["ssd"]
 
 
 def test_raw_triton_kernel_compiles_for_sm90():
@@ -82,44 +75,17 @@ def test_raw_triton_kernel_compiles_for_sm90():
   assert len(compiled.asm["cubin"]) > 0
 
 
-def _pallas_triton_modules(fn, shapes):
-  """Triton IR text of every Pallas kernel in `fn`, captured while exporting for "cuda".
-
-  Version-specific (jax 0.10 / 0.11 internals): wraps `jax._src.pallas.triton.lowering.
-  lower_jaxpr_to_triton_module` to print each module without debug locations.
-  """
-  from jax._src.pallas.triton import lowering
-
-  modules, original = [], lowering.lower_jaxpr_to_triton_module
-
-  def capture(*args, **kwargs):
-    result = original(*args, **kwargs)
-    modules.append(result.module.operation.get_asm(enable_debug_info=False))
-    return result
-
-  lowering.lower_jaxpr_to_triton_module = capture
-  try:
-    _export_text(fn, shapes, "cuda")
-  finally:
-    lowering.lower_jaxpr_to_triton_module = original
-  return modules
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["ssd", "selective_scan"])
 def test_pallas_triton_kernels_compile_for_sm90(kind, tmp_path):
   """The Pallas-generated Triton IR (forward and backward) goes through the installed triton's whole
   pipeline down to a cubin for sm_90: catches what only the Triton compiler checks (shapes, shared memory)."""
-  triton = pytest.importorskip("triton")
-  from triton.backends.compiler import GPUTarget
-
+  pytest.importorskip("triton")
   loss = _ssd_loss if kind == "ssd" else _scan_loss
   grad = jax.grad(lambda *a: loss("gpu", *a), argnums=tuple(range(6)))
-  modules = _pallas_triton_modules(grad, _shapes(kind, jnp.bfloat16))
+  modules = pallas_triton_modules(grad, _shapes(kind, jnp.bfloat16))
   assert len(modules) == _KERNELS[kind]
   for i, text in enumerate(modules):
-    path = tmp_path / f"{kind}_{i}.ttir"
-    path.write_text(text)
-    compiled = triton.compile(str(path), target=GPUTarget("cuda", 90, 32), options=dict(num_warps=4, num_stages=1))
+    compiled = compile_triton_for_sm90(text, tmp_path / f"{kind}_{i}.ttir", num_warps=4, num_stages=1)
     assert len(compiled.asm["cubin"]) > 0
     assert compiled.metadata.shared <= 227 * 1024  # H100 shared memory per block
