@@ -124,21 +124,21 @@ def test_cuda_kernels_exponentiate_with_exp2(config):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("head_dim", [64, 128])
-def test_default_gpu_kernels_compile_for_sm90_within_shared_memory(head_dim, tmp_path):
+def test_default_gpu_kernels_compile_for_sm90_within_shared_memory(head_dim):
   """The forward, dk/dv and dq kernels at their Hopper defaults (blocks, warps, stages) go through the installed
   triton down to sm_90 cubins: they fit the 227 KiB of shared memory a block may use on an H100/H200 and issue
   Hopper's wgmma instructions. (The device's own triton may differ from the installed one.)"""
   pytest.importorskip("triton")
+  from pallas_kernels import triton_inspect
   from pallas_kernels.attention import tiling
-  from testing_utils import compile_triton_for_sm90, pallas_triton_modules
 
   q = jax.ShapeDtypeStruct((1, 512, 2, head_dim), jnp.bfloat16)
   loss = lambda q, k, v: flash_attention(q, k, v, impl="pallas", _backend="gpu").astype(jnp.float32).sum()
-  modules = pallas_triton_modules(jax.grad(loss, argnums=(0, 1, 2)), (q, q, q))
+  modules = triton_inspect.triton_modules(jax.grad(loss, argnums=(0, 1, 2)), (q, q, q))
   tilings = tiling.make_tilings("gpu", q_len=512, kv_len=512, head_dim=head_dim, groups=1, causal=True)
   assert len(modules) == len(tiling.KERNELS)  # lowered in the order forward, dk/dv, dq
   for name, text in zip(tiling.KERNELS, modules):
     t = getattr(tilings, name)
-    compiled = compile_triton_for_sm90(text, tmp_path / f"{name}.ttir", t.num_warps, t.num_stages)
-    assert compiled.metadata.shared <= 227 * 1024, (name, compiled.metadata.shared)
-    assert "wgmma.mma_async" in compiled.asm["ptx"], name
+    usage = triton_inspect.resources(triton_inspect.compile_module(text, num_warps=t.num_warps,
+                                                                   num_stages=t.num_stages))
+    assert usage.shared_bytes <= 227 * 1024 and usage.wgmma, (name, usage)

@@ -3,8 +3,9 @@
 one right to left on the reversed sequence, summed, plus a skip term and a SiLU gate.
 
 Each direction: h_t = exp(dt_t a) h_{t-1} + dt_t x_t B_t^T, y_t = h_t C_t (scalar decay a < 0 per head), run
-by `pallas_kernels.ssd` (the chunked XLA reference on CPU, a Pallas kernel on GPU/TPU). Padded positions get
-dt = 0 and x = 0, so they neither decay nor feed the state. Interface (fixed by the harness):
+by `pallas_kernels.ssd` (impl "auto": the chunked XLA reference on CPU and, for float32 inputs, on GPU; a Pallas
+kernel on TPU and for bfloat16 on GPU). Padded positions get dt = 0 and x = 0, so they neither decay nor feed the
+state. Interface (fixed by the harness):
 `Mixer(d_model, num_heads, *, rngs)`; `mixer(x, mask)` maps x (batch, seq, d_model) float32 and mask
 (batch, seq) bool (True = real token) to (batch, seq, d_model).
 """

@@ -97,7 +97,10 @@ def test_seed_mechanism_passes_up_to_numerics(name, tmp_path):
 def test_pallas_users_lower_for_tpu_and_cuda(name, tmp_path):
   results = _run(tmp_path, mechanism_source(name), stop_after="lowering", lowering="auto")
   assert [(r.stage, r.ok) for r in results] == [("import", True), ("interface", True), ("lowering", True)]
-  assert results[-1].metrics["tpu_kernels"] > 0 and results[-1].metrics["cuda_kernels"] > 0
+  assert results[-1].metrics["tpu_kernels"] > 0
+  # impl="auto" resolves as on each device: on a GPU the float32 SSD runs the XLA reference (measured faster than
+  # the kernel's float32 path), so the ssm mechanism lowers for cuda without Triton kernels; attention uses them.
+  assert (results[-1].metrics["cuda_kernels"] > 0) == (name != "ssm")
 
 
 def test_plain_jnp_mixer_skips_lowering(tmp_path):
