@@ -27,7 +27,7 @@ from pallas_kernels.attention.tiling import BlockSizes, KernelBlocks
 
 # (block_q, block_k, num_warps, num_stages) tried after the current default, per padded-head_dim bucket and
 # kernel (GPU). First the candidates not measured yet, then the runner-up of the 2026-11-27 H200 sweep
-# (experiments/bench/RESULTS.md). The forward and dq kernels hold block_q rows and loop over block_k keys; the
+# (experiments/bench/RESULTS.md; for the head_dim 128 forward its fastest, which needs 224 KiB of shared memory). The forward and dq kernels hold block_q rows and loop over block_k keys; the
 # dk/dv kernel holds block_k keys and loops over block_q.
 GPU_CANDIDATES = {
     64: {
@@ -36,7 +36,7 @@ GPU_CANDIDATES = {
         "dq": [(64, 64, 4, 3), (128, 64, 4, 2), (64, 128, 4, 2), (64, 32, 4, 2), (128, 64, 8, 3)],
     },
     128: {
-        "forward": [(128, 128, 8, 2), (128, 64, 8, 4), (64, 128, 8, 3), (128, 64, 8, 3)],
+        "forward": [(128, 128, 8, 2), (128, 64, 8, 4), (64, 128, 8, 3), (128, 128, 8, 3)],
         "dkdv": [(64, 128, 4, 2), (128, 128, 8, 2), (32, 128, 8, 2), (64, 64, 4, 2), (64, 128, 8, 3)],
         "dq": [(128, 32, 4, 2), (128, 64, 4, 3), (64, 32, 4, 3), (128, 32, 4, 4), (128, 32, 8, 3)],
     },

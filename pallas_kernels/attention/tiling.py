@@ -42,17 +42,18 @@ class BlockSizes:
 
 
 # Defaults. GPU, per kernel and head_dim bucket (the padded head_dim up to 64, up to 128, larger): (block_q,
-# block_k, num_warps, num_stages). Hopper (sm_90) values are the fastest of the block-size sweep on an H200
-# (experiments/bench/attention_sweep.py, bf16, seq 4096, causal; RESULTS.md): head_dim 128 forward 0.61-0.64 ms
-# against 0.95-0.98 ms for the earlier (64, 64, 8, 2), dk/dv 0.81-0.92 vs 1.48-1.51 ms, dq 0.77-0.79 vs
-# 1.37-1.46 ms; head_dim 64 forward 0.47 vs 0.57 ms, dk/dv and dq kept (no candidate beat them). Older GPUs and
-# ROCm (less shared memory: a 128 x 128 x 128 bf16 k/v pipeline of 3 stages needs ~200 KiB) use the earlier
-# small-block defaults. Blocks are clamped down to short sequences. TPU: (128, 128), kept even for short
-# sequences (padded instead): Mosaic transposes and matmuls are safest on 128-aligned tiles. Interpreter:
-# (64, 64), clamped to the lengths.
+# block_k, num_warps, num_stages). Hopper (sm_90) values come from the block-size sweep on an H200
+# (experiments/bench/attention_sweep.py, bf16, seq 4096, causal; RESULTS.md): head_dim 128 dk/dv 0.81-0.92 ms
+# against 1.48-1.51 ms for the earlier (64, 64, 8, 2), dq 0.77-0.79 vs 1.37-1.46 ms; its forward takes the
+# runner-up (128, 64, 8, 3), 0.65-0.66 vs 0.98 ms: the fastest, (128, 128, 8, 3) at 0.61-0.64 ms, needs 224 of
+# the 227 KiB of shared memory a block may have (triton_resources.py), too close for a default that other
+# Triton versions compile. head_dim 64 forward 0.47 vs 0.57 ms; its dk/dv and dq kept (no candidate beat them).
+# Older GPUs and ROCm (less shared memory) use the earlier small-block defaults. Blocks are clamped down to short
+# sequences. TPU: (128, 128), kept even for short sequences (padded instead): Mosaic transposes and matmuls are
+# safest on 128-aligned tiles. Interpreter: (64, 64), clamped to the lengths.
 GPU_DEFAULTS = {
     64: {"forward": (128, 64, 4, 3), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2)},
-    128: {"forward": (128, 128, 8, 3), "dkdv": (64, 128, 8, 2), "dq": (128, 32, 4, 3)},
+    128: {"forward": (128, 64, 8, 3), "dkdv": (64, 128, 8, 2), "dq": (128, 32, 4, 3)},
     None: {"forward": (32, 32, 8, 2), "dkdv": (32, 32, 8, 2), "dq": (32, 32, 8, 2)},
 }
 GPU_DEFAULTS_PRE_HOPPER = {
