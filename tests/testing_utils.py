@@ -51,4 +51,3 @@ def random_ssd_inputs(seed: int, batch: int, seq: int, heads: int, head_dim: int
       D=normal(heads),
       initial_state=normal(batch, heads, head_dim, d_state),
   )
-

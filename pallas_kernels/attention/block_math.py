@@ -130,11 +130,9 @@ def q_block_range(kv_block, spec: _common.AttentionSpec, t: Tiling):
 
 def unmasked_kv_block_range(q_block, lo, hi, spec: _common.AttentionSpec, t: Tiling):
   """[flo, fhi) within [lo, hi): the kv blocks whose tile with q block `q_block` is entirely visible (no
-  causal / window / padding mask applies; empty when a mask_mod may mask anything)."""
+  causal / window / padding mask applies; a mask_mod is `loop_blocks`' concern)."""
   offset = t.kv_len - t.q_len
   flo, fhi = lo, jnp.minimum(hi, t.kv_len // t.block_k)  # kv blocks without padding
-  if spec.mask_mod is not None:
-    fhi = flo
   if spec.causal:  # the block's last key <= the block's first query position
     fhi = jnp.minimum(fhi, _first_block(q_block * t.block_q + offset + 1, t.block_k))
   if spec.sliding_window is not None:  # last query position - the block's first key < window
@@ -148,8 +146,6 @@ def unmasked_q_block_range(kv_block, lo, hi, spec: _common.AttentionSpec, t: Til
   """[flo, fhi) within [lo, hi): the q blocks whose tile with kv block `kv_block` is entirely visible."""
   offset = t.kv_len - t.q_len
   flo, fhi = lo, jnp.minimum(hi, t.q_len // t.block_q)  # q blocks without padding
-  if spec.mask_mod is not None:
-    fhi = flo
   if spec.causal:  # the block's first query position >= the block's last key
     flo = jnp.maximum(flo, _first_block((kv_block + 1) * t.block_k - 1 - offset + t.block_q - 1, t.block_q))
   if spec.sliding_window is not None:  # the block's last query position - first key < window

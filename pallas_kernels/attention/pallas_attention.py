@@ -46,7 +46,7 @@ def pallas_flash_attention(q, k, v, spec: _common.AttentionSpec, *, backend: str
   Args:
     q: (B, Q, H, D); k, v: (B, K, KH, D) (already checked by `_common.check_inputs`).
     spec: attention options from `_common.make_spec`.
-    block_q, block_k: block sizes of all three kernels, default per backend (`tiling.DEFAULT_BLOCKS`).
+    block_q, block_k: block sizes of all three kernels; defaults per backend and kernel (`tiling.make_tilings`).
     block_sizes: `tiling.BlockSizes`, per-kernel blocks and GPU launch parameters (precedence over the above).
 
   Returns:

@@ -36,7 +36,7 @@ def _forward_kernel(q_ref, k_ref, v_ref, o_ref, lse_ref, *, spec: _common.Attent
         s = jnp.where(keep, s, block_math.MASK_VALUE)
       m_new = jnp.maximum(m_prev, jnp.max(s, axis=1, keepdims=True))
       p = jnp.exp2(s - m_new)
-      if keep is not None:  # a row with nothing visible yet has m_new == MASK_VALUE and exp(0) == 1
+      if keep is not None:  # a row with nothing visible yet has m_new == MASK_VALUE and exp2(0) == 1
         p = jnp.where(keep, p, 0.0)
       alpha = jnp.exp2(m_prev - m_new)
       l_new = alpha * l_prev + jnp.sum(p, axis=1, keepdims=True)

@@ -3,7 +3,7 @@ three kernels (forward, dk/dv, dq), the padded sequence and head dims, and the b
 arguments (interpret / Triton / Mosaic). The kernels' array layout and grid order are in `layout.py`.
 
 Backends: "gpu" (also "cuda"/"rocm"; Triton lowering), "tpu" (Mosaic), "interpret" (Pallas interpreter; it runs
-the GPU variant's grid order and blocks checks, so CPU tests cover the code the GPU runs).
+the GPU variant's layout and grid order, so CPU tests cover the code the GPU runs).
 """
 
 from __future__ import annotations
@@ -205,12 +205,6 @@ def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, bloc
       kv_pad=kv_pad, head_dim=head_dim, head_dim_pad=head_dim_pad, groups=groups, num_warps=r.num_warps,
       num_stages=r.num_stages, reverse_blocks=bool(causal) and backend != "tpu" and name != "dkdv")
       for name, r in resolved.items()})
-
-
-def make_tiling(backend, *, q_len, kv_len, head_dim, groups, block_q=None, block_k=None) -> Tiling:
-  """The forward kernel's tiling (block sizes chosen or checked for `backend`)."""
-  return make_tilings(backend, q_len=q_len, kv_len=kv_len, head_dim=head_dim, groups=groups, block_q=block_q,
-                      block_k=block_k).forward
 
 
 def call_kwargs(t: Tiling, num_grid_dims: int) -> dict:

@@ -201,8 +201,8 @@ def test_block_ranges_are_exact(q_len, kv_len, block_q, block_k, causal, window)
   the unmasked sub-ranges exactly the tiles that are entirely visible and hold no padding."""
   from pallas_kernels.attention import _common, block_math, tiling
 
-  t = tiling.make_tiling("interpret", q_len=q_len, kv_len=kv_len, head_dim=8, groups=1, block_q=block_q,
-                         block_k=block_k)
+  t = tiling.make_tilings("interpret", q_len=q_len, kv_len=kv_len, head_dim=8, groups=1, block_q=block_q,
+                          block_k=block_k).forward
   spec = _common.AttentionSpec(causal=causal, sliding_window=window, softcap=None, scale=1.0, score_mod=None,
                                mask_mod=None)
   rows = np.arange(q_len)[:, None] + kv_len - q_len
