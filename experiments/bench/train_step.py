@@ -8,9 +8,9 @@ donated and threaded. PyTorch: `_torch_model.TorchLM` (same parameter count, che
 Blocks alternate (jax, torch eager, torch compiled) for `--rounds` rounds of `--steps` steps each, after
 warm-up; each step is timed on its own (JAX: until `jax.block_until_ready` of every output) and the table
 shows the median. The fp32 matmul ceiling (2048^3 `jnp.dot` / `torch.mm`) is measured in the same run.
-Recompiles: the jitted step's `_cache_size()` and the `backend_compile` events seen by a `jax.monitoring`
-listener must not change over the timed steps (AssertionError otherwise). Minor page faults per step are
-counted for each framework (`getrusage`).
+Recompiles: the jitted step's `_cache_size()` must stay 1 (one compile, warm-up included; the inputs are placed on
+the mesh first) and the `backend_compile` events seen by a `jax.monitoring` listener must not change over the
+timed steps (AssertionError otherwise). Minor page faults per step are counted for each framework (`getrusage`).
 
 Host memory: the process applies `aira_jax.host_memory.keep_freed_memory()` before JAX starts (XLA:CPU's
 per-step temporary buffer is then reused instead of mapped and faulted anew every step);
@@ -58,6 +58,7 @@ import _torch_model  # noqa: E402
 
 from aira_jax.models import LanguageModel, count_params, flops_per_token, preset_config  # noqa: E402
 from aira_jax.train import MeshConfig, OptimizerConfig, compile_train_step, make_mesh, make_optimizer  # noqa: E402
+from aira_jax.train.mesh import batch_sharding, param_shardings, tree_shardings  # noqa: E402
 
 BATCH, SEQ = 32, 128
 OPT = dict(lr=3e-4, weight_decay=0.1, b1=0.9, b2=0.95, eps=1e-8)
@@ -108,7 +109,11 @@ class JaxRunner:
     optimizer = make_optimizer(OptimizerConfig(name="adamw", schedule="constant", clip_norm=1.0, **OPT), params)
     opt_state = optimizer.init(params)
     mesh = make_mesh(MeshConfig(data=cpu_devices, fsdp=1, tensor=1), devices=jax.devices()[:cpu_devices])
-    self.batch = {"inputs": jnp.asarray(inputs), "targets": jnp.asarray(targets)}
+    # Placed on the mesh as the step's outputs will be: unplaced inputs would compile the step a second time.
+    params = jax.device_put(params, param_shardings(params, mesh))
+    opt_state = jax.device_put(opt_state, tree_shardings(opt_state, mesh))
+    self.batch = jax.device_put({"inputs": jnp.asarray(inputs), "targets": jnp.asarray(targets)},
+                                batch_sharding(mesh))
     start = time.perf_counter()
     self.fn, lowered = compile_train_step(graphdef, optimizer, mesh, params, opt_state, self.batch, lower=True,
                                           parallel_branches=branches)
@@ -203,7 +208,7 @@ def bench_preset(name, args):
   cache_after, compiles_after = jax_runner.fn._cache_size(), len(COMPILES)
   print(f"  jax recompiles over timed steps: cache_size {cache_before}->{cache_after}, "
         f"backend_compile events {compiles_after - compiles_before}")
-  assert cache_after == cache_before and compiles_after == compiles_before, "the jitted step recompiled"
+  assert cache_after == cache_before == 1 and compiles_after == compiles_before, "the jitted step recompiled"
   print("  last loss: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
   flops = flops_per_token(layout, config, SEQ, training=True) * BATCH * SEQ
   return [(name, r.name, counts[r.name], statistics.median(times[r.name]), min(times[r.name]),

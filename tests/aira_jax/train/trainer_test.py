@@ -3,6 +3,7 @@
 import itertools
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -50,6 +51,19 @@ def test_token_and_flop_budgets(budget, expected_steps):
   model, optimizer = setup(layout="AM")
   result = train(model, itertools.repeat(fixed_batch()), optimizer, budget, flops_per_step=10.0)
   assert result.steps == expected_steps and result.status == "completed"
+
+
+def test_the_step_compiles_once_however_many_steps_run():
+  compiles = []
+  jax.monitoring.register_event_duration_secs_listener(
+      lambda event, secs, **kw: compiles.append(event) if "backend_compile" in event else None)
+  counts = {}
+  for steps in (1, 2, 5):  # the first run also compiles what every run shares (e.g. optimizer init)
+    model, optimizer = setup(layout="AM")
+    before = len(compiles)
+    train(model, itertools.repeat(fixed_batch()), optimizer, Budget(max_steps=steps))
+    counts[steps] = len(compiles) - before
+  assert counts[2] == counts[5] == 1, counts
 
 
 def test_time_budget_starts_after_the_compiling_step():
