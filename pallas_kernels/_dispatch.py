@@ -1,9 +1,9 @@
 """Choosing a kernel implementation: one `impl` string, resolved the same way by every entry point.
 
 `impl` values:
-  "auto"             "pallas" on TPU, the measured faster one on GPU (`AUTO_ON_GPU`), and "xla" (the plain-jnp
-                     reference) elsewhere (CPU).
-  "xla"              the reference implementation, differentiated by JAX.
+  "auto"             "pallas" on TPU, the measured faster one on GPU (`AUTO_ON_GPU`), and "xla" elsewhere (CPU).
+  "xla"              plain jnp compiled by XLA: the reference implementation differentiated by JAX (scans), or a
+                     formulation with a hand-written backward tested against it (attention: `xla_attention`).
   "pallas"           the Pallas kernel compiled for the current backend (Mosaic on TPU, Triton on GPU).
   "pallas_interpret" the Pallas kernel run by the Pallas interpreter (any backend; used in CPU tests).
   "triton"           a raw Triton kernel through jax_triton (GPU only, `[gpu]` extra; scans only).

@@ -17,7 +17,7 @@ import pallas_kernels as pk
 
 KERNELS = ("attention", "ssd", "selective_scan")
 IMPLS = {
-    "attention": ("xla", "pallas", "pallas_interpret", "cudnn"),
+    "attention": ("xla", "reference", "pallas", "pallas_interpret", "cudnn"),
     "ssd": ("xla", "pallas", "pallas_interpret"),
     "selective_scan": ("xla", "pallas", "pallas_interpret", "triton"),
 }
@@ -42,6 +42,8 @@ def attention(b, s, h, kv, d, causal=True):
   def call(impl):
     if impl == "cudnn":  # the vendor baseline of the issue's target (GPU only)
       return lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
+    if impl == "reference":  # plain jnp differentiated by JAX (impl="xla" runs xla_attention)
+      return lambda q, k, v: pk.attention_reference(q, k, v, causal=causal)
     return lambda q, k, v: pk.flash_attention(q, k, v, causal=causal, impl=impl, block_sizes=ATTENTION_BLOCKS.get(d))
 
   flops = 4.0 * b * h * s * s * d * (0.5 if causal else 1.0)
@@ -78,14 +80,21 @@ def selective_scan(b, seq, d, n, g=1):
   return Case("selective_scan", label, names, low, make, call)
 
 
-SETS = ("default", "quick", "targets")
+SETS = ("default", "quick", "targets", "cpu")
 # head_dim -> pallas_kernels.attention.BlockSizes for impl="pallas" (kernels.py --attention-blocks); else defaults.
 ATTENTION_BLOCKS = {}
 
 
 def cases(which: str) -> dict[str, list[Case]]:
   """The shapes per kernel: "default" GPU-size (most telling first), "quick" tiny (interpret mode), "targets"
-  the shapes of the kernel issue's speed targets (attention seq 2048-8192, head dim 64/128; SSD seq >= 4096)."""
+  the shapes of the kernel issue's speed targets (attention seq 2048-8192, head dim 64/128; SSD seq >= 4096),
+  "cpu" the CPU trainer's (experiments/bench/train_step.py: proxy64's attention, batch 32 x seq 128, 4 heads of 16)."""
+  if which == "cpu":
+    return {
+        "attention": [attention(32, 128, 4, 4, 16), attention(8, 512, 4, 4, 32), attention(32, 128, 4, 2, 16)],
+        "ssd": [ssd(32, 128, 4, 16, 16, 32)],
+        "selective_scan": [selective_scan(32, 128, 128, 16)],
+    }
   if which == "targets":
     return {
         "attention": [attention(2, 2048, 16, 16, 128), attention(2, 4096, 16, 16, 64),

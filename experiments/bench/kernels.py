@@ -6,7 +6,7 @@
   python experiments/bench/kernels.py --table-from OUT.json   # reprint the table of a (maybe partial) run
 
 Per row: relative error ||out - ref|| / ||ref|| of the output and of each gradient (vjp with a random cotangent)
-against the xla reference run in float32 (highest matmul precision) on the upcast inputs; compile time; median
+against the plain-jnp reference run in float32 (highest matmul precision) on the upcast inputs; compile time; median
 and p10/p90 of jit-compiled forward and forward+backward calls, rotating over input sets. A failing row is
 reported in the table (full traceback on stderr) and the run goes on. See README.md for the columns.
 """
@@ -43,7 +43,8 @@ def parse_args(argv=None):
                  help="shape set (default: 'quick' with --quick, else 'default'); 'targets': the issue's targets")
   p.add_argument("--kernels", default=",".join(_cases.KERNELS))
   p.add_argument("--dtype", default="bfloat16", help="bfloat16 | float32 (or both, comma-separated)")
-  p.add_argument("--impls", default=None, help="default: xla,pallas,triton on GPU/TPU, xla,pallas_interpret else")
+  p.add_argument("--impls", default=None, help="default: xla,pallas,triton on GPU/TPU, xla,pallas_interpret else; "
+                 "also, for attention, cudnn (GPU) and reference (attention_reference, autodiff)")
   p.add_argument("--json", default=None, help="write every row here (rewritten after each row)")
   p.add_argument("--budget-s", type=float, default=None, help="skip the rows not started after this many s")
   p.add_argument("--max-shapes", type=int, default=None, help="first N shapes of each kernel")
@@ -78,10 +79,12 @@ def skip_reason(kernel, impl, backend):
 
 
 def reference(case, args, ct):
-  """The xla impl in float32, highest matmul precision, on the upcast inputs -> host (out, grads)."""
+  """The plain-jnp reference (attention: impl "reference"; the scans: "xla") in float32, highest matmul
+  precision, on the upcast inputs -> host (out, grads)."""
   up = tuple(a.astype(jnp.float32) for a in args) + (ct.astype(jnp.float32),)
+  oracle = "reference" if "reference" in _cases.IMPLS[case.kernel] else "xla"
   with jax.default_matmul_precision("highest"):
-    _, _, (out, grads) = m.compile_fn(m.forward_backward_fn(case.call("xla")), up)
+    _, _, (out, grads) = m.compile_fn(m.forward_backward_fn(case.call(oracle)), up)
   return np.asarray(out), [np.asarray(g) for g in grads]
 
 

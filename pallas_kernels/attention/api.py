@@ -1,5 +1,5 @@
-"""Entry point `flash_attention`: checks inputs and dispatches on `impl` to the jnp reference or the Pallas
-kernel (compiled for the current backend, or interpreted)."""
+"""Entry point `flash_attention`: checks inputs and dispatches on `impl` to the XLA formulation
+(`xla_attention`) or the Pallas kernel (compiled for the current backend, or interpreted)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import jax
 
 from pallas_kernels import _dispatch
 from pallas_kernels.attention import _common
-from pallas_kernels.attention.reference import attention_reference
+from pallas_kernels.attention.xla_attention import xla_attention
 
 _AVAILABLE = ("auto", "xla", "pallas", "pallas_interpret")
 
@@ -55,7 +55,7 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
   resolved = _dispatch.resolve_impl(impl, kernel="flash_attention", available=_AVAILABLE,
                                      backend=_backend)
   if resolved == "xla":
-    return attention_reference(q, k, v, **kwargs)
+    return xla_attention(q, k, v, **kwargs)
   from pallas_kernels.attention import pallas_attention  # imported lazily: needs jax.experimental.pallas
 
   spec = _common.make_spec(q, **kwargs)

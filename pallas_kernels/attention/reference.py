@@ -1,4 +1,4 @@
-"""Plain-jnp attention: the CPU path (impl="xla") and the test oracle for the Pallas kernels.
+"""Plain-jnp attention, differentiated by JAX: the test oracle of the Pallas kernels and of `xla_attention`.
 
 Computes softmax attention in float32 one (batch, head) pair at a time (vmapped), so score/mask hooks see
 exactly the same index arrays as inside a kernel block (see `_common.py`). Grouped KV is handled without

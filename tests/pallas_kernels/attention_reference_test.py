@@ -6,44 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from attention_cases import attention_inputs, numpy_attention
 from pallas_kernels.attention import attention_reference, flash_attention
 
 
-def numpy_attention(q, k, v, *, causal, window=None, softcap=None, scale=None):
-  """Float64 attention with explicit loops over batch and heads; q/k/v as numpy arrays (B, S, H, D)."""
-  q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
-  batch, q_len, heads, dim = q.shape
-  kv_len, kv_heads = k.shape[1], k.shape[2]
-  scale = dim ** -0.5 if scale is None else scale
-  out = np.zeros_like(q)
-  for b in range(batch):
-    for h in range(heads):
-      kh = h // (heads // kv_heads)
-      s = scale * q[b, :, h] @ k[b, :, kh].T
-      if softcap is not None:
-        s = softcap * np.tanh(s / softcap)
-      qpos = np.arange(q_len)[:, None] + kv_len - q_len
-      kpos = np.arange(kv_len)[None, :]
-      keep = np.ones_like(s, dtype=bool)
-      if causal:
-        keep &= kpos <= qpos
-      if window is not None:
-        keep &= qpos - kpos < window
-      for i in range(q_len):
-        if not keep[i].any():
-          continue
-        w = np.exp(s[i][keep[i]] - s[i][keep[i]].max())
-        out[b, i, h] = (w / w.sum()) @ v[b, :, kh][keep[i]]
-  return out
-
-
 def _inputs(seed, batch, q_len, kv_len, heads, kv_heads, dim, dtype=jnp.float32):
-  """Random q, k, v (numpy RNG: cheaper than compiling jax.random for every shape)."""
-  rng = np.random.default_rng(seed)
-  q = rng.standard_normal((batch, q_len, heads, dim), np.float32)
-  k = rng.standard_normal((batch, kv_len, kv_heads, dim), np.float32)
-  v = rng.standard_normal((batch, kv_len, kv_heads, dim), np.float32)
-  return tuple(jnp.asarray(x, dtype) for x in (q, k, v))
+  return attention_inputs(seed, batch, q_len, kv_len, heads, kv_heads, dim, dtype)[:3]
 
 
 @pytest.mark.parametrize("q_len,kv_len,heads,kv_heads,causal,window,softcap,scale", [

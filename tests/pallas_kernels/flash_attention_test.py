@@ -9,56 +9,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from attention_cases import (alibi, assert_matches_reference, attention_inputs as _inputs, attention_value_and_grads,
+                             document_mask, prefix_lm_mask, relative_bias, tanh_cap)
 from pallas_kernels.attention import BlockSizes, KernelBlocks, attention_reference, flash_attention
-
-
-def _inputs(seed, batch, q_len, kv_len, heads, kv_heads, dim, dtype=jnp.float32):
-  rng = np.random.default_rng(seed)
-  shapes = [(batch, q_len, heads, dim), (batch, kv_len, kv_heads, dim), (batch, kv_len, kv_heads, dim),
-            (batch, q_len, heads, dim)]
-  return tuple(jnp.asarray(rng.standard_normal(s, np.float32), dtype) for s in shapes)
-
-
-@functools.partial(jax.jit, static_argnums=(0,))
-def _value_and_grads(fn, q, k, v, cotangent):
-  out, vjp = jax.vjp(fn, q, k, v)
-  return (out, *vjp(cotangent.astype(out.dtype)))
+from pallas_kernels.attention.xla_attention import xla_attention
 
 
 def _compare(q, k, v, ct, *, rtol, atol, block_q=16, block_k=16, block_sizes=None, **kw):
   """Asserts kernel output and dq, dk, dv equal the reference's; returns the kernel output."""
   kernel = functools.partial(flash_attention, impl="pallas_interpret", block_q=block_q, block_k=block_k,
-                             block_sizes=block_sizes, **kw)
-  ref = functools.partial(attention_reference, **kw)
-  got = _value_and_grads(kernel, q, k, v, ct)
-  want = _value_and_grads(ref, q, k, v, ct)
-  for name, g, w in zip(("out", "dq", "dk", "dv"), got, want):
-    assert g.shape == w.shape and g.dtype == w.dtype, name
-    g, w = np.asarray(g, np.float32), np.asarray(w, np.float32)
-    assert np.isfinite(g).all(), name
-    np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=name)
-  return got[0]
-
-
-def alibi(s, q_idx, kv_idx, head, num_heads=4):
-  slope = jnp.exp2(-8.0 * (head + 1).astype(jnp.float32) / num_heads)
-  return s - slope * (q_idx - kv_idx).astype(jnp.float32)
-
-
-def relative_bias(s, q_idx, kv_idx, head):
-  return s + 0.5 * jnp.tanh((q_idx - kv_idx).astype(jnp.float32) / 4.0) * (head % 2 * 2 - 1).astype(jnp.float32)
-
-
-def tanh_cap(s, q_idx, kv_idx, head):
-  return 3.0 * jnp.tanh(s / 3.0)
-
-
-def document_mask(q_idx, kv_idx, head):
-  return (q_idx // 7) == (kv_idx // 7)
-
-
-def prefix_lm_mask(q_idx, kv_idx, head):
-  return (kv_idx < 5) | (kv_idx <= q_idx)
+                             block_sizes=block_sizes)
+  return assert_matches_reference(kernel, q, k, v, ct, rtol=rtol, atol=atol, **kw)
 
 
 @pytest.mark.parametrize("q_len,kv_len,heads,kv_heads,kw", [
@@ -140,9 +101,9 @@ def test_blocks_that_are_not_powers_of_two_share_one_padding():
 def test_bf16_close_to_reference():
   q, k, v, ct = _inputs(12, 1, 37, 37, 4, 2, 16, jnp.bfloat16)
   kernel = functools.partial(flash_attention, impl="pallas_interpret", block_q=16, block_k=16, sliding_window=20)
-  got = _value_and_grads(kernel, q, k, v, ct)
+  got = attention_value_and_grads(kernel, q, k, v, ct)
   f32 = lambda x: x.astype(jnp.float32)
-  want = _value_and_grads(functools.partial(attention_reference, sliding_window=20), f32(q), f32(k), f32(v), ct)
+  want = attention_value_and_grads(functools.partial(attention_reference, sliding_window=20), f32(q), f32(k), f32(v), ct)
   for name, g, w in zip(("out", "dq", "dk", "dv"), got, want):
     assert g.dtype == jnp.bfloat16, name
     g, w = np.asarray(g, np.float32), np.asarray(w)
@@ -154,10 +115,10 @@ def test_default_blocks_and_head_dim_not_power_of_two():
   _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, block_q=None, block_k=None, causal=True)
 
 
-def test_auto_on_cpu_is_the_reference():
+def test_auto_on_cpu_is_the_xla_path():
   q, k, v, _ = _inputs(14, 1, 9, 9, 2, 1, 8)
   got = flash_attention(q, k, v, impl="auto", sliding_window=3)
-  want = attention_reference(q, k, v, sliding_window=3)
+  want = xla_attention(q, k, v, sliding_window=3)
   np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
 

@@ -86,7 +86,7 @@ def _normal(rngs: nnx.Rngs, shape, std: float) -> nnx.Param:
 class HookAttention(nnx.Module):
   """Bidirectional multi-head attention through the fused flash-attention kernel with the agent's hooks.
 
-  `impl` ("auto": the XLA reference on CPU, Pallas on GPU/TPU) and `backend` (cross-lowering) go to
+  `impl` ("auto": the XLA path on CPU, Pallas on GPU/TPU) and `backend` (cross-lowering) go to
   `pallas_kernels.flash_attention`."""
 
   def __init__(self, d_model: int, num_heads: int, *, score_mod: Callable | None, mask_mod: Callable | None,
