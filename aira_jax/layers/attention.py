@@ -11,13 +11,12 @@ depth)) (GPT-2 scaled init); norm scales ones.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from aira_jax.layers import kernels
 from aira_jax.layers.norm import RMSNorm
 from aira_jax.layers.params import normal, output_std, param, project
-from aira_jax.layers.rope import apply_rope, rope_angles
+from aira_jax.layers.rope import apply_rope, default_rope_angles, rope_angles
 from aira_jax.models.config import ModelConfig
 
 
@@ -54,9 +53,10 @@ class AttentionLayer(nnx.Module):
     v = project(h, self.wv[...], "bsd,dnk->bsnk")
     if config.qk_norm:
       q, k = self.q_norm(q), self.k_norm(k)
-    if positions is None:
-      positions = jnp.arange(x.shape[1], dtype=jnp.int32)[None, :]
-    cos, sin = rope_angles(positions, config.resolved_head_dim, config.rope_theta)
+    if positions is None:  # 0..seq-1: constant angles, no sin / cos in the step
+      cos, sin = default_rope_angles(x.shape[1], config.resolved_head_dim, config.rope_theta)
+    else:
+      cos, sin = rope_angles(positions, config.resolved_head_dim, config.rope_theta)
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     out = kernels.attention(q, k, v, causal=self.causal, sliding_window=config.sliding_window,
                             softcap=config.attention_softcap, impl=config.attention_impl)

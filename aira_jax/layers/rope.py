@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def rope_angles(positions: jax.Array, head_dim: int, theta: float) -> tuple[jax.Array, jax.Array]:
@@ -17,6 +20,15 @@ def rope_angles(positions: jax.Array, head_dim: int, theta: float) -> tuple[jax.
   inv_freq = theta ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
   angles = positions.astype(jnp.float32)[..., None] * inv_freq.reshape((1,) * positions.ndim + (-1,))
   return jnp.cos(angles), jnp.sin(angles)
+
+
+@functools.lru_cache(maxsize=32)
+def default_rope_angles(seq_len: int, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+  """`rope_angles` of positions 0..seq_len-1 as (1, seq_len, head_dim // 2) float32 host arrays: constants in a
+  traced program, so a step without explicit positions computes no sin / cos (computed in float64, rounded)."""
+  inv_freq = theta ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+  angles = np.arange(seq_len, dtype=np.float64)[None, :, None] * inv_freq[None, None, :]
+  return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
 def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:

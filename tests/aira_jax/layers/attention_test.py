@@ -113,3 +113,18 @@ def test_rope_scores_depend_only_on_relative_position():
 
   assert score(7, 3) == pytest.approx(score(104, 100), rel=1e-4)
   assert score(7, 3) != pytest.approx(score(7, 5), rel=1e-3)
+
+
+def test_default_positions_use_constant_angles_equal_to_explicit_positions():
+  from aira_jax.layers.rope import default_rope_angles, rope_angles
+  cos, sin = default_rope_angles(300, 16, 10_000.0)
+  want_cos, want_sin = rope_angles(jnp.arange(300)[None, :], 16, 10_000.0)
+  np.testing.assert_allclose(cos, want_cos, atol=3e-5)  # float32 angles up to ~300 rad: ~1e-5 apart
+  np.testing.assert_allclose(sin, want_sin, atol=3e-5)
+  config = preset_config("tiny")
+  layer = AttentionLayer(config, depth=2, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(2), (2, 12, config.d_model))
+  default = jax.jit(lambda x: layer(x))(x)
+  explicit = layer(x, positions=jnp.broadcast_to(jnp.arange(12), (2, 12)))
+  np.testing.assert_allclose(np.asarray(default), np.asarray(explicit), atol=1e-5)
+  assert "sine" not in jax.jit(lambda x: layer(x)).lower(x).as_text()  # no sin / cos left in the program
