@@ -103,3 +103,19 @@ def test_backward_products_contract_the_fast_way_on_cpu():
   plain = lambda q, k, v, causal: jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(
       jnp.einsum("bqhd,bkhd->bhqk", q, jnp.repeat(k, 2, axis=2)), axis=-1), jnp.repeat(v, 2, axis=2))
   assert _row_contracting_dots(grads(plain), q, k, v)[0]
+
+
+@pytest.mark.parametrize("slices", [2, 3, 5])
+def test_batch_slices_give_the_same_values_and_grads(slices):
+  q, k, v, ct = attention_inputs(14, 5, 19, 19, 4, 2, 8)  # 5 rows: uneven slices for 2 and 3
+  one = attention_value_and_grads(lambda *a: xla_attention(*a, score_mod=alibi, batch_slices=1), q, k, v, ct)
+  many = attention_value_and_grads(lambda *a: xla_attention(*a, score_mod=alibi, batch_slices=slices), q, k, v, ct)
+  for name, a, b in zip(("out", "dq", "dk", "dv"), one, many):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("slices", [0, 6, 1.5])
+def test_bad_batch_slices_raise(slices):
+  q, k, v, _ = attention_inputs(15, 5, 4, 4, 2, 2, 8)
+  with pytest.raises(ValueError, match="batch_slices"):
+    xla_attention(q, k, v, batch_slices=slices)
