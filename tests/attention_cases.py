@@ -85,3 +85,22 @@ def document_mask(q_idx, kv_idx, head):
 
 def prefix_lm_mask(q_idx, kv_idx, head):
   return (kv_idx < 5) | (kv_idx <= q_idx)
+
+
+# Shared parametrizations: name -> options (hooks) / (q_len, kv_len, heads, kv_heads, options) (shapes).
+HOOK_CASES = {
+    "alibi": dict(score_mod=alibi),
+    "relbias-softcap": dict(score_mod=relative_bias, softcap=5.0),
+    "tanh": dict(score_mod=tanh_cap, causal=False),
+    "document": dict(mask_mod=document_mask),
+    "prefix-lm": dict(mask_mod=prefix_lm_mask, causal=False),
+    "doc-alibi-window": dict(mask_mod=document_mask, score_mod=alibi, causal=False, sliding_window=6),
+}
+SHAPE_CASES = {
+    "causal": (37, 37, 2, 2, dict(causal=True)),
+    "gqa2": (37, 37, 4, 2, dict(causal=False)),
+    "decode-gqa4": (20, 37, 4, 1, dict(causal=True)),  # decoding-style q_len < kv_len, GQA ratio 4
+    "window": (37, 37, 4, 2, dict(causal=True, sliding_window=5)),
+    "window-noncausal": (21, 37, 2, 1, dict(causal=False, sliding_window=9, scale=0.2)),
+    "softcap": (37, 37, 2, 1, dict(causal=False, softcap=2.0)),
+}

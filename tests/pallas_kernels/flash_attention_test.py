@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attention_cases import (alibi, assert_matches_reference, attention_inputs as _inputs, attention_value_and_grads,
-                             document_mask, prefix_lm_mask, relative_bias, tanh_cap)
+from attention_cases import (HOOK_CASES, SHAPE_CASES, alibi, assert_matches_reference, attention_inputs as _inputs,
+                             attention_value_and_grads)
 from pallas_kernels.attention import BlockSizes, KernelBlocks, attention_reference, flash_attention
 from pallas_kernels.attention.xla_attention import xla_attention
 
@@ -22,27 +22,13 @@ def _compare(q, k, v, ct, *, rtol, atol, block_q=16, block_k=16, block_sizes=Non
   return assert_matches_reference(kernel, q, k, v, ct, rtol=rtol, atol=atol, **kw)
 
 
-@pytest.mark.parametrize("q_len,kv_len,heads,kv_heads,kw", [
-    (37, 37, 2, 2, dict(causal=True)),
-    (37, 37, 4, 2, dict(causal=False)),
-    (20, 37, 4, 1, dict(causal=True)),  # decoding-style q_len < kv_len, GQA ratio 4
-    (37, 37, 4, 2, dict(causal=True, sliding_window=5)),
-    (21, 37, 2, 1, dict(causal=False, sliding_window=9, scale=0.2)),
-    (37, 37, 2, 1, dict(causal=False, softcap=2.0)),
-], ids=["causal", "gqa2", "decode-gqa4", "window", "window-noncausal", "softcap"])
+@pytest.mark.parametrize("q_len,kv_len,heads,kv_heads,kw", SHAPE_CASES.values(), ids=SHAPE_CASES.keys())
 def test_kernel_matches_reference_f32(q_len, kv_len, heads, kv_heads, kw):
   q, k, v, ct = _inputs(q_len + kv_len + heads, 1, q_len, kv_len, heads, kv_heads, 8)
   _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, **kw)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(score_mod=alibi),
-    dict(score_mod=relative_bias, softcap=5.0),
-    dict(score_mod=tanh_cap, causal=False),
-    dict(mask_mod=document_mask),
-    dict(mask_mod=prefix_lm_mask, causal=False),
-    dict(mask_mod=document_mask, score_mod=alibi, causal=False, sliding_window=6),
-], ids=["alibi", "relbias-softcap", "tanh", "document", "prefix-lm", "doc-alibi-window"])
+@pytest.mark.parametrize("kw", HOOK_CASES.values(), ids=HOOK_CASES.keys())
 def test_hooks_match_reference(kw):
   q, k, v, ct = _inputs(7, 1, 30, 30, 4, 2, 8)
   _compare(q, k, v, ct, rtol=1e-5, atol=1e-5, **kw)

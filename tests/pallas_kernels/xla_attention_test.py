@@ -10,34 +10,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from attention_cases import (alibi, assert_matches_reference, attention_inputs, attention_value_and_grads,
-                             document_mask, numpy_attention, prefix_lm_mask, relative_bias, tanh_cap)
+from attention_cases import (HOOK_CASES, SHAPE_CASES, alibi, assert_matches_reference, attention_inputs,
+                             attention_value_and_grads, numpy_attention)
 from pallas_kernels.attention import attention_reference, flash_attention
 from pallas_kernels.attention.xla_attention import xla_attention
 
 
-@pytest.mark.parametrize("q_len,kv_len,heads,kv_heads,kw", [
-    (37, 37, 2, 2, dict(causal=True)),
-    (37, 37, 4, 2, dict(causal=False)),
-    (20, 37, 4, 1, dict(causal=True)),  # decoding-style q_len < kv_len, GQA ratio 4
-    (37, 37, 4, 2, dict(causal=True, sliding_window=5)),
-    (21, 37, 2, 1, dict(causal=False, sliding_window=9, scale=0.2)),
-    (37, 37, 2, 1, dict(causal=False, softcap=2.0)),
-    (37, 37, 6, 2, dict(causal=True, softcap=3.0, sliding_window=11)),
-], ids=["causal", "gqa2", "decode-gqa4", "window", "window-noncausal", "softcap", "gqa3-softcap-window"])
+XLA_SHAPE_CASES = {**SHAPE_CASES, "gqa3-softcap-window": (37, 37, 6, 2, dict(causal=True, softcap=3.0,
+                                                                               sliding_window=11))}
+
+
+@pytest.mark.parametrize("q_len,kv_len,heads,kv_heads,kw", XLA_SHAPE_CASES.values(), ids=XLA_SHAPE_CASES.keys())
 def test_matches_reference(q_len, kv_len, heads, kv_heads, kw):
   q, k, v, ct = attention_inputs(q_len * 7 + kv_len + heads, 2, q_len, kv_len, heads, kv_heads, 8)
   assert_matches_reference(xla_attention, q, k, v, ct, rtol=1e-5, atol=1e-5, **kw)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(score_mod=alibi),
-    dict(score_mod=relative_bias, softcap=5.0),
-    dict(score_mod=tanh_cap, causal=False),
-    dict(mask_mod=document_mask),
-    dict(mask_mod=prefix_lm_mask, causal=False),
-    dict(mask_mod=document_mask, score_mod=alibi, causal=False, sliding_window=6),
-], ids=["alibi", "relbias-softcap", "tanh", "document", "prefix-lm", "doc-alibi-window"])
+@pytest.mark.parametrize("kw", HOOK_CASES.values(), ids=HOOK_CASES.keys())
 def test_hooks_match_reference(kw):
   q, k, v, ct = attention_inputs(8, 2, 30, 30, 4, 2, 8)
   assert_matches_reference(xla_attention, q, k, v, ct, rtol=1e-5, atol=1e-5, **kw)
