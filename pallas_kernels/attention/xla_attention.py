@@ -10,7 +10,7 @@ formulation, chosen from profiles of the proxy train step on CPU (experiments/be
   dv = p^T dO', ds = p * (dO' v^T - rowsum(dO' * o)), dq = ds k, dk = ds^T q with dO' = dO / l;
 - every product in a form XLA:CPU gives to its GEMM library: p^T dO' and ds^T q are computed as (dO'^T p)^T and
   (q^T ds)^T from materialised (D, Q) transposes, which `optimization_barrier` keeps XLA from folding back
-  into a product contracting the rows of both operands (that form runs on a path 2-3x slower).
+  into a product contracting the rows of both operands (that form runs on a path 2-3x slower);
 - on CPU the batch is cut into a few independent slices (`batch_slices`): XLA:CPU runs each batched product on
   one core, and independent slices let its thunk executor run them on different cores at once (the results are
   the same: no sum crosses batch elements).
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import os
 
 import jax
@@ -45,9 +46,13 @@ def xla_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, sc
   batch = q.shape[0]
   if batch_slices is None:
     batch_slices = max(1, min(_cpu_cores(), MAX_AUTO_SLICES, batch)) if jax.default_backend() == "cpu" else 1
-  if not 1 <= batch_slices <= batch or int(batch_slices) != batch_slices:
+  try:
+    slices = operator.index(batch_slices)
+  except TypeError:
+    slices = 0
+  if not 1 <= slices <= batch:
     raise ValueError(f"batch_slices must be an int in [1, batch={batch}]; got {batch_slices!r}")
-  bounds = [round(i * batch / batch_slices) for i in range(int(batch_slices) + 1)]
+  bounds = [round(i * batch / slices) for i in range(slices + 1)]
   outs = [_attention(q[a:b], k[a:b], v[a:b], spec) for a, b in zip(bounds[:-1], bounds[1:])]
   return outs[0] if len(outs) == 1 else jnp.concatenate(outs)
 

@@ -103,7 +103,7 @@ def test_batch_slices_give_the_same_values_and_grads(slices):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6, atol=1e-6, err_msg=name)
 
 
-@pytest.mark.parametrize("slices", [0, 6, 1.5])
+@pytest.mark.parametrize("slices", [0, 6, 1.5, "2"])
 def test_bad_batch_slices_raise(slices):
   q, k, v, _ = attention_inputs(15, 5, 4, 4, 2, 2, 8)
   with pytest.raises(ValueError, match="batch_slices"):
