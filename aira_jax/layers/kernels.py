@@ -2,9 +2,10 @@
 
 Layers call these two functions and nothing else for sequence mixing. They forward to `pallas_kernels`, whose
 `impl` argument ("auto" by default, from `ModelConfig.attention_impl` / `scan_impl`) picks plain jnp compiled
-by XLA on CPU (`pallas_kernels.xla_attention`, the SSD reference) and the Pallas kernels on TPU and GPU. When a Pallas kernel runs under a mesh set with
-`jax.set_mesh`, it runs inside `shard_map` (batch and heads split), since a kernel on sharded inputs would
-otherwise be gathered and run whole on every device. The XLA path needs no such wrapper.
+by XLA on CPU (`pallas_kernels.xla_attention`, the SSD reference) and the Pallas kernels on TPU and GPU. When a
+Pallas kernel runs under a mesh set with `jax.set_mesh`, it runs inside `shard_map` (batch and heads split),
+since a kernel on sharded inputs would otherwise be gathered and run whole on every device. The XLA path needs
+no such wrapper.
 """
 
 from __future__ import annotations
@@ -28,28 +29,6 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, causal: bool, sliding
   """
   options = dict(causal=causal, sliding_window=sliding_window, softcap=softcap, impl=impl)
   if _plain_xla(impl, "flash_attention"):
-    import os, jax.numpy as jnp
-    core = os.environ.get("CORE")
-    if core == "dummy":
-      return (q + v) / 2
-    if core == "flash":
-      import sys; sys.path.insert(0, "/tmp/w"); import cpu_core
-      return cpu_core.attention(q, k, v, causal=causal, sliding_window=sliding_window, softcap=softcap)
-    if core in ("cvjp", "ein_hm"):
-      import sys; sys.path.insert(0, "/tmp/w"); import variants
-      return getattr(variants, core)(q, k, v, causal=causal)
-    if core == "nomask":
-      options["causal"] = False
-    if core == "linear":
-      s_ = jnp.einsum("bqhd,bkhd->bhqk", q, k) * 0.25
-      return jnp.einsum("bhqk,bkhd->bqhd", s_, v)
-    if core == "expnomax":
-      s_ = jnp.exp(jnp.einsum("bqhd,bkhd->bhqk", q, k) * 0.25)
-      return jnp.einsum("bhqk,bkhd->bqhd", s_, v) / jnp.sum(s_, -1).transpose(0, 2, 1)[..., None]
-    n = int(os.environ.get("SPLITK", "1").rstrip("b"))
-    if n > 1 and q.shape[0] % n == 0:
-      c = q.shape[0] // n
-      return jnp.concatenate([pallas_kernels.flash_attention(q[i*c:(i+1)*c], k[i*c:(i+1)*c], v[i*c:(i+1)*c], **options) for i in range(n)])
     return pallas_kernels.flash_attention(q, k, v, **options)
   return sharding.run_sharded_if_meshed(sharding.sharded_flash_attention, pallas_kernels.flash_attention,
                                         q, k, v, **options)
