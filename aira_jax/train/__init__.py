@@ -5,11 +5,12 @@ Submodules: mesh, step, optimizers, data (and sources), checkpoint, preflight, l
 distributed.
 """
 
-from aira_jax.train.mesh import MeshConfig, batch_sharding, make_mesh, param_shardings, tree_shardings
+from aira_jax.train.mesh import (MeshConfig, batch_sharding, make_mesh, param_shardings, place_train_state,
+                                 tree_shardings)
 from aira_jax.train.optimizers import OptimizerConfig, lr_schedule, make_optimizer
 from aira_jax.train.step import compile_train_step, lm_loss, train_step
 from aira_jax.train.trainer import Budget, TrainResult, train
 
 __all__ = ["Budget", "MeshConfig", "OptimizerConfig", "TrainResult", "batch_sharding", "compile_train_step",
-           "lm_loss", "lr_schedule", "make_mesh", "make_optimizer", "param_shardings", "train", "train_step",
-           "tree_shardings"]
+           "lm_loss", "lr_schedule", "make_mesh", "make_optimizer", "param_shardings", "place_train_state", "train",
+           "train_step", "tree_shardings"]

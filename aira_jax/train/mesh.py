@@ -19,7 +19,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 from aira_jax.sharding import LOGICAL_AXIS_RULES, MESH_AXES, shard_state, state_shardings
 
 __all__ = ["LOGICAL_AXIS_RULES", "MESH_AXES", "MeshConfig", "batch_sharding", "make_mesh", "param_shardings",
-           "replicated", "shard_state", "state_shardings", "tree_shardings"]
+           "place_train_state", "replicated", "shard_state", "state_shardings", "tree_shardings"]
 
 
 
@@ -94,3 +94,10 @@ def tree_shardings(tree, mesh: Mesh, rules: Mapping = LOGICAL_AXIS_RULES):
     return replicated(mesh)
 
   return jax.tree.map(leaf_sharding, tree, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def place_train_state(params: nnx.State, opt_state, mesh: Mesh, rules: Mapping = LOGICAL_AXIS_RULES):
+  """(params, opt_state) placed on `mesh` with the shardings the train step gives its outputs, so the step's
+  first call compiles the same program as every later one (unplaced inputs would compile it a second time)."""
+  return (jax.device_put(params, param_shardings(params, mesh, rules)),
+          jax.device_put(opt_state, tree_shardings(opt_state, mesh, rules)))

@@ -185,8 +185,8 @@ def compile_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransfor
   Returns:
     step(params, opt_state, batch) -> (params, opt_state, metrics), whose params and opt_state arguments are
     donated (do not reuse them after the call); with lower=True, (step, lowered).
-  Place the inputs first with `shard_state(params, mesh)` / `jax.device_put(..., shardings)`; arrays on other
-  shardings are resharded.
+  Place params and opt_state first with `place_train_state(params, opt_state, mesh)`: arrays on other
+  shardings are resharded, and unplaced ones make the second call compile the step again.
   """
   params_sharding = param_shardings(params, mesh)
   opt_sharding = tree_shardings(opt_state, mesh)

@@ -20,14 +20,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import jax
 import numpy as np
 import optax
 from flax import nnx
 
 from aira_jax.train.data import global_batch
 from aira_jax.train.loggers import MetricLogger
-from aira_jax.train.mesh import MeshConfig, make_mesh, param_shardings, tree_shardings
+from aira_jax.train.mesh import MeshConfig, make_mesh, place_train_state
 from aira_jax.train.step import compile_train_step
 
 
@@ -102,8 +101,7 @@ def train(model: nnx.Module, batches: Iterator[dict[str, np.ndarray]], optimizer
   graphdef, initial = nnx.split(model)
   params = initial if params is None else params
   opt_state = optimizer.init(params) if opt_state is None else opt_state
-  params = jax.device_put(params, param_shardings(params, mesh))
-  opt_state = jax.device_put(opt_state, tree_shardings(opt_state, mesh))
+  params, opt_state = place_train_state(params, opt_state, mesh)
 
   steps, tokens, flops, seconds, compile_seconds = start_step, 0, 0.0, 0.0, 0.0
   evals: list[tuple[int, dict[str, float]]] = []

@@ -58,7 +58,7 @@ import _torch_model  # noqa: E402
 
 from aira_jax.models import LanguageModel, count_params, flops_per_token, preset_config  # noqa: E402
 from aira_jax.train import MeshConfig, OptimizerConfig, compile_train_step, make_mesh, make_optimizer  # noqa: E402
-from aira_jax.train.mesh import batch_sharding, param_shardings, tree_shardings  # noqa: E402
+from aira_jax.train.mesh import batch_sharding, place_train_state  # noqa: E402
 
 BATCH, SEQ = 32, 128
 OPT = dict(lr=3e-4, weight_decay=0.1, b1=0.9, b2=0.95, eps=1e-8)
@@ -109,9 +109,7 @@ class JaxRunner:
     optimizer = make_optimizer(OptimizerConfig(name="adamw", schedule="constant", clip_norm=1.0, **OPT), params)
     opt_state = optimizer.init(params)
     mesh = make_mesh(MeshConfig(data=cpu_devices, fsdp=1, tensor=1), devices=jax.devices()[:cpu_devices])
-    # Placed on the mesh as the step's outputs will be: unplaced inputs would compile the step a second time.
-    params = jax.device_put(params, param_shardings(params, mesh))
-    opt_state = jax.device_put(opt_state, tree_shardings(opt_state, mesh))
+    params, opt_state = place_train_state(params, opt_state, mesh)
     self.batch = jax.device_put({"inputs": jnp.asarray(inputs), "targets": jnp.asarray(targets)},
                                 batch_sharding(mesh))
     start = time.perf_counter()

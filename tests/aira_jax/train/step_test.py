@@ -10,7 +10,7 @@ from flax import nnx
 from aira_jax.models.language_model import LanguageModel
 from aira_jax.models.presets import preset_config
 from aira_jax.tasks.base import IGNORE
-from aira_jax.train.mesh import MeshConfig, make_mesh, shard_state, tree_shardings
+from aira_jax.train.mesh import MeshConfig, make_mesh, place_train_state
 from aira_jax.train.optimizers import OptimizerConfig, make_optimizer
 from aira_jax.train.step import compile_train_step, lm_loss, loss_and_grads, train_step
 
@@ -125,9 +125,7 @@ def test_tiny_lm_overfits_a_fixed_batch():
 def _run_steps(mesh, steps=3):
   graphdef, params = nnx.split(tiny_model())
   optimizer = make_optimizer(OptimizerConfig(name="muon", lr=3e-3, warmup_steps=1, total_steps=10), params)
-  params = shard_state(params, mesh)
-  opt_state = optimizer.init(params)
-  opt_state = jax.device_put(opt_state, tree_shardings(opt_state, mesh))  # as the trainer places it
+  params, opt_state = place_train_state(params, optimizer.init(params), mesh)
   batch = fixed_batch()
   step = compile_train_step(graphdef, optimizer, mesh, params, opt_state, batch, grad_accum_steps=2, z_loss=1e-4)
   specs_before = jax.tree.map(lambda x: x.sharding.spec, params)

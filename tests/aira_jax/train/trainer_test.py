@@ -55,14 +55,17 @@ def test_token_and_flop_budgets(budget, expected_steps):
 
 def test_the_step_compiles_once_however_many_steps_run():
   compiles = []
-  jax.monitoring.register_event_duration_secs_listener(
-      lambda event, secs, **kw: compiles.append(event) if "backend_compile" in event else None)
+  listener = lambda event, secs, **kw: compiles.append(event) if "backend_compile" in event else None
+  jax.monitoring.register_event_duration_secs_listener(listener)
   counts = {}
-  for steps in (1, 2, 5):  # the first run also compiles what every run shares (e.g. optimizer init)
-    model, optimizer = setup(layout="AM")
-    before = len(compiles)
-    train(model, itertools.repeat(fixed_batch()), optimizer, Budget(max_steps=steps))
-    counts[steps] = len(compiles) - before
+  try:
+    for steps in (1, 2, 5):  # the first run also compiles what every run shares (e.g. optimizer init)
+      model, optimizer = setup(layout="AM")
+      before = len(compiles)
+      train(model, itertools.repeat(fixed_batch()), optimizer, Budget(max_steps=steps))
+      counts[steps] = len(compiles) - before
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
   assert counts[2] == counts[5] == 1, counts
 
 
