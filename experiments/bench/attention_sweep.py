@@ -1,13 +1,15 @@
 """Block-size sweep of the Pallas flash-attention kernels on a GPU: `pallas_kernels.attention.autotune` on the
 kernel issue's shapes (b2 s4096 h16, causal, bfloat16; head_dim 128, then 64), printing every candidate of each
-kernel (forward, dk/dv, dq: time alone, error against the float32 reference), then the whole op with the chosen
-blocks against the current defaults and cuDNN, in the same process.
+kernel (forward, dk/dv, dq and the fused backward: time alone, error against the float32 reference), then the
+whole op with the chosen blocks (and with the best split and the best fused backward) against the current
+defaults and cuDNN, in the same process.
 
   python experiments/bench/attention_sweep.py [--json sweep.json] [--budget-s 150] [--head-dims 128,64]
       [--max-candidates N] [--quick]
 
 The JSON holds every trial and, under "best", the chosen (block_q, block_k, warps, stages) per head_dim and
-kernel; `kernels.py --attention-blocks sweep.json` runs the benchmark with them. --quick: tiny shapes in the
+kernel ("fused": null when the split backward was faster); `kernels.py --attention-blocks sweep.json` runs the
+benchmark with them. --quick: tiny shapes in the
 Pallas interpreter on CPU (a dry run of this script; its times mean nothing).
 """
 
@@ -48,8 +50,19 @@ def parse_args(argv=None):
   return p.parse_args(argv)
 
 
-def _blocks_list(b: KernelBlocks) -> list:
-  return [b.block_q, b.block_k, b.num_warps, b.num_stages]
+def _blocks_list(b: KernelBlocks | None) -> list | None:
+  return None if b is None else [b.block_q, b.block_k, b.num_warps, b.num_stages]
+
+
+def backward_variants(tuned: BlockSizes, trials) -> list[tuple[str, BlockSizes]]:
+  """("tuned", tuned), then the same forward with the best split backward and with the best fused backward (the
+  whole op decides what the kernels timed alone suggest); variants equal to an earlier one, or with no correct
+  candidate, are left out."""
+  fused = [t for t in trials if t.kernel == "fused" and t.status == "ok"]
+  variants = [("tuned", tuned), ("split", dataclasses.replace(tuned, fused=None))]
+  if fused:
+    variants.append(("fused", dataclasses.replace(tuned, fused=min(fused, key=lambda t: t.ms).blocks)))
+  return [(name, sizes) for i, (name, sizes) in enumerate(variants) if sizes not in [s for _, s in variants[:i]]]
 
 
 def whole_op(qkv, dout, sizes, impl, timing):
@@ -92,10 +105,10 @@ def main(argv=None):
 
     candidates = QUICK_CANDIDATES if args.quick else {
         name: default_candidates(dim, name)[:args.max_candidates] for name in tiling.KERNELS}
-    tuned, _ = autotune(q, k, v, causal=True, candidates=candidates, target_s=args.target_s,
-                        budget_s=max(0.0, deadline - time.monotonic()), interpret=args.quick, on_trial=report)
+    tuned, trials = autotune(q, k, v, causal=True, candidates=candidates, target_s=args.target_s,
+                             budget_s=max(0.0, deadline - time.monotonic()), interpret=args.quick, on_trial=report)
     result["best"][str(dim)] = {name: _blocks_list(getattr(tuned, name)) for name in tiling.KERNELS}
-    configs = [("default", BlockSizes(), "pallas"), ("tuned", tuned, "pallas")]
+    configs = [("default", BlockSizes(), "pallas")] + [(n, b, "pallas") for n, b in backward_variants(tuned, trials)]
     if args.quick:
       configs = [(name, sizes, "pallas_interpret") for name, sizes, _ in configs]
     else:
@@ -109,9 +122,9 @@ def main(argv=None):
         print(f"  whole op {name}: FAIL {type(e).__name__}", flush=True)
         traceback.print_exception(e, file=sys.stderr)
     emit(dict(shape=label, kernel="chosen", blocks=result["best"][str(dim)], status="best"))
-  print("\nbest per head_dim (block_q, block_k, warps, stages; None = the default's):")
+  print("\nbest per head_dim (block_q, block_k, warps, stages; None = the default's; fused None = split backward):")
   for dim, chosen in result["best"].items():
-    print(f"  d{dim}: " + ", ".join(f"{k} {tuple(v)}" for k, v in chosen.items()))
+    print(f"  d{dim}: " + ", ".join(f"{k} {None if v is None else tuple(v)}" for k, v in chosen.items()))
   print("\nwhole op (ms):")
   cudnn = {w["shape"]: w for w in result["whole"] if w["config"] == "cudnn"}
   for w in result["whole"]:
@@ -125,7 +138,8 @@ def main(argv=None):
 def load_best(path) -> dict[int, BlockSizes]:
   """head_dim -> BlockSizes from a sweep JSON ("best")."""
   best = json.loads(Path(path).read_text())["best"]
-  return {int(d): BlockSizes(**{k: KernelBlocks(*v) for k, v in kernels.items()}) for d, kernels in best.items()}
+  return {int(d): BlockSizes(**{k: None if v is None else KernelBlocks(*v) for k, v in kernels.items()})
+          for d, kernels in best.items()}
 
 
 if __name__ == "__main__":

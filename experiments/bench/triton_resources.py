@@ -1,10 +1,10 @@
 """Resource usage of the Pallas flash-attention kernels' Triton code on sm_90, without a GPU: for each kernel
-(forward, dk/dv, dq) and each candidate launch configuration of `attention_sweep.py` (the current default
-first), the kernel is lowered (bf16, causal), compiled with the installed `triton` and read back with its
-cuobjdump: registers per thread, spill stack bytes, shared memory, whether wgmma is issued. A configuration over
-227 KiB of shared memory cannot launch on an H100/H200; spills cost memory traffic.
+(forward, dk/dv, dq, fused backward) and each candidate launch configuration of `attention_sweep.py` (the
+current default first), the kernel is lowered (bf16, causal), compiled with the installed `triton` and read back
+with its cuobjdump: registers per thread, spill stack bytes, shared memory, whether wgmma is issued. A
+configuration over 227 KiB of shared memory cannot launch on an H100/H200; spills cost memory traffic.
 
-  python experiments/bench/triton_resources.py [--head-dims 128,64] [--capability 90]
+  python experiments/bench/triton_resources.py [--head-dims 128,64] [--capability 90] [--kernels fused,dq]
 
 Needs `triton` (pip install triton; no GPU). Its version may differ from the one in the GPU machine's jaxlib.
 """
@@ -37,7 +37,7 @@ def kernel_resources(head_dim: int, kernel: str, blocks, capability: int):
   modules = triton_inspect.triton_modules(jax.grad(loss, argnums=(0, 1, 2)), (q, q, q))
   t = getattr(tiling.make_tilings("gpu", q_len=SEQ, kv_len=SEQ, head_dim=head_dim, groups=1, block_sizes=sizes,
                                   causal=True), kernel)
-  compiled = triton_inspect.compile_module(modules[tiling.KERNELS.index(kernel)], num_warps=t.num_warps,
+  compiled = triton_inspect.compile_module(modules[sizes.kernels.index(kernel)], num_warps=t.num_warps,
                                            num_stages=t.num_stages, capability=capability)
   return triton_inspect.resources(compiled)
 
@@ -46,13 +46,17 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--head-dims", default="128,64")
   p.add_argument("--capability", type=int, default=90, help="CUDA compute capability as an int (90 = sm_90)")
+  p.add_argument("--kernels", default=",".join(tiling.KERNELS), help="which kernels (comma-separated)")
   args = p.parse_args(argv)
+  kernels = args.kernels.split(",")
+  if set(kernels) - set(tiling.KERNELS):
+    p.error(f"--kernels: choose from {', '.join(tiling.KERNELS)}")
   print(f"jax {jax.__version__}, triton {__import__('triton').__version__}, sm_{args.capability}, bf16, causal, "
         f"seq {SEQ}")
   print("| head_dim | kernel | (block_q, block_k, warps, stages) | registers | spill stack B | shared KiB | wgmma |")
   print("|---|---|---|---|---|---|---|")
   for dim in (int(d) for d in args.head_dims.split(",")):
-    for kernel in tiling.KERNELS:
+    for kernel in kernels:
       for i, blocks in enumerate(default_candidates(dim, kernel)):
         label = (blocks.block_q, blocks.block_k, blocks.num_warps, blocks.num_stages)
         try:

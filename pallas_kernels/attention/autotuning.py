@@ -1,10 +1,11 @@
 """Block-size autotuning of the Pallas flash-attention kernels for one problem on the current device.
 
-`autotune(q, k, v, ...)` times each of the three kernels (forward, dk/dv, dq) alone for candidate
-`KernelBlocks` (block sizes and, on GPU, Triton warps / pipeline stages), checks every candidate's result against
-the float32 reference on the same inputs, and returns the fastest correct candidate per kernel as a
-`BlockSizes` for `flash_attention(..., block_sizes=...)`, with the list of trials. The built-in defaults
-(`tiling.GPU_DEFAULTS`) were measured on an H200; other GPUs and other shapes may prefer other blocks.
+`autotune(q, k, v, ...)` times each kernel (forward; the backward's dk/dv and dq, and the fused backward) alone
+for candidate `KernelBlocks` (block sizes and, on GPU, Triton warps / pipeline stages), checks every candidate's
+result against the float32 reference on the same inputs, and returns the fastest correct candidate per kernel as
+a `BlockSizes` for `flash_attention(..., block_sizes=...)`, with the list of trials; the fused backward is chosen
+when its best time beats the best dk/dv and dq times together. The built-in defaults (`tiling.GPU_DEFAULTS`)
+were measured on an H200; other GPUs and other shapes may prefer other blocks.
 
 The reference materialises (q_len, kv_len) scores per head in float32: mind the memory for long sequences.
 Timings in the interpreter (interpret=True, any backend) exercise the code path only; they mean nothing.
@@ -25,20 +26,26 @@ from pallas_kernels.attention import _common, layout, pallas_backward, pallas_fo
 from pallas_kernels.attention.reference import attention_reference
 from pallas_kernels.attention.tiling import BlockSizes, KernelBlocks
 
+BACKWARDS = ("auto", "split", "fused")
+
 # (block_q, block_k, num_warps, num_stages) tried after the current default, per padded-head_dim bucket and
 # kernel (GPU). First the candidates not measured yet, then the runner-up of the 2026-11-27 H200 sweep
-# (experiments/bench/RESULTS.md; for the head_dim 128 forward its fastest, which needs 224 KiB of shared memory). The forward and dq kernels hold block_q rows and loop over block_k keys; the
-# dk/dv kernel holds block_k keys and loops over block_q.
+# (experiments/bench/RESULTS.md; for the head_dim 128 forward its fastest, which needs 224 KiB of shared memory).
+# The forward and dq kernels hold block_q rows and loop over block_k keys; the dk/dv and fused kernels hold
+# block_k keys and loop over block_q. The fused kernel's candidates (none measured yet) fit sm_90's shared memory
+# and spill at most 336 bytes (triton_resources.py).
 GPU_CANDIDATES = {
     64: {
         "forward": [(128, 128, 4, 3), (128, 64, 4, 4), (64, 64, 4, 3), (128, 64, 8, 3)],
         "dkdv": [(64, 64, 4, 3), (64, 128, 4, 2), (32, 64, 4, 2), (64, 128, 4, 3), (32, 128, 4, 3)],
         "dq": [(64, 64, 4, 3), (128, 64, 4, 2), (64, 128, 4, 2), (64, 32, 4, 2), (128, 64, 8, 3)],
+        "fused": [(64, 128, 8, 2), (32, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2)],
     },
     128: {
         "forward": [(128, 128, 8, 2), (128, 64, 8, 4), (64, 128, 8, 3), (128, 128, 8, 3)],
         "dkdv": [(64, 128, 4, 2), (128, 128, 8, 2), (32, 128, 8, 2), (64, 64, 4, 2), (64, 128, 8, 3)],
         "dq": [(128, 32, 4, 2), (128, 64, 4, 3), (64, 32, 4, 3), (128, 32, 4, 4), (128, 32, 8, 3)],
+        "fused": [(64, 128, 8, 2), (32, 128, 8, 2), (64, 64, 8, 3), (32, 64, 8, 2), (64, 32, 8, 2)],
     },
 }
 
@@ -133,6 +140,9 @@ class _Problem:
     if name == "dkdv":
       return (jax.jit(lambda *a: pallas_backward.dkdv(*a, spec, t)), args,
               lambda o: {"dk": back(o[0], kv_len), "dv": back(o[1], kv_len)})
+    if name == "fused":  # timed with its dq buffer's zeroing and final cast, which the split kernels do not need
+      return (jax.jit(lambda *a: pallas_backward.dkdv(*a, spec, t, fused=True)), args,
+              lambda o: {"dq": back(o[0], q_len), "dk": back(o[1], kv_len), "dv": back(o[2], kv_len)})
     return jax.jit(lambda *a: pallas_backward.dq(*a, spec, t)), args, lambda o: {"dq": back(o, q_len)}
 
 
@@ -152,9 +162,30 @@ def _try(problem: _Problem, name: str, blocks: KernelBlocks, tolerance: float, t
     return Trial(name, blocks, f"FAIL: {type(error).__name__}: {first}")
 
 
+def _kernels_to_tune(backward: str, backend: str) -> tuple[str, ...]:
+  if backward not in BACKWARDS:
+    raise ValueError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}")
+  if backward == "fused" and backend == "tpu":
+    raise ValueError("backward='fused' needs atomic adds, which Mosaic TPU does not have; use 'split'")
+  if backward == "auto":
+    backward = "split" if backend == "tpu" else "both"
+  return ("forward",) + {"split": tiling.SPLIT_BACKWARD, "fused": tiling.FUSED_BACKWARD,
+                         "both": tiling.SPLIT_BACKWARD + tiling.FUSED_BACKWARD}[backward]
+
+
+def _choose_fused(best: dict[str, Trial | None]) -> bool:
+  """Whether the fused backward's fastest correct candidate beats the fastest dk/dv and dq together."""
+  fused = best.get("fused")
+  if fused is None:
+    return False
+  split = [best.get(name) for name in tiling.SPLIT_BACKWARD]
+  return any(t is None for t in split) or fused.ms < sum(t.ms for t in split)
+
+
 def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=None, score_mod=None, mask_mod=None,
-             candidates: dict[str, Sequence[KernelBlocks]] | None = None, target_s: float = 0.1,
-             tolerance: float | None = None, budget_s: float | None = None, interpret: bool = False, seed: int = 0,
+             candidates: dict[str, Sequence[KernelBlocks]] | None = None, backward: str = "auto",
+             target_s: float = 0.1, tolerance: float | None = None, budget_s: float | None = None,
+             interpret: bool = False, seed: int = 0,
              on_trial: Callable[[Trial], None] | None = None) -> tuple[BlockSizes, list[Trial]]:
   """Fastest correct block sizes of each attention kernel for these inputs on this device.
 
@@ -162,7 +193,10 @@ def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=N
     q, k, v: example inputs, as for `flash_attention` (their shapes, dtype and values are used; the output
       cotangent is random).
     causal ... mask_mod: the attention options, as for `flash_attention`.
-    candidates: {"forward" | "dkdv" | "dq": [KernelBlocks, ...]}; kernels not named use `default_candidates`.
+    candidates: {"forward" | "dkdv" | "dq" | "fused": [KernelBlocks, ...]}; kernels not named use
+      `default_candidates`.
+    backward: "split" tunes the dk/dv and dq kernels, "fused" the fused backward kernel, "auto" both (split only
+      on TPU, which has no fused kernel) and returns the faster backward.
     target_s: seconds per timing loop (median of 5-300 calls).
     tolerance: largest accepted ||got - ref|| / ||ref|| of each result; default 2e-2 for 16-bit inputs, 2e-3
       for float32 (GPU matmuls may round operands to tf32).
@@ -171,7 +205,9 @@ def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=N
     on_trial: called with each `Trial` as it finishes (progress).
 
   Returns:
-    (BlockSizes with each kernel's fastest "ok" candidate, or the kernel's default when none passed; every Trial).
+    (BlockSizes with each kernel's fastest "ok" candidate, or the kernel's default when none passed, and `fused`
+    set to the fused kernel's when it is the faster backward (with backward="fused", whenever one passed); every
+    Trial, in the order tried).
   """
   _common.check_inputs(q, k, v)
   backend = "interpret" if interpret else jax.default_backend()
@@ -183,18 +219,21 @@ def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=N
   unknown = set(candidates or {}) - set(tiling.KERNELS)
   if unknown:
     raise ValueError(f"candidates names unknown kernels {sorted(unknown)}; choose from {', '.join(tiling.KERNELS)}")
+  kernels = _kernels_to_tune(backward, tiling.canonical_backend(backend))
   problem = _Problem(q, k, v, spec, backend, seed)
   deadline = time.monotonic() + (float("inf") if budget_s is None else budget_s)
-  chosen, trials = {}, []
-  for name in tiling.KERNELS:
-    best = None
+  best, trials = {}, []
+  for name in kernels:
+    best[name] = None
     for blocks in (candidates or {}).get(name) or default_candidates(q.shape[3], name, backend):
       trial = (Trial(name, blocks, "skip: time budget") if time.monotonic() > deadline
                else _try(problem, name, blocks, tolerance, target_s))
       trials.append(trial)
       if on_trial:
         on_trial(trial)
-      if trial.status == "ok" and (best is None or trial.ms < best.ms):
-        best = trial
-    chosen[name] = best.blocks if best else KernelBlocks()
+      if trial.status == "ok" and (best[name] is None or trial.ms < best[name].ms):
+        best[name] = trial
+  chosen = {name: trial.blocks for name, trial in best.items() if trial is not None and name != "fused"}
+  if _choose_fused(best):
+    chosen["fused"] = best["fused"].blocks
   return BlockSizes(**chosen), trials

@@ -38,6 +38,12 @@ def dot_nn(a, b):
                          preferred_element_type=jnp.float32)
 
 
+def dot_tn(a, b):
+  """a: (K, M), b: (K, N) -> a.T @ b in float32."""
+  return lax.dot_general(a, b, (((0,), (0,)), ((), ())), precision=_precision(a),
+                         preferred_element_type=jnp.float32)
+
+
 def _transposed_hooks(spec: _common.AttentionSpec) -> _common.AttentionSpec:
   """The spec with its hooks applied to transposed tiles: they still see (Q, K) scores, (Q, 1) q_idx and
   (1, K) kv_idx, as documented, and their results are transposed back (the transposes cost only with hooks)."""

@@ -58,9 +58,14 @@ def head_block_spec(t: Tiling, rows: int, index_map, heads: int | None = None):
   return pl.BlockSpec((squeezed_dim(), rows, head, t.head_dim_pad), seq_major)
 
 
+def group_index(t: Tiling, g, rows):
+  """Index of the (rows, D) slice of head g in a multi-head block (`head_block_spec(..., heads=G)`)."""
+  return (g, rows, slice(None)) if head_major(t) else (rows, g, slice(None))
+
+
 def group_rows(ref, t: Tiling, g, rows):
-  """The (rows, D) slice of head g of a multi-head block (`head_block_spec(..., heads=G)`)."""
-  return ref[g, rows, :] if head_major(t) else ref[rows, g, :]
+  """The (rows, D) slice of head g of a multi-head block."""
+  return ref[group_index(t, g, rows)]
 
 
 # Grid order. Every kernel's grid is (batch, heads, blocks) in meaning. On GPU the block axis comes first:

@@ -1,6 +1,6 @@
 """Pallas flash attention with a `custom_vjp`: lays inputs out for the kernels (padded where needed; head-major
 on TPU, see `layout.to_kernel_layout`), runs the forward kernel, and on the backward pass runs the dk/dv and dq
-kernels from `pallas_backward`."""
+kernels, or the fused backward kernel, from `pallas_backward`."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Pallas backward kernels of flash attention (FlashAttention-2): with delta = rowsum(dO * O) precomputed,
 one kernel accumulates dk/dv per kv block (looping over the q blocks of every query head in its group, so
-grouped-KV gradients are summed in-kernel) and one accumulates dq per q block (looping over kv blocks).
+grouped-KV gradients are summed in-kernel) and one accumulates dq per q block (looping over kv blocks). Or,
+fused (`BlockSizes.fused`, GPU and interpreter), the dk/dv kernel also adds each tile's ds.k into a float32 dq
+buffer with atomic adds: 5 matmuls per tile instead of 7, the scores computed once.
 
 Both recompute p = exp2(logits - lse) per tile (base-2 logits and lse, see `block_math.LOG2E`); softcap /
 score_mod are differentiated elementwise (jvp). The dk/dv kernel works on transposed tiles (k.q^T, of shape
@@ -15,6 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
 
 from pallas_kernels.attention import _common, block_math, layout, tiling as tiling_lib
 from pallas_kernels.attention.tiling import Tiling
@@ -40,9 +43,11 @@ def _tile_grads(q, k, v, do, lse, delta, q_start, kv_start, head, spec, t, *, ma
   return p, ds
 
 
-def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, dk_ref, dv_ref, *, spec, t: Tiling):
+def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, *refs, spec, t: Tiling, fused: bool):
   """q_ref, do_ref: (q_pad, G, D) ((G, q_pad, D) head-major); lse_ref, delta_ref: (G, 1, q_pad) rows;
-  k/v/dk/dv refs: (block_k, D)."""
+  k/v refs: (block_k, D); refs: dk_ref, dv_ref ((block_k, D)), or, fused, the float32 dq buffer (like q_ref;
+  input and output alias), dk_ref, dv_ref and the dq buffer again."""
+  dk_ref, dv_ref, dq_ref = refs[1:] if fused else (*refs, None)
   _, kv_head, kv_block = layout.program_ids(t, t.num_kv_blocks)
   kv_start = kv_block * t.block_k
   k, v = k_ref[...], v_ref[...]
@@ -58,8 +63,11 @@ def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, dk_ref, dv_ref
         q, do = layout.group_rows(q_ref, t, g, rows), layout.group_rows(do_ref, t, g, rows)
         p_t, ds_t = _tile_grads(q, k, v, do, lse_ref[g, :, rows], delta_ref[g, :, rows], q_start, kv_start,
                                 kv_head * t.groups + g, spec, t, masked=masked, transposed=True)
+        ds_t = ds_t.astype(q.dtype)
         dv = dv + block_math.dot_nn(p_t.astype(do.dtype), do)
-        dk = dk + block_math.dot_nn(ds_t.astype(q.dtype), q)
+        dk = dk + block_math.dot_nn(ds_t, q)
+        if dq_ref is not None:  # programs of other kv blocks add into the same rows
+          plgpu.atomic_add(dq_ref, layout.group_index(t, g, rows), block_math.dot_tn(ds_t, k))
         return dk, dv
       return body
 
@@ -101,10 +109,11 @@ def backward_delta(out, dout, t: Tiling):
   return delta if layout.head_major(t) else jnp.swapaxes(delta, 1, 2)
 
 
-def dkdv(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling):
+def dkdv(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling, *, fused=False):
   """dk, dv like k and v, in their dtypes; grid over (batch, kv head, kv block), the q-side blocks
   holding all G query heads of the group. Arguments as `backward`, dout in q's dtype, delta from
-  `backward_delta`; lse and delta are read as rows."""
+  `backward_delta`; lse and delta are read as rows. `fused`: returns (dq, dk, dv), dq like q (summed in
+  float32 by atomic adds, so in a nondeterministic order)."""
   batch, kv_heads = k.shape[0], k.shape[1 if layout.head_major(t) else 2]
   sq = layout.squeezed_dim()
   g, n = t.groups, t.num_kv_blocks
@@ -112,15 +121,29 @@ def dkdv(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling):
   group_spec = layout.head_block_spec(t, t.q_pad, index_map(lambda b, h, j: (b, h, 0)), heads=g)
   group_row_spec = pl.BlockSpec((sq, g, 1, t.q_pad), index_map(lambda b, h, j: (b, h, 0, 0)))
   kv_tile_spec = layout.head_block_spec(t, t.block_k, index_map(lambda b, h, j: (b, h, j)))
-  return pl.pallas_call(
-      functools.partial(_dkdv_kernel, spec=spec, t=t),
-      out_shape=(jax.ShapeDtypeStruct(k.shape, k.dtype), jax.ShapeDtypeStruct(v.shape, v.dtype)),
+  in_specs = [group_spec, group_spec, group_row_spec, group_row_spec, kv_tile_spec, kv_tile_spec]
+  out_shape = [jax.ShapeDtypeStruct(k.shape, k.dtype), jax.ShapeDtypeStruct(v.shape, v.dtype)]
+  out_specs = [kv_tile_spec, kv_tile_spec]
+  args = [q, dout, jnp.swapaxes(lse, 2, 3), jnp.swapaxes(delta, 2, 3), k, v]
+  if fused:
+    in_specs.append(group_spec)
+    out_specs.append(group_spec)
+    out_shape.append(jax.ShapeDtypeStruct(q.shape, jnp.float32))
+    args.append(jnp.zeros(q.shape, jnp.float32))
+  results = pl.pallas_call(
+      functools.partial(_dkdv_kernel, spec=spec, t=t, fused=fused),
+      out_shape=tuple(out_shape),
       grid=layout.launch_grid(t, batch, kv_heads, n),
-      in_specs=[group_spec, group_spec, group_row_spec, group_row_spec, kv_tile_spec, kv_tile_spec],
-      out_specs=(kv_tile_spec, kv_tile_spec),
-      name="flash_attention_backward_dkdv",
+      in_specs=in_specs,
+      out_specs=tuple(out_specs),
+      input_output_aliases={len(args) - 1: 2} if fused else {},
+      name="flash_attention_backward_fused" if fused else "flash_attention_backward_dkdv",
       **tiling_lib.call_kwargs(t, 3),
-  )(q, dout, jnp.swapaxes(lse, 2, 3), jnp.swapaxes(delta, 2, 3), k, v)
+  )(*args)
+  if not fused:
+    return results
+  dk, dv, dq_sum = results
+  return dq_sum.astype(q.dtype), dk, dv
 
 
 def dq(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling):
@@ -150,12 +173,14 @@ def backward(q, k, v, out, lse, dout, spec: _common.AttentionSpec, tilings: tili
   Args:
     q, out, dout: (B, q_pad, H, D_pad); k, v: (B, kv_pad, KH, D_pad), in the kernel layout (head-major on
       TPU, see `layout.to_kernel_layout`); lse: (B, H, q_pad, 1) float32, base 2 (from the forward kernel).
-    tilings: the dk/dv and dq kernels' tilings (`tilings.dkdv`, `tilings.dq`).
+    tilings: the backward kernels' tilings: `tilings.dkdv` and `tilings.dq`, or `tilings.fused`.
 
   Returns:
     dq like q, dk and dv like k and v, in their dtypes.
   """
   dout = dout.astype(q.dtype)
-  delta = backward_delta(out, dout, tilings.dq)
+  delta = backward_delta(out, dout, tilings.forward)
+  if tilings.fused is not None:
+    return dkdv(q, k, v, dout, lse, delta, spec, tilings.fused, fused=True)
   dk, dv = dkdv(q, k, v, dout, lse, delta, spec, tilings.dkdv)
   return dq(q, k, v, dout, lse, delta, spec, tilings.dq), dk, dv

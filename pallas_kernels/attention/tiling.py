@@ -17,7 +17,8 @@ import jax
 
 from pallas_kernels import _dispatch
 
-KERNELS = ("forward", "dkdv", "dq")
+KERNELS = ("forward", "dkdv", "dq", "fused")  # "fused": the one-kernel backward (dk, dv and dq; GPU only)
+SPLIT_BACKWARD, FUSED_BACKWARD = ("dkdv", "dq"), ("fused",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +26,7 @@ class KernelBlocks:
   """Block sizes of one kernel and, on GPU, its Triton launch parameters; None = the backend's default.
 
   block_q / block_k: rows of the query / key tiles. The forward and dq kernels hold one q block and loop over
-  kv blocks of block_k; the dk/dv kernel holds one kv block and loops over q blocks of block_q.
+  kv blocks of block_k; the dk/dv and fused backward kernels hold one kv block and loop over q blocks of block_q.
   """
   block_q: Optional[int] = None
   block_k: Optional[int] = None
@@ -35,10 +36,22 @@ class KernelBlocks:
 
 @dataclasses.dataclass(frozen=True)
 class BlockSizes:
-  """Per-kernel `KernelBlocks` of the forward kernel and the two backward kernels."""
+  """Per-kernel `KernelBlocks` of the forward kernel and the backward kernels.
+
+  The backward runs either as two kernels (`dkdv`, then `dq`: each recomputes the scores), or, when `fused` is
+  given (`KernelBlocks()` for its default blocks), as one kernel that computes dk and dv per kv block and adds
+  each tile's dq into a float32 buffer with atomic adds (GPU and interpreter only: Mosaic TPU has no atomics).
+  The fused kernel does 5 matmuls per tile instead of 7, but its dq sums run in a nondeterministic order.
+  """
   forward: KernelBlocks = KernelBlocks()
   dkdv: KernelBlocks = KernelBlocks()
   dq: KernelBlocks = KernelBlocks()
+  fused: Optional[KernelBlocks] = None
+
+  @property
+  def kernels(self) -> tuple[str, ...]:
+    """The kernels a call runs, in launch order: ("forward", "dkdv", "dq") or ("forward", "fused")."""
+    return ("forward",) + (SPLIT_BACKWARD if self.fused is None else FUSED_BACKWARD)
 
 
 # Defaults. GPU, per kernel and head_dim bucket (the padded head_dim up to 64, up to 128, larger): (block_q,
@@ -48,17 +61,19 @@ class BlockSizes:
 # runner-up (128, 64, 8, 3), 0.65-0.66 vs 0.98 ms: the fastest, (128, 128, 8, 3) at 0.61-0.64 ms, needs 224 of
 # the 227 KiB of shared memory a block may have (triton_resources.py), too close for a default that other
 # Triton versions compile. head_dim 64 forward 0.47 vs 0.57 ms; its dk/dv and dq kept (no candidate beat them).
-# Older GPUs and ROCm (less shared memory) use the earlier small-block defaults. Blocks are clamped down to short
-# sequences. TPU: (128, 128), kept even for short sequences (padded instead): Mosaic transposes and matmuls are
-# safest on 128-aligned tiles. Interpreter: (64, 64), clamped to the lengths.
+# The fused backward's entries are not measured yet (it is not the default): spill-free on sm_90 at 242-254
+# registers per thread (triton_resources.py). Older GPUs and ROCm (less shared memory) use the earlier small-block
+# defaults. Blocks are clamped down to short sequences. TPU: (128, 128), kept even for short sequences (padded
+# instead): Mosaic transposes and matmuls are safest on 128-aligned tiles. Interpreter: (64, 64), clamped to the
+# lengths.
 GPU_DEFAULTS = {
-    64: {"forward": (128, 64, 4, 3), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2)},
-    128: {"forward": (128, 64, 8, 3), "dkdv": (64, 128, 8, 2), "dq": (128, 32, 4, 3)},
-    None: {"forward": (32, 32, 8, 2), "dkdv": (32, 32, 8, 2), "dq": (32, 32, 8, 2)},
+    64: {"forward": (128, 64, 4, 3), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2), "fused": (64, 64, 4, 2)},
+    128: {"forward": (128, 64, 8, 3), "dkdv": (64, 128, 8, 2), "dq": (128, 32, 4, 3), "fused": (64, 64, 8, 2)},
+    None: {"forward": (32, 32, 8, 2), "dkdv": (32, 32, 8, 2), "dq": (32, 32, 8, 2), "fused": (32, 32, 8, 2)},
 }
 GPU_DEFAULTS_PRE_HOPPER = {
-    64: {"forward": (64, 64, 4, 2), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2)},
-    128: {"forward": (64, 64, 8, 2), "dkdv": (64, 64, 8, 2), "dq": (64, 64, 8, 2)},
+    64: {"forward": (64, 64, 4, 2), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2), "fused": (64, 64, 4, 2)},
+    128: {"forward": (64, 64, 8, 2), "dkdv": (64, 64, 8, 2), "dq": (64, 64, 8, 2), "fused": (64, 64, 8, 2)},
     None: GPU_DEFAULTS[None],
 }
 DEFAULT_BLOCKS = {"tpu": (128, 128), "interpret": (64, 64)}
@@ -135,10 +150,12 @@ class Tiling:
 
 @dataclasses.dataclass(frozen=True)
 class Tilings:
-  """The tilings of the three kernels of one attention call (same padded lengths, multiples of every block)."""
+  """The tilings of the kernels one attention call runs (same padded lengths, multiples of every block): the
+  forward, and the backward's `dkdv` and `dq`, or `fused` alone (the others None)."""
   forward: Tiling
-  dkdv: Tiling
-  dq: Tiling
+  dkdv: Optional[Tiling] = None
+  dq: Optional[Tiling] = None
+  fused: Optional[Tiling] = None
 
 
 def _check_block(name: str, block, backend: str) -> None:
@@ -180,7 +197,8 @@ def _resolve(backend, kernel: str, blocks: KernelBlocks, q_len, kv_len, head_dim
 
 def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, block_k=None,
                  block_sizes: BlockSizes | None = None, causal=False) -> Tilings:
-  """Chooses (or checks) the block sizes of the three kernels for `backend` and the common padded lengths.
+  """Chooses (or checks) the block sizes of the kernels one call runs for `backend` (the forward, and dk/dv and
+  dq or the fused backward: `BlockSizes.fused`) and the common padded lengths.
 
   block_q / block_k set every kernel's blocks; `block_sizes` sets them per kernel (and, on GPU, the warps and
   pipeline stages) and takes precedence where it names a value.
@@ -191,8 +209,11 @@ def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, bloc
     raise ValueError(f"block_sizes must be a pallas_kernels.attention.BlockSizes or None; got {block_sizes!r}")
   # Triton needs power-of-two array sizes: zero-pad head_dim (zeros change no dot product).
   head_dim_pad = max(16, _next_pow2(head_dim)) if backend == "gpu" else head_dim
+  if block_sizes.fused is not None and backend == "tpu":
+    raise ValueError("the fused backward kernel (BlockSizes(fused=...)) adds dq with atomics, which Mosaic TPU "
+                     "does not have; leave fused=None on TPU")
   resolved = {}
-  for name in KERNELS:
+  for name in block_sizes.kernels:
     given = getattr(block_sizes, name)
     given = dataclasses.replace(given, block_q=block_q if given.block_q is None else given.block_q,
                                 block_k=block_k if given.block_k is None else given.block_k)
@@ -203,7 +224,7 @@ def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, bloc
   return Tilings(**{name: Tiling(
       backend=backend, block_q=r.block_q, block_k=r.block_k, q_len=q_len, kv_len=kv_len, q_pad=q_pad,
       kv_pad=kv_pad, head_dim=head_dim, head_dim_pad=head_dim_pad, groups=groups, num_warps=r.num_warps,
-      num_stages=r.num_stages, reverse_blocks=bool(causal) and backend != "tpu" and name != "dkdv")
+      num_stages=r.num_stages, reverse_blocks=bool(causal) and backend != "tpu" and name in ("forward", "dq"))
       for name, r in resolved.items()})
 
 

@@ -1,6 +1,6 @@
 """Cross-lowering of the impl="pallas" attention kernels from a CPU host: forward and backward (the dk/dv
-and dq kernels) are exported for "tpu" (Mosaic) and "cuda" (Triton) with `jax.export`, forcing the kernel
-builder's backend through `flash_attention(..., _backend=...)`.
+and dq kernels; on cuda also the fused backward kernel) are exported for "tpu" (Mosaic) and "cuda" (Triton) with
+`jax.export`, forcing the kernel builder's backend through `flash_attention(..., _backend=...)`.
 
 This checks the jax -> Mosaic / Triton MLIR lowering (block shapes, supported primitives, loops); the
 device compilers themselves (Mosaic passes in libtpu, Triton -> PTX) only run on the device.
@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from pallas_kernels.attention import flash_attention
+from pallas_kernels.attention import BlockSizes, KernelBlocks, flash_attention
 
 _TARGETS = {"tpu": "tpu_custom_call", "cuda": "__gpu$xla.gpu.triton"}
 _BACKENDS = {"tpu": "tpu", "cuda": "gpu"}
@@ -38,13 +38,14 @@ _CONFIGS = {
 }
 
 
-def _export(platform, config, backward):
+def _export(platform, config, backward, block_sizes=None):
   batch, seq, heads, kv_heads, dim = config["shape"]
   q = jax.ShapeDtypeStruct((batch, seq, heads, dim), config["dtype"])
   kv = jax.ShapeDtypeStruct((batch, seq, kv_heads, dim), config["dtype"])
 
   def attend(q, k, v):
-    return flash_attention(q, k, v, impl="pallas", _backend=_BACKENDS[platform], **config["kw"])
+    return flash_attention(q, k, v, impl="pallas", _backend=_BACKENDS[platform], block_sizes=block_sizes,
+                           **config["kw"])
 
   fn = attend
   if backward:
@@ -122,6 +123,16 @@ def test_cuda_kernels_exponentiate_with_exp2(config):
     assert b"__nv_exp2f" in module and b"__nv_expf" not in module
 
 
+@pytest.mark.parametrize("config", sorted(_CONFIGS))
+def test_cuda_fused_backward_lowers_with_atomic_adds(config):
+  """The fused backward: the forward kernel and one backward kernel, which adds dq with atomics (and uses exp2)."""
+  text = _export("cuda", _CONFIGS[config], True, BlockSizes(fused=KernelBlocks())).mlir_module()
+  assert re.findall(r"custom_call @([\w$.]+)", text) == [_TARGETS["cuda"]] * 2
+  forward, fused = _triton_ir_bytes(text)
+  assert b"atomic_rmw" in fused and b"atomic_rmw" not in forward
+  assert b"__nv_exp2f" in fused and b"__nv_expf" not in fused
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("head_dim", [64, 128])
 def test_default_gpu_kernels_compile_for_sm90_within_shared_memory(head_dim):
@@ -133,12 +144,15 @@ def test_default_gpu_kernels_compile_for_sm90_within_shared_memory(head_dim):
   from pallas_kernels.attention import tiling
 
   q = jax.ShapeDtypeStruct((1, 512, 2, head_dim), jnp.bfloat16)
-  loss = lambda q, k, v: flash_attention(q, k, v, impl="pallas", _backend="gpu").astype(jnp.float32).sum()
-  modules = triton_inspect.triton_modules(jax.grad(loss, argnums=(0, 1, 2)), (q, q, q))
-  tilings = tiling.make_tilings("gpu", q_len=512, kv_len=512, head_dim=head_dim, groups=1, causal=True)
-  assert len(modules) == len(tiling.KERNELS)  # lowered in the order forward, dk/dv, dq
-  for name, text in zip(tiling.KERNELS, modules):
-    t = getattr(tilings, name)
-    usage = triton_inspect.resources(triton_inspect.compile_module(text, num_warps=t.num_warps,
-                                                                   num_stages=t.num_stages))
-    assert usage.shared_bytes <= 227 * 1024 and usage.wgmma, (name, usage)
+  for sizes in (BlockSizes(), BlockSizes(fused=KernelBlocks())):  # split backward, fused backward
+    loss = lambda q, k, v: flash_attention(q, k, v, impl="pallas", _backend="gpu",
+                                           block_sizes=sizes).astype(jnp.float32).sum()
+    modules = triton_inspect.triton_modules(jax.grad(loss, argnums=(0, 1, 2)), (q, q, q))
+    tilings = tiling.make_tilings("gpu", q_len=512, kv_len=512, head_dim=head_dim, groups=1, causal=True,
+                                  block_sizes=sizes)
+    assert len(modules) == len(sizes.kernels)  # lowered in launch order
+    for name, text in zip(sizes.kernels, modules):
+      t = getattr(tilings, name)
+      usage = triton_inspect.resources(triton_inspect.compile_module(text, num_warps=t.num_warps,
+                                                                     num_stages=t.num_stages))
+      assert usage.shared_bytes <= 227 * 1024 and usage.wgmma, (name, usage)

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pallas_kernels.attention import BlockSizes, KernelBlocks, attention_reference, autotune, flash_attention
-from pallas_kernels.attention.autotuning import default_candidates
+from pallas_kernels.attention import BlockSizes, KernelBlocks, Trial, attention_reference, autotune, flash_attention
+from pallas_kernels.attention.autotuning import _kernels_to_tune, default_candidates
 from pallas_kernels.attention import tiling
 
 CANDIDATES = {
@@ -33,11 +33,12 @@ def alibi(s, q_idx, kv_idx, head):
                          ids=["causal-window", "alibi"])
 def test_picks_the_fastest_correct_candidate_and_the_result_is_exact(kw):
   q, k, v = _inputs(1)
-  best, trials = autotune(q, k, v, candidates=CANDIDATES, interpret=True, target_s=0.01, **kw)
+  best, trials = autotune(q, k, v, candidates=CANDIDATES, backward="split", interpret=True, target_s=0.01, **kw)
   assert [t.kernel for t in trials] == ["forward"] * 2 + ["dkdv"] * 3 + ["dq"] * 2
   failed = [t for t in trials if t.status.startswith("FAIL")]
   assert [t.blocks for t in failed] == [KernelBlocks(16, 16, num_warps=3)] and "num_warps" in failed[0].status
-  for name in tiling.KERNELS:
+  assert best.fused is None
+  for name in ("forward", "dkdv", "dq"):
     ok = [t for t in trials if t.kernel == name and t.status == "ok"]
     assert ok and all(t.max_err < 2e-3 and t.ms > 0 for t in ok)
     assert getattr(best, name) == min(ok, key=lambda t: t.ms).blocks
@@ -48,8 +49,32 @@ def test_picks_the_fastest_correct_candidate_and_the_result_is_exact(kw):
     np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
 
 
+def test_fused_backward_alone_is_tuned_and_its_result_is_exact():
+  q, k, v = _inputs(5)
+  candidates = {"forward": [KernelBlocks(16, 16)], "fused": [KernelBlocks(8, 16), KernelBlocks(16, 16)]}
+  best, trials = autotune(q, k, v, candidates=candidates, backward="fused", interpret=True, target_s=0.01)
+  assert [t.kernel for t in trials] == ["forward", "fused", "fused"]
+  assert all(t.status == "ok" and t.max_err < 2e-3 for t in trials)
+  assert best.fused == min(trials[1:], key=lambda t: t.ms).blocks
+  attend = functools.partial(flash_attention, impl="pallas_interpret", block_sizes=best)
+  got = jax.grad(lambda *a: attend(*a).sum(), argnums=(0, 1, 2))(q, k, v)
+  want = jax.grad(lambda *a: attention_reference(*a).sum(), argnums=(0, 1, 2))(q, k, v)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dkdv_ms,fused_ms,want", [(2.0, 2.9, True), (2.0, 3.1, False), (2.0, None, False),
+                                                   (None, 9.0, True)])
+def test_fused_backward_is_chosen_only_when_faster_than_dkdv_and_dq_together(dkdv_ms, fused_ms, want):
+  """dq takes 1 ms; None = no correct candidate of that kernel."""
+  from pallas_kernels.attention.autotuning import _choose_fused
+  trial = lambda name, ms: None if ms is None else Trial(name, KernelBlocks(), "ok", ms, 0.0)
+  assert _choose_fused({"dkdv": trial("dkdv", dkdv_ms), "dq": trial("dq", 1.0), "fused": trial("fused", fused_ms)}) \
+      is want
+
+
 def test_wrong_results_are_never_chosen():
-  """tolerance 0: every candidate's result counts as wrong, so each kernel keeps its default."""
+  """tolerance 0: every candidate's result counts as wrong, so each kernel keeps its default (split backward)."""
   q, k, v = _inputs(2)
   best, trials = autotune(q, k, v, candidates=CANDIDATES, interpret=True, target_s=0.01, tolerance=0.0)
   assert best == BlockSizes()
@@ -67,6 +92,7 @@ def test_time_budget_skips_candidates():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(candidates={"backward": [KernelBlocks(16, 16)]}, interpret=True), "unknown kernels"),
     (dict(interpret=False), "no lowering for backend 'cpu'"),
+    (dict(backward="both", interpret=True), "backward must be one of"),
 ])
 def test_bad_arguments_raise(kwargs, match):
   q, k, v = _inputs(4)
@@ -81,3 +107,10 @@ def test_default_candidates_start_with_the_current_default():
       assert cands[0] == KernelBlocks(*tiling.gpu_defaults(name, bucket))
       assert len(set(cands)) == len(cands) > 1
   assert default_candidates(64, "dq", backend="tpu") == [KernelBlocks()]
+
+
+def test_tpu_tunes_the_split_backward_only():
+  assert _kernels_to_tune("auto", "tpu") == ("forward", "dkdv", "dq")
+  assert _kernels_to_tune("auto", "gpu") == ("forward", "dkdv", "dq", "fused")
+  with pytest.raises(ValueError, match="atomic"):
+    _kernels_to_tune("fused", "tpu")

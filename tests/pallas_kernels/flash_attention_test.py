@@ -185,19 +185,28 @@ def test_block_ranges_are_exact(q_len, kv_len, block_q, block_k, causal, window)
     assert list(range(int(flo), int(fhi))) == want_full, (j, int(flo), int(fhi), want_full)
 
 
+def _every_kernel_tiling(**kw):
+  """name -> Tiling of all four kernels: the split backward's call and the fused backward's (default blocks)."""
+  from pallas_kernels.attention import tiling
+  split = tiling.make_tilings("gpu", **kw)
+  fused = tiling.make_tilings("gpu", block_sizes=BlockSizes(fused=KernelBlocks()), **kw)
+  return {"forward": split.forward, "dkdv": split.dkdv, "dq": split.dq, "fused": fused.fused}
+
+
 @pytest.mark.parametrize("head_dim,bucket", [(80, 128), (48, 64), (200, None)])
 def test_gpu_defaults_per_kernel_head_dim_and_short_sequences(head_dim, bucket):
   from pallas_kernels.attention import tiling
-  long = tiling.make_tilings("gpu", q_len=4096, kv_len=4096, head_dim=head_dim, groups=1)
-  short = tiling.make_tilings("gpu", q_len=20, kv_len=4000, head_dim=head_dim, groups=1)
+  long = _every_kernel_tiling(q_len=4096, kv_len=4096, head_dim=head_dim, groups=1)
+  short = _every_kernel_tiling(q_len=20, kv_len=4000, head_dim=head_dim, groups=1)
+  assert set(long) == set(tiling.KERNELS)
   for name in tiling.KERNELS:
     want = tiling.GPU_DEFAULTS[bucket][name]
-    t = getattr(long, name)
+    t = long[name]
     assert (t.block_q, t.block_k, t.num_warps, t.num_stages) == want
-    s = getattr(short, name)
+    s = short[name]
     assert (s.block_q, s.block_k) == (min(want[0], 32), want[1])  # 20 queries: one block of 32 at most
     assert s.q_pad % s.block_q == 0 and s.kv_pad % s.block_k == 0 and s.kv_pad < 4000 + 128
-  assert long.forward.head_dim_pad == max(16, 1 << (head_dim - 1).bit_length())
+  assert long["forward"].head_dim_pad == max(16, 1 << (head_dim - 1).bit_length())
 
 
 @pytest.mark.parametrize("capability,table", [(None, "GPU_DEFAULTS"), ("9.0", "GPU_DEFAULTS"),
@@ -206,7 +215,7 @@ def test_gpu_defaults_per_kernel_head_dim_and_short_sequences(head_dim, bucket):
 def test_gpu_defaults_follow_the_compute_capability(monkeypatch, capability, table):
   from pallas_kernels.attention import tiling
   monkeypatch.setattr(tiling, "gpu_compute_capability", lambda: capability)
-  t = tiling.make_tilings("gpu", q_len=4096, kv_len=4096, head_dim=128, groups=1)
+  t = _every_kernel_tiling(q_len=4096, kv_len=4096, head_dim=128, groups=1)
   for name in tiling.KERNELS:
-    k = getattr(t, name)
+    k = t[name]
     assert (k.block_q, k.block_k, k.num_warps, k.num_stages) == getattr(tiling, table)[128][name]

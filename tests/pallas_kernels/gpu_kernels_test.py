@@ -1,10 +1,10 @@
 """GPU tests of the compiled Pallas kernels (impl="pallas", Triton lowering), marked `gpu` (run with --run-gpu).
 
-flash_attention, ssd and selective_scan in float32 and bfloat16 on fresh random inputs with ragged lengths:
-the output and the gradient wrt every input (vjp with a random cotangent) against the reference run in float32,
-highest matmul precision, on the upcast inputs. Relative error ||got - want|| / ||want|| of each array must stay
-below 2e-3 in float32 (Triton dots may run in tf32) and 2e-2 in bfloat16. As in the Mamba layers, the SSM
-parameters (A, D, delta_bias, initial state; SSD's dt) stay float32 in the bfloat16 runs.
+flash_attention (split and fused backward), ssd and selective_scan in float32 and bfloat16 on fresh random inputs
+with ragged lengths: the output and the gradient wrt every input (vjp with a random cotangent) against the
+reference run in float32, highest matmul precision, on the upcast inputs. Relative error ||got - want|| / ||want||
+of each array must stay below 2e-3 in float32 (Triton dots may run in tf32) and 2e-2 in bfloat16. As in the
+Mamba layers, the SSM parameters (A, D, delta_bias, initial state; SSD's dt) stay float32 in the bfloat16 runs.
 
 Dry run on CPU: AIRA_GPU_TEST_IMPL=pallas_interpret runs the same bodies through the Pallas interpreter on
 tiny shapes (`AIRA_GPU_TEST_IMPL=pallas_interpret pytest --run-gpu tests/pallas_kernels/gpu_kernels_test.py`).
@@ -21,6 +21,7 @@ from jax import lax
 
 from pallas_kernels import (attention_reference, flash_attention, selective_scan, selective_scan_reference, ssd,
                             ssd_reference)
+from pallas_kernels.attention import BlockSizes, KernelBlocks
 from testing_utils import value_and_grads
 
 IMPL = os.environ.get("AIRA_GPU_TEST_IMPL", "pallas")
@@ -96,18 +97,20 @@ ATTENTION = {
 }
 
 
+@pytest.mark.parametrize("backward", ["split", "fused"])
 @pytest.mark.parametrize("dtype_name", DTYPES)
 @pytest.mark.parametrize("case_id", ATTENTION)
-def test_flash_attention(case_id, dtype_name):
+def test_flash_attention(case_id, dtype_name, backward):
   gpu_shape, tiny_shape, gpu_kw, tiny_kw = ATTENTION[case_id]
   b, lq, lk, h, kv, d = tiny_shape if TINY else gpu_shape
   kw = tiny_kw if TINY else gpu_kw
+  sizes = BlockSizes(fused=KernelBlocks()) if backward == "fused" else None  # default blocks either way
 
   def inputs(rng):
     f = lambda *shape: rng.standard_normal(shape, np.float32)
     return f(b, lq, h, d), f(b, lk, kv, d), f(b, lk, kv, d)
 
-  kernel = lambda q, k, v: flash_attention(q, k, v, impl=IMPL, **kw)
+  kernel = lambda q, k, v: flash_attention(q, k, v, impl=IMPL, block_sizes=sizes, **kw)
   reference = lambda q, k, v: attention_reference(q, k, v, **kw)
   _check(kernel, reference, ("q", "k", "v"), inputs, (True,) * 3, dtype_name, case_id)
 
