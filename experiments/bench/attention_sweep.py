@@ -55,11 +55,12 @@ def _blocks_list(b: KernelBlocks | None) -> list | None:
 
 
 def backward_variants(tuned: BlockSizes, trials) -> list[tuple[str, BlockSizes]]:
-  """("tuned", tuned), then the same forward with the best split backward and with the best fused backward (the
+  """("tuned (... backward)", tuned), then the same forward with the best split backward and with the best fused backward (the
   whole op decides what the kernels timed alone suggest); variants equal to an earlier one, or with no correct
   candidate, are left out."""
   fused = [t for t in trials if t.kernel == "fused" and t.status == "ok"]
-  variants = [("tuned", tuned), ("split", dataclasses.replace(tuned, fused=None))]
+  variants = [(f"tuned ({'split' if tuned.fused is None else 'fused'} backward)", tuned),
+              ("split", dataclasses.replace(tuned, fused=None))]
   if fused:
     variants.append(("fused", dataclasses.replace(tuned, fused=min(fused, key=lambda t: t.ms).blocks)))
   return [(name, sizes) for i, (name, sizes) in enumerate(variants) if sizes not in [s for _, s in variants[:i]]]
@@ -117,7 +118,7 @@ def main(argv=None):
       try:
         f_ms, fb_ms = whole_op((q, k, v), dout, sizes, impl, timing)
         result["whole"].append(dict(shape=label, config=name, fwd_ms=f_ms, fwdbwd_ms=fb_ms))
-        print(f"  whole op {name:8s} fwd {f_ms:.3f} ms, fwd+bwd {fb_ms:.3f} ms", flush=True)
+        print(f"  whole op {name:24s} fwd {f_ms:.3f} ms, fwd+bwd {fb_ms:.3f} ms", flush=True)
       except Exception as e:  # noqa: BLE001  (a benchmark row, not a crash)
         print(f"  whole op {name}: FAIL {type(e).__name__}", flush=True)
         traceback.print_exception(e, file=sys.stderr)
@@ -131,7 +132,7 @@ def main(argv=None):
     ref = cudnn.get(w["shape"])
     ratio = (f"  cudnn/this {ref['fwd_ms'] / w['fwd_ms']:.2f} fwd, {ref['fwdbwd_ms'] / w['fwdbwd_ms']:.2f} f+b"
              if ref else "")
-    print(f"  {w['shape']:22s} {w['config']:8s} fwd {w['fwd_ms']:.3f}  f+b {w['fwdbwd_ms']:.3f}{ratio}")
+    print(f"  {w['shape']:22s} {w['config']:24s} fwd {w['fwd_ms']:.3f}  f+b {w['fwdbwd_ms']:.3f}{ratio}")
   return 0
 
 
