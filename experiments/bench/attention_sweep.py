@@ -8,7 +8,7 @@ defaults and cuDNN, in the same process.
       [--max-candidates N] [--quick]
 
 The JSON holds every trial and, under "best", the chosen (block_q, block_k, warps, stages) per head_dim and
-kernel ("fused": null when the split backward was faster); `kernels.py --attention-blocks sweep.json` runs the
+kernel, and the faster backward ("split" or "fused"); `kernels.py --attention-blocks sweep.json` runs the
 benchmark with them. --quick: tiny shapes in the
 Pallas interpreter on CPU (a dry run of this script; its times mean nothing).
 """
@@ -50,19 +50,19 @@ def parse_args(argv=None):
   return p.parse_args(argv)
 
 
-def _blocks_list(b: KernelBlocks | None) -> list | None:
-  return None if b is None else [b.block_q, b.block_k, b.num_warps, b.num_stages]
+def _blocks_list(b: KernelBlocks) -> list:
+  return [b.block_q, b.block_k, b.num_warps, b.num_stages]
 
 
 def backward_variants(tuned: BlockSizes, trials) -> list[tuple[str, BlockSizes]]:
-  """("tuned (... backward)", tuned), then the same forward with the best split backward and with the best fused backward (the
-  whole op decides what the kernels timed alone suggest); variants equal to an earlier one, or with no correct
-  candidate, are left out."""
+  """("tuned (... backward)", tuned), then the tuned blocks with the split and with the fused backward (the whole
+  op decides what the kernels timed alone suggest); variants equal to an earlier one, or whose backward had no
+  correct candidate, are left out."""
   fused = [t for t in trials if t.kernel == "fused" and t.status == "ok"]
-  variants = [(f"tuned ({'split' if tuned.fused is None else 'fused'} backward)", tuned),
-              ("split", dataclasses.replace(tuned, fused=None))]
+  variants = [(f"tuned ({tuned.backward or 'default'} backward)", tuned),
+              ("split", dataclasses.replace(tuned, backward="split"))]
   if fused:
-    variants.append(("fused", dataclasses.replace(tuned, fused=min(fused, key=lambda t: t.ms).blocks)))
+    variants.append(("fused", dataclasses.replace(tuned, backward="fused")))
   return [(name, sizes) for i, (name, sizes) in enumerate(variants) if sizes not in [s for _, s in variants[:i]]]
 
 
@@ -109,6 +109,7 @@ def main(argv=None):
     tuned, trials = autotune(q, k, v, causal=True, candidates=candidates, target_s=args.target_s,
                              budget_s=max(0.0, deadline - time.monotonic()), interpret=args.quick, on_trial=report)
     result["best"][str(dim)] = {name: _blocks_list(getattr(tuned, name)) for name in tiling.KERNELS}
+    result["best"][str(dim)]["backward"] = tuned.backward
     configs = [("default", BlockSizes(), "pallas")] + [(n, b, "pallas") for n, b in backward_variants(tuned, trials)]
     if args.quick:
       configs = [(name, sizes, "pallas_interpret") for name, sizes, _ in configs]
@@ -123,9 +124,9 @@ def main(argv=None):
         print(f"  whole op {name}: FAIL {type(e).__name__}", flush=True)
         traceback.print_exception(e, file=sys.stderr)
     emit(dict(shape=label, kernel="chosen", blocks=result["best"][str(dim)], status="best"))
-  print("\nbest per head_dim (block_q, block_k, warps, stages; None = the default's; fused None = split backward):")
+  print("\nbest per head_dim (block_q, block_k, warps, stages; None = the default's; backward None = the default):")
   for dim, chosen in result["best"].items():
-    print(f"  d{dim}: " + ", ".join(f"{k} {None if v is None else tuple(v)}" for k, v in chosen.items()))
+    print(f"  d{dim}: " + ", ".join(f"{k} {v if k == 'backward' else tuple(v)}" for k, v in chosen.items()))
   print("\nwhole op (ms):")
   cudnn = {w["shape"]: w for w in result["whole"] if w["config"] == "cudnn"}
   for w in result["whole"]:
@@ -139,7 +140,7 @@ def main(argv=None):
 def load_best(path) -> dict[int, BlockSizes]:
   """head_dim -> BlockSizes from a sweep JSON ("best")."""
   best = json.loads(Path(path).read_text())["best"]
-  return {int(d): BlockSizes(**{k: None if v is None else KernelBlocks(*v) for k, v in kernels.items()})
+  return {int(d): BlockSizes(**{k: v if k == "backward" else KernelBlocks(*v) for k, v in kernels.items()})
           for d, kernels in best.items()}
 
 

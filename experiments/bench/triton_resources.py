@@ -30,14 +30,15 @@ SHARED_LIMIT = 227 * 1024
 
 def kernel_resources(head_dim: int, kernel: str, blocks, capability: int):
   """Resources of `kernel` lowered with `blocks` (the other kernels at their defaults)."""
-  sizes = BlockSizes(**{kernel: blocks})
+  sizes = BlockSizes.for_kernel(kernel, blocks)
   q = jax.ShapeDtypeStruct((1, SEQ, HEADS, head_dim), jnp.bfloat16)
   loss = lambda q, k, v: flash_attention(q, k, v, impl="pallas", _backend="gpu",
                                          block_sizes=sizes).astype(jnp.float32).sum()
   modules = triton_inspect.triton_modules(jax.grad(loss, argnums=(0, 1, 2)), (q, q, q))
-  t = getattr(tiling.make_tilings("gpu", q_len=SEQ, kv_len=SEQ, head_dim=head_dim, groups=1, block_sizes=sizes,
-                                  causal=True), kernel)
-  compiled = triton_inspect.compile_module(modules[sizes.kernels.index(kernel)], num_warps=t.num_warps,
+  tilings = tiling.make_tilings("gpu", q_len=SEQ, kv_len=SEQ, head_dim=head_dim, groups=1, block_sizes=sizes,
+                                causal=True)
+  t = getattr(tilings, kernel)
+  compiled = triton_inspect.compile_module(modules[tilings.kernels.index(kernel)], num_warps=t.num_warps,
                                            num_stages=t.num_stages, capability=capability)
   return triton_inspect.resources(compiled)
 

@@ -36,11 +36,11 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
       short sequences; TPU 128/128; interpret 64/64 clamped to the length rounded up to 8. GPU blocks must be
       powers of two >= 16 (head_dim is zero-padded to a power of two), TPU blocks multiples of 8 (128
       recommended).
-    block_sizes: `pallas_kernels.attention.BlockSizes(forward=, dkdv=, dq=, fused=)` of `KernelBlocks(block_q,
-      block_k, num_warps, num_stages)`: per-kernel blocks and, on GPU, Triton warps / pipeline stages; its values
-      take precedence over block_q / block_k (None entries fall back to them, then to the defaults). `fused`
-      (GPU and interpreter) replaces the two backward kernels by one that adds dq with atomics (see
-      `BlockSizes`); `autotune` measures which backward is faster.
+    block_sizes: `pallas_kernels.attention.BlockSizes(forward=, dkdv=, dq=, fused=, backward=)` of
+      `KernelBlocks(block_q, block_k, num_warps, num_stages)`: per-kernel blocks and, on GPU, Triton warps /
+      pipeline stages; its values take precedence over block_q / block_k (None entries fall back to them, then to
+      the defaults). backward="fused" (GPU and interpreter) replaces the two backward kernels (dkdv, dq) by one
+      (fused) that adds dq with atomics; `autotune` measures which backward is faster.
     _backend: internal override of the backend the Pallas kernel is built for ("gpu", "tpu"), used to
       cross-lower from a CPU host.
 

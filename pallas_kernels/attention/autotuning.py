@@ -130,7 +130,7 @@ class _Problem:
 
   def kernel(self, name: str, blocks: KernelBlocks):
     """(jitted kernel, its arguments, outputs -> {result name: (B, S, H, D) array}) with candidate blocks."""
-    t = getattr(self.tilings(BlockSizes(**{name: blocks})), name)
+    t = getattr(self.tilings(BlockSizes.for_kernel(name, blocks)), name)
     back = lambda x, length: layout.from_kernel_layout(x, t, length)
     q_len, kv_len, spec = self.q.shape[1], self.k.shape[1], self.spec
     if name == "forward":
@@ -169,17 +169,19 @@ def _kernels_to_tune(backward: str, backend: str) -> tuple[str, ...]:
     raise ValueError("backward='fused' needs atomic adds, which Mosaic TPU does not have; use 'split'")
   if backward == "auto":
     backward = "split" if backend == "tpu" else "both"
-  return ("forward",) + {"split": tiling.SPLIT_BACKWARD, "fused": tiling.FUSED_BACKWARD,
-                         "both": tiling.SPLIT_BACKWARD + tiling.FUSED_BACKWARD}[backward]
+  split, fused = tiling.BACKWARD_KERNELS["split"], tiling.BACKWARD_KERNELS["fused"]
+  return ("forward",) + {"split": split, "fused": fused, "both": split + fused}[backward]
 
 
-def _choose_fused(best: dict[str, Trial | None]) -> bool:
-  """Whether the fused backward's fastest correct candidate beats the fastest dk/dv and dq together."""
+def _choose_backward(best: dict[str, Trial | None]) -> str | None:
+  """"fused" when the fused kernel's fastest correct candidate beats the fastest dk/dv and dq together (or they
+  have none), "split" when both of those have one, else None (the default)."""
   fused = best.get("fused")
-  if fused is None:
-    return False
-  split = [best.get(name) for name in tiling.SPLIT_BACKWARD]
-  return any(t is None for t in split) or fused.ms < sum(t.ms for t in split)
+  split = [best.get(name) for name in tiling.BACKWARD_KERNELS["split"]]
+  split_ms = None if None in split else sum(t.ms for t in split)
+  if fused is not None and (split_ms is None or fused.ms < split_ms):
+    return "fused"
+  return None if split_ms is None else "split"
 
 
 def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=None, score_mod=None, mask_mod=None,
@@ -205,9 +207,9 @@ def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=N
     on_trial: called with each `Trial` as it finishes (progress).
 
   Returns:
-    (BlockSizes with each kernel's fastest "ok" candidate, or the kernel's default when none passed, and `fused`
-    set to the fused kernel's when it is the faster backward (with backward="fused", whenever one passed); every
-    Trial, in the order tried).
+    (BlockSizes with each kernel's fastest "ok" candidate, or the kernel's default when none passed, and
+    `backward` "fused" when the fused kernel is the faster backward (with backward="fused": whenever one passed),
+    "split" when the split kernels are, None when no backward had a correct candidate; every Trial, in order).
   """
   _common.check_inputs(q, k, v)
   backend = "interpret" if interpret else jax.default_backend()
@@ -233,7 +235,5 @@ def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=N
         on_trial(trial)
       if trial.status == "ok" and (best[name] is None or trial.ms < best[name].ms):
         best[name] = trial
-  chosen = {name: trial.blocks for name, trial in best.items() if trial is not None and name != "fused"}
-  if _choose_fused(best):
-    chosen["fused"] = best["fused"].blocks
-  return BlockSizes(**chosen), trials
+  chosen = {name: trial.blocks for name, trial in best.items() if trial is not None}
+  return BlockSizes(**chosen, backward=_choose_backward(best)), trials

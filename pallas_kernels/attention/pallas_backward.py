@@ -1,8 +1,8 @@
 """Pallas backward kernels of flash attention (FlashAttention-2): with delta = rowsum(dO * O) precomputed,
 one kernel accumulates dk/dv per kv block (looping over the q blocks of every query head in its group, so
 grouped-KV gradients are summed in-kernel) and one accumulates dq per q block (looping over kv blocks). Or,
-fused (`BlockSizes.fused`, GPU and interpreter), the dk/dv kernel also adds each tile's ds.k into a float32 dq
-buffer with atomic adds: 5 matmuls per tile instead of 7, the scores computed once.
+fused (`BlockSizes(backward="fused")`, GPU and interpreter), the dk/dv kernel also adds each tile's ds.k into a
+float32 dq buffer with atomic adds: 5 matmuls per tile instead of 7, the scores computed once.
 
 Both recompute p = exp2(logits - lse) per tile (base-2 logits and lse, see `block_math.LOG2E`); softcap /
 score_mod are differentiated elementwise (jvp). The dk/dv kernel works on transposed tiles (k.q^T, of shape

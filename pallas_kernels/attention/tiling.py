@@ -18,7 +18,7 @@ import jax
 from pallas_kernels import _dispatch
 
 KERNELS = ("forward", "dkdv", "dq", "fused")  # "fused": the one-kernel backward (dk, dv and dq; GPU only)
-SPLIT_BACKWARD, FUSED_BACKWARD = ("dkdv", "dq"), ("fused",)
+BACKWARD_KERNELS = {"split": ("dkdv", "dq"), "fused": ("fused",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,20 +38,21 @@ class KernelBlocks:
 class BlockSizes:
   """Per-kernel `KernelBlocks` of the forward kernel and the backward kernels.
 
-  The backward runs either as two kernels (`dkdv`, then `dq`: each recomputes the scores), or, when `fused` is
-  given (`KernelBlocks()` for its default blocks), as one kernel that computes dk and dv per kv block and adds
-  each tile's dq into a float32 buffer with atomic adds (GPU and interpreter only: Mosaic TPU has no atomics).
+  backward: "split" runs two backward kernels (`dkdv`, then `dq`: each recomputes the scores); "fused" one
+  kernel (`fused`) that computes dk and dv per kv block and adds each tile's dq into a float32 buffer with atomic
+  adds (GPU and interpreter only: Mosaic TPU has no atomics); None, the backend's default (`default_backward`).
   The fused kernel does 5 matmuls per tile instead of 7, but its dq sums run in a nondeterministic order.
   """
   forward: KernelBlocks = KernelBlocks()
   dkdv: KernelBlocks = KernelBlocks()
   dq: KernelBlocks = KernelBlocks()
-  fused: Optional[KernelBlocks] = None
+  fused: KernelBlocks = KernelBlocks()
+  backward: Optional[str] = None
 
-  @property
-  def kernels(self) -> tuple[str, ...]:
-    """The kernels a call runs, in launch order: ("forward", "dkdv", "dq") or ("forward", "fused")."""
-    return ("forward",) + (SPLIT_BACKWARD if self.fused is None else FUSED_BACKWARD)
+  @classmethod
+  def for_kernel(cls, kernel: str, blocks: KernelBlocks) -> "BlockSizes":
+    """`blocks` for `kernel`, the other kernels' defaults, and the backward that runs `kernel`."""
+    return cls(**{kernel: blocks}, backward="fused" if kernel == "fused" else "split")
 
 
 # Defaults. GPU, per kernel and head_dim bucket (the padded head_dim up to 64, up to 128, larger): (block_q,
@@ -77,6 +78,8 @@ GPU_DEFAULTS_PRE_HOPPER = {
     None: GPU_DEFAULTS[None],
 }
 DEFAULT_BLOCKS = {"tpu": (128, 128), "interpret": (64, 64)}
+# The backward per GPU head_dim bucket: "split" until the fused kernel is measured faster on a GPU (RESULTS.md).
+GPU_DEFAULT_BACKWARD = {64: "split", 128: "split", None: "split"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,6 +101,13 @@ def gpu_defaults(kernel: str, head_dim_pad: int) -> tuple[int, int, int, int]:
   hopper = cc is None or (major.isdigit() and int(major) >= 9)
   bucket = next((b for b in (64, 128) if head_dim_pad <= b), None)
   return (GPU_DEFAULTS if hopper else GPU_DEFAULTS_PRE_HOPPER)[bucket][kernel]
+
+
+def default_backward(backend: str, head_dim_pad: int) -> str:
+  """ "split" or "fused": the backward a call runs when `BlockSizes.backward` is None."""
+  if backend != "gpu":
+    return "split"
+  return GPU_DEFAULT_BACKWARD[next((b for b in (64, 128) if head_dim_pad <= b), None)]
 
 
 def canonical_backend(backend: str) -> str:
@@ -157,6 +167,11 @@ class Tilings:
   dq: Optional[Tiling] = None
   fused: Optional[Tiling] = None
 
+  @property
+  def kernels(self) -> tuple[str, ...]:
+    """The kernels the call runs, in launch order: ("forward", "dkdv", "dq") or ("forward", "fused")."""
+    return tuple(name for name in KERNELS if getattr(self, name) is not None)
+
 
 def _check_block(name: str, block, backend: str) -> None:
   if int(block) != block or block < 1:
@@ -198,7 +213,7 @@ def _resolve(backend, kernel: str, blocks: KernelBlocks, q_len, kv_len, head_dim
 def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, block_k=None,
                  block_sizes: BlockSizes | None = None, causal=False) -> Tilings:
   """Chooses (or checks) the block sizes of the kernels one call runs for `backend` (the forward, and dk/dv and
-  dq or the fused backward: `BlockSizes.fused`) and the common padded lengths.
+  dq or the fused backward: `BlockSizes.backward`) and the common padded lengths.
 
   block_q / block_k set every kernel's blocks; `block_sizes` sets them per kernel (and, on GPU, the warps and
   pipeline stages) and takes precedence where it names a value.
@@ -209,11 +224,14 @@ def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, bloc
     raise ValueError(f"block_sizes must be a pallas_kernels.attention.BlockSizes or None; got {block_sizes!r}")
   # Triton needs power-of-two array sizes: zero-pad head_dim (zeros change no dot product).
   head_dim_pad = max(16, _next_pow2(head_dim)) if backend == "gpu" else head_dim
-  if block_sizes.fused is not None and backend == "tpu":
-    raise ValueError("the fused backward kernel (BlockSizes(fused=...)) adds dq with atomics, which Mosaic TPU "
-                     "does not have; leave fused=None on TPU")
+  backward = block_sizes.backward or default_backward(backend, head_dim_pad)
+  if backward not in BACKWARD_KERNELS:
+    raise ValueError(f"BlockSizes.backward must be 'split', 'fused' or None; got {backward!r}")
+  if backward == "fused" and backend == "tpu":
+    raise ValueError("the fused backward (BlockSizes(backward='fused')) adds dq with atomics, which Mosaic TPU "
+                     "does not have; use backward='split' or None on TPU")
   resolved = {}
-  for name in block_sizes.kernels:
+  for name in ("forward",) + BACKWARD_KERNELS[backward]:
     given = getattr(block_sizes, name)
     given = dataclasses.replace(given, block_q=block_q if given.block_q is None else given.block_q,
                                 block_k=block_k if given.block_k is None else given.block_k)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from pallas_kernels.attention import BlockSizes, KernelBlocks, flash_attention
+from pallas_kernels.attention import BlockSizes, flash_attention
 
 _TARGETS = {"tpu": "tpu_custom_call", "cuda": "__gpu$xla.gpu.triton"}
 _BACKENDS = {"tpu": "tpu", "cuda": "gpu"}
@@ -126,7 +126,7 @@ def test_cuda_kernels_exponentiate_with_exp2(config):
 @pytest.mark.parametrize("config", sorted(_CONFIGS))
 def test_cuda_fused_backward_lowers_with_atomic_adds(config):
   """The fused backward: the forward kernel and one backward kernel, which adds dq with atomics (and uses exp2)."""
-  text = _export("cuda", _CONFIGS[config], True, BlockSizes(fused=KernelBlocks())).mlir_module()
+  text = _export("cuda", _CONFIGS[config], True, BlockSizes(backward="fused")).mlir_module()
   assert re.findall(r"custom_call @([\w$.]+)", text) == [_TARGETS["cuda"]] * 2
   forward, fused = _triton_ir_bytes(text)
   assert b"atomic_rmw" in fused and b"atomic_rmw" not in forward
@@ -144,14 +144,14 @@ def test_default_gpu_kernels_compile_for_sm90_within_shared_memory(head_dim):
   from pallas_kernels.attention import tiling
 
   q = jax.ShapeDtypeStruct((1, 512, 2, head_dim), jnp.bfloat16)
-  for sizes in (BlockSizes(), BlockSizes(fused=KernelBlocks())):  # split backward, fused backward
+  for sizes in (BlockSizes(backward="split"), BlockSizes(backward="fused")):
     loss = lambda q, k, v: flash_attention(q, k, v, impl="pallas", _backend="gpu",
                                            block_sizes=sizes).astype(jnp.float32).sum()
     modules = triton_inspect.triton_modules(jax.grad(loss, argnums=(0, 1, 2)), (q, q, q))
     tilings = tiling.make_tilings("gpu", q_len=512, kv_len=512, head_dim=head_dim, groups=1, causal=True,
                                   block_sizes=sizes)
-    assert len(modules) == len(sizes.kernels)  # lowered in launch order
-    for name, text in zip(sizes.kernels, modules):
+    assert len(modules) == len(tilings.kernels)  # lowered in launch order
+    for name, text in zip(tilings.kernels, modules):
       t = getattr(tilings, name)
       usage = triton_inspect.resources(triton_inspect.compile_module(text, num_warps=t.num_warps,
                                                                      num_stages=t.num_stages))

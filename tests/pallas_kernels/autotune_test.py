@@ -37,7 +37,7 @@ def test_picks_the_fastest_correct_candidate_and_the_result_is_exact(kw):
   assert [t.kernel for t in trials] == ["forward"] * 2 + ["dkdv"] * 3 + ["dq"] * 2
   failed = [t for t in trials if t.status.startswith("FAIL")]
   assert [t.blocks for t in failed] == [KernelBlocks(16, 16, num_warps=3)] and "num_warps" in failed[0].status
-  assert best.fused is None
+  assert best.backward == "split"
   for name in ("forward", "dkdv", "dq"):
     ok = [t for t in trials if t.kernel == name and t.status == "ok"]
     assert ok and all(t.max_err < 2e-3 and t.ms > 0 for t in ok)
@@ -55,7 +55,7 @@ def test_fused_backward_alone_is_tuned_and_its_result_is_exact():
   best, trials = autotune(q, k, v, candidates=candidates, backward="fused", interpret=True, target_s=0.01)
   assert [t.kernel for t in trials] == ["forward", "fused", "fused"]
   assert all(t.status == "ok" and t.max_err < 2e-3 for t in trials)
-  assert best.fused == min(trials[1:], key=lambda t: t.ms).blocks
+  assert best.backward == "fused" and best.fused == min(trials[1:], key=lambda t: t.ms).blocks
   attend = functools.partial(flash_attention, impl="pallas_interpret", block_sizes=best)
   got = jax.grad(lambda *a: attend(*a).sum(), argnums=(0, 1, 2))(q, k, v)
   want = jax.grad(lambda *a: attention_reference(*a).sum(), argnums=(0, 1, 2))(q, k, v)
@@ -63,14 +63,14 @@ def test_fused_backward_alone_is_tuned_and_its_result_is_exact():
     np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("dkdv_ms,fused_ms,want", [(2.0, 2.9, True), (2.0, 3.1, False), (2.0, None, False),
-                                                   (None, 9.0, True)])
+@pytest.mark.parametrize("dkdv_ms,fused_ms,want", [(2.0, 2.9, "fused"), (2.0, 3.1, "split"), (2.0, None, "split"),
+                                                   (None, 9.0, "fused"), (None, None, None)])
 def test_fused_backward_is_chosen_only_when_faster_than_dkdv_and_dq_together(dkdv_ms, fused_ms, want):
-  """dq takes 1 ms; None = no correct candidate of that kernel."""
-  from pallas_kernels.attention.autotuning import _choose_fused
+  """dq takes 1 ms; None = no correct candidate of that kernel (then the backend's default backward runs)."""
+  from pallas_kernels.attention.autotuning import _choose_backward
   trial = lambda name, ms: None if ms is None else Trial(name, KernelBlocks(), "ok", ms, 0.0)
-  assert _choose_fused({"dkdv": trial("dkdv", dkdv_ms), "dq": trial("dq", 1.0), "fused": trial("fused", fused_ms)}) \
-      is want
+  best = {"dkdv": trial("dkdv", dkdv_ms), "dq": trial("dq", 1.0), "fused": trial("fused", fused_ms)}
+  assert _choose_backward(best) == want
 
 
 def test_wrong_results_are_never_chosen():

@@ -189,7 +189,7 @@ def _every_kernel_tiling(**kw):
   """name -> Tiling of all four kernels: the split backward's call and the fused backward's (default blocks)."""
   from pallas_kernels.attention import tiling
   split = tiling.make_tilings("gpu", **kw)
-  fused = tiling.make_tilings("gpu", block_sizes=BlockSizes(fused=KernelBlocks()), **kw)
+  fused = tiling.make_tilings("gpu", block_sizes=BlockSizes(backward="fused"), **kw)
   return {"forward": split.forward, "dkdv": split.dkdv, "dq": split.dq, "fused": fused.fused}
 
 

@@ -1,4 +1,4 @@
-"""Tests for the fused backward kernel of the Pallas flash attention (`BlockSizes(fused=...)`: dk and dv per kv
+"""Tests for the fused backward kernel of the Pallas flash attention (`BlockSizes(backward="fused")`: dk and dv per kv
 block, dq added across kv blocks with atomic adds), run by the Pallas interpreter: values and q/k/v gradients
 against `attention_reference` on the shared shape and hook cases, ragged lengths and unequal blocks, fully masked
 rows, bf16; its tiling (padding follows the kernels that run; no fused kernel on TPU)."""
@@ -15,7 +15,7 @@ from attention_cases import (HOOK_CASES, SHAPE_CASES, assert_matches_reference, 
                              attention_value_and_grads)
 from pallas_kernels.attention import BlockSizes, KernelBlocks, attention_reference, flash_attention, tiling
 
-FUSED = BlockSizes(fused=KernelBlocks(16, 16))
+FUSED = BlockSizes(fused=KernelBlocks(16, 16), backward="fused")
 
 
 def _compare(q, k, v, ct, sizes=FUSED, **kw):
@@ -43,7 +43,7 @@ def test_fused_backward_with_hooks_matches_reference(kw):
 def test_unequal_blocks_and_lengths(fused, q_len, kv_len, window):
   """Forward and fused blocks differ; dq sums over every kv block of a row (several programs add into it)."""
   q, k, v, ct = attention_inputs(q_len * 100 + kv_len, 2, q_len, kv_len, 2, 1, 8)
-  sizes = BlockSizes(forward=KernelBlocks(16, 16), fused=fused)
+  sizes = BlockSizes(forward=KernelBlocks(16, 16), fused=fused, backward="fused")
   _compare(q, k, v, ct, sizes, causal=True, sliding_window=window)
 
 
@@ -60,7 +60,7 @@ def test_bf16_close_to_reference_and_to_the_split_backward():
   run = lambda sizes: attention_value_and_grads(
       functools.partial(flash_attention, impl="pallas_interpret", block_sizes=sizes, sliding_window=20),
       q, k, v, ct)
-  fused, split = run(FUSED), run(BlockSizes(dkdv=KernelBlocks(16, 16), dq=KernelBlocks(16, 16)))
+  fused, split = run(FUSED), run(BlockSizes(dkdv=KernelBlocks(16, 16), dq=KernelBlocks(16, 16), backward="split"))
   f32 = lambda x: x.astype(jnp.float32)
   want = attention_value_and_grads(functools.partial(attention_reference, sliding_window=20),
                                    f32(q), f32(k), f32(v), ct)
@@ -76,12 +76,14 @@ def test_tilings_pad_for_the_kernels_that_run():
   """With the fused backward, the unused dk/dv and dq blocks do not enter the padding, and vice versa."""
   common = dict(q_len=40, kv_len=40, head_dim=8, groups=1)
   split_only = BlockSizes(forward=KernelBlocks(8, 8), dkdv=KernelBlocks(8, 8), dq=KernelBlocks(48, 48))
-  fused = tiling.make_tilings("interpret", block_sizes=dataclasses.replace(split_only, fused=KernelBlocks(8, 16)),
+  fused = tiling.make_tilings("interpret", block_sizes=dataclasses.replace(split_only, fused=KernelBlocks(8, 16),
+                                                                            backward="fused"),
                               **common)
   assert (fused.dkdv, fused.dq) == (None, None)
   assert (fused.fused.block_q, fused.fused.block_k, fused.forward.q_pad, fused.forward.kv_pad) == (8, 16, 40, 48)
-  split = tiling.make_tilings("interpret", block_sizes=split_only, **common)
+  split = tiling.make_tilings("interpret", block_sizes=split_only, **common)  # backward None: split here
   assert split.fused is None and split.forward.q_pad == split.forward.kv_pad == 48
+  assert (split.kernels, fused.kernels) == (("forward", "dkdv", "dq"), ("forward", "fused"))
 
 
 def test_tpu_has_no_fused_backward():
@@ -94,6 +96,16 @@ def test_tpu_has_no_fused_backward():
 def test_gpu_fused_defaults_follow_the_head_dim():
   for head_dim, bucket in ((64, 64), (128, 128)):
     t = tiling.make_tilings("gpu", q_len=4096, kv_len=4096, head_dim=head_dim, groups=2, causal=True,
-                            block_sizes=BlockSizes(fused=KernelBlocks())).fused
+                            block_sizes=BlockSizes(backward="fused")).fused
     assert (t.block_q, t.block_k, t.num_warps, t.num_stages) == tiling.GPU_DEFAULTS[bucket]["fused"]
     assert not t.reverse_blocks  # like dk/dv: causal kv blocks with the most work come first anyway
+
+
+def test_backward_defaults_and_bad_values():
+  """None runs the backend's default (split on TPU and in the interpreter; on GPU the per-head_dim table)."""
+  common = dict(q_len=64, kv_len=64, head_dim=64, groups=1)
+  assert tiling.make_tilings("interpret", **common).kernels == ("forward", "dkdv", "dq")
+  want = ("forward",) + tiling.BACKWARD_KERNELS[tiling.GPU_DEFAULT_BACKWARD[64]]
+  assert tiling.make_tilings("gpu", **common).kernels == want
+  with pytest.raises(ValueError, match="'split', 'fused' or None"):
+    tiling.make_tilings("gpu", block_sizes=BlockSizes(backward="both"), **common)

@@ -21,7 +21,7 @@ from jax import lax
 
 from pallas_kernels import (attention_reference, flash_attention, selective_scan, selective_scan_reference, ssd,
                             ssd_reference)
-from pallas_kernels.attention import BlockSizes, KernelBlocks
+from pallas_kernels.attention import BlockSizes
 from testing_utils import value_and_grads
 
 IMPL = os.environ.get("AIRA_GPU_TEST_IMPL", "pallas")
@@ -104,7 +104,7 @@ def test_flash_attention(case_id, dtype_name, backward):
   gpu_shape, tiny_shape, gpu_kw, tiny_kw = ATTENTION[case_id]
   b, lq, lk, h, kv, d = tiny_shape if TINY else gpu_shape
   kw = tiny_kw if TINY else gpu_kw
-  sizes = BlockSizes(fused=KernelBlocks()) if backward == "fused" else None  # default blocks either way
+  sizes = BlockSizes(backward=backward)  # default blocks either way
 
   def inputs(rng):
     f = lambda *shape: rng.standard_normal(shape, np.float32)
