@@ -1,8 +1,9 @@
 """Block-size sweep of the Pallas flash-attention kernels on a GPU: `pallas_kernels.attention.autotune` on the
 kernel issue's shapes (b2 s4096 h16, causal, bfloat16; head_dim 128, then 64), printing every candidate of each
 kernel (forward, dk/dv, dq and the fused backward: time alone, error against the float32 reference), then the
-whole op with the chosen blocks (and with the best split and the best fused backward) against the current
-defaults and cuDNN, in the same process.
+whole op with the chosen blocks (and with the best split and the best fused backward, and, as an experiment, the
+fused one with relaxed-order atomics: `_relaxed_atomics.py`) against the current defaults and cuDNN, in the same
+process.
 
   python experiments/bench/attention_sweep.py [--json sweep.json] [--budget-s 150] [--head-dims 128,64]
       [--max-candidates N] [--quick]
@@ -16,6 +17,7 @@ Pallas interpreter on CPU (a dry run of this script; its times mean nothing).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -30,11 +32,13 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import _measure as m  # noqa: E402
+from _relaxed_atomics import relaxed_atomics  # noqa: E402
 from pallas_kernels.attention import BlockSizes, KernelBlocks, autotune, flash_attention, tiling  # noqa: E402
 from pallas_kernels.attention.autotuning import default_candidates  # noqa: E402
 
 SHAPES = [(2, 4096, 16, 128), (2, 4096, 16, 64)]  # (batch, seq, heads, head_dim); head_dim 128 has the larger gap
 QUICK_SHAPES = [(1, 64, 2, 16)]
+RELAXED = "fused, relaxed atomics"  # an experiment (_relaxed_atomics.py), not a library option
 QUICK_CANDIDATES = {name: [KernelBlocks(), KernelBlocks(32, 16), KernelBlocks(64, 32)] for name in tiling.KERNELS}
 
 
@@ -67,14 +71,15 @@ def backward_variants(tuned: BlockSizes, trials) -> list[tuple[str, BlockSizes]]
 
 
 def whole_op(qkv, dout, sizes, impl, timing):
-  """(forward ms, forward+backward ms) of the whole attention op (layout changes included)."""
+  """(forward ms, forward+backward ms, (dq, dk, dv) of the first call) of the whole attention op (layout changes
+  included)."""
   if impl == "cudnn":
     fn = lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="cudnn")
   else:
     fn = lambda q, k, v: flash_attention(q, k, v, causal=True, impl=impl, block_sizes=sizes)
   fwd, _, _ = m.compile_fn(m.forward_fn(fn), qkv)
-  fb, _, _ = m.compile_fn(m.forward_backward_fn(fn), qkv + (dout,))
-  return m.time_fn(fwd, [qkv], **timing)["median"], m.time_fn(fb, [qkv + (dout,)], **timing)["median"]
+  fb, _, (_, grads) = m.compile_fn(m.forward_backward_fn(fn), qkv + (dout,))
+  return m.time_fn(fwd, [qkv], **timing)["median"], m.time_fn(fb, [qkv + (dout,)], **timing)["median"], grads
 
 
 def main(argv=None):
@@ -110,16 +115,27 @@ def main(argv=None):
                              budget_s=max(0.0, deadline - time.monotonic()), interpret=args.quick, on_trial=report)
     result["best"][str(dim)] = {name: _blocks_list(getattr(tuned, name)) for name in tiling.KERNELS}
     result["best"][str(dim)]["backward"] = tuned.backward
-    configs = [("default", BlockSizes(), "pallas")] + [(n, b, "pallas") for n, b in backward_variants(tuned, trials)]
-    if args.quick:
-      configs = [(name, sizes, "pallas_interpret") for name, sizes, _ in configs]
-    else:
+    impl = "pallas_interpret" if args.quick else "pallas"
+    configs = [("default", BlockSizes(), impl)] + [(n, b, impl) for n, b in backward_variants(tuned, trials)]
+    fused = [sizes for _, sizes, _ in configs if sizes.backward == "fused"]
+    if fused:  # the same fused kernels with relaxed atomics: compared with the acq_rel ones' gradients below
+      configs.append((RELAXED, fused[0], impl))
+    if not args.quick:
       configs.append(("cudnn", None, "cudnn"))
+    grads = {}
     for name, sizes, impl in configs:
       try:
-        f_ms, fb_ms = whole_op((q, k, v), dout, sizes, impl, timing)
-        result["whole"].append(dict(shape=label, config=name, fwd_ms=f_ms, fwdbwd_ms=fb_ms))
-        print(f"  whole op {name:24s} fwd {f_ms:.3f} ms, fwd+bwd {fb_ms:.3f} ms", flush=True)
+        with relaxed_atomics() if name == RELAXED else contextlib.nullcontext([]) as lowered:
+          f_ms, fb_ms, grads[name] = whole_op((q, k, v), dout, sizes, impl, timing)
+        row = dict(shape=label, config=name, fwd_ms=f_ms, fwdbwd_ms=fb_ms)
+        if name == RELAXED:  # same sums in another order: bf16 rounding apart at most
+          acq_rel = next(n for n, s, _ in configs if s == sizes and n != RELAXED)
+          row["err_vs_acq_rel"] = max(m.rel_err(a, b) for a, b in zip(grads[name], grads[acq_rel]))
+          row["relaxed_atomics_lowered"] = len(lowered)  # 0 in the interpreter (no Triton lowering)
+        result["whole"].append(row)
+        check = (f"  ({row['relaxed_atomics_lowered']} atomics lowered relaxed; grads vs acq_rel: "
+                 f"{row['err_vs_acq_rel']:.1e})" if name == RELAXED else "")
+        print(f"  whole op {name:24s} fwd {f_ms:.3f} ms, fwd+bwd {fb_ms:.3f} ms{check}", flush=True)
       except Exception as e:  # noqa: BLE001  (a benchmark row, not a crash)
         print(f"  whole op {name}: FAIL {type(e).__name__}", flush=True)
         traceback.print_exception(e, file=sys.stderr)
