@@ -17,7 +17,6 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as plgpu
 
 from pallas_kernels.attention import _common, block_math, layout, tiling as tiling_lib
 from pallas_kernels.attention.tiling import Tiling
@@ -48,6 +47,8 @@ def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, *refs, spec, t
   k/v refs: (block_k, D); refs: dk_ref, dv_ref ((block_k, D)), or, fused, the float32 dq buffer (like q_ref;
   input and output alias), dk_ref, dv_ref and the dq buffer again."""
   dk_ref, dv_ref, dq_ref = refs[1:] if fused else (*refs, None)
+  if fused:  # imported here, like the GPU compiler params (`_dispatch`): TPU-only hosts never need it
+    from jax.experimental.pallas import triton as plgpu
   _, kv_head, kv_block = layout.program_ids(t, t.num_kv_blocks)
   kv_start = kv_block * t.block_k
   k, v = k_ref[...], v_ref[...]
