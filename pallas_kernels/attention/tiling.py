@@ -1,6 +1,6 @@
-"""Per-backend tiling for the Pallas attention kernels: block sizes and (GPU) launch parameters of each of the
-three kernels (forward, dk/dv, dq), the padded sequence and head dims, and the backend-specific `pallas_call`
-arguments (interpret / Triton / Mosaic). The kernels' array layout and grid order are in `layout.py`.
+"""Per-backend tiling for the Pallas attention kernels: block sizes and (GPU) launch parameters of each kernel
+(forward; backward as dk/dv and dq, or fused), which backward runs, the padded sequence and head dims, and the
+backend-specific `pallas_call` arguments (interpret / Triton / Mosaic). The kernels' array layout and grid order are in `layout.py`.
 
 Backends: "gpu" (also "cuda"/"rocm"; Triton lowering), "tpu" (Mosaic), "interpret" (Pallas interpreter; it runs
 the GPU variant's layout and grid order, so CPU tests cover the code the GPU runs).
