@@ -14,10 +14,11 @@ import jax
 import numpy as np
 
 import pallas_kernels as pk
+from pallas_kernels.attention import BlockSizes
 
 KERNELS = ("attention", "ssd", "selective_scan")
 IMPLS = {
-    "attention": ("xla", "reference", "pallas", "pallas_interpret", "cudnn"),
+    "attention": ("xla", "reference", "pallas", "pallas_split", "pallas_fused", "pallas_interpret", "cudnn"),
     "ssd": ("xla", "pallas", "pallas_interpret"),
     "selective_scan": ("xla", "pallas", "pallas_interpret", "triton"),
 }
@@ -44,7 +45,11 @@ def attention(b, s, h, kv, d, causal=True):
       return lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
     if impl == "reference":  # plain jnp differentiated by JAX (impl="xla" runs xla_attention)
       return lambda q, k, v: pk.attention_reference(q, k, v, causal=causal)
-    return lambda q, k, v: pk.flash_attention(q, k, v, causal=causal, impl=impl, block_sizes=ATTENTION_BLOCKS.get(d))
+    sizes = ATTENTION_BLOCKS.get(d)
+    if impl in ("pallas_split", "pallas_fused"):  # impl="pallas" with the given backward (the blocks as for pallas)
+      sizes = dataclasses.replace(sizes or BlockSizes(), backward=impl.removeprefix("pallas_"))
+      impl = "pallas"
+    return lambda q, k, v: pk.flash_attention(q, k, v, causal=causal, impl=impl, block_sizes=sizes)
 
   flops = 4.0 * b * h * s * s * d * (0.5 if causal else 1.0)
   label = f"b{b} s{s} h{h}/{kv} d{d}" + (" causal" if causal else "")

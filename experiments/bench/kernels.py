@@ -44,7 +44,8 @@ def parse_args(argv=None):
   p.add_argument("--kernels", default=",".join(_cases.KERNELS))
   p.add_argument("--dtype", default="bfloat16", help="bfloat16 | float32 (or both, comma-separated)")
   p.add_argument("--impls", default=None, help="default: xla,pallas,triton on GPU/TPU, xla,pallas_interpret else; "
-                 "also, for attention, cudnn (GPU) and reference (attention_reference, autodiff)")
+                 "also, for attention, cudnn (GPU), reference (attention_reference, autodiff), and pallas_split / "
+                 "pallas_fused (impl=pallas with that backward; with both, attention gets no plain pallas row)")
   p.add_argument("--json", default=None, help="write every row here (rewritten after each row)")
   p.add_argument("--budget-s", type=float, default=None, help="skip the rows not started after this many s")
   p.add_argument("--max-shapes", type=int, default=None, help="first N shapes of each kernel")
@@ -67,8 +68,10 @@ def skip_reason(kernel, impl, backend):
   """None when `impl` can run here; else why not."""
   if impl == "cudnn" and backend != "gpu":
     return f"skip: cudnn needs gpu (backend {backend})"
-  if impl == "pallas" and backend not in ("gpu", "tpu"):
-    return f"skip: pallas needs gpu/tpu (backend {backend})"
+  if impl in ("pallas", "pallas_split") and backend not in ("gpu", "tpu"):
+    return f"skip: {impl} needs gpu/tpu (backend {backend})"
+  if impl == "pallas_fused" and backend != "gpu":
+    return f"skip: pallas_fused needs gpu (backend {backend}; Mosaic TPU has no atomics)"
   if impl == "triton":
     if backend != "gpu":
       return f"skip: triton needs gpu (backend {backend})"
@@ -137,9 +140,10 @@ def run_case(case, dtype_name, impls, args, timing, deadline, emit, order):
     _report(f"{case.kernel} {case.label} {dtype_name} inputs", e)
     emit(dict(base, impl="-", status=f"FAIL inputs: {_first_line(e)}"))
     return
+  both_backwards = {"pallas_split", "pallas_fused"} <= set(impls)
   for i, impl in enumerate(impls):
-    if impl not in _cases.IMPLS[case.kernel]:
-      continue
+    if impl not in _cases.IMPLS[case.kernel] or (impl == "pallas" and case.kernel == "attention" and both_backwards):
+      continue  # (attention's "pallas" row would repeat one of the two backwards' rows)
     row = dict(base, impl=impl, order=(*order, i))
     reason = skip_reason(case.kernel, impl, backend)
     if reason is None and time.monotonic() > deadline:
