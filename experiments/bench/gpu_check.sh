@@ -64,8 +64,8 @@ fi
 step "kernel benchmark (logs: $OUT/bench.log, tracebacks: $OUT/bench.stderr.log)"
 # The kernel issue's target shapes, against cuDNN (attention: split and fused backward, with the sweep's blocks) and
 # with the raw Triton scan where jax_triton imports.
-bench_args=(--set targets --impls xla,pallas,pallas_split,pallas_fused,cudnn,triton --dtype "${BENCH_DTYPE:-bfloat16}" --json "$OUT/bench.json"
-            --budget-s "${BENCH_BUDGET:-110}")
+bench_args=(--set targets --impls xla,pallas,pallas_split,pallas_fused,cudnn,triton --dtype "${BENCH_DTYPE:-bfloat16}"
+            --json "$OUT/bench.json" --budget-s "${BENCH_BUDGET:-110}")
 [ -s "$OUT/sweep.json" ] && bench_args+=(--attention-blocks "$OUT/sweep.json")
 [ "$QUICK" = 1 ] && bench_args+=(--max-shapes 1 --target-s 0.2)
 read -r -a extra <<< "${BENCH_EXTRA:-}"
