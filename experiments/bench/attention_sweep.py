@@ -10,8 +10,8 @@ process.
 
 The JSON holds every trial and, under "best", the chosen (block_q, block_k, warps, stages) per head_dim and
 kernel, and the faster backward ("split" or "fused"); `kernels.py --attention-blocks sweep.json` runs the
-benchmark with them. --quick: tiny shapes in the
-Pallas interpreter on CPU (a dry run of this script; its times mean nothing).
+benchmark with them. --quick: tiny shapes in the Pallas interpreter on CPU (a dry run of this script; its times
+mean nothing).
 """
 
 from __future__ import annotations
