@@ -133,6 +133,21 @@ def test_cuda_fused_backward_lowers_with_atomic_adds(config):
   assert b"__nv_exp2f" in fused and b"__nv_expf" not in fused
 
 
+def test_fused_backward_does_five_matmuls_per_tile_where_the_split_one_does_seven():
+  """Unmasked, aligned (one loop body per kernel): forward 2 dots; split backward dk/dv 4 + dq 3 (the scores and dP
+  twice); fused 5 (s, dP, dV, dK, dQ)."""
+  from pallas_kernels import triton_inspect
+
+  q, kv = jax.ShapeDtypeStruct((1, 256, 4, 64), jnp.bfloat16), jax.ShapeDtypeStruct((1, 256, 2, 64), jnp.bfloat16)
+  dots = {}
+  for backward in ("split", "fused"):
+    loss = lambda q, k, v: flash_attention(q, k, v, impl="pallas", _backend="gpu", causal=False,
+                                           block_sizes=BlockSizes(backward=backward)).astype(jnp.float32).sum()
+    modules = triton_inspect.triton_modules(jax.grad(loss, argnums=(0, 1, 2)), (q, kv, kv))
+    dots[backward] = [module.count("tt.dot ") for module in modules]
+  assert dots == {"split": [2, 4, 3], "fused": [2, 5]}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("head_dim", [64, 128])
 def test_default_gpu_kernels_compile_for_sm90_within_shared_memory(head_dim):
