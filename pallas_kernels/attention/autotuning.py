@@ -26,7 +26,7 @@ from pallas_kernels.attention import _common, layout, pallas_backward, pallas_fo
 from pallas_kernels.attention.reference import attention_reference
 from pallas_kernels.attention.tiling import BlockSizes, KernelBlocks
 
-BACKWARDS = ("auto", "split", "fused")
+BACKWARDS = ("auto", *tiling.BACKWARD_KERNELS)  # "auto", "split", "fused"
 
 # (block_q, block_k, num_warps, num_stages) tried after the current default, per padded-head_dim bucket and
 # kernel (GPU). First the candidates not measured yet, then the runner-up of the 2026-11-27 H200 sweep
@@ -69,7 +69,7 @@ def default_candidates(head_dim: int, kernel: str, backend: str = "gpu") -> list
     return [KernelBlocks()]
   pad = max(16, 1 << (head_dim - 1).bit_length())
   default = tiling.gpu_defaults(kernel, pad)
-  others = GPU_CANDIDATES.get(64 if pad <= 64 else 128 if pad <= 128 else None, {}).get(kernel, [])
+  others = GPU_CANDIDATES.get(tiling.head_dim_bucket(pad), {}).get(kernel, [])
   return [KernelBlocks(*c) for c in [default] + [c for c in others if c != default]]
 
 
@@ -141,7 +141,7 @@ class _Problem:
       return (jax.jit(lambda *a: pallas_backward.dkdv(*a, spec, t)), args,
               lambda o: {"dk": back(o[0], kv_len), "dv": back(o[1], kv_len)})
     if name == "fused":  # timed with its dq buffer's zeroing and final cast, which the split kernels do not need
-      return (jax.jit(lambda *a: pallas_backward.dkdv(*a, spec, t, fused=True)), args,
+      return (jax.jit(lambda *a: pallas_backward.fused(*a, spec, t)), args,
               lambda o: {"dq": back(o[0], q_len), "dk": back(o[1], kv_len), "dv": back(o[2], kv_len)})
     return jax.jit(lambda *a: pallas_backward.dq(*a, spec, t)), args, lambda o: {"dq": back(o, q_len)}
 

@@ -42,12 +42,12 @@ def _tile_grads(q, k, v, do, lse, delta, q_start, kv_start, head, spec, t, *, ma
   return p, ds
 
 
-def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, *refs, spec, t: Tiling, fused: bool):
+def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, *refs, spec, t: Tiling, with_dq: bool):
   """q_ref, do_ref: (q_pad, G, D) ((G, q_pad, D) head-major); lse_ref, delta_ref: (G, 1, q_pad) rows;
-  k/v refs: (block_k, D); refs: dk_ref, dv_ref ((block_k, D)), or, fused, the float32 dq buffer (like q_ref;
+  k/v refs: (block_k, D); refs: dk_ref, dv_ref ((block_k, D)), or, with_dq, the float32 dq buffer (like q_ref;
   input and output alias), dk_ref, dv_ref and the dq buffer again."""
-  dk_ref, dv_ref, dq_ref = refs[1:] if fused else (*refs, None)
-  if fused:  # imported here, like the GPU compiler params (`_dispatch`): TPU-only hosts never need it
+  dk_ref, dv_ref, dq_ref = refs[1:] if with_dq else (*refs, None)
+  if with_dq:  # imported here, like the GPU compiler params (`_dispatch`): TPU-only hosts never need it
     from jax.experimental.pallas import triton as plgpu
   _, kv_head, kv_block = layout.program_ids(t, t.num_kv_blocks)
   kv_start = kv_block * t.block_k
@@ -110,11 +110,22 @@ def backward_delta(out, dout, t: Tiling):
   return delta if layout.head_major(t) else jnp.swapaxes(delta, 1, 2)
 
 
-def dkdv(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling, *, fused=False):
+def dkdv(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling):
   """dk, dv like k and v, in their dtypes; grid over (batch, kv head, kv block), the q-side blocks
   holding all G query heads of the group. Arguments as `backward`, dout in q's dtype, delta from
-  `backward_delta`; lse and delta are read as rows. `fused`: returns (dq, dk, dv), dq like q (summed in
-  float32 by atomic adds, so in a nondeterministic order)."""
+  `backward_delta`; lse and delta are read as rows."""
+  return _dkdv_call(q, k, v, dout, lse, delta, spec, t, with_dq=False)
+
+
+def fused(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling):
+  """(dq, dk, dv) from the dk/dv kernel that also adds each tile's dq into a float32 buffer with atomic adds
+  (so summed in a nondeterministic order); dq like q, dk and dv like k and v. Arguments as `dkdv`."""
+  dk, dv, dq_sum = _dkdv_call(q, k, v, dout, lse, delta, spec, t, with_dq=True)
+  return dq_sum.astype(q.dtype), dk, dv
+
+
+def _dkdv_call(q, k, v, dout, lse, delta, spec, t: Tiling, *, with_dq: bool):
+  """The dk/dv kernel's pallas_call: (dk, dv), or `with_dq` (dk, dv, float32 dq sums: the fused backward)."""
   batch, kv_heads = k.shape[0], k.shape[1 if layout.head_major(t) else 2]
   sq = layout.squeezed_dim()
   g, n = t.groups, t.num_kv_blocks
@@ -126,25 +137,21 @@ def dkdv(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling, *, f
   out_shape = [jax.ShapeDtypeStruct(k.shape, k.dtype), jax.ShapeDtypeStruct(v.shape, v.dtype)]
   out_specs = [kv_tile_spec, kv_tile_spec]
   args = [q, dout, jnp.swapaxes(lse, 2, 3), jnp.swapaxes(delta, 2, 3), k, v]
-  if fused:
+  if with_dq:
     in_specs.append(group_spec)
     out_specs.append(group_spec)
     out_shape.append(jax.ShapeDtypeStruct(q.shape, jnp.float32))
     args.append(jnp.zeros(q.shape, jnp.float32))
-  results = pl.pallas_call(
-      functools.partial(_dkdv_kernel, spec=spec, t=t, fused=fused),
+  return pl.pallas_call(
+      functools.partial(_dkdv_kernel, spec=spec, t=t, with_dq=with_dq),
       out_shape=tuple(out_shape),
       grid=layout.launch_grid(t, batch, kv_heads, n),
       in_specs=in_specs,
       out_specs=tuple(out_specs),
-      input_output_aliases={len(args) - 1: 2} if fused else {},
-      name="flash_attention_backward_fused" if fused else "flash_attention_backward_dkdv",
+      input_output_aliases={len(args) - 1: 2} if with_dq else {},
+      name="flash_attention_backward_fused" if with_dq else "flash_attention_backward_dkdv",
       **tiling_lib.call_kwargs(t, 3),
   )(*args)
-  if not fused:
-    return results
-  dk, dv, dq_sum = results
-  return dq_sum.astype(q.dtype), dk, dv
 
 
 def dq(q, k, v, dout, lse, delta, spec: _common.AttentionSpec, t: Tiling):
@@ -182,6 +189,6 @@ def backward(q, k, v, out, lse, dout, spec: _common.AttentionSpec, tilings: tili
   dout = dout.astype(q.dtype)
   delta = backward_delta(out, dout, tilings.forward)
   if tilings.fused is not None:
-    return dkdv(q, k, v, dout, lse, delta, spec, tilings.fused, fused=True)
+    return fused(q, k, v, dout, lse, delta, spec, tilings.fused)
   dk, dv = dkdv(q, k, v, dout, lse, delta, spec, tilings.dkdv)
   return dq(q, k, v, dout, lse, delta, spec, tilings.dq), dk, dv

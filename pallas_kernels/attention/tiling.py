@@ -93,21 +93,25 @@ def gpu_compute_capability() -> str | None:
   return str(getattr(devices[0], "compute_capability", "")) or "unknown"
 
 
+def head_dim_bucket(head_dim_pad: int) -> int | None:
+  """The key of the per-head_dim GPU tables: 64 (up to 64), 128 (up to 128) or None (larger)."""
+  return next((b for b in (64, 128) if head_dim_pad <= b), None)
+
+
 def gpu_defaults(kernel: str, head_dim_pad: int) -> tuple[int, int, int, int]:
   """(block_q, block_k, num_warps, num_stages) of `kernel` on GPU for a padded head_dim: the Hopper table on
   sm_90 and newer (and when there is no GPU here to ask), else the small-block one."""
   cc = gpu_compute_capability()
   major = cc.split(".")[0] if cc else None
   hopper = cc is None or (major.isdigit() and int(major) >= 9)
-  bucket = next((b for b in (64, 128) if head_dim_pad <= b), None)
-  return (GPU_DEFAULTS if hopper else GPU_DEFAULTS_PRE_HOPPER)[bucket][kernel]
+  return (GPU_DEFAULTS if hopper else GPU_DEFAULTS_PRE_HOPPER)[head_dim_bucket(head_dim_pad)][kernel]
 
 
 def default_backward(backend: str, head_dim_pad: int) -> str:
   """ "split" or "fused": the backward a call runs when `BlockSizes.backward` is None."""
   if backend != "gpu":
     return "split"
-  return GPU_DEFAULT_BACKWARD[next((b for b in (64, 128) if head_dim_pad <= b), None)]
+  return GPU_DEFAULT_BACKWARD[head_dim_bucket(head_dim_pad)]
 
 
 def canonical_backend(backend: str) -> str:
