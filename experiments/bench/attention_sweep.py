@@ -1,12 +1,12 @@
 """Block-size sweep of the Pallas flash-attention kernels on a GPU: `pallas_kernels.attention.autotune` on the
 kernel issue's shapes (b2 s4096 h16, causal, bfloat16; head_dim 128, then 64), printing every candidate of each
-kernel (forward, dk/dv, dq and the fused backward: time alone, error against the float32 reference), then the
-whole op with the chosen blocks (and with the best split and the best fused backward, and, as an experiment, the
-fused one with relaxed-order atomics: `_relaxed_atomics.py`) against the current defaults and cuDNN, in the same
-process.
+kernel (forward, dk/dv, dq; with --backward auto or fused the fused backward too: time alone, error against the
+float32 reference), then the whole op with the chosen blocks (with --backward auto, with the best split and the
+best fused backward, and, as an experiment, the fused one with relaxed-order atomics: `_relaxed_atomics.py`)
+against the current defaults and cuDNN, in the same process.
 
   python experiments/bench/attention_sweep.py [--json sweep.json] [--budget-s 150] [--head-dims 128,64]
-      [--max-candidates N] [--quick]
+      [--max-candidates N] [--backward split|fused|auto] [--quick]
 
 The JSON holds every trial and, under "best", the chosen (block_q, block_k, warps, stages) per head_dim and
 kernel, and the faster backward ("split" or "fused"); `kernels.py --attention-blocks sweep.json` runs the
@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import _measure as m  # noqa: E402
 from _relaxed_atomics import relaxed_atomics  # noqa: E402
 from pallas_kernels.attention import BlockSizes, KernelBlocks, autotune, flash_attention, tiling  # noqa: E402
-from pallas_kernels.attention.autotuning import default_candidates  # noqa: E402
+from pallas_kernels.attention.autotuning import BACKWARDS, default_candidates  # noqa: E402
 
 SHAPES = [(2, 4096, 16, 128), (2, 4096, 16, 64)]  # (batch, seq, heads, head_dim); head_dim 128 has the larger gap
 QUICK_SHAPES = [(1, 64, 2, 16)]
@@ -49,6 +49,9 @@ def parse_args(argv=None):
   p.add_argument("--target-s", type=float, default=0.15, help="time spent per timing loop")
   p.add_argument("--quick", action="store_true", help="tiny shapes in the Pallas interpreter (CPU dry run)")
   p.add_argument("--head-dims", default="128,64", help="which shapes, by head_dim (comma-separated)")
+  p.add_argument("--backward", default="split", choices=BACKWARDS,
+                 help="which backward kernels to tune (autotune's backward; default split: the fused one measured "
+                 "slower, RESULTS.md)")
   p.add_argument("--max-candidates", type=int, default=None,
                  help="first N candidates of each kernel (the current default counts as the first)")
   return p.parse_args(argv)
@@ -111,8 +114,9 @@ def main(argv=None):
 
     candidates = QUICK_CANDIDATES if args.quick else {
         name: default_candidates(dim, name)[:args.max_candidates] for name in tiling.KERNELS}
-    tuned, trials = autotune(q, k, v, causal=True, candidates=candidates, target_s=args.target_s,
-                             budget_s=max(0.0, deadline - time.monotonic()), interpret=args.quick, on_trial=report)
+    tuned, trials = autotune(q, k, v, causal=True, candidates=candidates, backward=args.backward,
+                             target_s=args.target_s, budget_s=max(0.0, deadline - time.monotonic()),
+                             interpret=args.quick, on_trial=report)
     result["best"][str(dim)] = {name: _blocks_list(getattr(tuned, name)) for name in tiling.KERNELS}
     result["best"][str(dim)]["backward"] = tuned.backward
     impl = "pallas_interpret" if args.quick else "pallas"

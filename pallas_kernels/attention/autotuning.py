@@ -62,14 +62,15 @@ class Trial:
   compile_s: Optional[float] = None
 
 
-def default_candidates(head_dim: int, kernel: str, backend: str = "gpu") -> list[KernelBlocks]:
-  """On GPU the default of `kernel` for this head_dim first, then `GPU_CANDIDATES` (head_dim up to 128);
-  elsewhere only the backend's default (pass candidates to tune a TPU)."""
+def default_candidates(head_dim: int, kernel: str, backend: str = "gpu", itemsize: int = 2) -> list[KernelBlocks]:
+  """On GPU the default of `kernel` for this head_dim and input itemsize first, then `GPU_CANDIDATES` (head_dim up
+  to 128; 16-bit inputs only: their tiles at 4 bytes would mostly overflow shared memory); elsewhere only the
+  backend's default (pass candidates to tune a TPU or float32 inputs)."""
   if tiling.canonical_backend(backend) != "gpu":
     return [KernelBlocks()]
   pad = max(16, 1 << (head_dim - 1).bit_length())
-  default = tiling.gpu_defaults(kernel, pad)
-  others = GPU_CANDIDATES.get(tiling.head_dim_bucket(pad), {}).get(kernel, [])
+  default = tiling.gpu_defaults(kernel, pad, itemsize)
+  others = GPU_CANDIDATES.get(tiling.head_dim_bucket(pad), {}).get(kernel, []) if itemsize < 4 else []
   return [KernelBlocks(*c) for c in [default] + [c for c in others if c != default]]
 
 
@@ -115,7 +116,8 @@ class _Problem:
   def tilings(self, sizes: BlockSizes) -> tiling.Tilings:
     return tiling.make_tilings(self.backend, q_len=self.q.shape[1], kv_len=self.k.shape[1],
                                head_dim=self.q.shape[3], groups=self.q.shape[2] // self.k.shape[2],
-                               block_sizes=sizes, causal=self.spec.causal)
+                               block_sizes=sizes, causal=self.spec.causal,
+                               itemsize=jnp.dtype(self.q.dtype).itemsize)
 
   def layout(self, t, with_dout=False):
     """q, k, v (and dout) in the kernel layout of tiling t."""
@@ -185,7 +187,7 @@ def _choose_backward(best: dict[str, Trial | None]) -> str | None:
 
 
 def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=None, score_mod=None, mask_mod=None,
-             candidates: dict[str, Sequence[KernelBlocks]] | None = None, backward: str = "auto",
+             candidates: dict[str, Sequence[KernelBlocks]] | None = None, backward: str = "split",
              target_s: float = 0.1, tolerance: float | None = None, budget_s: float | None = None,
              interpret: bool = False, seed: int = 0,
              on_trial: Callable[[Trial], None] | None = None) -> tuple[BlockSizes, list[Trial]]:
@@ -197,8 +199,9 @@ def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=N
     causal ... mask_mod: the attention options, as for `flash_attention`.
     candidates: {"forward" | "dkdv" | "dq" | "fused": [KernelBlocks, ...]}; kernels not named use
       `default_candidates`.
-    backward: "split" tunes the dk/dv and dq kernels, "fused" the fused backward kernel, "auto" both (split only
-      on TPU, which has no fused kernel) and returns the faster backward.
+    backward: "split" (default) tunes the dk/dv and dq kernels, "fused" the fused backward kernel, "auto" both
+      (split only on TPU, which has no fused kernel) and returns the faster backward. On an H200 the fused kernel
+      ran 2.2x slower than dk/dv and dq together (bf16, head_dim 128, seq 4096; RESULTS.md), so "split" skips it.
     target_s: seconds per timing loop (median of 5-300 calls).
     tolerance: largest accepted ||got - ref|| / ||ref|| of each result; default 2e-2 for 16-bit inputs, 2e-3
       for float32 (GPU matmuls may round operands to tf32).
@@ -227,7 +230,8 @@ def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=N
   best, trials = {}, []
   for name in kernels:
     best[name] = None
-    for blocks in (candidates or {}).get(name) or default_candidates(q.shape[3], name, backend):
+    for blocks in ((candidates or {}).get(name)
+                   or default_candidates(q.shape[3], name, backend, jnp.dtype(q.dtype).itemsize)):
       trial = (Trial(name, blocks, "skip: time budget") if time.monotonic() > deadline
                else _try(problem, name, blocks, tolerance, target_s))
       trials.append(trial)

@@ -55,6 +55,7 @@ def pallas_flash_attention(q, k, v, spec: _common.AttentionSpec, *, backend: str
   dtype = jax.numpy.result_type(q.dtype, k.dtype, v.dtype)
   tilings = tiling_lib.make_tilings(backend, q_len=q.shape[1], kv_len=k.shape[1], head_dim=q.shape[3],
                                     groups=q.shape[2] // k.shape[2], block_q=block_q, block_k=block_k,
-                                    block_sizes=block_sizes, causal=spec.causal)
+                                    block_sizes=block_sizes, causal=spec.causal,
+                                    itemsize=jax.numpy.dtype(dtype).itemsize)
   out = _attention(q.astype(dtype), k.astype(dtype), v.astype(dtype), spec, tilings)
   return out.astype(q.dtype)

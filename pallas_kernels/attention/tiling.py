@@ -69,12 +69,19 @@ class BlockSizes:
 # lengths.
 GPU_DEFAULTS = {
     64: {"forward": (128, 64, 4, 3), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2), "fused": (64, 64, 4, 2)},
-    128: {"forward": (128, 64, 8, 3), "dkdv": (64, 128, 8, 2), "dq": (128, 32, 4, 3), "fused": (64, 64, 8, 2)},
+    128: {"forward": (128, 64, 8, 3), "dkdv": (64, 128, 8, 3), "dq": (64, 32, 4, 3), "fused": (64, 128, 8, 2)},
     None: {"forward": (32, 32, 8, 2), "dkdv": (32, 32, 8, 2), "dq": (32, 32, 8, 2), "fused": (32, 32, 8, 2)},
 }
 GPU_DEFAULTS_PRE_HOPPER = {
     64: {"forward": (64, 64, 4, 2), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2), "fused": (64, 64, 4, 2)},
     128: {"forward": (64, 64, 8, 2), "dkdv": (64, 64, 8, 2), "dq": (64, 64, 8, 2), "fused": (64, 64, 8, 2)},
+    None: GPU_DEFAULTS[None],
+}
+# 4-byte inputs (float32) on any GPU: every tile takes twice the shared memory of bf16, which puts the tables above
+# over the 227 KiB an sm_90 block may have (head_dim 128 dk/dv: 256 KiB). These fit in at most 112 KiB on sm_90.
+GPU_DEFAULTS_FLOAT32 = {
+    64: GPU_DEFAULTS_PRE_HOPPER[64],
+    128: {"forward": (64, 64, 8, 2), "dkdv": (32, 64, 4, 2), "dq": (64, 32, 4, 2), "fused": (32, 64, 4, 2)},
     None: GPU_DEFAULTS[None],
 }
 DEFAULT_BLOCKS = {"tpu": (128, 128), "interpret": (64, 64)}
@@ -98,13 +105,15 @@ def head_dim_bucket(head_dim_pad: int) -> int | None:
   return next((b for b in (64, 128) if head_dim_pad <= b), None)
 
 
-def gpu_defaults(kernel: str, head_dim_pad: int) -> tuple[int, int, int, int]:
-  """(block_q, block_k, num_warps, num_stages) of `kernel` on GPU for a padded head_dim: the Hopper table on
-  sm_90 and newer (and when there is no GPU here to ask), else the small-block one."""
+def gpu_defaults(kernel: str, head_dim_pad: int, itemsize: int = 2) -> tuple[int, int, int, int]:
+  """(block_q, block_k, num_warps, num_stages) of `kernel` on GPU for a padded head_dim and the inputs' bytes per
+  element: the float32 table for 4-byte inputs; else the Hopper table on sm_90 and newer (and when there is no GPU
+  here to ask), the small-block one on older GPUs."""
   cc = gpu_compute_capability()
   major = cc.split(".")[0] if cc else None
   hopper = cc is None or (major.isdigit() and int(major) >= 9)
-  return (GPU_DEFAULTS if hopper else GPU_DEFAULTS_PRE_HOPPER)[head_dim_bucket(head_dim_pad)][kernel]
+  table = GPU_DEFAULTS_FLOAT32 if itemsize >= 4 else GPU_DEFAULTS if hopper else GPU_DEFAULTS_PRE_HOPPER
+  return table[head_dim_bucket(head_dim_pad)][kernel]
 
 
 def default_backward(backend: str, head_dim_pad: int) -> str:
@@ -199,10 +208,10 @@ def _clamp_block(backend: str, block: int, length: int) -> int:
   return min(block, _round_up(length, 8))
 
 
-def _resolve(backend, kernel: str, blocks: KernelBlocks, q_len, kv_len, head_dim_pad) -> KernelBlocks:
+def _resolve(backend, kernel: str, blocks: KernelBlocks, q_len, kv_len, head_dim_pad, itemsize) -> KernelBlocks:
   """The kernel's blocks with defaults filled in (launch parameters only on GPU), checked."""
   if backend == "gpu":
-    dq, dk, warps, stages = gpu_defaults(kernel, head_dim_pad)
+    dq, dk, warps, stages = gpu_defaults(kernel, head_dim_pad, itemsize)
   else:
     (dq, dk), warps, stages = DEFAULT_BLOCKS[backend], None, None
   block_q = _clamp_block(backend, dq, q_len) if blocks.block_q is None else blocks.block_q
@@ -215,12 +224,13 @@ def _resolve(backend, kernel: str, blocks: KernelBlocks, q_len, kv_len, head_dim
 
 
 def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, block_k=None,
-                 block_sizes: BlockSizes | None = None, causal=False) -> Tilings:
+                 block_sizes: BlockSizes | None = None, causal=False, itemsize: int = 2) -> Tilings:
   """Chooses (or checks) the block sizes of the kernels one call runs for `backend` (the forward, and dk/dv and
   dq or the fused backward: `BlockSizes.backward`) and the common padded lengths.
 
   block_q / block_k set every kernel's blocks; `block_sizes` sets them per kernel (and, on GPU, the warps and
-  pipeline stages) and takes precedence where it names a value.
+  pipeline stages) and takes precedence where it names a value. itemsize: bytes per input element (GPU defaults
+  for 4-byte inputs are smaller, to fit shared memory).
   """
   backend = canonical_backend(backend)
   block_sizes = block_sizes or BlockSizes()
@@ -239,7 +249,7 @@ def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, bloc
     given = getattr(block_sizes, name)
     given = dataclasses.replace(given, block_q=block_q if given.block_q is None else given.block_q,
                                 block_k=block_k if given.block_k is None else given.block_k)
-    resolved[name] = _resolve(backend, name, given, q_len, kv_len, head_dim_pad)
+    resolved[name] = _resolve(backend, name, given, q_len, kv_len, head_dim_pad, itemsize)
   # Every kernel's blocks must tile the common padded lengths (TPU / interpreter blocks need not be powers of 2).
   q_pad = _round_up(q_len, math.lcm(*(r.block_q for r in resolved.values())))
   kv_pad = _round_up(kv_len, math.lcm(*(r.block_k for r in resolved.values())))

@@ -107,6 +107,8 @@ def test_default_candidates_start_with_the_current_default():
       assert cands[0] == KernelBlocks(*tiling.gpu_defaults(name, bucket))
       assert len(set(cands)) == len(cands) > 1
   assert default_candidates(64, "dq", backend="tpu") == [KernelBlocks()]
+  # 4-byte inputs: the float32 default alone (the 16-bit candidates' tiles would overflow shared memory)
+  assert default_candidates(96, "dkdv", itemsize=4) == [KernelBlocks(*tiling.GPU_DEFAULTS_FLOAT32[128]["dkdv"])]
 
 
 def test_tpu_tunes_the_split_backward_only():

@@ -219,3 +219,31 @@ def test_gpu_defaults_follow_the_compute_capability(monkeypatch, capability, tab
   for name in tiling.KERNELS:
     k = t[name]
     assert (k.block_q, k.block_k, k.num_warps, k.num_stages) == getattr(tiling, table)[128][name]
+
+
+@pytest.mark.parametrize("capability", [None, "9.0", "8.0"])
+def test_gpu_defaults_for_4_byte_inputs_take_the_float32_table(monkeypatch, capability):
+  """Any GPU: float32 tiles take twice the shared memory, so 4-byte inputs get the smaller float32 blocks."""
+  from pallas_kernels.attention import tiling
+  monkeypatch.setattr(tiling, "gpu_compute_capability", lambda: capability)
+  for head_dim, bucket in ((96, 128), (64, 64)):
+    t = _every_kernel_tiling(q_len=4096, kv_len=4096, head_dim=head_dim, groups=1, itemsize=4)
+    for name in tiling.KERNELS:
+      k = t[name]
+      assert (k.block_q, k.block_k, k.num_warps, k.num_stages) == tiling.GPU_DEFAULTS_FLOAT32[bucket][name]
+  # no tile of the float32 table is larger than the same kernel's 16-bit Hopper one
+  for bucket, kernels in tiling.GPU_DEFAULTS_FLOAT32.items():
+    for name, (bq, bk, _, _) in kernels.items():
+      hopper = tiling.GPU_DEFAULTS[bucket][name]
+      assert bq <= hopper[0] and bk <= hopper[1], (bucket, name)
+
+
+@pytest.mark.parametrize("dtype,itemsize", [(jnp.float32, 4), (jnp.bfloat16, 2)])
+def test_flash_attention_tiles_by_the_inputs_itemsize(monkeypatch, dtype, itemsize):
+  from pallas_kernels.attention import tiling
+  seen = []
+  real = tiling.make_tilings
+  monkeypatch.setattr(tiling, "make_tilings", lambda *a, **kw: seen.append(kw["itemsize"]) or real(*a, **kw))
+  q = jax.ShapeDtypeStruct((1, 256, 2, 96), dtype)
+  jax.eval_shape(functools.partial(flash_attention, impl="pallas", _backend="gpu", causal=True), q, q, q)
+  assert seen == [itemsize]
