@@ -41,7 +41,8 @@ class BlockSizes:
   backward: "split" runs two backward kernels (`dkdv`, then `dq`: each recomputes the scores); "fused" one
   kernel (`fused`) that computes dk and dv per kv block and adds each tile's dq into a float32 buffer with atomic
   adds (GPU and interpreter only: Mosaic TPU has no atomics); None, the backend's default (`default_backward`).
-  The fused kernel does 5 matmuls per tile instead of 7, but its dq sums run in a nondeterministic order.
+  The fused kernel does 5 matmuls per tile instead of 7, but its dq sums run in a nondeterministic order, and on an
+  H200 its atomic adds made it 2x slower than the split backward (RESULTS.md).
   """
   forward: KernelBlocks = KernelBlocks()
   dkdv: KernelBlocks = KernelBlocks()
@@ -56,17 +57,17 @@ class BlockSizes:
 
 
 # Defaults. GPU, per kernel and head_dim bucket (the padded head_dim up to 64, up to 128, larger): (block_q,
-# block_k, num_warps, num_stages). Hopper (sm_90) values come from the block-size sweep on an H200
-# (experiments/bench/attention_sweep.py, bf16, seq 4096, causal; RESULTS.md): head_dim 128 dk/dv 0.81-0.92 ms
-# against 1.48-1.51 ms for the earlier (64, 64, 8, 2), dq 0.77-0.79 vs 1.37-1.46 ms; its forward takes the
-# runner-up (128, 64, 8, 3), 0.65-0.66 vs 0.98 ms: the fastest, (128, 128, 8, 3) at 0.61-0.64 ms, needs 224 of
-# the 227 KiB of shared memory a block may have (triton_resources.py), too close for a default that other
-# Triton versions compile. head_dim 64 forward 0.47 vs 0.57 ms; its dk/dv and dq kept (no candidate beat them).
-# The fused backward's entries are not measured yet (it is not the default): spill-free on sm_90 at 242-254
-# registers per thread (triton_resources.py). Older GPUs and ROCm (less shared memory) use the earlier small-block
-# defaults. Blocks are clamped down to short sequences. TPU: (128, 128), kept even for short sequences (padded
-# instead): Mosaic transposes and matmuls are safest on 128-aligned tiles. Interpreter: (64, 64), clamped to the
-# lengths.
+# block_k, num_warps, num_stages). Hopper (sm_90) values come from the block-size sweeps on an H200
+# (experiments/bench/attention_sweep.py, bf16, seq 4096, causal; RESULTS.md). head_dim 128: dk/dv (64, 128, 8, 3)
+# 0.72 ms against 0.84 ms for (64, 128, 8, 2) (161 KiB of shared memory); dq (64, 32, 4, 3) 0.64 ms, as fast as
+# (128, 32, 4, 3) and spill-free; the forward keeps the runner-up (128, 64, 8, 3): the fastest, (128, 128, 8, 3),
+# is 3-6% faster but needs 224 of the 227 KiB of shared memory a block may have (triton_resources.py), too close
+# for a default that other Triton versions compile. head_dim 64: forward (128, 64, 4, 3), 0.47 vs 0.57 ms for
+# (64, 64, 4, 2); dk/dv and dq kept (no candidate beat them). The fused backward's head_dim 128 entry is its
+# fastest candidate (3.0 ms, against 1.36 ms for dk/dv + dq: it is not the default; head_dim 64's is unmeasured). Older GPUs and ROCm
+# (less shared memory) use the earlier small-block defaults; 4-byte inputs a float32 table. Blocks are clamped
+# down to short sequences. TPU: (128, 128), kept even for short sequences (padded instead): Mosaic transposes and
+# matmuls are safest on 128-aligned tiles. Interpreter: (64, 64), clamped to the lengths.
 GPU_DEFAULTS = {
     64: {"forward": (128, 64, 4, 3), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2), "fused": (64, 64, 4, 2)},
     128: {"forward": (128, 64, 8, 3), "dkdv": (64, 128, 8, 3), "dq": (64, 32, 4, 3), "fused": (64, 128, 8, 2)},
@@ -85,7 +86,8 @@ GPU_DEFAULTS_FLOAT32 = {
     None: GPU_DEFAULTS[None],
 }
 DEFAULT_BLOCKS = {"tpu": (128, 128), "interpret": (64, 64)}
-# The backward per GPU head_dim bucket: "split" until the fused kernel is measured faster on a GPU (RESULTS.md).
+# The backward per GPU head_dim bucket. "split": on an H200 the fused kernel's whole op ran 2.0x slower (its
+# acq_rel atomic adds; 1.26x with relaxed ones, which Pallas cannot ask for; RESULTS.md).
 GPU_DEFAULT_BACKWARD = {64: "split", 128: "split", None: "split"}
 
 
