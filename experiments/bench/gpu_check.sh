@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # One-shot GPU check, run from the repo root on the GPU machine: environment, the GPU kernel tests
-# (tests marked `gpu`: compiled Pallas kernels against the float32 reference), the attention block-size sweep
-# (experiments/bench/attention_sweep.py), then the kernel benchmark (experiments/bench/kernels.py, bfloat16,
-# the issue's target shapes, attention with the sweep's best blocks). Full logs go to $OUT/ (8 files at most, as
-# a device run returns); the benchmark table comes last.
+# (tests marked `gpu`: compiled Pallas kernels against the float32 reference), optionally the attention
+# block-size sweep (experiments/bench/attention_sweep.py; SWEEP_BUDGET > 0), then the kernel benchmark
+# (experiments/bench/kernels.py, bfloat16, the issue's target shapes; attention against cuDNN, without the xla row,
+# whose compiles cost 15-30 s per shape; with the sweep's best blocks when it ran). Full logs go to $OUT/ (8 files
+# at most, as a device run returns); the benchmark table comes last.
 #
-#   OUT=/tmp/gpu_check bash experiments/bench/gpu_check.sh      # < 8 min on an H200
+#   OUT=/tmp/gpu_check bash experiments/bench/gpu_check.sh      # < 5 min on an H200 (test + benchmark timeouts: 270 s)
+#   SWEEP_BUDGET=100 ...                                         # the sweep first (+ up to 170 s)
 #   QUICK=1 ...                                                  # float32 tests only, 1 shape per kernel
 #
 # Wheels: if .whl/ holds wheels (e.g. jax-triton for impl="triton"), they are installed into /tmp/site first
 # (no network there; see the device README).
-# Knobs (env): TEST_FILTER (pytest -k expression), QUICK, PYTHON, PYTEST_WORKERS (4), TEST_TIMEOUT (120 s),
-# SWEEP_BUDGET (100 s: no candidate starts later; 0 skips the sweep), SWEEP_TIMEOUT (170 s), BENCH_BUDGET (110 s:
-# no benchmark row starts later), BENCH_TIMEOUT (150 s: hard stop), BENCH_DTYPE (bfloat16), BENCH_EXTRA (more
+# Knobs (env): TEST_FILTER (pytest -k expression), QUICK, PYTHON, PYTEST_WORKERS (8), TEST_TIMEOUT (110 s),
+# SWEEP_BUDGET (0: no sweep; else no candidate starts later), SWEEP_TIMEOUT (170 s), BENCH_BUDGET (130 s: no
+# benchmark row starts later), BENCH_TIMEOUT (160 s: hard stop), BENCH_DTYPE (bfloat16), BENCH_IMPLS
+# (xla,pallas,cudnn,triton; e.g. add pallas_split,pallas_fused to time both attention backwards), BENCH_EXTRA (more
 # benchmark flags, e.g. "--quick --set quick" for a CPU dry run of this script; SWEEP_EXTRA likewise "--quick").
 set -u -o pipefail
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -46,31 +49,31 @@ test_args=(tests/pallas_kernels -q --run-gpu -m gpu -p no:cacheprovider -rfE --t
            --continue-on-collection-errors)
 [ "$QUICK" = 1 ] && test_args+=(-k f32)
 [ -n "${TEST_FILTER:-}" ] && test_args+=(-k "$TEST_FILTER")
-if "$PY" -c "import xdist" 2>/dev/null; then test_args+=(-n "${PYTEST_WORKERS:-4}"); fi
-XLA_PYTHON_CLIENT_PREALLOCATE=false timeout -k 10 "${TEST_TIMEOUT:-120}" \
+if "$PY" -c "import xdist" 2>/dev/null; then test_args+=(-n "${PYTEST_WORKERS:-8}"); fi
+XLA_PYTHON_CLIENT_PREALLOCATE=false timeout -k 10 "${TEST_TIMEOUT:-110}" \
   "$PY" -m pytest "${test_args[@]}" 2>&1 | tee "$OUT/gpu_tests.log"
 test_rc=$?
 
 sweep_rc=skipped
-if [ "${SWEEP_BUDGET:-100}" != 0 ]; then
+if [ "${SWEEP_BUDGET:-0}" != 0 ]; then
   step "attention block-size sweep (log: $OUT/sweep.log, tracebacks: $OUT/sweep.stderr.log)"
   read -r -a sweep_extra <<< "${SWEEP_EXTRA:-}"
   timeout -k 10 "${SWEEP_TIMEOUT:-170}" "$PY" experiments/bench/attention_sweep.py --json "$OUT/sweep.json" \
-    --budget-s "${SWEEP_BUDGET:-100}" ${sweep_extra[@]+"${sweep_extra[@]}"} 2>"$OUT/sweep.stderr.log" \
+    --budget-s "${SWEEP_BUDGET}" ${sweep_extra[@]+"${sweep_extra[@]}"} 2>"$OUT/sweep.stderr.log" \
     | tee "$OUT/sweep.log"
   sweep_rc=$?
 fi
 
 step "kernel benchmark (logs: $OUT/bench.log, tracebacks: $OUT/bench.stderr.log)"
-# The kernel issue's target shapes, against cuDNN (attention: split and fused backward, with the sweep's blocks) and
-# with the raw Triton scan where jax_triton imports.
-bench_args=(--set targets --impls xla,pallas,pallas_split,pallas_fused,cudnn,triton --dtype "${BENCH_DTYPE:-bfloat16}"
-            --json "$OUT/bench.json" --budget-s "${BENCH_BUDGET:-110}")
+# The kernel issue's target shapes: attention against cuDNN (no xla row), the scans against xla and, where
+# jax_triton imports, the raw Triton scan.
+bench_args=(--set targets --impls "${BENCH_IMPLS:-xla,pallas,cudnn,triton}" --no-baseline attention
+            --dtype "${BENCH_DTYPE:-bfloat16}" --json "$OUT/bench.json" --budget-s "${BENCH_BUDGET:-130}")
 [ -s "$OUT/sweep.json" ] && bench_args+=(--attention-blocks "$OUT/sweep.json")
 [ "$QUICK" = 1 ] && bench_args+=(--max-shapes 1 --target-s 0.2)
 read -r -a extra <<< "${BENCH_EXTRA:-}"
 bench_args+=(${extra[@]+"${extra[@]}"})
-timeout -k 10 "${BENCH_TIMEOUT:-150}" "$PY" experiments/bench/kernels.py "${bench_args[@]}" \
+timeout -k 10 "${BENCH_TIMEOUT:-160}" "$PY" experiments/bench/kernels.py "${bench_args[@]}" \
   2>"$OUT/bench.stderr.log" | tee "$OUT/bench.log"
 bench_rc=$?
 

@@ -46,6 +46,9 @@ def parse_args(argv=None):
   p.add_argument("--impls", default=None, help="default: xla,pallas,triton on GPU/TPU, xla,pallas_interpret else; "
                  "also, for attention, cudnn (GPU), reference (attention_reference, autodiff), and pallas_split / "
                  "pallas_fused (impl=pallas with that backward; with both, attention gets no plain pallas row)")
+  p.add_argument("--no-baseline", default="", metavar="KERNELS",
+                 help="kernels (comma-separated) run without their xla baseline row, e.g. attention at the targets, "
+                 "where cuDNN is the comparison and the xla impl compiles for 15-30 s per shape on a GPU")
   p.add_argument("--json", default=None, help="write every row here (rewritten after each row)")
   p.add_argument("--budget-s", type=float, default=None, help="skip the rows not started after this many s")
   p.add_argument("--max-shapes", type=int, default=None, help="first N shapes of each kernel")
@@ -141,8 +144,10 @@ def run_case(case, dtype_name, impls, args, timing, deadline, emit, order):
     emit(dict(base, impl="-", status=f"FAIL inputs: {_first_line(e)}"))
     return
   both_backwards = {"pallas_split", "pallas_fused"} <= set(impls)
+  no_baseline = case.kernel in {k.strip() for k in args.no_baseline.split(",")}
   for i, impl in enumerate(impls):
-    if impl not in _cases.IMPLS[case.kernel] or (impl == "pallas" and case.kernel == "attention" and both_backwards):
+    if (impl not in _cases.IMPLS[case.kernel] or (impl == "pallas" and case.kernel == "attention" and both_backwards)
+        or (impl == "xla" and no_baseline)):
       continue  # (attention's "pallas" row would repeat one of the two backwards' rows)
     row = dict(base, impl=impl, order=(*order, i))
     reason = skip_reason(case.kernel, impl, backend)
@@ -253,12 +258,14 @@ def main(argv=None):
   print(_header(env), flush=True)
   kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
   dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
-  for name, allowed, given in (("kernel", _cases.KERNELS, kernels), ("dtype", DTYPES, dtypes)):
+  no_baseline = [k.strip() for k in args.no_baseline.split(",") if k.strip()]
+  for name, allowed, given in (("kernel", _cases.KERNELS, kernels), ("dtype", DTYPES, dtypes),
+                               ("--no-baseline kernel", _cases.KERNELS, no_baseline)):
     if bad := [x for x in given if x not in allowed]:
       raise SystemExit(f"unknown {name} {bad}; choose from {', '.join(allowed)}")
   default_impls = "xla,pallas,triton" if env["backend"] in ("gpu", "tpu") else "xla,pallas_interpret"
   impls = [i.strip() for i in (args.impls or default_impls).split(",") if i.strip()]
-  impls = ["xla"] + [i for i in impls if i != "xla"]  # the baseline always runs, first
+  impls = ["xla"] + [i for i in impls if i != "xla"]  # the baseline runs first (except for --no-baseline kernels)
   timing = (dict(warmup=1, min_reps=3, max_reps=20, target_s=args.target_s or 0.1) if args.quick else
             dict(warmup=3, min_reps=10, max_reps=300, target_s=args.target_s or 0.5))
   print(f"kernels {kernels}, dtypes {dtypes}, impls {impls}, timing {timing}, budget {args.budget_s} s",
