@@ -43,16 +43,25 @@ print('jax_triton importable:', importlib.util.find_spec('jax_triton') is not No
 "
 } 2>&1 | tee "$OUT/env.log"
 
-step "GPU kernel tests (log: $OUT/gpu_tests.log)"
+step "GPU kernel tests (log: $OUT/gpu_tests.log; failures are listed in the summary)"
 # No -x: in a one-shot run, one failing tolerance should not hide the other results; the timeout bounds cost.
-test_args=(tests/pallas_kernels -q --run-gpu -m gpu -p no:cacheprovider -rfE --tb=short --durations=8
-           --continue-on-collection-errors)
+# -v: each test's result is in the log as it finishes, so a run cut by the timeout still names them.
+test_args=(tests/pallas_kernels -v --run-gpu -m gpu -p no:cacheprovider -rfE --tb=short --durations=8
+           --continue-on-collection-errors -W ignore::UserWarning)
 [ "$QUICK" = 1 ] && test_args+=(-k f32)
 [ -n "${TEST_FILTER:-}" ] && test_args+=(-k "$TEST_FILTER")
 if "$PY" -c "import xdist" 2>/dev/null; then test_args+=(-n "${PYTEST_WORKERS:-8}"); fi
-XLA_PYTHON_CLIENT_PREALLOCATE=false timeout -k 10 "${TEST_TIMEOUT:-110}" \
-  "$PY" -m pytest "${test_args[@]}" 2>&1 | tee "$OUT/gpu_tests.log"
+# The tests time nothing, so XLA need not autotune its GEMMs while compiling the references (when this jaxlib
+# still knows the flag: an unknown XLA flag aborts the process).
+test_xla_flags="${XLA_FLAGS:-}"
+if XLA_FLAGS="--xla_gpu_autotune_level=0 $test_xla_flags" timeout -k 5 60 "$PY" -c "import jax; jax.devices()" \
+    > /dev/null 2>&1; then
+  test_xla_flags="--xla_gpu_autotune_level=0 $test_xla_flags"
+fi
+XLA_FLAGS="$test_xla_flags" XLA_PYTHON_CLIENT_PREALLOCATE=false timeout -k 10 "${TEST_TIMEOUT:-110}" \
+  "$PY" -m pytest "${test_args[@]}" > "$OUT/gpu_tests.log" 2>&1
 test_rc=$?
+tail -n 3 "$OUT/gpu_tests.log"
 
 sweep_rc=skipped
 if [ "${SWEEP_BUDGET:-0}" != 0 ]; then
@@ -79,7 +88,8 @@ bench_rc=$?
 
 step "summary"
 echo "gpu tests: rc=$test_rc$([ "$test_rc" = 124 ] && echo ' (TIMED OUT)')"
-grep -E '^(FAILED|ERROR)|[0-9]+ (passed|failed|skipped|error)' "$OUT/gpu_tests.log" | tail -n 20
+grep -c -E '(^| )PASSED( |$)' "$OUT/gpu_tests.log" | sed 's/$/ passed (counted from the log)/'
+grep -E '(^| )(FAILED|ERROR) |[0-9]+ (passed|failed|skipped|error)' "$OUT/gpu_tests.log" | sort -u | tail -n 20
 echo "sweep: rc=$sweep_rc$([ "$sweep_rc" = 124 ] && echo ' (TIMED OUT)')"
 [ -s "$OUT/sweep.log" ] && sed -n '/^best per head_dim/,$p' "$OUT/sweep.log"
 echo "benchmark: rc=$bench_rc$([ "$bench_rc" = 124 ] && echo ' (TIMED OUT; table below is partial)')," \
