@@ -21,12 +21,24 @@ def forward_backward_fn(fn):
   return run
 
 
-def compile_fn(fn, args):
-  """jit + AOT compile, then one call (Pallas/Triton kernels may finish compiling at first launch).
+# For code that is run, not timed (the float32 references): XLA need not autotune its GEMMs on a GPU, which takes
+# most of a reference's 15-30 s compile at the attention targets. Other backends ignore the option.
+UNTIMED_COMPILE_OPTIONS = {"xla_gpu_autotune_level": 0}
+
+
+def compile_fn(fn, args, *, timed=True):
+  """jit + AOT compile, then one call (Pallas/Triton kernels may finish compiling at first launch). timed=False:
+  with `UNTIMED_COMPILE_OPTIONS` where this jaxlib knows them.
 
   Returns (compiled, seconds spent, result of the first call)."""
   start = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
+  lowered = jax.jit(fn).lower(*args)
+  try:
+    compiled = lowered.compile() if timed else lowered.compile(compiler_options=UNTIMED_COMPILE_OPTIONS)
+  except jax.errors.JaxRuntimeError as error:
+    if timed or "compile option" not in str(error):
+      raise
+    compiled = lowered.compile()
   result = jax.block_until_ready(compiled(*args))
   return compiled, time.perf_counter() - start, result
 
