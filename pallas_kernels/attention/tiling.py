@@ -1,6 +1,7 @@
 """Per-backend tiling for the Pallas attention kernels: block sizes and (GPU) launch parameters of each kernel
 (forward; backward as dk/dv and dq, or fused), which backward runs, the padded sequence and head dims, and the
-backend-specific `pallas_call` arguments (interpret / Triton / Mosaic). The kernels' array layout and grid order are in `layout.py`.
+backend-specific `pallas_call` arguments (interpret / Triton / Mosaic). The kernels' array layout and grid order
+are in `layout.py`.
 
 Backends: "gpu" (also "cuda"/"rocm"; Triton lowering), "tpu" (Mosaic), "interpret" (Pallas interpreter; it runs
 the GPU variant's layout and grid order, so CPU tests cover the code the GPU runs).
@@ -64,10 +65,10 @@ class BlockSizes:
 # is 3-6% faster but needs 224 of the 227 KiB of shared memory a block may have (triton_resources.py), too close
 # for a default that other Triton versions compile. head_dim 64: forward (128, 64, 4, 3), 0.47 vs 0.57 ms for
 # (64, 64, 4, 2); dk/dv and dq kept (no candidate beat them). The fused backward's head_dim 128 entry is its
-# fastest candidate (3.0 ms, against 1.36 ms for dk/dv + dq: it is not the default; head_dim 64's is unmeasured). Older GPUs and ROCm
-# (less shared memory) use the earlier small-block defaults; 4-byte inputs a float32 table. Blocks are clamped
-# down to short sequences. TPU: (128, 128), kept even for short sequences (padded instead): Mosaic transposes and
-# matmuls are safest on 128-aligned tiles. Interpreter: (64, 64), clamped to the lengths.
+# fastest candidate (3.0 ms, against 1.36 ms for dk/dv + dq: it is not the default; head_dim 64's is unmeasured).
+# Older GPUs and ROCm (less shared memory) use the earlier small-block defaults; 4-byte inputs a float32 table.
+# Blocks are clamped down to short sequences. TPU: (128, 128), kept even for short sequences (padded instead):
+# Mosaic transposes and matmuls are safest on 128-aligned tiles. Interpreter: (64, 64), clamped to the lengths.
 GPU_DEFAULTS = {
     64: {"forward": (128, 64, 4, 3), "dkdv": (64, 64, 4, 2), "dq": (64, 64, 4, 2), "fused": (64, 64, 4, 2)},
     128: {"forward": (128, 64, 8, 3), "dkdv": (64, 128, 8, 3), "dq": (64, 32, 4, 3), "fused": (64, 128, 8, 2)},
