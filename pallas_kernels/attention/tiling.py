@@ -80,7 +80,9 @@ GPU_DEFAULTS_PRE_HOPPER = {
     None: GPU_DEFAULTS[None],
 }
 # 4-byte inputs (float32) on any GPU: every tile takes twice the shared memory of bf16, which puts the tables above
-# over the 227 KiB an sm_90 block may have (head_dim 128 dk/dv: 256 KiB). These fit in at most 112 KiB on sm_90.
+# over the 227 KiB an sm_90 block may have (head_dim 128 dk/dv: 256 KiB). These take at most 112 KiB on sm_90 and
+# sm_80 (triton 3.9; head_dim 256: 144 KiB), inside an A100's 163 KiB; GPUs with 99 KiB per block (sm_86, sm_89)
+# need smaller `block_sizes` for float32 at head_dim 128.
 GPU_DEFAULTS_FLOAT32 = {
     64: GPU_DEFAULTS_PRE_HOPPER[64],
     128: {"forward": (64, 64, 8, 2), "dkdv": (32, 64, 4, 2), "dq": (64, 32, 4, 2), "fused": (32, 64, 4, 2)},
