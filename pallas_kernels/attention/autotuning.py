@@ -29,11 +29,12 @@ from pallas_kernels.attention.tiling import BlockSizes, KernelBlocks
 BACKWARDS = ("auto", *tiling.BACKWARD_KERNELS)  # "auto", "split", "fused"
 
 # (block_q, block_k, num_warps, num_stages) tried after the current default, per padded-head_dim bucket and
-# kernel (GPU). First the candidates not measured yet, then the runner-up of the 2026-11-27 H200 sweep
+# kernel (GPU). First the candidates not measured yet, then the runners-up of the 2026-11-27 H200 sweeps
 # (experiments/bench/RESULTS.md; for the head_dim 128 forward its fastest, which needs 224 KiB of shared memory).
 # The forward and dq kernels hold block_q rows and loop over block_k keys; the dk/dv and fused kernels hold
-# block_k keys and loop over block_q. The fused kernel's candidates (none measured yet) fit sm_90's shared memory
-# and spill at most 336 bytes (triton_resources.py).
+# block_k keys and loop over block_q. Every candidate fits sm_90's shared memory (triton_resources.py). head_dim
+# 128's unmeasured ones: dk/dv (64, 128, 8, 4) 194 KiB and (32, 128, 8, 3) 112 KiB, dq (64, 32, 4, 4) 96 KiB
+# and (64, 32, 8, 3) 80 KiB, forward (64, 64, 4, 3) 112 KiB; the fused kernel's are its two runners-up.
 GPU_CANDIDATES = {
     64: {
         "forward": [(128, 128, 4, 3), (128, 64, 4, 4), (64, 64, 4, 3), (128, 64, 8, 3)],
@@ -42,10 +43,10 @@ GPU_CANDIDATES = {
         "fused": [(64, 128, 8, 2), (32, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2)],
     },
     128: {
-        "forward": [(128, 128, 8, 2), (128, 64, 8, 4), (64, 128, 8, 3), (128, 128, 8, 3)],
-        "dkdv": [(64, 128, 4, 2), (128, 128, 8, 2), (32, 128, 8, 2), (64, 64, 4, 2), (64, 128, 8, 3)],
-        "dq": [(128, 32, 4, 2), (128, 64, 4, 3), (64, 32, 4, 3), (128, 32, 4, 4), (128, 32, 8, 3)],
-        "fused": [(64, 128, 8, 2), (32, 128, 8, 2), (64, 64, 8, 3), (32, 64, 8, 2), (64, 32, 8, 2)],
+        "forward": [(64, 64, 4, 3), (128, 128, 8, 3), (128, 64, 8, 4), (128, 128, 8, 2)],
+        "dkdv": [(64, 128, 8, 4), (32, 128, 8, 3), (64, 64, 4, 2), (64, 128, 8, 2)],
+        "dq": [(64, 32, 4, 4), (64, 32, 8, 3), (128, 32, 4, 3), (128, 32, 8, 3)],
+        "fused": [(32, 128, 8, 2), (64, 64, 8, 3)],
     },
 }
 
