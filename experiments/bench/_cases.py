@@ -92,7 +92,7 @@ ATTENTION_BLOCKS = {}
 
 def cases(which: str) -> dict[str, list[Case]]:
   """The shapes per kernel: "default" GPU-size (most telling first), "quick" tiny (interpret mode), "targets"
-  the shapes of the kernel issue's speed targets (attention seq 2048-8192, head dim 64/128; SSD seq >= 4096),
+  the shapes of the kernel issue's speed targets (attention seq 2048-8192 x head dim 64/128; SSD seq >= 4096),
   "cpu" the CPU trainer's (experiments/bench/train_step.py: proxy64's attention, batch 32 x seq 128, 4 heads of 16)."""
   if which == "cpu":
     return {
@@ -102,8 +102,10 @@ def cases(which: str) -> dict[str, list[Case]]:
     }
   if which == "targets":
     return {
-        "attention": [attention(2, 2048, 16, 16, 128), attention(2, 4096, 16, 16, 64),
-                      attention(2, 4096, 16, 16, 128), attention(2, 8192, 16, 16, 128)],
+        # seq x head_dim, least measured first (a time budget cuts the tail)
+        "attention": [attention(2, 8192, 16, 16, 128), attention(2, 4096, 16, 16, 128),
+                      attention(2, 8192, 16, 16, 64), attention(2, 2048, 16, 16, 64),
+                      attention(2, 4096, 16, 16, 64), attention(2, 2048, 16, 16, 128)],
         "ssd": [ssd(4, 4096, 16, 64, 64, 64), ssd(4, 8192, 16, 64, 128, 64)],
         "selective_scan": [selective_scan(4, 4096, 2048, 16)],
     }
