@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
 # One-shot GPU check, run from the repo root on the GPU machine: environment, the GPU kernel tests
 # (tests marked `gpu`: compiled Pallas kernels against the float32 reference), optionally the attention
-# block-size sweep (experiments/bench/attention_sweep.py; SWEEP_BUDGET > 0), then the kernel benchmark
+# block-size sweep (experiments/bench/attention_sweep.py; SWEEP_BUDGET > 0), the kernel benchmark
 # (experiments/bench/kernels.py, bfloat16, the issue's target shapes; attention against cuDNN, without the xla row,
-# whose compiles cost 15-30 s per shape; with the sweep's best blocks when it ran). Full logs go to $OUT/ (8 files
-# at most, as a device run returns); the benchmark table comes last.
+# whose compiles cost 15-30 s per shape; with the sweep's best blocks when it ran), then the float32 kernels at the
+# trainer's shapes (models compute in float32 by default, and impl="auto" must pick the faster path there too).
+# Logs go to $OUT/ (8 files at most, as a device run returns: env.log, gpu_tests.log, stderr.log (tracebacks),
+# bench.log, bench.json, bench_f32.json, sweep.log, sweep.json); the benchmark tables come last.
 #
-#   OUT=/tmp/gpu_check bash experiments/bench/gpu_check.sh      # < 5 min on an H200 (test + benchmark timeouts: 270 s)
+#   OUT=/tmp/gpu_check bash experiments/bench/gpu_check.sh      # < 5 min on an H200 (the steps' timeouts: 285 s)
 #   SWEEP_BUDGET=100 ...                                         # the sweep first (+ up to 170 s)
 #   QUICK=1 ...                                                  # float32 tests only, 1 shape per kernel
 #
 # Wheels: if .whl/ holds wheels (e.g. jax-triton for impl="triton"), they are installed into /tmp/site first
 # (no network there; see the device README).
-# Knobs (env): TEST_FILTER (pytest -k expression), QUICK, PYTHON, PYTEST_WORKERS (8), TEST_TIMEOUT (110 s),
-# SWEEP_BUDGET (0: no sweep; else no candidate starts later), SWEEP_TIMEOUT (170 s), BENCH_BUDGET (130 s: no
-# benchmark row starts later), BENCH_TIMEOUT (160 s: hard stop), BENCH_DTYPE (bfloat16), BENCH_IMPLS
-# (xla,pallas,cudnn,triton; e.g. add pallas_split,pallas_fused to time both attention backwards), BENCH_EXTRA (more
-# benchmark flags, e.g. "--quick --set quick" for a CPU dry run of this script; SWEEP_EXTRA likewise "--quick").
+# Knobs (env): TEST_FILTER (pytest -k expression), QUICK, PYTHON, PYTEST_WORKERS (8), TEST_TIMEOUT (100 s),
+# SWEEP_BUDGET (0: no sweep; else no candidate starts later), SWEEP_TIMEOUT (170 s), BENCH_BUDGET (110 s: no
+# benchmark row starts later), BENCH_TIMEOUT (140 s: hard stop), BENCH_DTYPE (bfloat16), BENCH_IMPLS
+# (xla,pallas,cudnn,triton; e.g. add pallas_split,pallas_fused to time both attention backwards), F32_BUDGET (25 s;
+# 0 skips the float32 step), F32_TIMEOUT (45 s), BENCH_EXTRA (more benchmark flags for both benchmark steps, e.g.
+# "--quick --set quick" for a CPU dry run of this script; SWEEP_EXTRA likewise "--quick").
 set -u -o pipefail
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_check}
 PY=${PYTHON:-$(command -v python || command -v python3)}
 QUICK=${QUICK:-0}
 mkdir -p "$OUT"
+: > "$OUT/stderr.log"
 start=$SECONDS
 step() { printf '\n=== [%3d s] %s\n' $((SECONDS - start)) "$*"; }
+status() { echo "rc=$1$([ "$1" = 124 ] && echo ' (TIMED OUT)')"; }
+read -r -a bench_extra <<< "${BENCH_EXTRA:-}"
 
 if compgen -G ".whl/*.whl" > /dev/null; then
   step "installing carried wheels: $(ls .whl)"
@@ -58,47 +64,54 @@ if XLA_FLAGS="--xla_gpu_autotune_level=0 $test_xla_flags" timeout -k 5 60 "$PY" 
     > /dev/null 2>&1; then
   test_xla_flags="--xla_gpu_autotune_level=0 $test_xla_flags"
 fi
-XLA_FLAGS="$test_xla_flags" XLA_PYTHON_CLIENT_PREALLOCATE=false timeout -k 10 "${TEST_TIMEOUT:-110}" \
+XLA_FLAGS="$test_xla_flags" XLA_PYTHON_CLIENT_PREALLOCATE=false timeout -k 10 "${TEST_TIMEOUT:-100}" \
   "$PY" -m pytest "${test_args[@]}" > "$OUT/gpu_tests.log" 2>&1
 test_rc=$?
 tail -n 3 "$OUT/gpu_tests.log"
 
 sweep_rc=skipped
 if [ "${SWEEP_BUDGET:-0}" != 0 ]; then
-  step "attention block-size sweep (log: $OUT/sweep.log, tracebacks: $OUT/sweep.stderr.log)"
+  step "attention block-size sweep (log: $OUT/sweep.log)"
   read -r -a sweep_extra <<< "${SWEEP_EXTRA:-}"
   timeout -k 10 "${SWEEP_TIMEOUT:-170}" "$PY" experiments/bench/attention_sweep.py --json "$OUT/sweep.json" \
-    --budget-s "${SWEEP_BUDGET}" ${sweep_extra[@]+"${sweep_extra[@]}"} 2>"$OUT/sweep.stderr.log" \
-    | tee "$OUT/sweep.log"
+    --budget-s "${SWEEP_BUDGET}" ${sweep_extra[@]+"${sweep_extra[@]}"} 2>>"$OUT/stderr.log" | tee "$OUT/sweep.log"
   sweep_rc=$?
 fi
 
-step "kernel benchmark (logs: $OUT/bench.log, tracebacks: $OUT/bench.stderr.log)"
-# The kernel issue's target shapes: attention against cuDNN (no xla row), the scans against xla and, where
-# jax_triton imports, the raw Triton scan.
+step "kernel benchmark, bfloat16, the issue's target shapes (log: $OUT/bench.log)"
+# Attention against cuDNN (no xla row), the scans against xla and, where jax_triton imports, the raw Triton scan.
 bench_args=(--set targets --impls "${BENCH_IMPLS:-xla,pallas,cudnn,triton}" --no-baseline attention
-            --dtype "${BENCH_DTYPE:-bfloat16}" --json "$OUT/bench.json" --budget-s "${BENCH_BUDGET:-130}")
+            --dtype "${BENCH_DTYPE:-bfloat16}" --json "$OUT/bench.json" --budget-s "${BENCH_BUDGET:-110}")
 [ -s "$OUT/sweep.json" ] && bench_args+=(--attention-blocks "$OUT/sweep.json")
 [ "$QUICK" = 1 ] && bench_args+=(--max-shapes 1 --target-s 0.2)
-read -r -a extra <<< "${BENCH_EXTRA:-}"
-bench_args+=(${extra[@]+"${extra[@]}"})
-timeout -k 10 "${BENCH_TIMEOUT:-160}" "$PY" experiments/bench/kernels.py "${bench_args[@]}" \
-  2>"$OUT/bench.stderr.log" | tee "$OUT/bench.log"
+timeout -k 10 "${BENCH_TIMEOUT:-140}" "$PY" experiments/bench/kernels.py "${bench_args[@]}" \
+  ${bench_extra[@]+"${bench_extra[@]}"} 2>>"$OUT/stderr.log" | tee "$OUT/bench.log"
 bench_rc=$?
 
+f32_rc=skipped
+if [ "${F32_BUDGET:-25}" != 0 ]; then
+  step "kernel benchmark, float32, the trainer's shapes (log: appended to $OUT/bench.log)"
+  timeout -k 5 "${F32_TIMEOUT:-45}" "$PY" experiments/bench/kernels.py --set cpu --impls xla,pallas --dtype float32 \
+    --json "$OUT/bench_f32.json" --budget-s "${F32_BUDGET:-25}" ${bench_extra[@]+"${bench_extra[@]}"} \
+    2>>"$OUT/stderr.log" | tee -a "$OUT/bench.log"
+  f32_rc=$?
+fi
+
 step "summary"
-echo "gpu tests: rc=$test_rc$([ "$test_rc" = 124 ] && echo ' (TIMED OUT)')"
+echo "gpu tests: $(status $test_rc)"
 grep -c -E '(^| )PASSED( |$)' "$OUT/gpu_tests.log" | sed 's/$/ passed (counted from the log)/'
 grep -E '(^| )(FAILED|ERROR) |[0-9]+ (passed|failed|skipped|error)' "$OUT/gpu_tests.log" | sort -u | tail -n 20
-echo "sweep: rc=$sweep_rc$([ "$sweep_rc" = 124 ] && echo ' (TIMED OUT)')"
+echo "sweep: $(status $sweep_rc)"
 [ -s "$OUT/sweep.log" ] && sed -n '/^best per head_dim/,$p' "$OUT/sweep.log"
-echo "benchmark: rc=$bench_rc$([ "$bench_rc" = 124 ] && echo ' (TIMED OUT; table below is partial)')," \
-  "$(grep -c '^=== .* failed ===' "$OUT/bench.stderr.log") row tracebacks in bench.stderr.log"
+echo "benchmark bf16: $(status $bench_rc); float32: $(status $f32_rc);" \
+  "$(grep -c '^=== .* failed ===' "$OUT/stderr.log") row tracebacks in stderr.log"
 echo "total ${SECONDS}s"
-echo
-if [ -s "$OUT/bench.json" ]; then
-  timeout -k 5 60 "$PY" experiments/bench/kernels.py --table-from "$OUT/bench.json" 2>>"$OUT/bench.stderr.log"
-  # (printed, not saved: at most 8 files come back from a device run, and bench.json holds the rows)
-else
-  echo "no benchmark rows were written"
-fi
+# The tables (printed, not saved: at most 8 files come back from a device run, and the JSON files hold the rows).
+for json in "$OUT/bench.json" "$OUT/bench_f32.json"; do
+  echo
+  if [ -s "$json" ]; then
+    timeout -k 5 60 "$PY" experiments/bench/kernels.py --table-from "$json" 2>>"$OUT/stderr.log"
+  else
+    echo "no benchmark rows in $(basename "$json")"
+  fi
+done

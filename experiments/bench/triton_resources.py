@@ -1,10 +1,12 @@
 """Resource usage of the Pallas flash-attention kernels' Triton code on sm_90, without a GPU: for each kernel
 (forward, dk/dv, dq, fused backward) and each candidate launch configuration of `attention_sweep.py` (the
-current default first), the kernel is lowered (bf16, causal), compiled with the installed `triton` and read back
-with its cuobjdump: registers per thread, spill stack bytes, shared memory, whether wgmma is issued. A
-configuration over 227 KiB of shared memory cannot launch on an H100/H200; spills cost memory traffic.
+current default first; float32: the float32 default only), the kernel is lowered (causal), compiled with the
+installed `triton` and read back with its cuobjdump: registers per thread, spill stack bytes, shared memory,
+whether wgmma is issued. A configuration over 227 KiB of shared memory cannot launch on an H100/H200 (163 KiB on
+an A100, 99 KiB on sm_86/sm_89); spills cost memory traffic.
 
   python experiments/bench/triton_resources.py [--head-dims 128,64] [--capability 90] [--kernels fused,dq]
+      [--dtype float32]
 
 Needs `triton` (pip install triton; no GPU). Its version may differ from the one in the GPU machine's jaxlib.
 """
@@ -28,15 +30,15 @@ SEQ, HEADS = 1024, 2
 SHARED_LIMIT = 227 * 1024
 
 
-def kernel_resources(head_dim: int, kernel: str, blocks, capability: int):
+def kernel_resources(head_dim: int, kernel: str, blocks, capability: int, dtype=jnp.bfloat16):
   """Resources of `kernel` lowered with `blocks` (the other kernels at their defaults)."""
   sizes = BlockSizes.for_kernel(kernel, blocks)
-  q = jax.ShapeDtypeStruct((1, SEQ, HEADS, head_dim), jnp.bfloat16)
+  q = jax.ShapeDtypeStruct((1, SEQ, HEADS, head_dim), dtype)
   loss = lambda q, k, v: flash_attention(q, k, v, impl="pallas", _backend="gpu",
                                          block_sizes=sizes).astype(jnp.float32).sum()
   modules = triton_inspect.triton_modules(jax.grad(loss, argnums=(0, 1, 2)), (q, q, q))
   tilings = tiling.make_tilings("gpu", q_len=SEQ, kv_len=SEQ, head_dim=head_dim, groups=1, block_sizes=sizes,
-                                causal=True)
+                                causal=True, itemsize=jnp.dtype(dtype).itemsize)
   t = getattr(tilings, kernel)
   compiled = triton_inspect.compile_module(modules[tilings.kernels.index(kernel)], num_warps=t.num_warps,
                                            num_stages=t.num_stages, capability=capability)
@@ -48,20 +50,22 @@ def main(argv=None):
   p.add_argument("--head-dims", default="128,64")
   p.add_argument("--capability", type=int, default=90, help="CUDA compute capability as an int (90 = sm_90)")
   p.add_argument("--kernels", default=",".join(tiling.KERNELS), help="which kernels (comma-separated)")
+  p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"), help="the inputs' dtype")
   args = p.parse_args(argv)
   kernels = args.kernels.split(",")
   if set(kernels) - set(tiling.KERNELS):
     p.error(f"--kernels: choose from {', '.join(tiling.KERNELS)}")
-  print(f"jax {jax.__version__}, triton {__import__('triton').__version__}, sm_{args.capability}, bf16, causal, "
-        f"seq {SEQ}")
+  dtype = jnp.dtype(args.dtype)
+  print(f"jax {jax.__version__}, triton {__import__('triton').__version__}, sm_{args.capability}, {args.dtype}, "
+        f"causal, seq {SEQ}")
   print("| head_dim | kernel | (block_q, block_k, warps, stages) | registers | spill stack B | shared KiB | wgmma |")
   print("|---|---|---|---|---|---|---|")
   for dim in (int(d) for d in args.head_dims.split(",")):
     for kernel in kernels:
-      for i, blocks in enumerate(default_candidates(dim, kernel)):
+      for i, blocks in enumerate(default_candidates(dim, kernel, itemsize=dtype.itemsize)):
         label = (blocks.block_q, blocks.block_k, blocks.num_warps, blocks.num_stages)
         try:
-          r = kernel_resources(dim, kernel, blocks, args.capability)
+          r = kernel_resources(dim, kernel, blocks, args.capability, dtype)
           over = " (over the limit)" if r.shared_bytes > SHARED_LIMIT else ""
           print(f"| {dim} | {kernel} | {label}{' default' if i == 0 else ''} | {r.registers} | {r.stack_bytes} | "
                 f"{r.shared_bytes / 1024:.0f}{over} | {'yes' if r.wgmma else 'no'} |", flush=True)
