@@ -10,6 +10,7 @@ import dataclasses
 import jax.numpy as jnp
 from jax import lax
 
+from pallas_kernels._precision import kernel_dot_precision
 from pallas_kernels.attention import _common
 from pallas_kernels.attention.tiling import Tiling
 
@@ -21,27 +22,24 @@ FULLY_MASKED_LSE = 1e30  # lse of a row with no visible key: exp2(s - lse) == 0
 LOG2E = 1.4426950408889634
 
 
-def _precision(a):
-  # float32 tiles ask for full precision (Triton's default for f32 is TF32); 16-bit tiles use the default.
-  return lax.Precision.HIGHEST if a.dtype == jnp.float32 else None
+def _dot(a, b, contracting, t: Tiling):
+  precision = kernel_dot_precision(a.dtype, compiled_for_gpu=t.backend == "gpu")
+  return lax.dot_general(a, b, (contracting, ((), ())), precision=precision, preferred_element_type=jnp.float32)
 
 
-def dot_nt(a, b):
-  """a: (M, D), b: (N, D) -> a @ b.T in float32."""
-  return lax.dot_general(a, b, (((1,), (1,)), ((), ())), precision=_precision(a),
-                         preferred_element_type=jnp.float32)
+def dot_nt(a, b, t: Tiling):
+  """a: (M, D), b: (N, D) -> a @ b.T in float32 (precision: `kernel_dot_precision` for t's backend)."""
+  return _dot(a, b, ((1,), (1,)), t)
 
 
-def dot_nn(a, b):
+def dot_nn(a, b, t: Tiling):
   """a: (M, K), b: (K, N) -> a @ b in float32."""
-  return lax.dot_general(a, b, (((1,), (0,)), ((), ())), precision=_precision(a),
-                         preferred_element_type=jnp.float32)
+  return _dot(a, b, ((1,), (0,)), t)
 
 
-def dot_tn(a, b):
+def dot_tn(a, b, t: Tiling):
   """a: (K, M), b: (K, N) -> a.T @ b in float32."""
-  return lax.dot_general(a, b, (((0,), (0,)), ((), ())), precision=_precision(a),
-                         preferred_element_type=jnp.float32)
+  return _dot(a, b, ((0,), (0,)), t)
 
 
 def _transposed_hooks(spec: _common.AttentionSpec) -> _common.AttentionSpec:

@@ -25,8 +25,8 @@ from pallas_kernels.attention.tiling import Tiling
 def _tile_grads(q, k, v, do, lse, delta, q_start, kv_start, head, spec, t, *, masked, transposed):
   """Returns (p, ds) for one tile: p = softmax probs, ds = d loss / d raw q.k, both float32 (bq, bk), or
   (bk, bq) when `transposed` (then lse and delta are (1, bq) rows, else (bq, 1) columns)."""
-  s_raw, dp = ((block_math.dot_nt(k, q), block_math.dot_nt(v, do)) if transposed
-               else (block_math.dot_nt(q, k), block_math.dot_nt(do, v)))
+  s_raw, dp = ((block_math.dot_nt(k, q, t), block_math.dot_nt(v, do, t)) if transposed
+               else (block_math.dot_nt(q, k, t), block_math.dot_nt(do, v, t)))
   s, keep, dlogits = block_math.block_scores(s_raw, q_start, kv_start, head, spec, t, with_grad=True,
                                              masked=masked, transposed=transposed)
   p = jnp.exp2(s - lse)
@@ -65,10 +65,10 @@ def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, *refs, spec, t
         p_t, ds_t = _tile_grads(q, k, v, do, lse_ref[g, :, rows], delta_ref[g, :, rows], q_start, kv_start,
                                 kv_head * t.groups + g, spec, t, masked=masked, transposed=True)
         ds_t = ds_t.astype(q.dtype)
-        dv = dv + block_math.dot_nn(p_t.astype(do.dtype), do)
-        dk = dk + block_math.dot_nn(ds_t, q)
+        dv = dv + block_math.dot_nn(p_t.astype(do.dtype), do, t)
+        dk = dk + block_math.dot_nn(ds_t, q, t)
         if dq_ref is not None:  # programs of other kv blocks add into the same rows
-          plgpu.atomic_add(dq_ref, layout.group_index(t, g, rows), block_math.dot_tn(ds_t, k))
+          plgpu.atomic_add(dq_ref, layout.group_index(t, g, rows), block_math.dot_tn(ds_t, k, t))
         return dk, dv
       return body
 
@@ -93,7 +93,7 @@ def _dq_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, dq_ref, *, spec,
       v = v_ref[pl.ds(kv_start, t.block_k), :]
       _, ds = _tile_grads(q, k, v, do, lse, delta, q_start, kv_start, head, spec, t, masked=masked,
                           transposed=False)
-      return dq + block_math.dot_nn(ds.astype(k.dtype), k)
+      return dq + block_math.dot_nn(ds.astype(k.dtype), k, t)
     return body
 
   lo, hi = block_math.kv_block_range(q_block, spec, t)

@@ -31,7 +31,7 @@ def _forward_kernel(q_ref, k_ref, v_ref, o_ref, lse_ref, *, spec: _common.Attent
       kv_start = pl.multiple_of(kv_block * t.block_k, t.block_k)
       k = k_ref[pl.ds(kv_start, t.block_k), :]
       v = v_ref[pl.ds(kv_start, t.block_k), :]
-      s, keep = block_math.block_scores(block_math.dot_nt(q, k), q_start, kv_start, head, spec, t, masked=masked)
+      s, keep = block_math.block_scores(block_math.dot_nt(q, k, t), q_start, kv_start, head, spec, t, masked=masked)
       if keep is not None:
         s = jnp.where(keep, s, block_math.MASK_VALUE)
       m_new = jnp.maximum(m_prev, jnp.max(s, axis=1, keepdims=True))
@@ -40,7 +40,7 @@ def _forward_kernel(q_ref, k_ref, v_ref, o_ref, lse_ref, *, spec: _common.Attent
         p = jnp.where(keep, p, 0.0)
       alpha = jnp.exp2(m_prev - m_new)
       l_new = alpha * l_prev + jnp.sum(p, axis=1, keepdims=True)
-      acc = alpha * acc + block_math.dot_nn(p.astype(v.dtype), v)
+      acc = alpha * acc + block_math.dot_nn(p.astype(v.dtype), v, t)
       return m_new, l_new, acc
     return body
 

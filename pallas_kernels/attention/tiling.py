@@ -79,14 +79,15 @@ GPU_DEFAULTS_PRE_HOPPER = {
     128: {"forward": (64, 64, 8, 2), "dkdv": (64, 64, 8, 2), "dq": (64, 64, 8, 2), "fused": (64, 64, 8, 2)},
     None: GPU_DEFAULTS[None],
 }
-# 4-byte inputs (float32) on any GPU: every tile takes twice the shared memory of bf16, which puts the tables above
-# over the 227 KiB an sm_90 block may have (head_dim 128 dk/dv: 256 KiB). These take at most 112 KiB on sm_90 and
-# sm_80 (triton 3.9; head_dim 256: 144 KiB), inside an A100's 163 KiB; GPUs with 99 KiB per block (sm_86, sm_89)
-# need smaller `block_sizes` for float32 at head_dim 128.
+# 4-byte inputs (float32) on any GPU. Their dots run as 3-pass TF32 (`pallas_kernels._precision`), whose operand
+# splits also live in shared memory. The 16-bit tables above overflow the 227 KiB an sm_90 block may have (head_dim
+# 128 dk/dv needed 256 KiB even with IEEE dots; an H200 run failed on it). These take at most 128 KiB (the head_dim
+# 64 fused kernel 160) and spill at most 1.2 KB per thread (triton 3.9 for sm_90; RESULTS.md), inside an A100's
+# 163 KiB; GPUs with 99 KiB per block (sm_86, sm_89) need smaller `block_sizes` for some.
 GPU_DEFAULTS_FLOAT32 = {
     64: GPU_DEFAULTS_PRE_HOPPER[64],
-    128: {"forward": (64, 64, 8, 2), "dkdv": (32, 64, 4, 2), "dq": (64, 32, 4, 2), "fused": (32, 64, 4, 2)},
-    None: GPU_DEFAULTS[None],
+    128: {"forward": (64, 32, 4, 2), "dkdv": (32, 32, 4, 2), "dq": (32, 32, 4, 2), "fused": (32, 32, 4, 2)},
+    None: {"forward": (16, 32, 4, 2), "dkdv": (32, 16, 4, 2), "dq": (16, 32, 4, 2), "fused": (16, 16, 4, 2)},
 }
 DEFAULT_BLOCKS = {"tpu": (128, 128), "interpret": (64, 64)}
 # The backward per GPU head_dim bucket. "split": on an H200 the fused kernel's whole op ran 2.0x slower (its

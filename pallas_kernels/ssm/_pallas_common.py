@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from pallas_kernels import _dispatch
+from pallas_kernels._precision import kernel_dot_precision
 
 
 def resolve_backend(backend: str | None) -> str:
@@ -63,15 +64,8 @@ def matmul_dtype(backend: str, *dtypes):
 
 
 def dot_precision(backend: str, interpret: bool, operand_dtype=jnp.float32):
-  """Matmul precision inside the kernels. bfloat16 operands: the default (one pass, float32 accumulation).
-  float32 operands, float32-accurate everywhere: on GPU the 3-pass TF32 algorithm (tensor cores; Triton's
-  IEEE float32 dot is slow to run and to compile, and plain TF32 is ~1e-3 off); HIGHEST on TPU and in the
-  interpreter (which runs on the host's dot)."""
-  if jnp.dtype(operand_dtype) != jnp.float32:
-    return lax.Precision.DEFAULT
-  if backend == "gpu" and not interpret:
-    return lax.DotAlgorithmPreset.TF32_TF32_F32_X3
-  return lax.Precision.HIGHEST
+  """Matmul precision inside the kernels (`pallas_kernels._precision.kernel_dot_precision`)."""
+  return kernel_dot_precision(operand_dtype, compiled_for_gpu=backend == "gpu" and not interpret)
 
 
 def dot(a, b, contract_a: int, contract_b: int, precision, operand_dtype=None):
