@@ -49,6 +49,22 @@ GPU_CANDIDATES = {
         "fused": [(32, 128, 8, 2), (64, 64, 8, 3)],
     },
 }
+# float32 inputs (3-pass TF32 dots; `tiling.GPU_DEFAULTS_FLOAT32` first): none measured on a GPU yet; each fits
+# sm_90 in at most 160 KiB of shared memory and spills at most 920 bytes (triton_resources.py --dtype float32).
+GPU_CANDIDATES_FLOAT32 = {
+    64: {
+        "forward": [(64, 32, 4, 2), (128, 64, 4, 2)],
+        "dkdv": [(32, 64, 4, 2), (64, 32, 4, 2)],
+        "dq": [(64, 32, 4, 2), (128, 32, 4, 2)],
+        "fused": [(32, 64, 4, 2)],
+    },
+    128: {
+        "forward": [(32, 64, 4, 2), (64, 64, 4, 1)],
+        "dkdv": [(16, 64, 4, 2), (32, 64, 4, 1)],
+        "dq": [(32, 64, 4, 2), (64, 32, 4, 1)],
+        "fused": [(16, 32, 4, 2)],
+    },
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,13 +81,14 @@ class Trial:
 
 def default_candidates(head_dim: int, kernel: str, backend: str = "gpu", itemsize: int = 2) -> list[KernelBlocks]:
   """On GPU the default of `kernel` for this head_dim and input itemsize first, then `GPU_CANDIDATES` (head_dim up
-  to 128; 16-bit inputs only: their tiles at 4 bytes would mostly overflow shared memory); elsewhere only the
-  backend's default (pass candidates to tune a TPU or float32 inputs)."""
+  to 128), or `GPU_CANDIDATES_FLOAT32` for 4-byte inputs (the 16-bit ones would mostly overflow shared memory);
+  elsewhere only the backend's default (pass candidates to tune a TPU)."""
   if tiling.canonical_backend(backend) != "gpu":
     return [KernelBlocks()]
   pad = max(16, 1 << (head_dim - 1).bit_length())
   default = tiling.gpu_defaults(kernel, pad, itemsize)
-  others = GPU_CANDIDATES.get(tiling.head_dim_bucket(pad), {}).get(kernel, []) if itemsize < 4 else []
+  table = GPU_CANDIDATES_FLOAT32 if itemsize >= 4 else GPU_CANDIDATES
+  others = table.get(tiling.head_dim_bucket(pad), {}).get(kernel, [])
   return [KernelBlocks(*c) for c in [default] + [c for c in others if c != default]]
 
 

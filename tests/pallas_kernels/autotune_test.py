@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pallas_kernels.attention import BlockSizes, KernelBlocks, Trial, attention_reference, autotune, flash_attention
-from pallas_kernels.attention.autotuning import _kernels_to_tune, default_candidates
+from pallas_kernels.attention.autotuning import GPU_CANDIDATES_FLOAT32, _kernels_to_tune, default_candidates
 from pallas_kernels.attention import tiling
 
 CANDIDATES = {
@@ -107,8 +107,12 @@ def test_default_candidates_start_with_the_current_default():
       assert cands[0] == KernelBlocks(*tiling.gpu_defaults(name, bucket))
       assert len(set(cands)) == len(cands) > 1
   assert default_candidates(64, "dq", backend="tpu") == [KernelBlocks()]
-  # 4-byte inputs: the float32 default alone (the 16-bit candidates' tiles would overflow shared memory)
-  assert default_candidates(96, "dkdv", itemsize=4) == [KernelBlocks(*tiling.GPU_DEFAULTS_FLOAT32[128]["dkdv"])]
+  # 4-byte inputs: the float32 default, then the float32 candidates (the 16-bit ones would overflow shared memory)
+  for dim, bucket in ((64, 64), (96, 128)):
+    for name in tiling.KERNELS:
+      cands = default_candidates(dim, name, itemsize=4)
+      assert cands[0] == KernelBlocks(*tiling.GPU_DEFAULTS_FLOAT32[bucket][name])
+      assert cands[1:] == [KernelBlocks(*c) for c in GPU_CANDIDATES_FLOAT32[bucket][name]]
 
 
 def test_tpu_tunes_the_split_backward_only():
