@@ -1,12 +1,12 @@
 """Block-size sweep of the Pallas flash-attention kernels on a GPU: `pallas_kernels.attention.autotune` on the
-kernel issue's shapes (b2 s4096 h16, causal, bfloat16; head_dim 128, then 64), printing every candidate of each
+kernel issue's shapes (b2 s4096 h16, causal, bfloat16 or --dtype float32; head_dim 128, then 64), printing every candidate of each
 kernel (forward, dk/dv, dq; with --backward auto or fused the fused backward too: time alone, error against the
 float32 reference), then the whole op with the chosen blocks (with --backward auto, with the best split and the
 best fused backward, and, as an experiment, the fused one with relaxed-order atomics: `_relaxed_atomics.py`)
 against the current defaults and cuDNN, in the same process.
 
   python experiments/bench/attention_sweep.py [--json sweep.json] [--budget-s 150] [--head-dims 128,64]
-      [--max-candidates N] [--backward split|fused|auto] [--quick]
+      [--max-candidates N] [--backward split|fused|auto] [--dtype float32] [--quick]
 
 The JSON holds every trial and, under "best", the chosen (block_q, block_k, warps, stages) per head_dim and
 kernel, and the faster backward ("split" or "fused"); `kernels.py --attention-blocks sweep.json` runs the
@@ -49,6 +49,8 @@ def parse_args(argv=None):
   p.add_argument("--target-s", type=float, default=0.15, help="time spent per timing loop")
   p.add_argument("--quick", action="store_true", help="tiny shapes in the Pallas interpreter (CPU dry run)")
   p.add_argument("--head-dims", default="128,64", help="which shapes, by head_dim (comma-separated)")
+  p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"),
+                 help="the inputs' dtype (float32 tunes the float32 defaults and candidates)")
   p.add_argument("--backward", default="split", choices=BACKWARDS,
                  help="which backward kernels to tune (autotune's backward; default split: the fused one measured "
                  "slower, RESULTS.md)")
@@ -91,7 +93,7 @@ def main(argv=None):
     raise SystemExit(f"the sweep needs a GPU (backend here: {jax.default_backend()}); --quick for a CPU dry run")
   timing = dict(warmup=2, min_reps=5, max_reps=200, target_s=args.target_s)
   deadline = time.monotonic() + args.budget_s
-  result = dict(env=dict(jax=jax.__version__, device=jax.devices()[0].device_kind), rows=[], best={}, whole=[])
+  result = dict(env=dict(jax=jax.__version__, device=jax.devices()[0].device_kind, dtype=args.dtype), rows=[], best={}, whole=[])
 
   def emit(row):
     result["rows"].append(row)
@@ -100,9 +102,9 @@ def main(argv=None):
 
   dims = {int(d) for d in args.head_dims.split(",")}
   for batch, seq, heads, dim in (QUICK_SHAPES if args.quick else [s for s in SHAPES if s[3] in dims]):
-    label = f"b{batch} s{seq} h{heads} d{dim} causal"
+    label = f"b{batch} s{seq} h{heads} d{dim} causal" + ("" if args.dtype == "bfloat16" else f" {args.dtype}")
     rng = np.random.default_rng(dim)
-    q, k, v, dout = (jnp.asarray(rng.standard_normal((batch, seq, heads, dim), np.float32), jnp.bfloat16)
+    q, k, v, dout = (jnp.asarray(rng.standard_normal((batch, seq, heads, dim), np.float32), args.dtype)
                      for _ in range(4))
     print(f"{label}:", flush=True)
 
@@ -113,7 +115,8 @@ def main(argv=None):
       emit(dict(dataclasses.asdict(trial), shape=label, blocks=_blocks_list(trial.blocks)))
 
     candidates = QUICK_CANDIDATES if args.quick else {
-        name: default_candidates(dim, name)[:args.max_candidates] for name in tiling.KERNELS}
+        name: default_candidates(dim, name, itemsize=jnp.dtype(args.dtype).itemsize)[:args.max_candidates]
+        for name in tiling.KERNELS}
     tuned, trials = autotune(q, k, v, causal=True, candidates=candidates, backward=args.backward,
                              target_s=args.target_s, budget_s=max(0.0, deadline - time.monotonic()),
                              interpret=args.quick, on_trial=report)
