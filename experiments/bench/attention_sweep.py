@@ -1,6 +1,6 @@
 """Block-size sweep of the Pallas flash-attention kernels on a GPU: `pallas_kernels.attention.autotune` on the
-kernel issue's shapes (b2 s4096 h16, causal, bfloat16 or --dtype float32; head_dim 128, then 64), printing every candidate of each
-kernel (forward, dk/dv, dq; with --backward auto or fused the fused backward too: time alone, error against the
+kernel issue's shapes (b2 s4096 h16, causal, bfloat16 or --dtype float32; head_dim 128, then 64), printing every
+candidate of each kernel (forward, dk/dv, dq; with --backward auto or fused the fused backward too: time alone, error against the
 float32 reference), then the whole op with the chosen blocks (with --backward auto, with the best split and the
 best fused backward, and, as an experiment, the fused one with relaxed-order atomics: `_relaxed_atomics.py`)
 against the current defaults and cuDNN, in the same process.
@@ -93,7 +93,8 @@ def main(argv=None):
     raise SystemExit(f"the sweep needs a GPU (backend here: {jax.default_backend()}); --quick for a CPU dry run")
   timing = dict(warmup=2, min_reps=5, max_reps=200, target_s=args.target_s)
   deadline = time.monotonic() + args.budget_s
-  result = dict(env=dict(jax=jax.__version__, device=jax.devices()[0].device_kind, dtype=args.dtype), rows=[], best={}, whole=[])
+  env = dict(jax=jax.__version__, device=jax.devices()[0].device_kind, dtype=args.dtype)
+  result = dict(env=env, rows=[], best={}, whole=[])
 
   def emit(row):
     result["rows"].append(row)
