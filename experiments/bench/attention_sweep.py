@@ -1,9 +1,9 @@
 """Block-size sweep of the Pallas flash-attention kernels on a GPU: `pallas_kernels.attention.autotune` on the
 kernel issue's shapes (b2 s4096 h16, causal, bfloat16 or --dtype float32; head_dim 128, then 64), printing every
-candidate of each kernel (forward, dk/dv, dq; with --backward auto or fused the fused backward too: time alone, error against the
-float32 reference), then the whole op with the chosen blocks (with --backward auto, with the best split and the
-best fused backward, and, as an experiment, the fused one with relaxed-order atomics: `_relaxed_atomics.py`)
-against the current defaults and cuDNN, in the same process.
+candidate of each kernel (forward, dk/dv, dq; with --backward auto or fused the fused backward too: time alone,
+error against the float32 reference), then the whole op with the chosen blocks (with --backward auto, with the
+best split and the best fused backward, and, as an experiment, the fused one with relaxed-order atomics:
+`_relaxed_atomics.py`) against the current defaults and cuDNN, in the same process.
 
   python experiments/bench/attention_sweep.py [--json sweep.json] [--budget-s 150] [--head-dims 128,64]
       [--max-candidates N] [--backward split|fused|auto] [--dtype float32] [--quick]
