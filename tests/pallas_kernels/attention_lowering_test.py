@@ -170,9 +170,9 @@ def test_float32_gpu_dots_run_as_3_pass_tf32(dtype, three_pass):
 def test_default_gpu_kernels_compile_for_sm90_within_shared_memory(head_dim, dtype):
   """Every attention kernel at its sm_90 defaults (blocks, warps, stages; the float32 table for 4-byte inputs)
   goes through the installed triton down to an sm_90 cubin that fits the 227 KiB of shared memory a block may use
-  on an H100/H200; bf16 ones up to head_dim 128 issue Hopper's wgmma instructions. (The device's own triton may differ.) float32 at
-  head_dim 96 (padded to 128) with the bf16 table needed 256 KiB and failed on an H200; 256 is the large-head_dim
-  bucket."""
+  on an H100/H200; bf16 ones up to head_dim 128 issue Hopper's wgmma instructions. (The device's own triton may
+  differ.) float32 at head_dim 96 (padded to 128) with the bf16 table needed 256 KiB and failed on an H200; 256 is
+  the large-head_dim bucket."""
   pytest.importorskip("triton")
   from pallas_kernels import triton_inspect
   from pallas_kernels.attention import tiling
