@@ -144,7 +144,7 @@ def run_case(case, dtype_name, impls, args, timing, deadline, emit, order):
     emit(dict(base, impl="-", status=f"FAIL inputs: {_first_line(e)}"))
     return
   both_backwards = {"pallas_split", "pallas_fused"} <= set(impls)
-  no_baseline = case.kernel in {k.strip() for k in args.no_baseline.split(",")}
+  no_baseline = case.kernel in _names(args.no_baseline)
   for i, impl in enumerate(impls):
     if (impl not in _cases.IMPLS[case.kernel] or (impl == "pallas" and case.kernel == "attention" and both_backwards)
         or (impl == "xla" and no_baseline)):
@@ -175,6 +175,11 @@ def _add_ratios(rows):
     for r in rows:
       if base and "fwd" in r:
         r[key] = [base["fwd"]["median"] / r["fwd"]["median"], base["fwdbwd"]["median"] / r["fwdbwd"]["median"]]
+
+
+def _names(text: str) -> list[str]:
+  """The non-empty entries of a comma-separated option."""
+  return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _first_line(e):
@@ -256,15 +261,13 @@ def main(argv=None):
   if env["backend"] == "gpu":
     env["ceilings"] = m.ceilings()
   print(_header(env), flush=True)
-  kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
-  dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
-  no_baseline = [k.strip() for k in args.no_baseline.split(",") if k.strip()]
+  kernels, dtypes, no_baseline = _names(args.kernels), _names(args.dtype), _names(args.no_baseline)
   for name, allowed, given in (("kernel", _cases.KERNELS, kernels), ("dtype", DTYPES, dtypes),
                                ("--no-baseline kernel", _cases.KERNELS, no_baseline)):
     if bad := [x for x in given if x not in allowed]:
       raise SystemExit(f"unknown {name} {bad}; choose from {', '.join(allowed)}")
   default_impls = "xla,pallas,triton" if env["backend"] in ("gpu", "tpu") else "xla,pallas_interpret"
-  impls = [i.strip() for i in (args.impls or default_impls).split(",") if i.strip()]
+  impls = _names(args.impls or default_impls)
   impls = ["xla"] + [i for i in impls if i != "xla"]  # the baseline runs first (except for --no-baseline kernels)
   timing = (dict(warmup=1, min_reps=3, max_reps=20, target_s=args.target_s or 0.1) if args.quick else
             dict(warmup=3, min_reps=10, max_reps=300, target_s=args.target_s or 0.5))

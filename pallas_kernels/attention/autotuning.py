@@ -1,10 +1,10 @@
 """Block-size autotuning of the Pallas flash-attention kernels for one problem on the current device.
 
-`autotune(q, k, v, ...)` times each kernel (forward; the backward's dk/dv and dq, and the fused backward) alone
-for candidate `KernelBlocks` (block sizes and, on GPU, Triton warps / pipeline stages), checks every candidate's
-result against the float32 reference on the same inputs, and returns the fastest correct candidate per kernel as
-a `BlockSizes` for `flash_attention(..., block_sizes=...)`, with the list of trials; the fused backward is chosen
-when its best time beats the best dk/dv and dq times together. The built-in defaults (`tiling.GPU_DEFAULTS`)
+`autotune(q, k, v, ...)` times each kernel (forward; the backward's dk/dv and dq, and with backward="auto" or
+"fused" the fused backward) alone for candidate `KernelBlocks` (block sizes and, on GPU, Triton warps / pipeline
+stages), checks every candidate's result against the float32 reference on the same inputs, and returns the
+fastest correct candidate per kernel as a `BlockSizes` for `flash_attention(..., block_sizes=...)`, with the list
+of trials; with "auto" the fused backward is chosen when it beats the best dk/dv and dq times together. The built-in defaults (`tiling.GPU_DEFAULTS`)
 were measured on an H200; other GPUs and other shapes may prefer other blocks.
 
 The reference materialises (q_len, kv_len) scores per head in float32: mind the memory for long sequences.
@@ -85,7 +85,7 @@ def default_candidates(head_dim: int, kernel: str, backend: str = "gpu", itemsiz
   elsewhere only the backend's default (pass candidates to tune a TPU)."""
   if tiling.canonical_backend(backend) != "gpu":
     return [KernelBlocks()]
-  pad = max(16, 1 << (head_dim - 1).bit_length())
+  pad = tiling.gpu_head_dim_pad(head_dim)
   default = tiling.gpu_defaults(kernel, pad, itemsize)
   table = GPU_CANDIDATES_FLOAT32 if itemsize >= 4 else GPU_CANDIDATES
   others = table.get(tiling.head_dim_bucket(pad), {}).get(kernel, [])

@@ -106,6 +106,11 @@ def gpu_compute_capability() -> str | None:
   return str(getattr(devices[0], "compute_capability", "")) or "unknown"
 
 
+def gpu_head_dim_pad(head_dim: int) -> int:
+  """head_dim zero-padded for Triton, which needs power-of-two array sizes (zeros change no dot product)."""
+  return max(16, _next_pow2(head_dim))
+
+
 def head_dim_bucket(head_dim_pad: int) -> int | None:
   """The key of the per-head_dim GPU tables: 64 (up to 64), 128 (up to 128) or None (larger)."""
   return next((b for b in (64, 128) if head_dim_pad <= b), None)
@@ -242,8 +247,7 @@ def make_tilings(backend, *, q_len, kv_len, head_dim, groups, block_q=None, bloc
   block_sizes = block_sizes or BlockSizes()
   if not isinstance(block_sizes, BlockSizes):
     raise ValueError(f"block_sizes must be a pallas_kernels.attention.BlockSizes or None; got {block_sizes!r}")
-  # Triton needs power-of-two array sizes: zero-pad head_dim (zeros change no dot product).
-  head_dim_pad = max(16, _next_pow2(head_dim)) if backend == "gpu" else head_dim
+  head_dim_pad = gpu_head_dim_pad(head_dim) if backend == "gpu" else head_dim
   backward = block_sizes.backward or default_backward(backend, head_dim_pad)
   if backward not in BACKWARD_KERNELS:
     raise ValueError(f"BlockSizes.backward must be 'split', 'fused' or None; got {backward!r}")
