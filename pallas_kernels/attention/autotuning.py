@@ -4,8 +4,8 @@
 "fused" the fused backward) alone for candidate `KernelBlocks` (block sizes and, on GPU, Triton warps / pipeline
 stages), checks every candidate's result against the float32 reference on the same inputs, and returns the
 fastest correct candidate per kernel as a `BlockSizes` for `flash_attention(..., block_sizes=...)`, with the list
-of trials; with "auto" the fused backward is chosen when it beats the best dk/dv and dq times together. The built-in defaults (`tiling.GPU_DEFAULTS`)
-were measured on an H200; other GPUs and other shapes may prefer other blocks.
+of trials; with "auto" the fused backward is chosen when it beats the best dk/dv and dq times together. The
+built-in defaults (`tiling.GPU_DEFAULTS`) were measured on an H200; other GPUs and shapes may prefer other blocks.
 
 The reference materialises (q_len, kv_len) scores per head in float32: mind the memory for long sequences.
 Timings in the interpreter (interpret=True, any backend) exercise the code path only; they mean nothing.
