@@ -1,12 +1,12 @@
-"""Block-size sweep of the Pallas flash-attention kernels on a GPU: `pallas_kernels.attention.autotune` on the
-kernel issue's shapes (b2 s4096 h16, causal, bfloat16 or --dtype float32; head_dim 128, then 64), printing every
-candidate of each kernel (forward, dk/dv, dq; with --backward auto or fused the fused backward too: time alone,
-error against the float32 reference), then the whole op with the chosen blocks (with --backward auto, with the
-best split and the best fused backward, and, as an experiment, the fused one with relaxed-order atomics:
+"""Block-size sweep of the Pallas flash-attention kernels on a GPU: `pallas_kernels.attention.autotune` on the kernel
+issue's shapes (b2 h16 s4096 or --seq-len, causal, bfloat16 or --dtype float32; head_dim 128, then 64), printing
+every candidate of each kernel (forward, dk/dv, dq; with --backward auto or fused the fused backward too: time alone,
+error against the float32 reference), then the whole op with the chosen blocks (with --backward auto, with the best
+split and the best fused backward, and, as an experiment, the fused one with relaxed-order atomics:
 `_relaxed_atomics.py`) against the current defaults and cuDNN, in the same process.
 
   python experiments/bench/attention_sweep.py [--json sweep.json] [--budget-s 150] [--head-dims 128,64]
-      [--max-candidates N] [--backward split|fused|auto] [--dtype float32] [--quick]
+      [--seq-len 4096] [--max-candidates N] [--backward split|fused|auto] [--dtype float32] [--quick]
 
 The JSON holds every trial and, under "best", the chosen (block_q, block_k, warps, stages) per head_dim and
 kernel, and the faster backward ("split" or "fused"); `kernels.py --attention-blocks sweep.json` runs the
@@ -49,6 +49,7 @@ def parse_args(argv=None):
   p.add_argument("--target-s", type=float, default=0.15, help="time spent per timing loop")
   p.add_argument("--quick", action="store_true", help="tiny shapes in the Pallas interpreter (CPU dry run)")
   p.add_argument("--head-dims", default="128,64", help="which shapes, by head_dim (comma-separated)")
+  p.add_argument("--seq-len", type=int, default=4096, help="the shapes' sequence length (the targets: 2048-8192)")
   p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"),
                  help="the inputs' dtype (float32 tunes the float32 defaults and candidates)")
   p.add_argument("--backward", default="split", choices=BACKWARDS,
@@ -102,7 +103,8 @@ def main(argv=None):
       Path(args.json).write_text(json.dumps(result, indent=1))
 
   dims = {int(d) for d in args.head_dims.split(",")}
-  for batch, seq, heads, dim in (QUICK_SHAPES if args.quick else [s for s in SHAPES if s[3] in dims]):
+  shapes = [(b, args.seq_len, h, d) for b, _, h, d in SHAPES if d in dims]
+  for batch, seq, heads, dim in (QUICK_SHAPES if args.quick else shapes):
     label = f"b{batch} s{seq} h{heads} d{dim} causal" + ("" if args.dtype == "bfloat16" else f" {args.dtype}")
     rng = np.random.default_rng(dim)
     q, k, v, dout = (jnp.asarray(rng.standard_normal((batch, seq, heads, dim), np.float32), args.dtype)

@@ -52,6 +52,8 @@ def parse_args(argv=None):
   p.add_argument("--json", default=None, help="write every row here (rewritten after each row)")
   p.add_argument("--budget-s", type=float, default=None, help="skip the rows not started after this many s")
   p.add_argument("--max-shapes", type=int, default=None, help="first N shapes of each kernel")
+  p.add_argument("--shapes", default=None, metavar="TEXT[,TEXT]",
+                 help="only the shapes whose label contains one of these (e.g. 's2048 h16/16 d64,s8192')")
   p.add_argument("--target-s", type=float, default=None, help="time spent per timing loop (default 0.5, quick 0.1)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--table-from", default=None, help="print the table of this --json file and exit")
@@ -274,7 +276,11 @@ def main(argv=None):
   print(f"kernels {kernels}, dtypes {dtypes}, impls {impls}, timing {timing}, budget {args.budget_s} s",
         flush=True)
   all_cases = _cases.cases(args.set or ("quick" if args.quick else "default"))
-  per_kernel = {k: all_cases[k][:args.max_shapes] for k in kernels}
+  wanted = _names(args.shapes) if args.shapes else None
+  per_kernel = {k: [c for c in all_cases[k] if wanted is None or any(w in c.label for w in wanted)][:args.max_shapes]
+                for k in kernels}
+  if not any(per_kernel.values()):
+    raise SystemExit(f"no shape of {kernels} in set {args.set!r} matches --shapes {args.shapes!r}")
   start = time.monotonic()
   deadline = start + args.budget_s if args.budget_s is not None else float("inf")
   rows = []
