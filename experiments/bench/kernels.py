@@ -69,10 +69,24 @@ def environment() -> dict:
               device_count=jax.device_count())
 
 
-def skip_reason(kernel, impl, backend):
-  """None when `impl` can run here; else why not."""
+def select_cases(all_cases, kernels, shapes: str | None, max_shapes: int | None) -> dict:
+  """{kernel: cases} of `kernels`: those whose label contains one of the comma-separated `shapes` (all when None),
+  the first `max_shapes` of each; exits with a message when nothing is left."""
+  wanted = _names(shapes) if shapes else None
+  chosen = {k: [c for c in all_cases[k] if wanted is None or any(w in c.label for w in wanted)][:max_shapes]
+            for k in kernels}
+  if not any(chosen.values()):
+    raise SystemExit(f"no shape of {', '.join(kernels)} matches --shapes {shapes!r}; the labels: "
+                     + "; ".join(c.label for k in kernels for c in all_cases[k]))
+  return chosen
+
+
+def skip_reason(kernel, impl, backend, dtype_name="bfloat16"):
+  """None when `impl` can run here on `dtype_name` inputs; else why not."""
   if impl == "cudnn" and backend != "gpu":
     return f"skip: cudnn needs gpu (backend {backend})"
+  if impl == "cudnn" and dtype_name not in ("bfloat16", "float16"):
+    return f"skip: cudnn attention takes 16-bit inputs, not {dtype_name}"
   if impl in ("pallas", "pallas_split") and backend not in ("gpu", "tpu"):
     return f"skip: {impl} needs gpu/tpu (backend {backend})"
   if impl == "pallas_fused" and backend != "gpu":
@@ -152,7 +166,7 @@ def run_case(case, dtype_name, impls, args, timing, deadline, emit, order):
         or (impl == "xla" and no_baseline)):
       continue  # (attention's "pallas" row would repeat one of the two backwards' rows)
     row = dict(base, impl=impl, order=(*order, i))
-    reason = skip_reason(case.kernel, impl, backend)
+    reason = skip_reason(case.kernel, impl, backend, dtype_name)
     if reason is None and time.monotonic() > deadline:
       reason = "skip: time budget"
     if reason:
@@ -276,11 +290,7 @@ def main(argv=None):
   print(f"kernels {kernels}, dtypes {dtypes}, impls {impls}, timing {timing}, budget {args.budget_s} s",
         flush=True)
   all_cases = _cases.cases(args.set or ("quick" if args.quick else "default"))
-  wanted = _names(args.shapes) if args.shapes else None
-  per_kernel = {k: [c for c in all_cases[k] if wanted is None or any(w in c.label for w in wanted)][:args.max_shapes]
-                for k in kernels}
-  if not any(per_kernel.values()):
-    raise SystemExit(f"no shape of {kernels} in set {args.set!r} matches --shapes {args.shapes!r}")
+  per_kernel = select_cases(all_cases, kernels, args.shapes, args.max_shapes)
   start = time.monotonic()
   deadline = start + args.budget_s if args.budget_s is not None else float("inf")
   rows = []
