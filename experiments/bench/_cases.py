@@ -19,7 +19,7 @@ from pallas_kernels.attention import BlockSizes
 KERNELS = ("attention", "ssd", "selective_scan")
 IMPLS = {
     "attention": ("xla", "reference", "pallas", "pallas_split", "pallas_fused", "pallas_interpret", "cudnn"),
-    "ssd": ("xla", "pallas", "pallas_interpret"),
+    "ssd": ("xla", "pallas", "pallas_interpret", "triton"),
     "selective_scan": ("xla", "pallas", "pallas_interpret", "triton"),
 }
 

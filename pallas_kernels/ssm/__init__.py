@@ -1,7 +1,8 @@
 """State-space scans: Mamba-2 SSD (`ssd`) and the Mamba-1 selective scan (`selective_scan`).
 
-Each has a plain-jnp reference (CPU path and test oracle) and Pallas kernels with hand-written backward passes;
-the selective scan also has a raw Triton kernel. `impl` picks one (see `pallas_kernels._dispatch`).
+Each has a plain-jnp reference (CPU path and test oracle), Pallas kernels with hand-written backward passes, and
+a raw Triton forward kernel (impl="triton", CUDA GPU; the backward is the Pallas one). `impl` picks one (see
+`pallas_kernels._dispatch`).
 """
 
 from pallas_kernels.ssm.api import selective_scan, ssd

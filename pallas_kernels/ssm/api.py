@@ -1,8 +1,8 @@
 """Entry points `ssd` and `selective_scan`: validate arguments, then dispatch on `impl`.
 
 "xla" runs the plain-jnp reference (differentiated by JAX); "pallas" / "pallas_interpret" run the Pallas
-kernels (hand-written backward through `jax.custom_vjp`); "triton" (selective scan only) runs the raw Triton
-kernel through jax_triton on GPU.
+kernels (hand-written backward through `jax.custom_vjp`); "triton" runs the raw Triton forward kernel through
+jax_triton on a CUDA GPU (the backward is the Pallas one).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import jax
 import jax.numpy as jnp
 
 from pallas_kernels._dispatch import resolve_impl
+from pallas_kernels.ssm._jax_triton import require_cuda_backend
 from pallas_kernels.ssm.selective_scan_reference import check_selective_scan_args, selective_scan_reference
 from pallas_kernels.ssm.ssd_reference import check_ssd_args, ssd_reference
 
-SSD_IMPLS = ("auto", "xla", "pallas", "pallas_interpret")
+SSD_IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton")
 SELECTIVE_SCAN_IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton")
 
 
@@ -40,8 +41,9 @@ def ssd(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, return_fin
     B, C: (batch, seq, groups, d_state), groups divides heads; D: optional (heads,);
     initial_state: optional (batch, heads, head_dim, d_state).
     chunk_size: chunk length of the chunked algorithm (reference and Pallas kernel).
-    impl: "auto" | "xla" | "pallas" | "pallas_interpret" ("auto": see `pallas_kernels._dispatch`; on GPU the
-      Pallas kernel for bfloat16 x, B and C, the reference otherwise, as measured).
+    impl: "auto" | "xla" | "pallas" | "pallas_interpret" | "triton" ("auto": see `pallas_kernels._dispatch`; on
+      GPU the Pallas kernel for bfloat16 x, B and C, the reference otherwise, as measured; "triton": the raw
+      Triton forward kernel with the Pallas backward, CUDA GPU only).
 
   Returns:
     y (batch, seq, heads, head_dim) in x.dtype, or (y, final_state (batch, heads, head_dim, d_state) float32).
@@ -51,10 +53,13 @@ def ssd(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, return_fin
   if impl == "xla":
     return ssd_reference(x, dt, A, B, C, D=D, initial_state=initial_state, chunk_size=chunk_size,
                          return_final_state=return_final_state)
-  _check_compiled_pallas(impl)
   from pallas_kernels.ssm.ssd_pallas import ssd_pallas
-  return ssd_pallas(x, dt, A, B, C, D=D, initial_state=initial_state, chunk_size=chunk_size,
-                    return_final_state=return_final_state, interpret=impl == "pallas_interpret")
+  kwargs = dict(D=D, initial_state=initial_state, chunk_size=chunk_size, return_final_state=return_final_state)
+  if impl == "triton":
+    require_cuda_backend()
+    return ssd_pallas(x, dt, A, B, C, **kwargs, backend="gpu", forward_kernel="triton")
+  _check_compiled_pallas(impl)
+  return ssd_pallas(x, dt, A, B, C, **kwargs, interpret=impl == "pallas_interpret")
 
 
 def selective_scan(u, delta, A, B, C, *, D=None, z=None, delta_bias=None, delta_softplus=False,

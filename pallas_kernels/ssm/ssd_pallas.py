@@ -1,12 +1,13 @@
 """Mamba-2 SSD scan as Pallas kernels (Triton on GPU, Mosaic on TPU, or interpreted) with a custom VJP.
 
-The wrapper pads the sequence to whole chunks (dt = 0, a no-op), computes the chunk-local cumulative
-log-decays a_cum = cumsum(dt * A) in plain jnp (so JAX differentiates that cheap step and the D skip), and
-calls a `custom_vjp` core whose forward and backward are the kernels in `_ssd_kernels.py`: one forward
-kernel (sequential over chunks, saving each chunk's entry state), and a backward of two kernels (a short
-sequential sweep for the state cotangent leaving each chunk, then a chunk-parallel kernel for the gradients).
-Layout inside the core is head-major, (batch, heads, seq, ...). On the GPU variant head_dim, d_state and the
-chunk are padded to powers of two >= 16 (Triton's matmul minimum); zero padding does not change the result.
+The wrapper pads the sequence to whole chunks (dt = 0, a no-op), computes the chunk-local cumulative log-decays
+a_cum = cumsum(dt * A) in plain jnp (so JAX differentiates that cheap step and the D skip), and calls a
+`custom_vjp` core whose forward and backward are the kernels in `_ssd_kernels.py`: one forward kernel (sequential
+over chunks, saving each chunk's entry state; or its raw Triton twin in `_triton_kernels.py`, impl="triton"), and
+a backward of two kernels (a short sequential sweep for the state cotangent leaving each chunk, then a
+chunk-parallel kernel for the gradients). Layout inside the core is head-major, (batch, heads, seq, ...). On the
+GPU variant head_dim, d_state and the chunk are padded to powers of two >= 16 (Triton's matmul minimum); zero
+padding does not change the result.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ def _specs(shapes, index_maps):
   return [pl.BlockSpec(s, m) for s, m in zip(shapes, index_maps)]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9, 10))
-def _ssd_core(x, dt, acum, b, c, h0, q, bp, bpb, backend, interpret):
-  return _ssd_fwd(x, dt, acum, b, c, h0, q, bp, bpb, backend, interpret)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8, 9, 10, 11))
+def _ssd_core(x, dt, acum, b, c, h0, q, bp, bpb, backend, interpret, forward_kernel):
+  return _ssd_fwd(x, dt, acum, b, c, h0, q, bp, bpb, backend, interpret, forward_kernel)[0]
 
 
 def _matmul_kw(backend, interpret, x, b, c):
@@ -83,38 +84,65 @@ def _to_kernel_layout(x, dt, acum, b, c, h0, q, backend):
   return xk, dtk, acol, arow, bk, ck, h0k
 
 
-def _ssd_fwd(x, dt, acum, b, c, h0, q, bp, bpb, backend, interpret):
+def _ssd_fwd(x, dt, acum, b, c, h0, q, bp, bpb, backend, interpret, forward_kernel):
   """Grid (batch, heads, head_dim blocks of bp): a head_dim slice of y and of the state needs only that slice
-  of x, so the forward pass splits head_dim for more parallel programs."""
-  bsz, lp, h, p = x.shape
-  g, n = b.shape[2:]
-  r = h // g
-  nc = lp // q
+  of x, so the forward pass splits head_dim for more parallel programs. forward_kernel "triton": the raw Triton
+  kernel of the same sweep instead of the Pallas one (GPU, through jax_triton)."""
+  p, (g, n) = x.shape[-1], b.shape[2:]
   args = _to_kernel_layout(x, dt, acum, b, c, h0, q, backend)
-  pp, nn = args[0].shape[-1], args[4].shape[-1]
+  bf16 = matmul_dtype(backend, x.dtype, b.dtype, c.dtype) == jnp.bfloat16
+  if forward_kernel == "triton":
+    y, ht, states = _ssd_fwd_triton(args, q, bp, bf16)
+  else:
+    y, ht, states = _ssd_fwd_pallas(args, q, bp, x.shape[2] // g, backend, interpret, bf16)
+  y = jnp.transpose(y[..., :p], (0, 2, 1, 3))
+  out = (y, ht[:, :, :p, :n])
+  return out, (x, dt, acum, b, c, h0, states)
+
+
+def _ssd_fwd_triton(args, q, bp, bf16):
+  """The forward sweep as the raw Triton kernel (`_triton_kernels.ssd_fwd_kernel`) on kernel-layout arrays."""
+  from pallas_kernels.ssm import _triton_kernels  # lazy: imports triton (the `[gpu]` extra)
+  from pallas_kernels.ssm._jax_triton import triton_call
+
+  xk, dtk, acol, _, bk, ck, h0k = args
+  bsz, h, lp, pp = xk.shape
+  g, nn = bk.shape[1], bk.shape[-1]
+  f32 = jnp.float32
+  return triton_call(
+      xk, dtk, acol, bk, ck, h0k,
+      kernel=_triton_kernels.ssd_fwd_kernel,
+      out_shape=[jax.ShapeDtypeStruct((bsz, h, lp, pp), xk.dtype), jax.ShapeDtypeStruct((bsz, h, pp, nn), f32),
+                 jax.ShapeDtypeStruct((bsz, h, lp // q, pp, nn), f32)],
+      grid=(bsz * h, pp // bp),
+      num_warps=GPU_WARPS["fwd_bf16" if bf16 else "fwd_f32"],
+      HEADS=h, GROUPS=g, SEQ=lp, HEAD_DIM=pp, NSTATE=nn, CHUNK=q, BLOCK_P=bp, BF16=bf16)
+
+
+def _ssd_fwd_pallas(args, q, bp, r, backend, interpret, bf16):
+  """The forward sweep as the Pallas kernel (`_ssd_kernels.ssd_fwd_kernel`) on kernel-layout arrays."""
+  xk, _, _, arow, bk, ck, _ = args
+  bsz, h, lp, pp = xk.shape
+  nc, nn = arow.shape[2], bk.shape[-1]
   head = lambda bi, hi, pi: (bi, hi, 0, 0)
   pslice = lambda bi, hi, pi: (bi, hi, 0, pi)
   state = lambda bi, hi, pi: (bi, hi, pi, 0)
   group = lambda bi, hi, pi: (bi, div_index(hi, r), 0, 0)
   f32 = jnp.float32
-  y, ht, states = pl.pallas_call(
-      functools.partial(_ssd_kernels.ssd_fwd_kernel, q=q, **_matmul_kw(backend, interpret, x, b, c)),
+  return pl.pallas_call(
+      functools.partial(_ssd_kernels.ssd_fwd_kernel, q=q, **_matmul_kw(backend, interpret, xk, bk, ck)),
       grid=(bsz, h, pp // bp),
       in_specs=_specs([(None, None, lp, bp), (None, None, lp, 1), (None, None, lp, 1), (None, None, nc, q),
                        (None, None, lp, nn), (None, None, lp, nn), (None, None, bp, nn)],
                       [pslice, head, head, head, group, group, state]),
       out_specs=[pl.BlockSpec((None, None, lp, bp), pslice), pl.BlockSpec((None, None, bp, nn), state),
                  pl.BlockSpec((None, None, nc, bp, nn), lambda bi, hi, pi: (bi, hi, 0, pi, 0))],
-      out_shape=[jax.ShapeDtypeStruct((bsz, h, lp, pp), x.dtype), jax.ShapeDtypeStruct((bsz, h, pp, nn), f32),
+      out_shape=[jax.ShapeDtypeStruct((bsz, h, lp, pp), xk.dtype), jax.ShapeDtypeStruct((bsz, h, pp, nn), f32),
                  jax.ShapeDtypeStruct((bsz, h, nc, pp, nn), f32)],
-      compiler_params=compiler_params(backend, interpret, 3, num_warps=GPU_WARPS[
-          "fwd_bf16" if matmul_dtype(backend, x.dtype, b.dtype, c.dtype) == jnp.bfloat16 else "fwd_f32"]),
+      compiler_params=compiler_params(backend, interpret, 3, num_warps=GPU_WARPS["fwd_bf16" if bf16 else "fwd_f32"]),
       interpret=interpret,
       name="ssd_fwd",
   )(*args)
-  y = jnp.transpose(y[..., :p], (0, 2, 1, 3))
-  out = (y, ht[:, :, :p, :n])
-  return out, (x, dt, acum, b, c, h0, states)
 
 
 def _bwd_state_cotangents(dyk, acol, arow, ck, dhtk, q, r, backend, interpret, mm_kw):
@@ -144,12 +172,12 @@ def _bwd_state_cotangents(dyk, acol, arow, ck, dhtk, q, r, backend, interpret, m
   )(acol, arow, ck, dyk, dhtk)
 
 
-def _ssd_bwd(q, bp, bpb, backend, interpret, res, cts):
+def _ssd_bwd(q, bp, bpb, backend, interpret, forward_kernel, res, cts):
   """Two kernels: `_bwd_state_cotangents` (sequential over chunks, cheap), then the chunk-parallel kernel, grid
   (batch, heads, chunks, head_dim blocks of bpb), whose programs each get one chunk's blocks. dx of a block
   needs only that block of x, dy and the states; dB, dC, d dt and d a_cum sum over head_dim, so each block
   writes its share along an extra block axis and the shares are added here."""
-  del bp
+  del bp, forward_kernel  # the backward is the Pallas one whichever kernel ran the forward
   x, dt, acum, b, c, h0, states = res
   dy, dht = cts
   bsz, lp, h, p = x.shape
@@ -212,7 +240,7 @@ def _block(bp, pp, backend):
 
 
 def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, return_final_state=False,
-               interpret=False, backend=None, block_p=None, block_p_bwd=None):
+               interpret=False, backend=None, block_p=None, block_p_bwd=None, forward_kernel="pallas"):
   """Mamba-2 SSD scan through the Pallas kernels. Arguments, shapes and results as `ssd_reference`.
 
   Args (beyond the reference's):
@@ -225,8 +253,14 @@ def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, ret
     block_p: head_dim block of the forward grid on GPU (power of two >= 16; default DEFAULT_BLOCK_P).
     block_p_bwd: head_dim block of the backward chunk kernel's grid on GPU (power of two >= 16; default
       DEFAULT_BLOCK_P_BWD).
+    forward_kernel: "pallas", or "triton" for the raw Triton forward kernel (impl="triton": compiled GPU variant
+      only, through jax_triton; the backward stays the Pallas one, fed the same residuals).
   """
   backend = resolve_backend(backend)
+  if forward_kernel not in ("pallas", "triton"):
+    raise ValueError(f"forward_kernel must be 'pallas' or 'triton'; got {forward_kernel!r}")
+  if forward_kernel == "triton" and (backend != "gpu" or interpret):
+    raise ValueError("forward_kernel='triton' runs the compiled GPU variant only (backend='gpu', interpret=False)")
   if chunk_size is None:
     chunk_size = DEFAULT_CHUNK[backend]
   bsz, l, h, p, g, n = check_ssd_args(x, dt, A, B, C, D, initial_state, chunk_size)
@@ -245,7 +279,7 @@ def ssd_pallas(x, dt, A, B, C, *, D=None, initial_state=None, chunk_size=64, ret
   acum = jnp.cumsum((dtp * A.astype(f32).reshape(1, 1, h)).reshape(bsz, lp // q, q, h), axis=2)
   acum = acum.reshape(bsz, lp, h)
   h0 = jnp.zeros((bsz, h, p, n), f32) if initial_state is None else initial_state.astype(f32)
-  y, final = _ssd_core(xp, dtp, acum, b_p, c_p, h0, q, bp, bpb, backend, bool(interpret))
+  y, final = _ssd_core(xp, dtp, acum, b_p, c_p, h0, q, bp, bpb, backend, bool(interpret), forward_kernel)
   y = y[:, :l]
   if D is not None:
     y = (y.astype(f32) + x.astype(f32) * D.astype(f32).reshape(1, 1, h, 1)).astype(x.dtype)

@@ -13,20 +13,13 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from pallas_kernels.ssm._jax_triton import require_cuda_backend, triton_call
 from pallas_kernels.ssm._pallas_common import next_pow2
 from pallas_kernels.ssm.selective_scan_pallas import selective_scan_pallas
 from pallas_kernels.ssm.selective_scan_reference import check_selective_scan_args, finish_output, prepare_delta
 
 DEFAULT_BLOCK_D = 32
 NUM_WARPS = 4
-
-
-def _triton_call(*args, kernel, out_shape, grid, num_warps, **constexprs):
-  """The only jax_triton touch point (its API has shifted between releases; adapt here)."""
-  import jax_triton  # lazy: optional `[gpu]` extra
-
-  return jax_triton.triton_call(*args, kernel=kernel, out_shape=out_shape, grid=grid, num_warps=num_warps,
-                                num_stages=1, **constexprs)
 
 
 def _forward(u, dl, A, B, C, h0, block_d):
@@ -36,7 +29,7 @@ def _forward(u, dl, A, B, C, h0, block_d):
   bsz, l, d = u.shape
   g, n = B.shape[2:]
   f32 = jnp.float32
-  y, ht = _triton_call(
+  y, ht = triton_call(
       u, dl, A, B, C, h0,
       kernel=_triton_kernels.selective_scan_fwd_kernel,
       out_shape=[jax.ShapeDtypeStruct((bsz, l, d), f32), jax.ShapeDtypeStruct((bsz, d, n), f32)],
@@ -75,9 +68,7 @@ def selective_scan_triton(u, delta, A, B, C, *, D=None, z=None, delta_bias=None,
   Arguments, shapes and results as `selective_scan_reference`; block_d: channels per program (power of two).
   delta_bias/softplus, D and the silu(z) gate are applied in jnp around the kernel.
   """
-  if jax.default_backend() not in ("gpu", "cuda"):
-    raise ValueError(f"impl='triton' needs a CUDA GPU backend; this is {jax.default_backend()!r}. "
-                     "Use impl='pallas_interpret' or 'xla' here.")
+  require_cuda_backend()
   bsz, l, d, g, n = check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
   f32 = jnp.float32
   dl = prepare_delta(delta, delta_bias, delta_softplus)

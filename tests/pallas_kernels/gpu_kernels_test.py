@@ -5,6 +5,7 @@ with ragged lengths: the output and the gradient wrt every input (vjp with a ran
 reference run in float32, highest matmul precision, on the upcast inputs. Relative error ||got - want|| / ||want||
 of each array must stay below 2e-3 in float32 (Triton dots may run in tf32) and 2e-2 in bfloat16. As in the
 Mamba layers, the SSM parameters (A, D, delta_bias, initial state; SSD's dt) stay float32 in the bfloat16 runs.
+The scans also run with impl="triton" (their raw Triton forward kernels; needs jax-triton, the `[gpu]` extra).
 
 Dry run on CPU: AIRA_GPU_TEST_IMPL=pallas_interpret runs the same bodies through the Pallas interpreter on
 tiny shapes (`AIRA_GPU_TEST_IMPL=pallas_interpret pytest --run-gpu tests/pallas_kernels/gpu_kernels_test.py`).
@@ -122,9 +123,21 @@ SSD = {
 }
 
 
+def _triton_impl_or_skip(impl):
+  """impl as given for "triton" (skipping where it cannot run), else the module's Pallas impl."""
+  if impl != "triton":
+    return IMPL
+  if TINY:
+    pytest.skip("the raw Triton kernels have no Pallas interpreter (tests/pallas_kernels/triton_interpreter_test.py)")
+  pytest.importorskip("jax_triton", reason="impl='triton' needs the [gpu] extra (jax-triton)")
+  return impl
+
+
+@pytest.mark.parametrize("impl", ["pallas", "triton"])
 @pytest.mark.parametrize("dtype_name", DTYPES)
 @pytest.mark.parametrize("case_id", SSD)
-def test_ssd(case_id, dtype_name):
+def test_ssd(case_id, dtype_name, impl):
+  impl = _triton_impl_or_skip(impl)
   b, seq, h, p, g, n, chunk, extras = SSD[case_id][1 if TINY else 0]
 
   def inputs(rng):
@@ -141,7 +154,7 @@ def test_ssd(case_id, dtype_name):
 
   names = ("x", "dt", "A", "B", "C", "D", "initial_state")
   low = (True, False, False, True, True, False, False)
-  _check(make(ssd, impl=IMPL), make(ssd_reference), names, inputs, low, dtype_name, case_id)
+  _check(make(ssd, impl=impl), make(ssd_reference), names, inputs, low, dtype_name, case_id)
 
 
 # id: (GPU, tiny) as (batch, seq, d_inner, groups, d_state, z/initial/final state).
@@ -155,12 +168,7 @@ SELECTIVE_SCAN = {
 @pytest.mark.parametrize("dtype_name", DTYPES)
 @pytest.mark.parametrize("case_id", SELECTIVE_SCAN)
 def test_selective_scan(case_id, dtype_name, impl):
-  if impl == "triton":
-    if TINY:
-      pytest.skip("the raw Triton kernel has no interpreter")
-    pytest.importorskip("jax_triton", reason="impl='triton' needs the [gpu] extra (jax-triton)")
-  else:
-    impl = IMPL
+  impl = _triton_impl_or_skip(impl)
   b, seq, d, g, n, extras = SELECTIVE_SCAN[case_id][1 if TINY else 0]
 
   def inputs(rng):

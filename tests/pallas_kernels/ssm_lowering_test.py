@@ -1,6 +1,6 @@
 """Cross-lowering of the SSM kernels from this CPU host: the impl="pallas" forward and backward kernels
 lower for "cuda" (Pallas -> Triton) and "tpu" (Pallas -> Mosaic) through `jax.export`, and where `triton` is
-installed the raw Triton selective-scan kernel compiles to PTX for sm_90 without a GPU.
+installed the raw Triton forward kernels (selective scan, SSD in bf16 and float32) compile for sm_90 without a GPU.
 
 Lowering checks the JAX side (block shapes, supported primitives); the device compilers (ptxas for Pallas,
 libtpu's Mosaic) run only on the real hardware.
@@ -59,20 +59,34 @@ def test_ssd_chunk_off_the_tpu_tile_lowers_for_tpu():
   assert export_text(grad, _shapes("ssd", jnp.float32), "tpu").count(_CUSTOM_CALL["tpu"]) == _KERNELS["ssd"]
 
 
-def test_raw_triton_kernel_compiles_for_sm90():
+# kernel name -> (constexprs, pointer types by argument name, "*fp32" where not named)
+_RAW_KERNELS = {
+    "selective_scan_fwd_kernel": (dict(SEQ=40, DIM=48, GROUPS=2, NSTATE=16, BLOCK_D=32, BLOCK_N=16), {}),
+    "ssd_fwd_kernel_bf16": (dict(HEADS=4, GROUPS=2, SEQ=128, HEAD_DIM=64, NSTATE=64, CHUNK=64, BLOCK_P=32,
+                                 BF16=True), dict(x_ptr="*bf16", y_ptr="*bf16", b_ptr="*bf16", c_ptr="*bf16")),
+    "ssd_fwd_kernel_f32": (dict(HEADS=4, GROUPS=2, SEQ=128, HEAD_DIM=64, NSTATE=64, CHUNK=64, BLOCK_P=32,
+                                BF16=False), {}),
+}
+
+
+@pytest.mark.parametrize("name", _RAW_KERNELS)
+def test_raw_triton_kernel_compiles_for_sm90(name):
+  """The raw Triton kernels compile for sm_90 (PTX and cubin); the bf16 SSD sweep issues Hopper wgmma."""
   triton = pytest.importorskip("triton")
   from triton.backends.compiler import GPUTarget
 
   from pallas_kernels.ssm import _triton_kernels
 
-  fn = _triton_kernels.selective_scan_fwd_kernel
-  constexprs = dict(SEQ=40, DIM=48, GROUPS=2, NSTATE=16, BLOCK_D=32, BLOCK_N=16)
-  signature = {name: "*fp32" for name in fn.arg_names if name not in constexprs}
-  signature.update({name: "constexpr" for name in constexprs})
+  fn = getattr(_triton_kernels, name.removesuffix("_bf16").removesuffix("_f32"))
+  constexprs, pointers = _RAW_KERNELS[name]
+  signature = {arg: pointers.get(arg, "*fp32") for arg in fn.arg_names if arg not in constexprs}
+  signature.update({arg: "constexpr" for arg in constexprs})
   compiled = triton.compile(triton.compiler.ASTSource(fn, signature, constexprs),
                             target=GPUTarget("cuda", 90, 32))
   assert ".target sm_90" in compiled.asm["ptx"]
   assert len(compiled.asm["cubin"]) > 0
+  if name == "ssd_fwd_kernel_bf16":
+    assert "wgmma" in compiled.asm["ptx"]
 
 
 @pytest.mark.slow
