@@ -18,8 +18,10 @@ evaluated payloads are answered from the cache.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
+import signal
 import threading
 import time
 import traceback
@@ -216,9 +218,41 @@ def run_ensemble(agents: list[AgentSpec], journal: Journal, queue: EvaluationQue
     raise ValueError(f"agents need distinct ids and at least one agent; got {ids}")
   if budgets.wall_clock_s is None and budgets.steps_per_agent is None and budgets.max_tokens is None:
     raise ValueError("give at least one budget (wall_clock_s, steps_per_agent or max_tokens) so the run ends")
-  seed_queue_from_journal(queue, journal)
   run = _Run(journal, queue, budgets, lower_is_better, shared_tree, max_restarts, on_node)
-  before = queue.evaluations
+  with _stop_on_ctrl_c(run.stop):
+    seed_queue_from_journal(queue, journal)
+    before = queue.evaluations
+    interrupted = _run_agents(run, agents)
+  return EnsembleReport(
+      steps={i: len(journal.by_agent(i)) for i in ids}, stop_reasons=dict(run.stop_reasons), crashes=run.crashes,
+      evaluations=queue.evaluations - before, seconds=time.monotonic() - run.start, interrupted=interrupted)
+
+
+@contextlib.contextmanager
+def _stop_on_ctrl_c(stop: threading.Event):
+  """Within the block (when entered on the main thread), Ctrl-C (SIGINT) sets `stop`: the agents finish their
+  current step. Once `stop` is set, Ctrl-C raises KeyboardInterrupt again. A handler rather than
+  KeyboardInterrupt: the interpreter may raise that inside a finalizer the main thread happens to run, where it
+  is printed and lost (a run that ignored Ctrl-C; seen as a hung test under load). The previous handler is
+  restored on exit."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def on_sigint(signum, frame):
+    if stop.is_set():
+      raise KeyboardInterrupt
+    stop.set()
+
+  previous = signal.signal(signal.SIGINT, on_sigint)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+
+
+def _run_agents(run: _Run, agents: list[AgentSpec]) -> bool:
+  """Runs each agent on its own thread until all have stopped; True when stopped by Ctrl-C (`run.stop`)."""
   # The main thread waits on an Event, not Thread.join: a KeyboardInterrupt inside join() can leave CPython
   # believing a still-running thread has finished.
   running = [len(agents)]
@@ -237,15 +271,11 @@ def run_ensemble(agents: list[AgentSpec], journal: Journal, queue: EvaluationQue
              for a in agents]
   for t in threads:
     t.start()
-  interrupted = False
   try:
     while not all_done.wait(timeout=0.1):
       pass
-  except KeyboardInterrupt:
-    interrupted = True
+  except KeyboardInterrupt:  # Ctrl-C outside `_stop_on_ctrl_c` (another thread's call), or a second one
     run.stop.set()
     while not all_done.wait(timeout=0.1):  # agents finish their current step
       pass
-  return EnsembleReport(
-      steps={i: len(journal.by_agent(i)) for i in ids}, stop_reasons=dict(run.stop_reasons), crashes=run.crashes,
-      evaluations=queue.evaluations - before, seconds=time.monotonic() - run.start, interrupted=interrupted)
+  return run.stop.is_set()

@@ -144,9 +144,11 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path):
   slow = lambda p: attention_fraction(p, delay_s=0.02)
   timer = threading.Timer(0.4, lambda: signal.raise_signal(signal.SIGINT))
   timer.start()
+  handler = signal.getsignal(signal.SIGINT)
   report = run_ensemble([heuristic_agent("a0")], Journal(path), EvaluationQueue(slow), Budgets(steps_per_agent=10**6))
   timer.cancel()
   assert report.interrupted and report.steps["a0"] > 0
+  assert signal.getsignal(signal.SIGINT) is handler  # the run's Ctrl-C handler is gone
   interrupted_steps = report.steps["a0"]
 
   resumed = Journal.load(path)
