@@ -79,7 +79,7 @@ if [ "${SWEEP_BUDGET:-0}" != 0 ]; then
 fi
 
 step "kernel benchmark, bfloat16, the issue's target shapes (log: $OUT/bench.log)"
-# Attention against cuDNN (no xla row), the scans against xla and, where jax_triton imports, the raw Triton scan.
+# Attention against cuDNN (no xla row), the scans against xla and, where jax_triton imports, their raw Triton kernels.
 bench_args=(--set targets --impls "${BENCH_IMPLS:-xla,pallas,cudnn,triton}" --no-baseline attention
             --dtype "${BENCH_DTYPE:-bfloat16}" --json "$OUT/bench.json" --budget-s "${BENCH_BUDGET:-110}")
 [ -s "$OUT/sweep.json" ] && bench_args+=(--attention-blocks "$OUT/sweep.json")
