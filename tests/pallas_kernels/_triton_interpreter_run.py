@@ -22,6 +22,7 @@ import torch  # noqa: E402
 
 from pallas_kernels.ssm import _jax_triton, api, selective_scan_reference, ssd_pallas, ssd_reference  # noqa: E402
 from pallas_kernels.ssm import triton_scan  # noqa: E402
+from testing_utils import random_ssd_inputs  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
 
@@ -47,18 +48,14 @@ def _rel(got, want) -> float:
 def ssd_errors(seed=0) -> dict:
   """ssd(impl="triton") against the reference (ragged seq, groups, padded head_dim and d_state, initial and final
   state, D), and the chunk entry states it saves for the backward against the Pallas kernel's (interpreted)."""
-  rng = np.random.default_rng(seed)
-  f = lambda *shape: rng.standard_normal(shape).astype(np.float32)
   batch, seq, heads, head_dim, groups, d_state, chunk = 2, 37, 4, 20, 2, 12, 16
-  x, B, C, D, s0 = (f(batch, seq, heads, head_dim), f(batch, seq, groups, d_state), f(batch, seq, groups, d_state),
-                    f(heads), f(batch, heads, head_dim, d_state))
-  dt = rng.uniform(0.05, 1.0, (batch, seq, heads)).astype(np.float32)
-  A = -rng.uniform(0.2, 2.0, (heads,)).astype(np.float32)
+  inputs = random_ssd_inputs(seed, batch, seq, heads, head_dim, groups, d_state)
+  x, dt, A, B, C, D, s0 = (inputs[k] for k in ("x", "dt", "A", "B", "C", "D", "initial_state"))
   kw = dict(D=D, initial_state=s0, chunk_size=chunk, return_final_state=True)
   y, final = api.ssd(x, dt, A, B, C, **kw, impl="triton")
   y_ref, final_ref = ssd_reference(x, dt, A, B, C, **kw)
-  # The residuals: the same prepared inputs through both forward kernels (seq a multiple of the chunk here).
-  lp = 48
+  # The residuals: the same prepared inputs (padded to whole chunks, as ssd_pallas does) through both kernels.
+  lp = -(-seq // chunk) * chunk
   xp, dtp, bp_, cp = (np.pad(a, [(0, 0), (0, lp - seq)] + [(0, 0)] * (a.ndim - 2)) for a in (x, dt, B, C))
   acum = jnp.cumsum((dtp * A).reshape(batch, lp // chunk, chunk, heads), axis=2).reshape(batch, lp, heads)
   prepared = (jnp.asarray(xp), jnp.asarray(dtp), acum, jnp.asarray(bp_), jnp.asarray(cp), jnp.asarray(s0), chunk)
