@@ -56,10 +56,15 @@ class DesignSearchConfig:
 
 @dataclasses.dataclass(frozen=True)
 class SandboxConfig:
-  """Limits of one candidate's subprocess: `timeout_s` (None: the task's own), `memory_mb`, `keep_workdirs`
-  (keep the temporary directories for debugging; the code, logs and records are copied into the run either
-  way)."""
+  """How candidates run: `isolation` ("auto": bubblewrap namespaces when bwrap works on this machine, else the
+  process-only sandbox; "bwrap": refuse to run without it; "process": rlimits, scrubbed environment and audit
+  hook only, which does not protect secrets from a determined candidate), `block_processes` (under bwrap, refuse
+  new processes with seccomp; null: yes unless GPU/TPU device nodes exist), `timeout_s` (None: the task's own),
+  `memory_mb`, `keep_workdirs` (keep the temporary directories for debugging; the code, logs and records are
+  copied into the run either way)."""
 
+  isolation: str = "auto"
+  block_processes: bool | None = None
   timeout_s: float | None = None
   memory_mb: int = 8192
   keep_workdirs: bool = False
@@ -96,6 +101,8 @@ def validate(config: DesignConfig) -> None:
        "search: give at least one budget (steps_per_agent, wall_clock_s or max_llm_tokens) so the search ends")
   need(search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")
   need(config.sandbox.timeout_s is None or config.sandbox.timeout_s > 0, "sandbox.timeout_s must be positive")
+  need(config.sandbox.isolation in ("auto", "bwrap", "process"),
+       f"sandbox.isolation must be auto, bwrap or process, got {config.sandbox.isolation!r}")
   need(config.sandbox.memory_mb >= 512, f"sandbox.memory_mb must be at least 512, got {config.sandbox.memory_mb}")
 
 

@@ -1,14 +1,20 @@
-"""The evaluator of AIRA-Design: runs one candidate file through the sandbox and turns the stages into a result.
+"""The evaluator of AIRA-Design: runs one candidate through the sandbox and lets the trusted scorer score it.
 
-`CandidateEvaluator(task, ...)(code)` writes the code as the task's file next to `settings.json`, runs the
-task's harness in the sandbox (`aira_jax.design.sandbox.run_sandboxed`), and reads the stage records back:
-- every stage ended ok and the score stage reported the task's metric: a scored `EvalResult`;
-- a stage ended not ok: a buggy result "stage <name> failed: <error>";
+`CandidateEvaluator(task, limits, isolation=...)(code)` prepares the task's data once (the task's
+`TrustedScorer`: training data and evaluation inputs on disk for the sandbox, held-out labels in this
+process), then for each candidate makes a working directory with the candidate's file and the harness's
+`settings.json` and lets the scorer run its phases there (`run_sandboxed` with the chosen isolation; the files
+are written afresh before every phase: `run_sandboxed` first removes whatever a candidate left under those names). The
+scorer reads the stage records (reports), reads the predictions from the results channel and computes the
+metrics itself, so the result is:
+- every stage ended ok and the trusted "score" stage computed the task's metric: a scored `EvalResult`;
+- a stage ended not ok: a buggy result "stage <name> failed: <error>" (a trusted stage such as "causality"
+  fails the same way);
 - the process died inside a stage (timeout, memory, a signal, os._exit): "killed (<why>) during stage <name>"
   or "exited with code N during stage <name>".
-Each candidate's file, stdout, stderr, stage records and outcome are copied to `candidates/<key>/` in the run
-directory (key = the first 12 hex digits of the code's SHA-256), so nothing a candidate did is lost even when
-its temporary directory is removed.
+Known secret values are redacted from everything the candidate printed or recorded (`aira_jax.design.redact`)
+before it is kept. Each candidate's file, stdout, stderr, stage records and result are copied to
+`candidates/<key>/` in the run directory (key = the first 12 hex digits of the code's SHA-256).
 """
 
 from __future__ import annotations
@@ -17,18 +23,23 @@ import dataclasses
 import hashlib
 import json
 import pathlib
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from aira_jax.agents.evaluation import EvalResult
-from aira_jax.design.sandbox import SandboxLimits, SandboxOutcome, run_sandboxed
+from aira_jax.design.redact import redact_outcome, secret_values
+from aira_jax.design.sandbox import SandboxLimits, SandboxOutcome, resolve_isolation, run_sandboxed
+from aira_jax.design.scoring import Phase, TrustedScorer
 from aira_jax.design.tasks.base import DesignTask
 
 
 @dataclasses.dataclass(frozen=True)
 class CandidateResult:
-  """What the sandbox made of one candidate: per-stage (ok, seconds), the metrics of the score stage, the
-  failure (stage and message) if any, and the process outcome."""
+  """What became of one candidate: per-stage records (the harness's reports and the trusted stages), the
+  trusted metrics, what the candidate's process reported about itself, the failure (stage and message) if any,
+  and the last phase's process outcome."""
 
   key: str
   stages: dict[str, dict[str, Any]]
@@ -38,39 +49,13 @@ class CandidateResult:
   seconds: float
   killed: str | None
   returncode: int
+  reported: dict[str, Any] = dataclasses.field(default_factory=dict)
+  isolation: str = "process"
 
 
 def code_key(code: str) -> str:
   """The de-duplication key of a candidate: the first 12 hex digits of the SHA-256 of its text."""
   return hashlib.sha256(code.encode("utf-8")).hexdigest()[:12]
-
-
-def summarize_outcome(key: str, outcome: SandboxOutcome, metric: str) -> CandidateResult:
-  """Stages, metrics and the failure of a finished sandbox run (module docstring)."""
-  stages: dict[str, dict[str, Any]] = {}
-  running = None
-  for record in outcome.records:
-    stage = record["stage"]
-    if record.get("event") == "start":
-      stages[stage] = {"ok": None}
-      running = stage
-    elif record.get("event") == "end":
-      stages[stage] = {"ok": bool(record.get("ok")), "seconds": record.get("seconds"),
-                       "error": record.get("error"), "metrics": record.get("metrics") or {}}
-      running = None if running == stage else running
-  failed = next((name for name, s in stages.items() if s["ok"] is False), None)
-  error = None
-  if failed is not None:
-    error = f"stage {failed} failed: {stages[failed]['error'] or 'no error recorded'}"
-  elif running is not None or outcome.killed or outcome.returncode != 0:
-    failed = running or "startup"
-    why = f"killed ({outcome.killed})" if outcome.killed else f"exited with code {outcome.returncode}"
-    error = f"{why} during stage {failed}"
-  metrics = stages.get("score", {}).get("metrics", {}) if failed is None else {}
-  if failed is None and metric not in metrics:
-    failed, error = "score", f"stage score reported no {metric!r} (got {sorted(metrics)})"
-  return CandidateResult(key=key, stages=stages, metrics=metrics, failed_stage=failed, error=error,
-                         seconds=outcome.seconds, killed=outcome.killed, returncode=outcome.returncode)
 
 
 class CandidateEvaluator:
@@ -79,35 +64,84 @@ class CandidateEvaluator:
   Args:
     task: the design task.
     limits: the sandbox limits (timeout defaults to the task's).
+    isolation: "auto" | "bwrap" | "process" (`aira_jax.design.sandbox.resolve_isolation`; resolved here, once).
     candidates_dir: where each candidate's files and logs are kept (None: not kept).
     on_result: called with every CandidateResult (the store records them).
+    keep_workdirs: keep each candidate's working directory (printed in its result's folder).
+    block_processes: see `run_sandboxed` (None: automatic).
   """
 
-  def __init__(self, task: DesignTask, limits: SandboxLimits, *, candidates_dir: pathlib.Path | None = None,
-               on_result: Callable[[CandidateResult], None] | None = None, keep_workdirs: bool = False):
+  def __init__(self, task: DesignTask, limits: SandboxLimits, *, isolation: str = "auto",
+               candidates_dir: pathlib.Path | None = None,
+               on_result: Callable[[CandidateResult], None] | None = None, keep_workdirs: bool = False,
+               block_processes: bool | None = None):
     self.task, self.limits, self.candidates_dir = task, limits, candidates_dir
-    self.on_result, self.keep_workdirs = on_result, keep_workdirs
+    self.on_result, self.keep_workdirs, self.block_processes = on_result, keep_workdirs, block_processes
+    self.isolation = resolve_isolation(isolation)
     self.done = 0  # candidates run in the sandbox by this evaluator
+    self._scorer: TrustedScorer | None = None
+    self._data_root: str | None = None
 
-  def _keep(self, key: str, code: str, outcome: SandboxOutcome, result: CandidateResult) -> None:
+  @property
+  def scorer(self) -> TrustedScorer:
+    """The task's trusted scorer, its data prepared on first use."""
+    if self._scorer is None:
+      scorer = self.task.make_scorer()
+      self._data_root = tempfile.mkdtemp(prefix="aira-data-")
+      scorer.prepare(pathlib.Path(self._data_root))
+      self._scorer = scorer
+    return self._scorer
+
+  def close(self) -> None:
+    """Removes the prepared data (a later candidate prepares it again)."""
+    if self._data_root is not None:
+      shutil.rmtree(self._data_root, ignore_errors=True)
+    self._scorer = self._data_root = None
+
+  def _keep(self, key: str, code: str, outcomes: list[SandboxOutcome], result: CandidateResult) -> None:
     if self.candidates_dir is None:
       return
     folder = self.candidates_dir / key
     folder.mkdir(parents=True, exist_ok=True)
     (folder / self.task.filename).write_text(code)
-    (folder / "stdout.txt").write_text(outcome.stdout)
-    (folder / "stderr.txt").write_text(outcome.stderr)
-    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in outcome.records))
+    sep = "\n" if len(outcomes) > 1 else ""
+    (folder / "stdout.txt").write_text(sep.join(o.stdout for o in outcomes))
+    (folder / "stderr.txt").write_text(sep.join(o.stderr for o in outcomes))
+    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for o in outcomes for r in o.records))
     (folder / "result.json").write_text(json.dumps(dataclasses.asdict(result), indent=1, default=str))
 
   def run(self, code: str) -> CandidateResult:
-    """Runs `code` through every stage in the sandbox."""
-    key = code_key(code)
-    files = {self.task.filename: code, "settings.json": json.dumps(dict(self.task.settings))}
-    outcome = run_sandboxed(self.task.harness_module, ["settings.json"], files=files, limits=self.limits,
-                            keep_workdir=self.keep_workdirs)
-    result = summarize_outcome(key, outcome, self.task.metric)
-    self._keep(key, code, outcome, result)
+    """Runs `code` through every phase in the sandbox and scores it on the trusted side."""
+    key, scorer = code_key(code), self.scorer
+    files = {self.task.filename: code, "settings.json": json.dumps(dict(scorer.harness_settings()))}
+    secrets = secret_values()
+    outcomes: list[SandboxOutcome] = []
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="aira-sandbox-"))
+
+    def run_phase(phase: Phase) -> SandboxOutcome:
+      limits = self.limits if phase.timeout_s is None else dataclasses.replace(self.limits, timeout_s=phase.timeout_s)
+      outcome = run_sandboxed(self.task.harness_module, list(phase.args), files=files, limits=limits,
+                              workdir=workdir, isolation=self.isolation, data_dirs=(self._data_root, *phase.data_dirs),
+                              hidden=scorer.hidden_paths(), block_processes=self.block_processes,
+                              consume=phase.consume)
+      outcome = redact_outcome(outcome, secrets)
+      outcomes.append(outcome)
+      return outcome
+
+    try:
+      verdict = scorer.score(run_phase)
+    finally:
+      if not self.keep_workdirs:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not verdict.failed and self.task.metric not in verdict.metrics:
+      verdict.fail("score", f"stage score computed no {self.task.metric!r} (got {sorted(verdict.metrics)})")
+    last = outcomes[-1] if outcomes else None
+    result = CandidateResult(key=key, stages=verdict.stages, metrics=verdict.metrics if not verdict.failed else {},
+                             failed_stage=verdict.failed_stage, error=verdict.error,
+                             seconds=sum(o.seconds for o in outcomes), killed=last.killed if last else None,
+                             returncode=last.returncode if last else 0, reported=verdict.reported,
+                             isolation=self.isolation)
+    self._keep(key, code, outcomes, result)
     self.done += 1
     if self.on_result is not None:
       self.on_result(result)
@@ -119,12 +153,12 @@ class CandidateEvaluator:
     lines = [f"candidate {result.key}: " + ", ".join(
         f"{name} {'ok' if s['ok'] else ('FAILED' if s['ok'] is False else 'did not finish')}"
         for name, s in result.stages.items())]
-    if result.metrics:
-      lines.append("metrics: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                           for k, v in result.metrics.items()))
+    for title, values in (("metrics", result.metrics), ("reported by the candidate's process", result.reported)):
+      if values:
+        lines.append(f"{title}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                             for k, v in values.items()))
     if result.error:
       lines.append(result.error)
     metric = result.metrics.get(self.task.metric) if result.failed_stage is None else None
     return EvalResult(metric=metric, is_buggy=result.failed_stage is not None, error=result.error,
                       output="\n".join(lines), seconds=result.seconds)
-

@@ -58,14 +58,21 @@ import tempfile
 import time
 from typing import Any
 
+import threading
+from collections.abc import Callable
+
 import aira_jax
+from aira_jax.design import seccomp
+from aira_jax.design.bubblewrap import bwrap_argv, bwrap_problem, gpu_devices
+from aira_jax.design.channel import RESULTS_FD_ENV, ArrayReader, ChannelError
 from aira_jax.design.guard import BLOCK_PREFIX
 from aira_jax.design.records import RECORDS_ENV, read_records
 
 RECORDS_FILE, STDOUT_FILE, STDERR_FILE, TMP_DIR = "records.jsonl", "stdout.txt", "stderr.txt", "tmp"
 COPIED_ENV = ("JAX_PLATFORMS",)
 """The only variables copied from the parent's environment."""
-_RESERVED_ENV = frozenset({"PATH", "HOME", "TMPDIR", "PYTHONPATH", RECORDS_ENV, "AIRA_SANDBOX_RLIMITS"})
+_RESERVED_ENV = frozenset({"PATH", "HOME", "TMPDIR", "PYTHONPATH", RECORDS_ENV, "AIRA_SANDBOX_RLIMITS",
+                           RESULTS_FD_ENV})
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|COOKIE|PROXY|SESSION", re.IGNORECASE)
 _MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
 _EXIT_MEMORY_MARKERS = ("MemoryError", "std::bad_alloc", "Memory allocation still failed", "RESOURCE_EXHAUSTED")
@@ -119,6 +126,10 @@ class SandboxOutcome:
     stdout, stderr: head and tail of the output, at most `output_chars` each.
     records: what the child wrote with `aira_jax.design.records`, in order.
     workdir: the working directory, or None when it was removed.
+    isolation: "bwrap" or "process" (what protected this run).
+    consumed: what the `consume` callback returned (None without one, or when it failed).
+    consume_error: why reading the results channel failed (the child sent nothing, too little, the wrong
+      shape or non-finite values), or None.
   """
   returncode: int
   killed: str | None
@@ -127,6 +138,9 @@ class SandboxOutcome:
   stderr: str
   records: list[dict[str, Any]]
   workdir: pathlib.Path | None
+  isolation: str = "process"
+  consumed: Any = None
+  consume_error: str | None = None
 
   @property
   def ok(self) -> bool:
@@ -200,6 +214,17 @@ def _read_output(f, limit: int) -> str:
   return head + marker + tail
 
 
+def _clear(workdir: pathlib.Path, names) -> None:
+  """Removes what an earlier run left under `names` (files, links, folders) without following links, so that
+  a reused working directory cannot redirect the parent's writes through a planted symlink."""
+  for name in names:
+    path = workdir.joinpath(*name.split("/"))
+    if path.is_symlink() or path.is_file():
+      path.unlink()
+    elif path.exists():
+      shutil.rmtree(path)
+
+
 def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
   """Waits for `proc` without reaping it, SIGKILLs its process group, reaps it; True on timeout."""
   deadline, delay, timed_out = time.monotonic() + timeout_s, 0.002, False
@@ -244,9 +269,71 @@ def _killed(returncode: int, timed_out: bool, stderr: str) -> str | None:
     return f"signal {number}"
 
 
+ISOLATIONS = ("auto", "bwrap", "process")
+CHANNEL_GRACE_S = 10.0
+"""Seconds the results reader may take to finish after the child has exited."""
+
+
+class SandboxUnavailable(RuntimeError):
+  """The isolation asked for cannot be had on this machine (e.g. bwrap missing); the message says why."""
+
+
+def resolve_isolation(setting: str) -> str:
+  """"bwrap" or "process" for the setting "auto" | "bwrap" | "process".
+
+  "auto" takes bwrap when it works here (`aira_jax.design.bubblewrap.bwrap_problem`), else the process-only
+  sandbox; "bwrap" raises SandboxUnavailable with the reason when it does not work.
+  """
+  if setting not in ISOLATIONS:
+    raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {setting!r}")
+  if setting == "process":
+    return "process"
+  problem = bwrap_problem()
+  if problem is None:
+    return "bwrap"
+  if setting == "bwrap":
+    raise SandboxUnavailable(f"sandbox isolation 'bwrap' is not available: {problem}")
+  return "process"
+
+
+def describe_isolation(isolation: str, block_processes: bool = True) -> str:
+  """One line for the CLI and the report saying what protected the candidates."""
+  if isolation == "bwrap":
+    processes = "no new processes (seccomp)" if block_processes else "processes allowed inside"
+    return (f"bwrap: own PID, network, mount and user namespaces, cleared environment, {processes}; held-out "
+            "labels and the metric stay in the trusted parent")
+  return ("process only (bwrap unavailable or not chosen): rlimits, a scrubbed environment and a Python audit "
+          "hook. This does NOT protect secrets, files or the host from a determined candidate (native code "
+          "escapes the hook); install bubblewrap for real isolation")
+
+
+def _consume_in_thread(read_fd: int, consume: Callable[[ArrayReader], Any]):
+  """Starts a thread that runs `consume` on the channel and then drains it; returns (thread, result dict)."""
+  result: dict[str, Any] = {"value": None, "error": None}
+
+  def target():
+    with os.fdopen(read_fd, "rb") as stream:
+      reader = ArrayReader(stream)
+      try:
+        result["value"] = consume(reader)
+      except ChannelError as e:
+        result["error"] = str(e)
+      except Exception as e:  # noqa: BLE001 - a scorer bug must not hang the sandbox; reported as such
+        result["error"] = f"the trusted scorer failed: {type(e).__name__}: {e}"
+      finally:
+        reader.drain()
+
+  thread = threading.Thread(target=target, name="sandbox-results", daemon=True)
+  thread.start()
+  return thread, result
+
+
 def run_sandboxed(argv_module: str, args: list[str], *, files: dict[str, str | bytes],
                   limits: SandboxLimits = SandboxLimits(), workdir: str | os.PathLike | None = None,
-                  keep_workdir: bool = False, extra_env: dict[str, str] | None = None) -> SandboxOutcome:
+                  keep_workdir: bool = False, extra_env: dict[str, str] | None = None, isolation: str = "auto",
+                  data_dirs: tuple[str | os.PathLike, ...] = (), hidden: tuple[str | os.PathLike, ...] = (),
+                  block_processes: bool | None = None,
+                  consume: Callable[[ArrayReader], Any] | None = None) -> SandboxOutcome:
   """Runs `python -m argv_module *args` under the guard and limits in a working directory holding `files`.
 
   Args:
@@ -258,37 +345,83 @@ def run_sandboxed(argv_module: str, args: list[str], *, files: dict[str, str | b
       temporary directory, removed afterwards unless `keep_workdir`.
     extra_env: more environment variables (XLA_FLAGS, CUDA_VISIBLE_DEVICES); secret-looking or reserved
       names raise ValueError.
+    isolation: "auto" | "bwrap" | "process" (`resolve_isolation`).
+    data_dirs: directories the child may read (bound read-only under bwrap; readable anyway in process mode).
+    hidden: paths the child must not see under bwrap (an empty tmpfs covers each).
+    block_processes: under bwrap, refuse new processes with seccomp; None = yes unless accelerator device
+      nodes are present (XLA's GPU compiler may start ptxas). Process mode relies on the audit hook.
+    consume: called in a thread with an `ArrayReader` over the results channel while the child runs; what it
+      returns is `SandboxOutcome.consumed`, a ChannelError it raises is `consume_error`.
   Raises:
     ValueError: a bad module name, file name or environment variable name.
+    SandboxUnavailable: isolation "bwrap" where bwrap does not work.
   """
   if not _MODULE.match(argv_module):
     raise ValueError(f"argv_module must be a dotted module name, got {argv_module!r}")
   for name in files:
     _check_name(name)
+  mode = resolve_isolation(isolation)
+  if block_processes is None:
+    block_processes = not gpu_devices()
   owned = workdir is None
   work = pathlib.Path(tempfile.mkdtemp(prefix="aira-sandbox-") if owned else workdir).resolve()
+  opened: list[int] = []
   try:
     work.mkdir(parents=True, exist_ok=True)
     env = _child_env(work, extra_env)
-    (work / TMP_DIR).mkdir(exist_ok=True)
+    _clear(work, (RECORDS_FILE, STDOUT_FILE, STDERR_FILE, TMP_DIR, *files))
+    (work / TMP_DIR).mkdir()
     for name, content in files.items():
       path = work.joinpath(*name.split("/"))
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     env[RLIMITS_ENV] = ";".join(f"{kind},{soft},{hard}" for kind, soft, hard in _rlimits(limits))
     argv = [sys.executable, "-s", "-B", "-m", "aira_jax.design.guarded", argv_module, *map(str, args)]
+    pass_fds: list[int] = []
+    if mode == "bwrap":
+      seccomp_fd = None
+      if block_processes and seccomp.supported():
+        seccomp_fd = os.memfd_create("aira-seccomp", 0)
+        opened.append(seccomp_fd)
+        os.write(seccomp_fd, seccomp.no_new_processes_filter())
+        os.lseek(seccomp_fd, 0, os.SEEK_SET)
+        pass_fds.append(seccomp_fd)
+      argv = bwrap_argv(work, data_dirs=tuple(map(str, data_dirs)), hidden=tuple(map(str, hidden)),
+                        seccomp_fd=seccomp_fd) + argv
+    consumer = None
+    if consume is not None:
+      read_fd, write_fd = os.pipe()
+      opened.append(write_fd)
+      pass_fds.append(write_fd)
+      env[RESULTS_FD_ENV] = str(write_fd)
+      consumer = _consume_in_thread(read_fd, consume)
     with open(work / STDOUT_FILE, "w+b") as out, open(work / STDERR_FILE, "w+b") as err:
       started = time.perf_counter()
-      proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                              start_new_session=True, close_fds=True)
+      try:
+        proc = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True, close_fds=True, pass_fds=tuple(pass_fds))
+      finally:
+        while opened:  # the child holds its copies; the channel reaches EOF when the child's end closes
+          os.close(opened.pop())
       timed_out = _wait(proc, limits.timeout_s)
+      if consumer is not None:
+        consumer[0].join(timeout=CHANNEL_GRACE_S)  # a process that escaped the kill may still hold the pipe
+        if consumer[0].is_alive():
+          consumer[1]["error"] = "the results channel was still held open after the candidate ended"
       seconds = time.perf_counter() - started
       stdout, stderr = _read_output(out, limits.output_chars), _read_output(err, limits.output_chars)
     records_path = work / RECORDS_FILE
     records = [] if records_path.is_symlink() else read_records(records_path)
   finally:
+    for fd in opened:
+      os.close(fd)
     if owned and not keep_workdir:
       shutil.rmtree(work, ignore_errors=True)
-  return SandboxOutcome(returncode=proc.returncode, killed=_killed(proc.returncode, timed_out, stderr),
+  consumed = consumer[1] if consumer is not None else {"value": None, "error": None}
+  returncode = proc.returncode
+  if mode == "bwrap" and 128 < returncode < 128 + signal.NSIG:  # bwrap reports a child's signal as 128 + N
+    returncode = 128 - returncode
+  return SandboxOutcome(returncode=returncode, killed=_killed(returncode, timed_out, stderr),
                         seconds=seconds, stdout=stdout, stderr=stderr, records=records,
-                        workdir=work if (keep_workdir or not owned) else None)
+                        workdir=work if (keep_workdir or not owned) else None, isolation=mode,
+                        consumed=consumed["value"], consume_error=consumed["error"])

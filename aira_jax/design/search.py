@@ -9,6 +9,7 @@ candidate is recorded in the store at once with its stages and metrics, and its 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -21,7 +22,7 @@ from aira_jax.design.code_operator import CodeLLMOperator
 from aira_jax.design.config import ConfigError, DesignConfig
 from aira_jax.design.evaluator import CandidateEvaluator, CandidateResult, code_key
 from aira_jax.design.heuristic import SeedVariationOperator, seed_name
-from aira_jax.design.sandbox import SandboxLimits
+from aira_jax.design.sandbox import SandboxLimits, SandboxUnavailable, describe_isolation, resolve_isolation
 from aira_jax.design.tasks import DesignTask, make_design_task
 from aira_jax.results.run_files import RunFiles
 from aira_jax.results.store import ResultStore
@@ -70,8 +71,9 @@ def record_result(store: ResultStore, task: DesignTask):
     metric = result.metrics.get(task.metric) if result.failed_stage is None else None
     store.add_evaluation(result.key, task=task.name, metric=metric, is_buggy=result.failed_stage is not None,
                          error=result.error, seconds=result.seconds,
-                         details={"stages": result.stages, "metrics": result.metrics,
-                                  "failed_stage": result.failed_stage, "killed": result.killed})
+                         details={"stages": result.stages, "metrics": result.metrics, "reported": result.reported,
+                                  "failed_stage": result.failed_stage, "killed": result.killed,
+                                  "isolation": result.isolation})
   return record
 
 
@@ -92,9 +94,15 @@ def run_design(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None 
   task = build_task(config)
   search = config.search
   limits = SandboxLimits(timeout_s=config.sandbox.timeout_s or task.timeout_s, memory_mb=config.sandbox.memory_mb)
-  with ResultStore(files.store) as store:
-    evaluator = CandidateEvaluator(task, limits, candidates_dir=files.candidates, on_result=record_result(store, task),
-                                   keep_workdirs=config.sandbox.keep_workdirs)
+  try:
+    isolation = resolve_isolation(config.sandbox.isolation)
+  except SandboxUnavailable as e:
+    raise ConfigError(f"{e}; set sandbox.isolation=auto or process to run without it") from None
+  print(f"design: sandbox {describe_isolation(isolation, config.sandbox.block_processes is not False)}", file=stream,
+        flush=True)
+  with ResultStore(files.store) as store, contextlib.closing(CandidateEvaluator(
+      task, limits, isolation=isolation, candidates_dir=files.candidates, on_result=record_result(store, task),
+      keep_workdirs=config.sandbox.keep_workdirs, block_processes=config.sandbox.block_processes)) as evaluator:
     agents = make_agents(config, task, files)
     total = search.steps_per_agent * len(agents) if search.steps_per_agent else None
     progress = SearchProgress(total, lambda: f"candidates run {evaluator.done}", stream,
@@ -113,7 +121,8 @@ def run_design(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None 
       for node in best:
         rows = store.evaluations(code_key(node.payload), task=task.name)
         final[node.id] = rows[-1].details.get("metrics", {}).get(task.final_metric) if rows else None
-    store.set_meta("design", {"task": task.name, "metric": task.metric, "lower_is_better": task.lower_is_better,
+    store.set_meta("design", {"isolation": isolation, "task": task.name, "metric": task.metric,
+                              "lower_is_better": task.lower_is_better,
                               "final_metric": task.final_metric, "filename": task.filename,
                               "interrupted": report.interrupted, "stop_reasons": report.stop_reasons})
   return DesignResult(task=task.name, metric=task.metric, lower_is_better=task.lower_is_better, best=tuple(best),

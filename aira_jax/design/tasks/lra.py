@@ -37,6 +37,7 @@ from aira_jax.design.mechanisms import mechanism_source, seed_sources
 from aira_jax.design.tasks import register_design_task
 from aira_jax.design.tasks.base import DesignTask
 from aira_jax.design.tasks.lra_backbone import HYPERPARAMETER_RANGES
+from aira_jax.design.tasks.lra_scoring import LraScorer
 from aira_jax.design.tasks.lra_training import PATHFINDER_KEYS, PIXEL_TASKS
 from aira_jax.tasks.lra import pathfinder
 from aira_jax.tasks.lra.tasks import WHERE
@@ -151,7 +152,8 @@ first. Defaults: d_model {s['d_model']}, num_heads {s['num_heads']}, num_layers 
 ## Checks, in order (the first failure ends the run; its message comes back to you)
 import -> interface (the definitions above, shapes via abstract evaluation) -> lowering (only for Pallas
 users) -> compile -> numerics (finite forward and first step) -> train (a non-finite loss is "diverged")
--> score (val_accuracy; also the majority-class accuracy `chance` and the train loss).
+-> predict (the harness sends logits for the validation and test inputs; their labels are never in your
+process) -> score (done outside your process: val_accuracy, the majority-class accuracy `chance`).
 """
 
 
@@ -161,7 +163,7 @@ def _make(task: str, path, options: dict[str, Any]) -> DesignTask:
   return DesignTask(name=f"lra-{task}", description=describe(settings), filename="model.py",
                     template=mechanism_source("softmax"), metric="val_accuracy", lower_is_better=False,
                     harness_module="aira_jax.design.tasks.lra_harness", settings=settings,
-                    final_metric="test_accuracy", timeout_s=timeout, seeds=seed_sources())
+                    final_metric="test_accuracy", timeout_s=timeout, seeds=seed_sources(), scorer=LraScorer)
 
 
 def _need_path(task: str, path) -> None:

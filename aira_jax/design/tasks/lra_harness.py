@@ -9,12 +9,15 @@ end record (`aira_jax.design.records`), stopping at the first failure:
   lowering   only when Pallas is used (hooks mode, or "pallas" in the source): the hooked attention (hooks) or
              the Mixer (forward and gradient) exported for "tpu" and "cuda" from this host.
   compile    the jit'd train and eval steps lowered and compiled (seconds recorded).
-  numerics   data built; one forward on validation data (finite, right shape) and the first train step
-             (finite loss and gradient norm).
+  numerics   the data read from `settings["data_dir"]` (training inputs and labels, validation and test
+             inputs: no held-out labels exist in this process); one forward on validation inputs (finite,
+             right shape) and the first train step (finite loss and gradient norm).
   train      steps until `steps` or `train_seconds`; a non-finite loss fails as "diverged".
-  score      val_accuracy, test_accuracy, chance (majority class of the training labels, on validation),
-             test_chance, train_loss, and the run's sizes and timings.
-`run_stages(settings, workdir)` is the in-process form the entry point and the tests call.
+  predict    logits for every validation and then every test input, sent on the results channel
+             (`aira_jax.design.channel`); reported: train_loss, steps and timings.
+The trusted parent (`aira_jax.design.tasks.lra_scoring`) compares the logits with the labels it kept: the
+accuracies are never computed here, and nothing this process writes can set them.
+`run_stages(settings, workdir, sink=...)` is the in-process form the entry point and the tests call.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pathlib
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -33,13 +37,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from aira_jax.design.channel import send_array
 from aira_jax.design.records import record_end, record_start
 from aira_jax.design.tasks import lra_training as training
 from aira_jax.design.tasks.lra_backbone import Backbone, HookAttention, check_hooks, validate_hyperparameters
 
 HYPER_KEYS = ("d_model", "num_heads", "num_layers", "ffn_mult", "lr", "weight_decay", "warmup_fraction")
-REQUIRED = HYPER_KEYS + ("task", "setting", "seq_len", "batch_size", "steps", "train_seconds", "seed", "num_train",
-                         "num_validation", "num_test")
+REQUIRED = HYPER_KEYS + ("task", "setting", "seq_len", "batch_size", "steps", "train_seconds", "seed", "data_dir")
 
 
 class CandidateError(Exception):
@@ -227,7 +231,7 @@ class _Run:
   def numerics(self):
     s = self.settings
     started = time.perf_counter()
-    self.splits = training.load_splits(s)
+    self.splits = training.read_public_splits(s["data_dir"])
     metrics = {"data_seconds": time.perf_counter() - started}
     batch, _ = next(training.eval_batches(self.splits["validation"], s["batch_size"]))
     logits = np.asarray(self.eval_step(self.params, self.other, batch))
@@ -259,34 +263,33 @@ class _Run:
     return None, {"steps": len(self.losses), "train_seconds": self.train_seconds,
                   "train_loss": float(np.mean(self.losses[-10:]))}
 
-  def accuracy(self, split) -> float:
-    hits = 0
+  def logits(self, split) -> np.ndarray:
+    """(examples, num_classes) float32 logits of every example of `split`, in order."""
+    out = []
     for batch, real in training.eval_batches(split, self.settings["batch_size"]):
-      predicted = np.argmax(np.asarray(self.eval_step(self.params, self.other, batch)), axis=-1)[:real]
-      hits += int(np.sum(predicted == batch["targets"][:real]))
-    return hits / len(split)
+      out.append(np.asarray(self.eval_step(self.params, self.other, batch), np.float32)[:real])
+    return np.concatenate(out, axis=0)
 
-  def score(self):
-    majority = np.bincount(self.splits["train"].targets, minlength=self.num_classes).argmax()
-    val, test = self.splits["validation"], self.splits["test"]
-    return None, {"val_accuracy": self.accuracy(val), "test_accuracy": self.accuracy(test),
-                  "chance": float(np.mean(val.targets == majority)),
-                  "test_chance": float(np.mean(test.targets == majority)),
-                  "train_loss": float(np.mean(self.losses[-10:])), "first_train_loss": self.losses[0],
+  def predict(self):
+    for name in ("validation", "test"):
+      self.sink(self.logits(self.splits[name]))
+    return None, {"train_loss": float(np.mean(self.losses[-10:])), "first_train_loss": self.losses[0],
                   "steps": len(self.losses), "train_seconds": self.train_seconds,
                   "compile_seconds": self.compile_seconds, "mode": self.mode}
 
 
 def run_stages(settings: dict[str, Any], workdir: str | pathlib.Path, *, stop_after: str | None = None,
-               verbose: bool = False) -> list[StageResult]:
+               verbose: bool = False, sink: Callable[[np.ndarray], None] = send_array) -> list[StageResult]:
   """Runs the stages on `workdir`/model.py in this process (restoring sys.path and sys.modules["model"]);
-  returns one StageResult per stage run, the last one failed if any failed. `stop_after` ends early."""
+  returns one StageResult per stage run, the last one failed if any failed. `stop_after` ends early. The
+  predict stage passes the validation and then the test logits to `sink` (default: the results channel)."""
   workdir = pathlib.Path(workdir).resolve()
   run = _Run(dict(settings), workdir, verbose)
+  run.sink = sink
   saved_path, saved_model = list(sys.path), sys.modules.get("model")
   sys.path.insert(0, str(workdir))
   stages = [("import", run.load), ("interface", run.interface), ("lowering", run.lowering),
-            ("compile", run.compile), ("numerics", run.numerics), ("train", run.train), ("score", run.score)]
+            ("compile", run.compile), ("numerics", run.numerics), ("train", run.train), ("predict", run.predict)]
   try:
     for name, fn in stages:
       if name == "lowering" and not _uses_pallas(run, settings.get("lowering", "auto")):
@@ -318,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     return 2
   settings = json.loads(pathlib.Path(argv[0]).read_text(encoding="utf-8"))
   results = run_stages(settings, pathlib.Path.cwd(), verbose=True)
-  return 0 if results and all(r.ok for r in results) and results[-1].stage == "score" else 1
+  return 0 if results and all(r.ok for r in results) and results[-1].stage == "predict" else 1
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """The fixed parts of the LRA harness that do not depend on the candidate: data, optimiser, train and eval steps,
 and cross-lowering of Pallas code for TPU and CUDA from a CPU host.
 
-Data is generated (ListOps, Pathfinder) or read from the user's files (Text, Retrieval, Image, or released ListOps /
-Pathfinder) inside the candidate's process, from the settings alone; each split is cut to its requested size
-after a seeded shuffle. Pixel tasks (Image, Pathfinder) flatten an image row by row into image_size^2 tokens,
+Data is generated (ListOps, Pathfinder) or read from the user's files (Text, Retrieval, Image, or released
+ListOps / Pathfinder) by the trusted scorer in the parent (`load_splits`), which writes only what a candidate
+may see (`write_public_splits`: inputs, and training labels) for the harness (`read_public_splits`); each split
+is cut to its requested size after a seeded shuffle. Pixel tasks (Image, Pathfinder) flatten an image row by row into image_size^2 tokens,
 token = intensity + 1 (1..256), so that 0 stays the backbone's padding id: no position is padding (a black pixel
 is a real token). Image downsamples CIFAR-10's 32x32 by averaging blocks when image_size is 16 or 8.
 Training: AdamW (weight decay on matrices only), global-norm clipping at 1, linear warm-up then cosine decay
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import pathlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -101,6 +103,36 @@ def _pixel_splits(settings: dict[str, Any], counts: dict[str, int], make_task) -
     split = _cut(full[name], n, rng)
     out[name] = Split((downsample(split.inputs, size) + 1).astype(np.int32), split.targets)
   return out
+
+
+PUBLIC_SPLITS = ("train", "validation", "test")
+
+
+def write_public_splits(splits: dict[str, Split], root: pathlib.Path) -> None:
+  """Writes what a candidate may see to `root`: every split's inputs (and inputs2), and the training labels.
+
+  Validation and test labels are not written: the trusted scorer keeps them."""
+  root.mkdir(parents=True, exist_ok=True)
+  for name in PUBLIC_SPLITS:
+    split = splits[name]
+    np.save(root / f"{name}_inputs.npy", np.asarray(split.inputs, np.int32))
+    if split.inputs2 is not None:
+      np.save(root / f"{name}_inputs2.npy", np.asarray(split.inputs2, np.int32))
+  np.save(root / "train_targets.npy", np.asarray(splits["train"].targets, np.int32))
+
+
+def read_public_splits(root: str | pathlib.Path) -> dict[str, Split]:
+  """The splits `write_public_splits` wrote; validation and test get all-zero placeholder targets."""
+  root = pathlib.Path(root)
+  splits = {}
+  for name in PUBLIC_SPLITS:
+    inputs = np.load(root / f"{name}_inputs.npy", allow_pickle=False)
+    second = root / f"{name}_inputs2.npy"
+    inputs2 = np.load(second, allow_pickle=False) if second.exists() else None
+    targets = (np.load(root / "train_targets.npy", allow_pickle=False) if name == "train"
+               else np.zeros(len(inputs), np.int32))
+    splits[name] = Split(inputs, targets, inputs2)
+  return splits
 
 
 def batch_of(split: Split, index: np.ndarray) -> dict[str, np.ndarray]:
