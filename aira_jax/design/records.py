@@ -17,8 +17,9 @@ import time
 from typing import Any
 
 RECORDS_ENV = "AIRA_DESIGN_RECORDS"
-STAGES = ("import", "interface", "lowering", "compile", "numerics", "train", "score")
-"""The stages of a design candidate, in order (a task may skip some, e.g. lowering without Pallas code)."""
+STAGES = ("import", "interface", "lowering", "compile", "numerics", "train", "predict", "causality", "score")
+"""The stages of a design candidate, in order (a task may skip some, e.g. lowering without Pallas code);
+"causality" and "score" run in the trusted parent, never in the candidate's process."""
 
 
 def _clean(value: Any) -> Any:

@@ -2,8 +2,9 @@
 
 After Karpathy's autoresearch: data preparation, the tokenizer and the metric are fixed; the agent may change
 the model, optimiser, schedule and training loop in `train.py`, which `train(data, budget_seconds)` runs
-under a time budget; the fixed harness (autoresearch_harness.py) then checks that the returned `predict` is
-causal and scores val_bpb on pinned validation text. Lower is better.
+under a time budget and whose `predict(state, tokens)` gives logits. The harness (autoresearch_harness.py) runs
+both in the sandbox, in separate processes; the trusted scorer (autoresearch_scoring.py) checks causality and
+computes val_bpb on pinned validation text that the training process never holds. Lower is better.
 
 Defaults are sized for a CPU (byte tokenizer, seq_len 256, 60 s, 65,536 evaluation tokens, the KJV corpus);
 `PAPER_OPTIONS` gives the paper's setting (BPE 8192, seq_len 2048, 300 s; pass the climbmix parquet shards
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aira_jax.design.tasks import register_design_task
+from aira_jax.design.tasks.autoresearch_scoring import STARTUP_S, AutoresearchScorer
 from aira_jax.design.tasks.base import DesignTask
 from aira_jax.tasks.text.corpus import read_documents
 from aira_jax.tasks.text.default_corpus import default_corpus_documents
@@ -32,14 +34,16 @@ PREP_AND_EVAL_ALLOWANCE_S = 300.0
 DESCRIPTION = """\
 # Autoresearch: train the best language model in {budget:.0f} seconds
 
-Rewrite `train.py`, a self-contained JAX training script. The harness imports it, calls
-`train(data, budget_seconds)`, and scores the `predict` function it returns by **val_bpb** (validation bits
-per byte; **lower is better**) on held-out text. The baseline in `train.py` is a small GPT: RoPE, QK-norm,
+Rewrite `train.py`, a self-contained JAX training script. The harness imports it and calls
+`state = train(data, budget_seconds)`; the state is saved, and a fresh process later loads it and calls your
+`predict(state, tokens)` on held-out text, scored by **val_bpb** (validation bits per byte; **lower is
+better**). The baseline in `train.py` is a small GPT: RoPE, QK-norm,
 ReLU^2 MLP, logit soft-cap 15, value embeddings on alternating layers, Muon for the block matrices and AdamW
 for the rest, a warmup / warmdown learning-rate schedule over the time budget.
 
 ## Contract
-`train(data, budget_seconds: float) -> predict`, where `data` (read-only) has:
+`train(data, budget_seconds: float) -> state`, where `state` is anything pickle can save once JAX arrays are
+turned into numpy arrays (e.g. a dict of parameters and any config), and `data` (read-only) has:
 - `data.train_tokens`, `data.train_targets`: `(rows, {seq_len})` int32 numpy arrays; targets are the next
   tokens, and `data.ignore_id` (-100) marks padding targets, which must not be trained on. Every row starts
   with `data.bos_id`; documents are packed so a row never splits a document piece.
@@ -49,24 +53,27 @@ for the rest, a warmup / warmdown learning-rate schedule over the time budget.
   not counted). `data.elapsed()` gives seconds since then, `data.remaining()` the seconds left.
 - `data.report(steps=..., tokens=..., train_loss=...)`: optional, shown with your score.
 
-`predict(tokens)` takes a `(batch, {seq_len})` int32 array and returns logits `(batch, {seq_len}, vocab_size)`
-float32 (a JAX array is fine). It must be **causal**: logits at position t may depend only on
-`tokens[:, :t + 1]`. Anything printed goes to the run's output.
+`predict(state, tokens)`, a module-level function, takes the reloaded state (numpy arrays where you returned
+JAX arrays) and a `(batch, {seq_len})` int32 array and returns logits `(batch, {seq_len}, vocab_size)` float32
+(a JAX array is fine). It must be **causal**: logits at position t may depend only on `tokens[:, :t + 1]`,
+and a row's logits must not depend on the other rows of its batch. Anything printed goes to the run's output.
 
 ## Rules
 - Only `train.py` changes. Use JAX, flax and optax; no other files, no network, no downloads.
 - Train only on `data`: never read the corpus files, the validation split or the harness's memory.
 - The budget is {budget:.0f} s of wall clock from `data.start_clock()` until `train` returns. Call
   `start_clock()` right after the first step; more than {compile:.0f} s before it fails the run, and
-  training longer than the budget (+{overrun:.0f} s grace) fails it too. The whole run is killed after
-  {timeout:.0f} s. Evaluation is not counted.
+  training longer than the budget (+{overrun:.0f} s grace) fails it too. The training process is killed
+  {startup:.0f} s after budget + allowance + grace, whatever its clock says. Evaluation is not counted.
 
-## Evaluation (fixed)
-After training the harness checks on one batch that `predict` returns finite logits of the right shape and
-that changing future tokens does not change past logits ("predict looks at future tokens" fails the run).
-Then val_bpb = sum of next-token cross-entropy in nats / (ln 2 * sum of the UTF-8 byte lengths of the
-target tokens) over a fixed set of {eval_tokens} validation tokens (BOS targets and padding excluded).
-Tokenizer: {tokenizer}. Stages: import, interface, train, numerics, score.
+## Evaluation (fixed, outside your process)
+A fresh process loads `train.py` and the saved state and returns `predict(state, rows)` for batches of
+{eval_batch} rows: every validation row, mixed with rows whose tokens after a random position were replaced
+by another row's. Outside your process, logits up to that position must equal the original row's ("predict
+looks at future tokens" fails the run), every logit must be finite and of the right shape, and val_bpb =
+sum of next-token cross-entropy in nats / (ln 2 * sum of the UTF-8 byte lengths of the target tokens) over
+{eval_tokens} validation tokens (BOS targets and padding excluded). Tokenizer: {tokenizer}. Stages: import,
+interface, train; then import, predict; then causality and score (trusted).
 """
 
 
@@ -86,7 +93,8 @@ def make_autoresearch_task(tokenizer: str = "bytes", path: str | Path | None = N
                            max_documents: int | None = None, max_tokens: int | None = None,
                            eval_tokens: int | None = 65536, seed: int = 0, cache_dir: str | Path | None = None,
                            compile_allowance_s: float = 120.0, overrun_s: float | None = None,
-                           eval_batch: int = 16, causality_atol: float = 1e-4,
+                           eval_batch: int = 16, causality_atol: float = 1e-4, causality_rows: int = 16,
+                           eval_allowance_s: float = PREP_AND_EVAL_ALLOWANCE_S,
                            timeout_s: float | None = None) -> DesignTask:
   """The autoresearch design task; the options go to the harness's settings (see the module docstring).
 
@@ -121,16 +129,18 @@ def make_autoresearch_task(tokenizer: str = "bytes", path: str | Path | None = N
       "seq_len": int(seq_len), "vocab_size": int(vocab_size), "max_documents": max_documents,
       "max_tokens": max_tokens, "eval_tokens": eval_tokens, "seed": int(seed),
       "budget_seconds": float(budget_seconds), "compile_allowance_s": float(compile_allowance_s),
-      "overrun_s": overrun_s, "eval_batch": int(eval_batch), "causality_atol": float(causality_atol)}
+      "overrun_s": overrun_s, "eval_batch": int(eval_batch), "causality_atol": float(causality_atol),
+      "causality_rows": int(causality_rows), "eval_allowance_s": float(eval_allowance_s)}
   description = DESCRIPTION.format(
-      budget=budget_seconds, seq_len=seq_len, compile=compile_allowance_s, overrun=overrun_s, timeout=timeout_s,
+      budget=budget_seconds, seq_len=seq_len, compile=compile_allowance_s, overrun=overrun_s,
+      startup=STARTUP_S, eval_batch=eval_batch,
       vocab=actual_vocab,
       eval_tokens="all" if eval_tokens is None else f"{eval_tokens:,}",
       tokenizer="UTF-8 bytes" if tokenizer == "bytes" else f"byte-level BPE, {actual_vocab} tokens")
   return DesignTask(name="autoresearch", description=description, filename="train.py",
                     template=TEMPLATE_PATH.read_text(encoding="utf-8"), metric="val_bpb", lower_is_better=True,
                     harness_module=HARNESS_MODULE, settings=settings, final_metric=None,
-                    timeout_s=float(timeout_s))
+                    timeout_s=float(timeout_s), scorer=AutoresearchScorer)
 
 
 register_design_task("autoresearch", make_autoresearch_task)

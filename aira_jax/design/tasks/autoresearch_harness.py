@@ -1,28 +1,21 @@
-"""The fixed harness of the autoresearch design task: trains a candidate `train.py` and scores its val_bpb.
+"""The fixed harness of the autoresearch design task, run in the candidate's sandbox in two phases.
 
-Run by the sandbox as `python -m aira_jax.design.tasks.autoresearch_harness settings.json` in the candidate's
-working directory (train.py next to settings.json); tests call `run_stages(settings, workdir)` in-process.
-
-Before any stage the harness builds the text task from the settings (corpus, tokenizer, pinned content-hash
-splits, BOS-aligned packing; see aira_jax.tasks.text). A failure there is the harness's, not the
-candidate's: it raises and no stage is recorded. Then the stages, each with a start and an end record:
-
+`python -m aira_jax.design.tasks.autoresearch_harness settings.json train` (train.py beside settings.json):
 - import: load train.py (syntax errors and import-time exceptions fail here).
-- interface: `train` exists, is callable and accepts (data, budget_seconds).
-- train: `predict = train(data, budget_seconds)`, timed. The clock starts when train.py calls
+- interface: `train(data, budget_seconds)` and `predict(state, tokens)` exist and are callable.
+- train: `state = train(data, budget_seconds)`, timed, then saved with pickle (JAX arrays as numpy) to
+  `state.pkl` in the working directory. `data` holds the training rows only (read from the trusted scorer's
+  data directory); no validation text exists in this process. The clock starts when train.py calls
   `data.start_clock()` (after its first, compiling step) or, if it never does, at the call. Fails when the
-  candidate raises, returns no callable, spends more than `compile_allowance_s` before starting the clock, or
-  trains for more than `budget_seconds + overrun_s` after it.
-- numerics (after training, before scoring): on one evaluation batch, predict must return finite floating
-  logits of shape (batch, seq_len, vocab_size), and must be causal: with every token after a random cut
-  position replaced (by another row's tokens), the logits at positions up to the cut must not move by more
-  than `causality_atol` (relative to the logit scale) - otherwise "predict looks at future tokens".
-- score: val_bpb (aira_jax.tasks.text.bpb) over the fixed evaluation rows, with the training measurements.
-
-What this does not protect against: train.py runs in this process, so it could in principle inspect the
-harness's memory, read the corpus files itself, or keep learning inside a stateful predict from the
-evaluation batches it is shown; the rules forbid that and the search reads the code. The causality check is
-a spot check on one batch, not a proof.
+  candidate raises, spends more than `compile_allowance_s` before starting the clock, trains for more than
+  `budget_seconds + overrun_s` after it, or returns a state that cannot be pickled.
+`python -m aira_jax.design.tasks.autoresearch_harness settings.json predict QUERIES_DIR` (a fresh process):
+- import: train.py again.
+- predict: load `state.pkl`, then for each batch of `QUERIES_DIR/queries.npy` (rows chosen by the trusted
+  side) send `predict(state, batch)` on the results channel.
+Everything here is a report: the trusted scorer (`autoresearch_scoring`) checks shapes, finiteness and
+causality and computes val_bpb from the logits in the parent; the budget is enforced there by killing the
+train phase (this process's clock checks only give readable errors to honest candidates).
 """
 
 from __future__ import annotations
@@ -30,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import pickle
 import sys
 import time
 import traceback
@@ -39,19 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from aira_jax.design.channel import send_array
 from aira_jax.design.records import record_end, record_start
 from aira_jax.tasks.base import IGNORE
-from aira_jax.tasks.text.bpb import token_nll, val_bpb
-from aira_jax.tasks.text.task import TextTask
 
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "filename": "train.py", "tokenizer": "bytes", "path": None, "seq_len": 256, "vocab_size": 8192,
-    "max_documents": None, "max_tokens": None, "eval_tokens": 65536, "cache_dir": None, "seed": 0,
-    "budget_seconds": 60.0, "compile_allowance_s": 120.0, "overrun_s": 5.0, "eval_batch": 16,
-    "causality_atol": 1e-4}
+DEFAULT_SETTINGS: dict[str, Any] = {"filename": "train.py", "budget_seconds": 60.0, "compile_allowance_s": 120.0,
+                                    "overrun_s": 5.0, "eval_batch": 16}
+STATE_FILE = "state.pkl"
 _TRACEBACK_CHARS = 3000
 
 
@@ -138,157 +128,108 @@ def _import_candidate(path: Path):
   return module, {}
 
 
-def _check_interface(module):
-  train = getattr(module, "train", None)
-  if not callable(train):
-    raise StageFailure("train.py must define a function train(data, budget_seconds) -> predict")
-  try:
-    inspect.signature(train).bind(object(), 1.0)
-  except TypeError as e:
-    raise StageFailure(f"train must accept (data, budget_seconds): {e}") from None
-  except ValueError:  # No signature to read (a builtin); the call will tell.
-    pass
-  return train, {}
-
-
 def _run_train(train, data: TrainData, settings: Mapping[str, Any]):
   budget = float(settings["budget_seconds"])
   data._called = time.perf_counter()
-  predict = train(data, budget)
+  state = train(data, budget)
   finished = time.perf_counter()
   clock = data._clock if data._clock is not None else data._called
   metrics = {"compile_seconds": clock - data._called, "training_seconds": finished - clock,
              "clock_started": data._clock is not None, **data.reported}
-  if not callable(predict):
-    raise StageFailure(f"train must return predict(tokens) -> logits, got {type(predict).__name__}")
   if metrics["compile_seconds"] > settings["compile_allowance_s"]:
     raise StageFailure(f"train spent {metrics['compile_seconds']:.1f} s before data.start_clock(); the compile "
                        f"allowance is {settings['compile_allowance_s']:.0f} s (start the clock after the first step)")
   if metrics["training_seconds"] > budget + settings["overrun_s"]:
     raise StageFailure(f"train ran {metrics['training_seconds']:.1f} s after the clock started; the budget is "
                        f"{budget:.0f} s (+{settings['overrun_s']:.0f} s grace)")
-  return predict, metrics
+  return state, metrics
 
 
-def _logits(predict, tokens: np.ndarray, vocab_size: int) -> np.ndarray:
-  """predict(tokens) as float32 numpy, after checking dtype, shape and finiteness."""
-  logits = predict(tokens)
-  dtype = getattr(logits, "dtype", None)
-  if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-    raise StageFailure(f"predict must return floating-point logits, got {type(logits).__name__} of dtype {dtype}")
-  expected = (*tokens.shape, vocab_size)
-  if tuple(logits.shape) != expected:
-    raise StageFailure(f"predict returned logits of shape {tuple(logits.shape)}, expected {expected} "
-                       "(batch, seq_len, vocab_size)")
-  logits = np.asarray(logits, np.float32)
-  if not np.all(np.isfinite(logits)):
-    raise StageFailure("predict returned non-finite logits (nan or inf)")
-  return logits
+def _check_interface(module):
+  functions = {name: getattr(module, name, None) for name in ("train", "predict")}
+  for name, signature in (("train", "train(data, budget_seconds) -> state"),
+                          ("predict", "predict(state, tokens) -> logits")):
+    if not callable(functions[name]):
+      raise StageFailure(f"train.py must define a function {signature}")
+    try:
+      inspect.signature(functions[name]).bind(object(), object())
+    except TypeError as e:
+      raise StageFailure(f"{name} must accept two arguments, {signature}: {e}") from None
+    except ValueError:  # No signature to read (a builtin); the call will tell.
+      pass
+  return functions, {}
 
 
-def _eval_batches(inputs: np.ndarray, batch: int):
-  """(rows, count) for each evaluation batch; the last is padded with copies of row 0 to a full batch."""
-  for start in range(0, len(inputs), batch):
-    rows = inputs[start:start + batch]
-    count = len(rows)
-    if count < batch:
-      rows = np.concatenate([rows, np.repeat(inputs[:1], batch - count, axis=0)], axis=0)
-    yield rows, count
+def read_train_data(settings: Mapping[str, Any]) -> TrainData:
+  """The `data` argument of train: the training rows and vocabulary facts from the scorer's data directory."""
+  root = Path(settings["data_dir"])
+  meta = json.loads((root / "meta.json").read_text())
+  load = lambda name: np.load(root / name, allow_pickle=False)
+  return TrainData(load("train_tokens.npy"), load("train_targets.npy"), meta["vocab_size"], meta["seq_len"],
+                   meta["bos_id"], load("token_bytes.npy"), settings["budget_seconds"])
 
 
-def _check_causal(predict, inputs: np.ndarray, vocab_size: int, settings: Mapping[str, Any]):
-  """Shape / finiteness and the causality spot check on the first evaluation batch."""
-  tokens, _ = next(_eval_batches(inputs, int(settings["eval_batch"])))
-  batch, length = tokens.shape
-  rng = np.random.default_rng(int(settings["seed"]))
-  cuts = rng.integers(0, length - 1, batch)  # Last position that must not notice the change.
-  future = np.arange(length)[None, :] > cuts[:, None]
-  changed = np.where(future, np.roll(tokens, 1, axis=0), tokens)  # The next row's tail: real text.
-  # Where that tail holds the same token (padding, a batch of one), shift the id so every future token moves.
-  changed = np.where(future & (changed == tokens), (tokens + 1) % vocab_size, changed).astype(np.int32)
-  original = _logits(predict, tokens, vocab_size)
-  perturbed = _logits(predict, changed, vocab_size)
-  past = ~future
-  diff = np.where(past[:, :, None], np.abs(original - perturbed), 0.0)
-  worst = float(diff.max())
-  tolerance = float(settings["causality_atol"]) * max(1.0, float(np.abs(original).max()))
-  if worst > tolerance:
-    row, position, _ = np.unravel_index(int(diff.argmax()), diff.shape)
-    raise StageFailure(f"predict looks at future tokens: changing the tokens after position {cuts[row]} of row "
-                       f"{row} changed its logits at position {position} by {worst:.3g} (tolerance "
-                       f"{tolerance:.2g}); logits at position t may depend only on tokens[:, :t + 1]")
-  return None, {"max_past_logit_change": worst}
+def _save_state(state, path: Path) -> None:
+  try:
+    host = jax.device_get(state)
+    with open(path, "wb") as f:
+      pickle.dump(host, f, protocol=pickle.HIGHEST_PROTOCOL)
+  except Exception as e:  # noqa: BLE001 - an unpicklable state is the candidate's fault
+    raise StageFailure(f"the state train returned could not be saved for the predict phase ({type(e).__name__}: "
+                       f"{e}); return arrays, dicts, lists or numbers") from None
 
 
-def _score(predict, inputs: np.ndarray, targets: np.ndarray, token_bytes: np.ndarray, vocab_size: int,
-           settings: Mapping[str, Any], train_metrics: Mapping[str, Any]):
-  nll_fn = jax.jit(token_nll)
-  started = time.perf_counter()
-  nll = []
+def _predict(predict, workdir: Path, queries_dir: Path, settings: Mapping[str, Any], sink) -> tuple[None, dict]:
+  state_path = workdir / STATE_FILE
+  if not state_path.is_file():
+    raise StageFailure(f"no saved state ({STATE_FILE}) from the train phase")
+  with open(state_path, "rb") as f:
+    state = pickle.load(f)
+  rows = np.load(queries_dir / "queries.npy", allow_pickle=False)
   batch = int(settings["eval_batch"])
-  for start, (rows, count) in zip(range(0, len(inputs), batch), _eval_batches(inputs, batch)):
-    logits = _logits(predict, rows, vocab_size)
-    batch_targets = targets[start:start + count]
-    nll.append(np.asarray(nll_fn(logits[:count], batch_targets)))
-  nll = np.concatenate(nll, axis=0)
-  byte_lengths = np.where(targets != IGNORE, token_bytes[np.where(targets != IGNORE, targets, 0)], 0)
-  metrics = {"val_bpb": val_bpb(nll, targets, token_bytes), "eval_tokens": int((byte_lengths > 0).sum()),
-             "eval_bytes": int(byte_lengths.sum()),
-             "eval_seconds": time.perf_counter() - started,
-             **{k: train_metrics[k] for k in ("training_seconds", "compile_seconds", "steps", "tokens_seen",
-                                              "train_loss") if k in train_metrics}}
-  return None, metrics
+  started = time.perf_counter()
+  for start in range(0, len(rows), batch):
+    sink(np.asarray(predict(state, rows[start:start + batch]), np.float32))
+  return None, {"predict_seconds": time.perf_counter() - started, "query_rows": int(len(rows))}
 
 
-def build_task(settings: Mapping[str, Any]) -> TextTask:
-  """The text task the settings describe (corpus, tokenizer and pinned splits)."""
-  return TextTask(tokenizer=settings["tokenizer"], path=settings["path"], seq_len=int(settings["seq_len"]),
-                  vocab_size=int(settings["vocab_size"]), max_documents=settings["max_documents"],
-                  max_tokens=settings["max_tokens"], eval_tokens=settings["eval_tokens"],
-                  cache_dir=settings["cache_dir"], seed=int(settings["seed"]))
+def run_stages(settings: Mapping[str, Any], workdir: str | Path, phase: str = "train",
+               queries_dir: str | Path | None = None, sink: Callable[[np.ndarray], None] = send_array) -> dict[str, Any]:
+  """Runs one phase's stages on `workdir/train.py` (module docstring); {"ok", "failed_stage", "error", "stages"}.
 
-
-def run_stages(settings: Mapping[str, Any], workdir: str | Path) -> dict[str, Any]:
-  """Runs every stage on `workdir/train.py`; {"ok", "failed_stage", "error", "metrics", "stages"}.
-
-  "metrics" are the score stage's (empty unless every stage passed); "stages" maps each stage run to its
-  {"ok", "seconds", "error", "metrics"}.
-  """
+  "stages" maps each stage run to its {"ok", "seconds", "error", "metrics"}; `sink` receives the logits of
+  the predict phase (default: the results channel)."""
   settings = {**DEFAULT_SETTINGS, **settings}
-  task = build_task(settings)
-  splits = task.splits()
-  train_split, eval_split = splits["train"], splits["validation"]
-  token_bytes = np.asarray(task.token_bytes)
-  vocab_size = task.tokenizer.vocab_size
-  results: dict[str, Any] = {"ok": False, "failed_stage": None, "error": None, "metrics": {}, "stages": {}}
+  workdir = Path(workdir)
+  results: dict[str, Any] = {"ok": False, "failed_stage": None, "error": None, "stages": {}}
+  ok, module = _stage("import", results, lambda: _import_candidate(workdir / settings["filename"]))
+  if ok:
+    ok, functions = _stage("interface", results, lambda: _check_interface(module))
+  if ok and phase == "train":
+    data = read_train_data(settings)
 
-  ok, module = _stage("import", results, lambda: _import_candidate(Path(workdir) / settings["filename"]))
-  if ok:
-    ok, train = _stage("interface", results, lambda: _check_interface(module))
-  if ok:
-    data = TrainData(train_split.inputs, train_split.targets, vocab_size, task.seq_len, task.tokenizer.bos_id,
-                     token_bytes, settings["budget_seconds"])
-    ok, predict = _stage("train", results, lambda: _run_train(train, data, settings))
-  if ok:
-    ok, _ = _stage("numerics", results, lambda: _check_causal(predict, eval_split.inputs, vocab_size, settings))
-  if ok:
-    train_metrics = results["stages"]["train"]["metrics"]
-    ok, _ = _stage("score", results, lambda: _score(predict, eval_split.inputs, eval_split.targets, token_bytes,
-                                                    vocab_size, settings, train_metrics))
-  if ok:
-    results.update(ok=True, metrics=results["stages"]["score"]["metrics"])
+    def train_and_save():
+      state, metrics = _run_train(functions["train"], data, settings)
+      _save_state(state, workdir / STATE_FILE)
+      return None, metrics
+
+    ok, _ = _stage("train", results, train_and_save)
+  elif ok:
+    ok, _ = _stage("predict", results, lambda: _predict(functions["predict"], workdir, Path(queries_dir), settings,
+                                                        sink))
+  results["ok"] = ok
   return results
 
 
 def main(argv: list[str] | None = None) -> int:
-  """Entry point: reads settings.json, runs the stages in the current directory; exit 0 when all pass."""
+  """Entry point: `settings.json train` or `settings.json predict QUERIES_DIR`; exit 0 when every stage passed."""
   argv = sys.argv[1:] if argv is None else argv
-  if len(argv) != 1:
-    print("usage: python -m aira_jax.design.tasks.autoresearch_harness settings.json", file=sys.stderr)
+  if len(argv) not in (2, 3) or argv[1] not in ("train", "predict") or (argv[1] == "predict") != (len(argv) == 3):
+    print("usage: python -m aira_jax.design.tasks.autoresearch_harness settings.json (train | predict QUERIES_DIR)",
+          file=sys.stderr)
     return 2
   settings = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-  results = run_stages(settings, Path.cwd())
-  print(json.dumps({"ok": results["ok"], "failed_stage": results["failed_stage"], "metrics": results["metrics"]}))
+  results = run_stages(settings, Path.cwd(), argv[1], argv[2] if len(argv) == 3 else None)
   if results["error"]:
     print(results["error"], file=sys.stderr)
   return 0 if results["ok"] else 1

@@ -1,16 +1,18 @@
 # seed: baseline
 """Baseline `train.py` for the autoresearch design task: a small GPT trained for a fixed wall-clock budget.
 
-Contract (the harness imports this file and calls `train`):
-  train(data, budget_seconds) -> predict
+Contract (the harness imports this file and calls `train`; a fresh process later calls `predict`):
+  train(data, budget_seconds) -> state (saved with pickle, JAX arrays as numpy), and
+  predict(state, tokens) -> logits
   - data.train_tokens / data.train_targets: (rows, seq_len) int32 numpy arrays (read-only); a target equal to
     data.ignore_id (-100) is padding and must not be trained on. Every row starts with data.bos_id.
   - data.vocab_size, data.seq_len, data.bos_id, data.token_bytes (UTF-8 bytes per token id, 0 for BOS).
   - data.start_clock(): call it once, right after the first (compiling) step finishes; the budget counts from
     there. data.elapsed() / data.remaining() read the clock (before start_clock they count from the call).
   - data.report(steps=..., tokens=..., train_loss=...): optional numbers shown with the score.
-  - predict(tokens (B, L) int32) -> logits (B, L, vocab_size) float32. It must be causal: logits at position
-    t may depend only on tokens[:, :t + 1]. The harness checks this and then scores val_bpb on held-out text.
+  - predict(state, tokens (B, L) int32) -> logits (B, L, vocab_size) float32. It must be causal: logits at
+    position t may depend only on tokens[:, :t + 1]. The trusted side checks this and scores val_bpb on
+    held-out text.
 
 Model (after autoresearch's baseline): pre-norm transformer with RoPE, QK-norm, ReLU^2 MLP, value embeddings
 on alternating layers (gated, added to the attention values), untied embedding / output head and logits
@@ -177,7 +179,7 @@ def lr_multiplier(progress):
 
 
 def train(data, budget_seconds):
-  """Trains until `budget_seconds` of wall clock have passed since the first step; returns `predict`."""
+  """Trains until `budget_seconds` of wall clock have passed since the first step; returns the parameters."""
   params = init_params(jax.random.key(SEED), data.vocab_size)
   optimizer = make_optimizer(params)
   opt_state = optimizer.init(params)
@@ -209,10 +211,13 @@ def train(data, budget_seconds):
   data.report(steps=step, tokens=step * BATCH_ROWS * data.seq_len, train_loss=float(loss))
   print(f"done: {step} steps in {data.elapsed():.1f} s, final loss {float(loss):.4f}", flush=True)
 
-  predict_jit = jax.jit(forward)
+  return params
 
-  def predict(tokens):
-    return predict_jit(params, jnp.asarray(tokens, jnp.int32))
 
-  return predict
+_FORWARD = jax.jit(forward)
+
+
+def predict(state, tokens):
+  """Logits (batch, seq_len, vocab) float32 of `tokens` with the parameters `train` returned (reloaded)."""
+  return _FORWARD(state, jnp.asarray(tokens, jnp.int32))
 
