@@ -18,6 +18,7 @@ from aira_jax.results.markdown import markdown_table
 from aira_jax.design.config import DesignConfig
 from aira_jax.design.evaluator import code_key
 from aira_jax.design.heuristic import seed_name
+from aira_jax.design.sandbox import describe_isolation
 from aira_jax.results.run_files import RunFiles
 from aira_jax.results.store import ResultStore
 
@@ -40,6 +41,10 @@ def write_report(config: DesignConfig, files: RunFiles) -> pathlib.Path:
          f"search metric {metric}, {'lower' if meta.get('lower_is_better') else 'higher'} is better"
          + (f"; {final_metric} is reported, never searched on" if final_metric else "") + "). Agents: "
          + ", ".join(f"{a.name} ({a.policy}, {a.llm or 'built-in'})" for a in config.search.agents) + ".", ""]
+  isolation = meta.get("isolation")
+  if isolation is not None:
+    out += [f"**Sandbox: {describe_isolation(isolation)}.** Metrics were computed outside the candidates' "
+            "processes, from their predictions.", ""]
   if meta.get("interrupted"):
     out += ["**The search was interrupted**; resume it with `--resume`.", ""]
   leaderboard = []

@@ -1,21 +1,49 @@
-"""Runs agent-written code in a fresh, limited subprocess and reports how it ended.
+"""Runs agent-written code in a fresh, limited, isolated subprocess and reports how it ended.
 
-`run_sandboxed("cand", args, files={"cand.py": source}, limits=SandboxLimits())` writes `files` into a new
-temporary working directory and runs `python -s -B -m aira_jax.design.guarded cand args...` there:
+`run_sandboxed("cand", args, files={"cand.py": source}, limits=SandboxLimits(), isolation="auto")` writes
+`files` into a working directory and runs `python -s -B -m aira_jax.design.guarded cand args...` there:
 
-- a new session (own process group); at the wall-clock timeout, and after every run, the whole group is
-  SIGKILLed (the child is not reaped before that, so its group id cannot be reused meanwhile);
-- resource limits, computed in the parent and passed in `RLIMITS_ENV`, which the child (guarded.py) applies
-  first thing, before it imports anything heavy: memory (RLIMIT_DATA by default), CPU seconds (a backstop for
-  a child whose parent died), file size, no core dumps. (Not a `preexec_fn`: Python code between fork and
-  exec in a multithreaded parent such as JAX can deadlock);
+- isolation "bwrap" (`aira_jax.design.bubblewrap`): own PID, network, mount, user, IPC and UTS namespaces, no
+  capabilities, only the workdir writable, a private /tmp, the Python installation, this project's packages and
+  the trusted data read-only, nothing else of the file system (the user's home, the parent's working
+  directory, other runs); a seccomp filter refuses new processes (`aira_jax.design.seccomp`; threads only);
+  "process": the same child without namespaces; "auto": bwrap when it works here (`resolve_isolation`);
+- a new session; at the wall-clock timeout, and after every run, the whole group is SIGKILLed (under bwrap the
+  kernel then kills everything in the PID namespace);
+- resource limits, applied by the child (guarded.py) before it imports anything heavy: memory (RLIMIT_DATA by
+  default), CPU seconds (a backstop), file size, no core dumps (not a `preexec_fn`: Python code between fork
+  and exec in a multithreaded parent such as JAX can deadlock);
 - an environment built from scratch: PATH, HOME and TMPDIR inside the workdir, PYTHONPATH = this tree,
-  PYTHONHASHSEED=0, JAX_PLATFORMS if the parent has it, the records file, and what the caller passes in
-  `extra_env` (XLA_FLAGS, CUDA_VISIBLE_DEVICES, ...; names that look like secrets are refused). Nothing else
-  is copied from `os.environ`: no API keys, tokens, proxies or cloud credentials;
-- stdout and stderr go to files (a child that floods its output cannot deadlock the parent), read back as
-  head + tail through the parent's own descriptors (a child replacing them with symlinks gains nothing);
-- the audit hook of `aira_jax.design.guard`: no writes outside the workdir, no processes, no network.
+  PYTHONHASHSEED=0, JAX_PLATFORMS if the parent has it, the records file, the results channel, and what the
+  caller passes in `extra_env` (names that look like secrets are refused);
+- stdout and stderr go to files, read back as head + tail through the parent's own descriptors; the records
+  file and reserved names are removed before each run, so a reused workdir cannot redirect the parent;
+- the results channel (`consume`, `aira_jax.design.channel`): a pipe on which the child sends arrays, read in
+  the parent while the child runs. The design tasks send predictions on it; their metrics are computed in the
+  parent (`aira_jax.design.scoring`), never from the child's records or output;
+- the audit hook of `aira_jax.design.guard`: readable errors for careless code (writes outside, processes,
+  network), a first line only.
+
+Threat model (what a determined candidate can and cannot do; tests/aira_jax/design/redteam_test.py tries each):
+
+| threat                                              | bwrap                      | process only                 |
+|-----------------------------------------------------|----------------------------|------------------------------|
+| read API keys of the parent (/proc/<pid>/environ)   | stopped: own PID namespace | NOT stopped (redaction only) |
+| read files in the home / parent's directory         | stopped: not mounted       | NOT stopped                  |
+| read held-out labels / validation text              | stopped: not in the child  | labels: the same; corpus: NO |
+| forge its metric (records, stdout, patched scorer)  | stopped: parent scores     | stopped: parent scores       |
+| train longer than the budget                        | bounded: phase kill time   | bounded: phase kill time     |
+| write outside its directory (dir_fd, ctypes)        | stopped: read-only mounts  | hook only; native code escapes |
+| start processes / orphans / fork bombs              | stopped: seccomp, PID namespace | hook only; setsid escapes |
+| network (loopback servers, internet)                | stopped: own network namespace | hook only; ctypes escapes |
+| memory, CPU time, file size                         | rlimits                    | rlimits                      |
+| crash (segfault, abort)                             | reported as a failed stage | the same                     |
+| secrets in what it prints                           | redacted (plain values)    | redacted (plain values)      |
+
+Not covered in either mode: GPU memory and CPU/disk contention with other processes; kernel exploits
+(bwrap shares the host kernel: use a VM or gVisor for code you suspect of those); a candidate that computes
+its predictions by hand-written code instead of a learned model (e.g. evaluating ListOps expressions) - the
+code is kept for review; bwrap on GPU/TPU hosts (device nodes are passed through; not yet run there).
 
 Memory, measured on a 2-core CPU with jax 0.10.2 (`import jax`, `jnp.ones(3)`, a jit and a grad): RSS is
 ~200 MiB but the address space is ~1.45 GiB, mostly reserved and never touched (thread stacks, malloc
@@ -25,21 +53,7 @@ writable private memory: 256 MiB suffices; below, XLA aborts ("pthread_create() 
 at 160-192 MiB, numpy raises MemoryError at 128 MiB, OpenBLAS gives up at 64 MiB. So the default is
 RLIMIT_DATA at 8192 MiB; `memory_kind="address"` selects RLIMIT_AS (CUDA reserves huge address ranges, so
 expect it to fail on GPUs; not measured here). GPU memory is not limited by either. RLIMIT_NPROC is not
-used: it counts every process and thread of the user, not just the child's.
-
-What this does NOT protect against (hostile code needs a container or VM: gVisor, nsjail, firecracker):
-- native code: ctypes, C extensions, or a `.so` the candidate writes into its workdir and imports bypass the
-  Python audit hook (raw syscalls write anywhere the user may, fork, connect, exec);
-- a determined Python candidate can also defeat the hook (e.g. find and rebind its closure via `gc`), write
-  through a `dir_fd` from `os.open` (that event carries no dir_fd), or call `_posixsubprocess.fork_exec`
-  directly (no audit event: checked, it runs /bin/echo);
-- reading: every file the user can read (ssh keys, ~/.netrc, credentials files) is readable, only writes are
-  confined; the stripped environment only hides what lives in environment variables;
-- the records file, stdout and stderr are written by the candidate: it can forge or erase its own records;
-- CPU, GPU and disk-bandwidth contention with other processes, GPU memory (not covered by rlimits);
-- processes that escape the group with `setsid` (via native code) outlive the kill; a fork bomb in native code
-  is bounded only by the user's RLIMIT_NPROC;
-- signals and /proc of the user's other processes (only Python-level `os.kill` is checked).
+used: it counts every process and thread of the user, not just the child's (and does not bind root).
 """
 
 from __future__ import annotations

@@ -1,28 +1,40 @@
-"""Tests of the design sandbox: limits, the scrubbed environment, the guard, records and output handling.
+"""Tests of the design sandbox: limits, the scrubbed environment, the guard, records, output handling, the
+results channel and bubblewrap isolation.
 
-Candidates are tiny modules written as `files`; only `test_jax_runs_under_default_limits` imports JAX.
+Candidates are tiny modules written as `files`; only `test_jax_runs_under_default_limits` imports JAX. Tests that
+hold in both isolations run under each (`isolation` fixture); bwrap cases skip where bwrap does not work.
 """
 
 import os
 import shutil
+import socket
 import textwrap
 import time
 
 import pytest
 
 from aira_jax.design import records
-from aira_jax.design.sandbox import SandboxLimits, SandboxOutcome, run_sandboxed
+from aira_jax.design.bubblewrap import bwrap_problem
+from aira_jax.design.sandbox import (SandboxLimits, SandboxOutcome, SandboxUnavailable, resolve_isolation,
+                                     run_sandboxed)
 
 FAST = SandboxLimits(timeout_s=30, memory_mb=1024)
+NEEDS_BWRAP = pytest.mark.skipif(bwrap_problem() is not None, reason=f"bubblewrap unusable: {bwrap_problem()}")
 
 
-def run(source: str, args=(), limits: SandboxLimits = FAST, **kwargs) -> SandboxOutcome:
+@pytest.fixture(params=["process", pytest.param("bwrap", marks=NEEDS_BWRAP)])
+def isolation(request) -> str:
+  return request.param
+
+
+def run(source: str, args=(), limits: SandboxLimits = FAST, isolation: str = "process",
+        **kwargs) -> SandboxOutcome:
   return run_sandboxed("cand", [str(a) for a in args], files={"cand.py": textwrap.dedent(source)},
-                       limits=limits, **kwargs)
+                       limits=limits, isolation=isolation, **kwargs)
 
 
-def test_success_reports_output_and_argv():
-  outcome = run("import sys; print('hello', sys.argv[1:])", args=["a", "b"])
+def test_success_reports_output_and_argv(isolation):
+  outcome = run(isolation=isolation, source="import sys; print('hello', sys.argv[1:])", args=["a", "b"])
   assert outcome.ok and outcome.killed is None and outcome.returncode == 0
   assert outcome.stdout == "hello ['a', 'b']\n"
   assert outcome.workdir is None
@@ -62,44 +74,45 @@ def test_infinite_loop_is_killed_at_timeout_with_its_process_group():
   assert not _alive(grandchild)
 
 
-def test_starting_a_process_is_blocked():
-  outcome = run("import subprocess; subprocess.Popen(['sleep', '100'])")
+def test_starting_a_process_is_blocked(isolation):
+  outcome = run(isolation=isolation, source="import subprocess; subprocess.Popen(['sleep', '100'])")
   assert outcome.returncode == 1 and outcome.killed is None
   assert "PermissionError" in outcome.stderr
   assert any("subprocess.Popen" in line for line in outcome.blocked)
 
 
-def test_huge_allocation_fails_as_memory():
-  outcome = run("x = bytearray(10**11)", limits=SandboxLimits(timeout_s=30, memory_mb=512))
+def test_huge_allocation_fails_as_memory(isolation):
+  outcome = run(isolation=isolation, source="x = bytearray(10**11)",
+                limits=SandboxLimits(timeout_s=30, memory_mb=512))
   assert outcome.killed == "memory"
   assert "MemoryError" in outcome.stderr
 
 
-def test_growing_allocation_fails_as_memory():
+def test_growing_allocation_fails_as_memory(isolation):
   source = """
   chunks = []
   while True:
     chunks.append(bytearray(50 * 2**20))
   """
-  outcome = run(source, limits=SandboxLimits(timeout_s=30, memory_mb=300))
+  outcome = run(isolation=isolation, source=source, limits=SandboxLimits(timeout_s=30, memory_mb=300))
   assert outcome.killed == "memory"
 
 
 @pytest.mark.parametrize("source, killed", [("import ctypes; ctypes.string_at(0)", "signal SIGSEGV"),
                                             ("import os; os.abort()", "signal SIGABRT")])
-def test_interpreter_crash_is_decoded(source, killed):
-  outcome = run(source)
+def test_interpreter_crash_is_decoded(source, killed, isolation):
+  outcome = run(source, isolation=isolation)
   assert outcome.killed == killed
   assert "Fatal Python error" in outcome.stderr  # faulthandler's traceback
 
 
-def test_environment_is_scrubbed(monkeypatch):
+def test_environment_is_scrubbed(monkeypatch, isolation):
   secrets = {"GOOGLE_API_KEY": "secret-google-123", "OPENAI_API_KEY": "secret-openai-456",
              "AWS_SECRET_ACCESS_KEY": "secret-aws-789", "HF_TOKEN": "secret-hf-000",
              "HTTPS_PROXY": "http://secret-proxy:3128"}
   for name, value in secrets.items():
     monkeypatch.setenv(name, value)
-  outcome = run("import os; print(dict(os.environ))")
+  outcome = run("import os; print(dict(os.environ))", isolation=isolation)
   assert outcome.ok
   for name, value in secrets.items():
     assert name not in outcome.stdout
@@ -169,7 +182,7 @@ def test_guard_blocks_files_processes_network_and_signals(tmp_path):
   assert not (tmp_path / "new").exists()
 
 
-def test_os_exit_mid_stage_leaves_a_started_stage():
+def test_os_exit_mid_stage_leaves_a_started_stage(isolation):
   source = """
   import os
   from aira_jax.design import records
@@ -179,7 +192,7 @@ def test_os_exit_mid_stage_leaves_a_started_stage():
   print("training", flush=True)
   os._exit(3)
   """
-  outcome = run(source)
+  outcome = run(isolation=isolation, source=source)
   assert outcome.returncode == 3 and outcome.killed is None
   assert [(r["stage"], r["event"]) for r in outcome.records] == [("import", "start"), ("import", "end"),
                                                                    ("train", "start")]
@@ -187,13 +200,13 @@ def test_os_exit_mid_stage_leaves_a_started_stage():
   assert outcome.stdout == "training\n"
 
 
-def test_records_survive_a_crash():
+def test_records_survive_a_crash(isolation):
   source = """
   from aira_jax.design import records
   records.record_start("compile")
   import ctypes; ctypes.string_at(0)
   """
-  outcome = run(source)
+  outcome = run(isolation=isolation, source=source)
   assert outcome.killed == "signal SIGSEGV"
   assert [r["stage"] for r in outcome.records] == ["compile"]
 
@@ -216,21 +229,22 @@ def test_files_in_subfolders_are_importable():
   assert outcome.stdout == "__main__\n"
 
 
-def test_output_flood_is_trimmed():
+def test_output_flood_is_trimmed(isolation):
   source = """
   import sys
   sys.stdout.write("x" * 10_000_000 + "THE END")
   sys.stderr.write("START" + "e" * 3_000_000)
   """
-  outcome = run(source, limits=SandboxLimits(timeout_s=30, output_chars=5000))
+  outcome = run(isolation=isolation, source=source, limits=SandboxLimits(timeout_s=30, output_chars=5000))
   assert outcome.ok
   assert len(outcome.stdout) <= 5000 and outcome.stdout.endswith("THE END")
   assert "10000007 bytes" in outcome.stdout
   assert len(outcome.stderr) <= 5000 and outcome.stderr.startswith("START")
 
 
-def test_file_size_limit():
-  outcome = run("open('big', 'wb').write(b'x' * 3 * 2**20)", limits=SandboxLimits(timeout_s=30, max_file_mb=1))
+def test_file_size_limit(isolation):
+  outcome = run(isolation=isolation, source="open('big', 'wb').write(b'x' * 3 * 2**20)",
+                limits=SandboxLimits(timeout_s=30, max_file_mb=1))
   assert outcome.killed == "file size"
 
 
@@ -248,7 +262,7 @@ def test_workdir_removed_unless_kept(tmp_path):
   assert given.workdir == (tmp_path / "given").resolve() and given.workdir.is_dir()
 
 
-def test_jax_runs_under_default_limits():
+def test_jax_runs_under_default_limits(isolation):
   source = """
   import jax, jax.numpy as jnp
   from aira_jax.design import records
@@ -257,7 +271,7 @@ def test_jax_runs_under_default_limits():
   g = jax.grad(lambda x: (x * x).sum())(jnp.ones((8, 8)))
   records.record_end("compile", t, ok=True, metrics={"y": float(y.sum()), "g": float(g.sum())})
   """
-  outcome = run(source, limits=SandboxLimits(timeout_s=120))
+  outcome = run(isolation=isolation, source=source, limits=SandboxLimits(timeout_s=120))
   assert outcome.ok, outcome.stderr
   assert outcome.records[-1]["metrics"] == {"y": 6.0, "g": 128.0}
   assert not outcome.blocked
@@ -268,3 +282,146 @@ def test_jax_runs_under_default_limits():
 def test_bad_limits_are_rejected(kwargs):
   with pytest.raises(ValueError):
     SandboxLimits(**kwargs)
+
+
+SEND = """
+import sys
+import numpy as np
+from aira_jax.design.channel import send_array
+for shape in sys.argv[1:]:
+  send_array(np.arange(int(shape), dtype=np.float64).reshape(1, -1))
+"""
+
+
+def _read_two(reader):
+  return [reader.read("first", (1, 3)), reader.read("second", (1, 2))]
+
+
+def test_results_channel_round_trip(isolation):
+  outcome = run(SEND, args=[3, 2], isolation=isolation, consume=_read_two)
+  assert outcome.ok and outcome.consume_error is None
+  assert [a.tolist() for a in outcome.consumed] == [[[0.0, 1.0, 2.0]], [[0.0, 1.0]]]
+  assert all(a.dtype == "float32" for a in outcome.consumed)
+
+
+@pytest.mark.parametrize("args, message", [([3], "second: no readable .npy array"),
+                                           ([3, 4], "second: expected an array of shape (1, 2), got (1, 4)"),
+                                           ([], "first: no readable .npy array")])
+def test_results_channel_rejects_missing_or_misshapen_arrays(args, message):
+  outcome = run(SEND, args=args, consume=_read_two)
+  assert outcome.consumed is None and message in outcome.consume_error
+
+
+def test_resolve_isolation(monkeypatch):
+  with pytest.raises(ValueError, match="isolation must be one of"):
+    resolve_isolation("docker")
+  assert resolve_isolation("process") == "process"
+  monkeypatch.setattr("aira_jax.design.sandbox.bwrap_problem", lambda: "bwrap is not installed")
+  assert resolve_isolation("auto") == "process"
+  with pytest.raises(SandboxUnavailable, match="bwrap is not installed"):
+    resolve_isolation("bwrap")
+
+
+def test_reused_workdir_cannot_redirect_the_parent(tmp_path, isolation):
+  victim = tmp_path / "victim.txt"
+  victim.write_text("precious")
+  work = tmp_path / "work"
+  work.mkdir()
+  for name in ("stdout.txt", "stderr.txt", "records.jsonl", "cand.py"):
+    (work / name).symlink_to(victim)
+  outcome = run("print('hi')", isolation=isolation, workdir=work)
+  assert outcome.ok and outcome.stdout == "hi\n"
+  assert victim.read_text() == "precious"
+
+
+@NEEDS_BWRAP
+def test_bwrap_hides_the_host(tmp_path, monkeypatch):
+  monkeypatch.setenv("GEMINI_API_KEY", "sandbox-test-secret-value")
+  (tmp_path / "secret.txt").write_text("sandbox-test-secret-file")
+  hidden = tmp_path / "hidden"
+  hidden.mkdir()
+  (hidden / "validation.txt").write_text("held out")
+  data = tmp_path / "data"
+  data.mkdir()
+  (data / "train.npy").write_text("train")
+  source = """
+  import ctypes, os, socket, struct, sys
+  secret_file, hidden, data, port = sys.argv[1:]
+  seen = []
+  for pid in os.listdir("/proc"):
+    if pid.isdigit():
+      try:
+        seen.append(open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace"))
+      except OSError:
+        pass
+  print("pids", sum(p.isdigit() for p in os.listdir("/proc")))
+  print("secret_env", any("sandbox-test-secret-value" in text for text in seen))
+  print("secret_file", os.path.exists(secret_file))
+  print("hidden", os.listdir(hidden))
+  print("data", open(os.path.join(data, "train.npy")).read())
+  libc = ctypes.CDLL(None, use_errno=True)
+  fd = libc.open(os.path.join(data, "x").encode(), os.O_WRONLY | os.O_CREAT, 0o644)
+  print("data_write", fd, os.strerror(ctypes.get_errno()))
+  print("fork", libc.fork())
+  address = struct.pack("=HH4s8x", socket.AF_INET, socket.htons(int(port)), socket.inet_aton("127.0.0.1"))
+  print("connect", libc.connect(libc.socket(socket.AF_INET, socket.SOCK_STREAM, 0), address, len(address)))
+  """
+  listener = socket.socket()
+  listener.bind(("127.0.0.1", 0))
+  listener.listen(1)
+  listener.settimeout(0.5)
+  try:
+    outcome = run(source, args=[tmp_path / "secret.txt", hidden, data, listener.getsockname()[1]],
+                  isolation="bwrap", data_dirs=(data,), hidden=(hidden,))
+    with pytest.raises(socket.timeout):
+      listener.accept()
+  finally:
+    listener.close()
+  assert outcome.ok, outcome.stderr
+  lines = dict(line.split(" ", 1) for line in outcome.stdout.strip().splitlines())
+  assert int(lines["pids"]) <= 3  # bwrap's init and the child
+  assert lines["secret_env"] == "False" and lines["secret_file"] == "False"
+  assert lines["hidden"] == "[]" and lines["data"] == "train"
+  assert lines["data_write"].startswith("-1") and "Read-only" in lines["data_write"]
+  assert lines["fork"] == "-1"
+  assert lines["connect"] == "-1"  # native connect, past the audit hook: no route to the host's loopback
+  assert not (data / "x").exists() and outcome.isolation == "bwrap"
+
+
+def _processes_with(token: str) -> list[int]:
+  """Host pids whose command line holds `token` (zombies excluded)."""
+  found = []
+  for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+      with open(f"/proc/{pid}/cmdline", "rb") as f:
+        if token.encode() in f.read() and _alive(int(pid)):
+          found.append(int(pid))
+    except OSError:
+      pass
+  return found
+
+
+@NEEDS_BWRAP
+def test_bwrap_kills_processes_that_left_the_session(tmp_path):
+  # Processes allowed (no seccomp): a native fork + setsid escapes the process group, but not the PID namespace.
+  token = f"escape-{os.getpid()}-{time.time_ns()}"
+  source = """
+  import ctypes, time
+  libc = ctypes.CDLL(None)
+  if libc.fork() == 0:
+    libc.setsid()
+    while True:
+      time.sleep(0.05)
+  print("forked", flush=True)
+  """
+  outcome = run(source, args=[token], isolation="bwrap", block_processes=False)
+  try:
+    assert outcome.ok and outcome.stdout == "forked\n"
+    for _ in range(100):
+      if not _processes_with(token):
+        break
+      time.sleep(0.03)
+    assert not _processes_with(token)
+  finally:
+    for pid in _processes_with(token):
+      os.kill(pid, 9)
