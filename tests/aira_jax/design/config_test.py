@@ -33,6 +33,7 @@ def test_overrides_and_agent_shorthand():
     ("search.agents=[a, a]", "distinct"),
     ("search.steps_per_agent=null", "budget"),
     ("sandbox.memory_mb=100", "memory_mb"),
+    ("sandbox.isolation=docker", "sandbox.isolation"),
     ("search.bogus=1", "unknown key"),
 ])
 def test_invalid_configs_name_the_key(override, key):
