@@ -139,7 +139,9 @@ class CandidateEvaluator:
     result = CandidateResult(key=key, stages=verdict.stages, metrics=verdict.metrics if not verdict.failed else {},
                              failed_stage=verdict.failed_stage, error=verdict.error,
                              seconds=sum(o.seconds for o in outcomes), killed=last.killed if last else None,
-                             returncode=last.returncode if last else 0, reported=verdict.reported,
+                             returncode=last.returncode if last else 0,
+                             reported={k: v for k, v in verdict.reported.items() if k not in verdict.metrics
+                                       and k != self.task.metric and k != self.task.final_metric},
                              isolation=self.isolation)
     self._keep(key, code, outcomes, result)
     self.done += 1

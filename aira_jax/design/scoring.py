@@ -21,7 +21,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aira_jax.design.channel import ArrayReader
+from aira_jax.design.records import STAGES
 from aira_jax.design.sandbox import SandboxOutcome
+
+
+TRUSTED_STAGES = ("causality", "score")
+"""Stages only the parent runs: records a candidate writes under these names are dropped."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +71,8 @@ class Verdict:
     stages, running = {}, None
     for record in outcome.records:
       stage = record["stage"]
+      if stage in TRUSTED_STAGES or stage not in STAGES:  # only the parent runs those: a forged record
+        continue
       if record.get("event") == "start":
         stages[stage] = {"ok": None}
         running = stage
@@ -84,6 +91,7 @@ class Verdict:
       why = f"killed ({outcome.killed})" if outcome.killed else f"exited with code {outcome.returncode}"
       self.fail(running or "startup", f"{why} during stage {running or 'startup'}")
     elif outcome.consume_error is not None:
+      self.stages["predict"] = {**self.stages.get("predict", {}), "ok": False, "error": outcome.consume_error}
       self.fail("predict", f"stage predict failed: {outcome.consume_error}")
     return not self.failed
 

@@ -93,7 +93,7 @@ def make_autoresearch_task(tokenizer: str = "bytes", path: str | Path | None = N
                            max_documents: int | None = None, max_tokens: int | None = None,
                            eval_tokens: int | None = 65536, seed: int = 0, cache_dir: str | Path | None = None,
                            compile_allowance_s: float = 120.0, overrun_s: float | None = None,
-                           eval_batch: int = 16, causality_atol: float = 1e-4, causality_rows: int = 16,
+                           eval_batch: int = 16, causality_atol: float = 1e-3, causality_rows: int = 16,
                            eval_allowance_s: float = PREP_AND_EVAL_ALLOWANCE_S,
                            timeout_s: float | None = None) -> DesignTask:
   """The autoresearch design task; the options go to the harness's settings (see the module docstring).
@@ -102,8 +102,11 @@ def make_autoresearch_task(tokenizer: str = "bytes", path: str | Path | None = N
   `cache_dir`). path: corpus file or directory (None = the default KJV corpus). max_documents / max_tokens:
   read only the first documents / keep only that many training tokens; with "bpe" the tokenizer is trained
   (or loaded) here. eval_tokens: fixed number of validation tokens (None = the whole validation split).
-  overrun_s: grace over the budget (default 5% of it, at least 2 s). timeout_s: the sandbox limit (default
-  budget + compile allowance + grace + 300 s).
+  overrun_s: grace over the budget (default 5% of it, at least 2 s). causality_rows: check rows mixed into
+  the scored ones; causality_atol: the largest change of a past log-probability (nats) they may show.
+  eval_allowance_s: the kill limit of the predict phase. The train phase is killed after budget + compile
+  allowance + grace + STARTUP_S. timeout_s: kept for reports and the CLI (default budget + compile allowance +
+  grace + 300 s); the two phases use the limits above.
   """
   if tokenizer not in ("bytes", "bpe"):
     raise ValueError(f"tokenizer must be 'bytes' or 'bpe', got {tokenizer!r}")
@@ -113,6 +116,9 @@ def make_autoresearch_task(tokenizer: str = "bytes", path: str | Path | None = N
     raise ValueError(f"seq_len must be at least 2 (the causality check needs a future), got {seq_len}")
   if eval_batch < 1:
     raise ValueError(f"eval_batch must be at least 1, got {eval_batch}")
+  if causality_rows < 1 or causality_atol <= 0 or eval_allowance_s <= 0:
+    raise ValueError(f"causality_rows must be >= 1 and causality_atol, eval_allowance_s > 0, got {causality_rows}, "
+                     f"{causality_atol}, {eval_allowance_s}")
   overrun_s = max(2.0, 0.05 * budget_seconds) if overrun_s is None else float(overrun_s)
   path = None if path is None else Path(path).expanduser().resolve()  # The harness runs in another directory.
   actual_vocab = 257

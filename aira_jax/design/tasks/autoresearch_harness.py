@@ -172,8 +172,10 @@ def read_train_data(settings: Mapping[str, Any]) -> TrainData:
 def _save_state(state, path: Path) -> None:
   try:
     host = jax.device_get(state)
-    with open(path, "wb") as f:
+    partial = path.with_suffix(".partial")
+    with open(partial, "wb") as f:
       pickle.dump(host, f, protocol=pickle.HIGHEST_PROTOCOL)
+    partial.replace(path)
   except Exception as e:  # noqa: BLE001 - an unpicklable state is the candidate's fault
     raise StageFailure(f"the state train returned could not be saved for the predict phase ({type(e).__name__}: "
                        f"{e}); return arrays, dicts, lists or numbers") from None

@@ -14,8 +14,8 @@ rows and targets stay in this object, and the installed default corpus is hidden
    shuffled together and cut into batches of `eval_batch` (the last padded with copies of the first query),
    so checks and scored rows arrive in the same calls with the same shapes. Check positions come from the
    operating system's randomness, not from anything the candidate can compute.
-Here, never in the candidate's process: "causality" (each check row's logits up to its cut must equal the
-original row's within `causality_atol` x max(1, |logits|); otherwise "predict looks at future tokens") and
+Here, never in the candidate's process: "causality" (each check row's log-probabilities up to its cut must
+equal the original row's within `causality_atol` nats; otherwise "predict looks at future tokens") and
 "score" (val_bpb from float32 log-softmax of the returned logits, nats summed per row in float64).
 """
 
@@ -63,6 +63,17 @@ def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
   return np.where(keep, logsumexp - picked.astype(np.float64), 0.0)
 
 
+LOGP_FLOOR = -30.0
+"""Log-probabilities below this (e^-30) count as equal in the causality check: float noise lives there."""
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+  """float64 log-softmax over the last axis, clipped below at LOGP_FLOOR."""
+  logits = logits.astype(np.float64)
+  shifted = logits - logits.max(axis=-1, keepdims=True)
+  return np.maximum(shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)), LOGP_FLOOR)
+
+
 def choose_checks(rows: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, list[CausalityCheck]]:
   """`count` check rows (a row's prefix up to a cut, then another row's tokens) and where they came from.
 
@@ -108,6 +119,9 @@ class AutoresearchScorer(TrustedScorer):
     self.vocab_size, self.seq_len = int(task.tokenizer.vocab_size), int(task.seq_len)
     (root / "meta.json").write_text(json.dumps({"vocab_size": self.vocab_size, "seq_len": self.seq_len,
                                                 "bos_id": int(task.tokenizer.bos_id)}))
+    if len(validation.inputs) < 2:
+      raise ValueError(f"autoresearch needs at least 2 validation rows for the causality check, got "
+                       f"{len(validation.inputs)}; raise eval_tokens or use a larger corpus")
     self.rows = np.asarray(validation.inputs, np.int32)
     self.targets = np.asarray(validation.targets, np.int32)
     self.data_dir = root
@@ -135,8 +149,10 @@ class AutoresearchScorer(TrustedScorer):
 
   def score(self, run_phase: Callable[[Phase], SandboxOutcome]) -> Verdict:
     verdict = Verdict()
-    if not verdict.add_phase(run_phase(Phase(("settings.json", "train"), timeout_s=self.train_timeout_s()))):
+    trained = run_phase(Phase(("settings.json", "train"), timeout_s=self.train_timeout_s()))
+    if not verdict.add_phase(trained):
       return verdict
+    verdict.metrics["train_phase_seconds"] = trained.seconds  # measured here: start to exit of the train process
     rows, order, checks = self.queries(np.random.default_rng(secrets.randbits(64)))
     keep = {c.original for c in checks} | {c.check for c in checks}
     queries = pathlib.Path(tempfile.mkdtemp(prefix="aira-queries-"))
@@ -168,19 +184,22 @@ class AutoresearchScorer(TrustedScorer):
     return verdict
 
   def check_causal(self, kept: dict[int, np.ndarray], checks: list[CausalityCheck]) -> dict[str, Any]:
-    """CandidateFault when a check row's logits up to its cut differ from the original row's."""
-    worst = 0.0
+    """CandidateFault when a check row's log-probabilities up to its cut differ from the original row's by more
+    than `causality_atol` nats. Log-probabilities, not logits: a constant added to the logits changes nothing
+    the metric sees, so it must not widen the tolerance either; both sides are clipped at `LOGP_FLOOR`."""
+    worst, tolerance = 0.0, float(self.settings["causality_atol"])
     for c in checks:
-      original, changed = kept[c.original][:c.cut + 1], kept[c.check][:c.cut + 1]
-      diff = float(np.abs(original - changed).max())
-      tolerance = float(self.settings["causality_atol"]) * max(1.0, float(np.abs(kept[c.original]).max()))
+      original = log_softmax(kept[c.original][:c.cut + 1])
+      changed = log_softmax(kept[c.check][:c.cut + 1])
+      per_position = np.abs(original - changed).max(axis=-1)
+      diff = float(per_position.max())
       if diff > tolerance:
-        position = int(np.abs(original - changed).max(axis=-1).argmax())
         raise CandidateFault(f"predict looks at future tokens: replacing the tokens after position {c.cut} of a "
-                             f"validation row changed its logits at position {position} by {diff:.3g} (tolerance "
-                             f"{tolerance:.2g}); logits at position t may depend only on tokens[:, :t + 1]")
+                             f"validation row changed its log-probabilities at position {int(per_position.argmax())} "
+                             f"by {diff:.3g} nats (tolerance {tolerance:.2g}); logits at position t may depend only "
+                             "on tokens[:, :t + 1] of the same row")
       worst = max(worst, diff)
-    return {"causality_checks": len(checks), "max_past_logit_change": worst}
+    return {"causality_checks": len(checks), "max_past_logprob_change": worst}
 
   def bpb(self, nll: np.ndarray) -> dict[str, Any]:
     """val_bpb of the per-token nats over the kept validation targets."""

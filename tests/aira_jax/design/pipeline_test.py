@@ -12,12 +12,12 @@ from aira_jax.results.store import ResultStore
 
 BROKEN = "import numpy as np\n\ndef train(data, budget_seconds)\n  return None\n"
 UNIFORM = ("import numpy as np\n\n\ndef train(data, budget_seconds):\n  data.start_clock()\n"
-           "  return lambda tokens: np.zeros((*tokens.shape, data.vocab_size), np.float32)\n")
+           "  return np.zeros(data.vocab_size, np.float32)\n\n\n"
+           "def predict(state, tokens):\n  return np.broadcast_to(state, (*tokens.shape, len(state))).copy()\n")
 UNIGRAM_EDIT = ("Use unigram frequencies instead of uniform logits.\n"
-                "<<<<<<< SEARCH\n  return lambda tokens: np.zeros((*tokens.shape, data.vocab_size), np.float32)\n"
+                "<<<<<<< SEARCH\n  return np.zeros(data.vocab_size, np.float32)\n"
                 "=======\n  counts = np.bincount(data.train_targets[data.train_targets >= 0], "
-                "minlength=data.vocab_size) + 1.0\n  logits = np.log(counts / counts.sum()).astype(np.float32)\n"
-                "  return lambda tokens: np.broadcast_to(logits, (*tokens.shape, data.vocab_size)).copy()\n"
+                "minlength=data.vocab_size) + 1.0\n  return np.log(counts / counts.sum()).astype(np.float32)\n"
                 ">>>>>>> REPLACE\n")
 
 
