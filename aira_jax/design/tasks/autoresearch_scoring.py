@@ -127,6 +127,8 @@ class AutoresearchScorer(TrustedScorer):
     self.data_dir = root
 
   def harness_settings(self) -> dict[str, Any]:
+    if self.data_dir is None:
+      raise RuntimeError("AutoresearchScorer.prepare(root) must run before harness_settings()")
     return {**{key: self.settings[key] for key in HARNESS_KEYS}, "data_dir": str(self.data_dir)}
 
   def hidden_paths(self) -> tuple[str, ...]:

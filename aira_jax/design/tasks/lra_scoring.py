@@ -3,10 +3,15 @@
 `LraScorer(settings).prepare(root)` builds the splits in the parent (`lra_training.load_splits`: generated or
 read from the user's files) and writes only training inputs and labels and validation / test inputs; the
 labels of validation and test stay in this object. `score(run_phase)` runs the harness once in the sandbox
-(it trains and sends validation then test logits on the results channel) and computes, here:
-val_accuracy (the search metric), val_accuracy_se (its binomial standard error, sqrt(p (1 - p) / n)), test_accuracy, chance and
-test_chance (the majority class of the training labels). The harness's own numbers (train loss, steps,
-timings) are kept as reports.
+(it trains and sends validation then test logits on the results channel) and computes, here: val_accuracy
+(the search metric), val_accuracy_se (its binomial standard error, sqrt(p (1 - p) / n)), test_accuracy,
+chance and test_chance (the majority class of the training labels). The harness's own numbers (train loss,
+steps, timings) are kept as reports.
+
+Not protected: the generated tasks' labels follow from their inputs (a ListOps expression can be evaluated,
+a Pathfinder image traced) and from the public generator and seed, so a candidate that replaces its learned
+predictions with hand-written code can score near 100% on them. Such code is visible in the candidate's file;
+a score far above what the task's models reach deserves reading it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ class LraScorer(TrustedScorer):
     self.data_dir = root
 
   def harness_settings(self) -> dict[str, Any]:
+    if self.data_dir is None:
+      raise RuntimeError("LraScorer.prepare(root) must run before harness_settings()")
     settings = {k: v for k, v in self.settings.items() if k not in DATA_ONLY_KEYS}
     return {**settings, "data_dir": str(self.data_dir)}
 

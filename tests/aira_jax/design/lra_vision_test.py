@@ -1,6 +1,7 @@
 """The pixel LRA design tasks, "lra-pathfinder" (generated or released PNGs) and "lra-image" (CIFAR-10 from the
 user's files): registry and options, tokens (intensity + 1, no padding), and a seed mechanism through every
-harness stage in-process at tiny sizes (accuracy only checked to be a fraction).
+harness stage in-process at tiny sizes on the data the trusted scorer prepared, the logits it sends scored by
+the scorer (accuracy only checked to be a fraction).
 """
 
 import pickle
@@ -15,7 +16,7 @@ from aira_jax.design.tasks.lra_training import PIXEL_VOCAB_SIZE, TASKS, downsamp
 
 TINY = dict(num_train=64, num_validation=24, num_test=24, steps=3, batch_size=8, d_model=16, num_heads=2,
             num_layers=1, lowering="never")
-STAGES = ["import", "interface", "compile", "numerics", "train", "score"]
+STAGES = ["import", "interface", "compile", "numerics", "train", "predict"]
 
 
 def _fake_cifar(root, per_batch=8):
@@ -29,14 +30,23 @@ def _fake_cifar(root, per_batch=8):
   return root
 
 
-def _run_all(settings, tmp_path, mechanism="softmax"):
-  (tmp_path / "model.py").write_text(mechanism_source(mechanism))
-  results = run_stages(settings, tmp_path)
+def _run_all(task, tmp_path, mechanism="softmax"):
+  """Prepares the task's scorer in tmp_path/data, runs every stage on tmp_path/work and scores the logits."""
+  scorer = task.make_scorer()
+  scorer.prepare(tmp_path / "data")
+  work = tmp_path / "work"
+  work.mkdir()
+  (work / "model.py").write_text(mechanism_source(mechanism))
+  sent = []
+  results = run_stages(scorer.harness_settings(), work, sink=sent.append)
   assert [(r.stage, r.ok) for r in results] == [(s, True) for s in STAGES], results[-1].error
-  score = results[-1].metrics
+  classes = TASKS[task.settings["task"]][1]
+  assert [(a.shape, a.dtype) for a in sent] == [((len(scorer.labels[name]), classes), np.float32)
+                                                for name in ("validation", "test")]
+  score = scorer.metrics({"validation": sent[0], "test": sent[1]})
   assert 0.0 <= score["val_accuracy"] <= 1.0 and 0.0 <= score["test_accuracy"] <= 1.0
-  assert score["steps"] == settings["steps"]
-  return results
+  assert results[-1].metrics["steps"] == task.settings["steps"]
+  return results, score
 
 
 def test_pixel_tasks_from_registry(tmp_path):
@@ -85,20 +95,19 @@ def test_pathfinder_generated_tokens_and_seed():
 
 
 def test_pathfinder_generated_runs_every_stage(tmp_path):
-  _run_all(dict(make_design_task("lra-pathfinder", **TINY).settings), tmp_path)
+  _run_all(make_design_task("lra-pathfinder", **TINY), tmp_path)
 
 
 def test_image_from_fake_cifar_runs_every_stage(tmp_path):
   data = _fake_cifar(tmp_path / "cifar")
-  settings = dict(make_design_task("lra-image", path=data, **{**TINY, "image_size": 8}).settings)
+  task = make_design_task("lra-image", path=data, **{**TINY, "image_size": 8})
+  settings = dict(task.settings)
   splits = load_splits(settings)
   assert splits["train"].inputs.shape == (36, 64) and len(splits["validation"]) == 4 and len(splits["test"]) == 8
   full = load_splits({**settings, "image_size": 32, "seq_len": 1024})
   assert full["test"].inputs.min() >= 1 and full["test"].inputs.max() <= 256
   assert np.array_equal(downsample(full["test"].inputs - 1, 8) + 1, splits["test"].inputs)
-  work = tmp_path / "work"
-  work.mkdir()
-  _run_all(settings, work, mechanism="linear")
+  _run_all(task, tmp_path, mechanism="linear")
 
 
 def test_downsample_averages_blocks():

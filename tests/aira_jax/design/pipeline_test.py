@@ -8,6 +8,7 @@ import pytest
 
 from aira_jax.agents.journal import Journal
 from aira_jax.design.cli import main
+from aira_jax.design.evaluator import code_key
 from aira_jax.results.store import ResultStore
 
 BROKEN = "import numpy as np\n\ndef train(data, budget_seconds)\n  return None\n"
@@ -84,5 +85,12 @@ def test_offline_built_in_agent_on_tiny_listops_and_resume(tmp_path):
   assert all(node.payload.startswith("# seed: ") for node in nodes)
   scored = [node for node in nodes if node.is_good]
   assert scored and all(0.0 <= node.metric <= 1.0 for node in scored)
+  for node in scored:  # the harness reports up to predict; the trusted parent's "score" stage sets the metrics
+    result = json.loads((run / "candidates" / code_key(node.payload) / "result.json").read_text())
+    assert list(result["stages"])[-3:] == ["train", "predict", "score"]
+    assert [name for name, stage in result["stages"].items() if stage.get("trusted")] == ["score"]
+    assert set(result["metrics"]) == {"val_accuracy", "val_accuracy_se", "test_accuracy", "chance", "test_chance"}
+    assert result["metrics"]["val_accuracy"] == node.metric
+    assert result["reported"]["steps"] == 10 and "val_accuracy" not in result["reported"]
   report = (run / "report.md").read_text()
   assert "test_accuracy" in report and "## Best candidate" in report
