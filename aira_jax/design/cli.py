@@ -26,16 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="python -m aira_jax.design",
       description="AIRA-Design: agents write a sequence-mixing mechanism (model.py, LRA tasks) or a training "
-                  "script (train.py, autoresearch); each candidate runs in a sandboxed subprocess through the "
-                  "stages import, interface, lowering, compile, numerics, train and score.",
+                  "script (train.py, autoresearch); each candidate runs in a sandbox (bubblewrap namespaces when "
+                  "available: sandbox.isolation=auto|bwrap|process) through the stages import, interface, "
+                  "lowering, compile, numerics, train and predict; the score is computed outside the candidate's "
+                  "process, from its predictions.",
       formatter_class=argparse.RawDescriptionHelpFormatter,
       epilog="commands:\n  run     search (default), then the report\n  report  rewrite RUN_DIR/report.md\n\n"
              "tasks: lra-listops and lra-pathfinder (generated, or search.task_options.path to released files),\n"
              "  lra-text, lra-retrieval and lra-image (search.task_options.path to your IMDb / AAN / CIFAR-10 "
              "data), autoresearch.\noverrides: dotted key=value pairs parsed as YAML, e.g. search.task=autoresearch\n"
              "  'search.agents=[{name: g, policy: greedy, llm: gemini:gemini-2.5-pro, edits: diff}]' "
-             "sandbox.memory_mb=4096\n\nEverything goes to runs/<id>/: resolved_config.yaml, journal.jsonl, "
-             "results.sqlite, candidates/<key>/ (code, logs, stage records), report.md.")
+             "sandbox.memory_mb=4096 sandbox.isolation=bwrap\n\nEverything goes to runs/<id>/: "
+             "resolved_config.yaml, journal.jsonl, results.sqlite, candidates/<key>/ (code, logs, stage records), report.md.")
   add_run_arguments(parser, COMMANDS)
   return parser
 

@@ -22,7 +22,7 @@ from aira_jax.design.code_operator import CodeLLMOperator
 from aira_jax.design.config import ConfigError, DesignConfig
 from aira_jax.design.evaluator import CandidateEvaluator, CandidateResult, code_key
 from aira_jax.design.heuristic import SeedVariationOperator, seed_name
-from aira_jax.design.bubblewrap import gpu_devices
+from aira_jax.design.bubblewrap import bwrap_problem, gpu_devices
 from aira_jax.design.sandbox import SandboxLimits, SandboxUnavailable, describe_isolation, resolve_isolation
 from aira_jax.design.tasks import DesignTask, make_design_task
 from aira_jax.results.run_files import RunFiles
@@ -101,6 +101,8 @@ def run_design(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None 
     raise ConfigError(f"{e}; set sandbox.isolation=auto or process to run without it") from None
   block = config.sandbox.block_processes if config.sandbox.block_processes is not None else not gpu_devices()
   print(f"design: sandbox {describe_isolation(isolation, block)}", file=stream, flush=True)
+  if isolation == "process" and config.sandbox.isolation == "auto":
+    print(f"design: WARNING bwrap is not used because {bwrap_problem()}", file=stream, flush=True)
   with ResultStore(files.store) as store, contextlib.closing(CandidateEvaluator(
       task, limits, isolation=isolation, candidates_dir=files.candidates, on_result=record_result(store, task),
       keep_workdirs=config.sandbox.keep_workdirs, block_processes=config.sandbox.block_processes)) as evaluator:

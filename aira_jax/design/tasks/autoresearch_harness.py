@@ -196,7 +196,8 @@ def _predict(predict, workdir: Path, queries_dir: Path, settings: Mapping[str, A
 
 
 def run_stages(settings: Mapping[str, Any], workdir: str | Path, phase: str = "train",
-               queries_dir: str | Path | None = None, sink: Callable[[np.ndarray], None] = send_array) -> dict[str, Any]:
+               queries_dir: str | Path | None = None,
+               sink: Callable[[np.ndarray], None] = send_array) -> dict[str, Any]:
   """Runs one phase's stages on `workdir/train.py` (module docstring); {"ok", "failed_stage", "error", "stages"}.
 
   "stages" maps each stage run to its {"ok", "seconds", "error", "metrics"}; `sink` receives the logits of

@@ -8,8 +8,8 @@ from aira_jax.design.sandbox import SandboxOutcome
 
 
 def test_secret_values_picks_key_variables_and_secret_looking_names():
-  environ = {"GEMINI_API_KEY": "g" * 20, "OPENAI_API_KEY": "o" * 12, "HF_TOKEN": "hf_abcdefgh", "MY_PASSWORD": "pw123456",
-             "PATH": "/usr/bin:/bin:/usr/local/bin", "SHORT_KEY": "abc", "HOME": "/root"}
+  environ = {"GEMINI_API_KEY": "g" * 20, "OPENAI_API_KEY": "o" * 12, "HF_TOKEN": "hf_abcdefgh",
+             "MY_PASSWORD": "pw123456", "PATH": "/usr/bin:/bin:/usr/local/bin", "SHORT_KEY": "abc", "HOME": "/root"}
   found = secret_values(environ)
   assert found == {"g" * 20: "GEMINI_API_KEY", "o" * 12: "OPENAI_API_KEY", "hf_abcdefgh": "HF_TOKEN",
                    "pw123456": "MY_PASSWORD"}
