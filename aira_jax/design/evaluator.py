@@ -67,7 +67,7 @@ class CandidateEvaluator:
     isolation: "auto" | "bwrap" | "process" (`aira_jax.design.sandbox.resolve_isolation`; resolved here, once).
     candidates_dir: where each candidate's files and logs are kept (None: not kept).
     on_result: called with every CandidateResult (the store records them).
-    keep_workdirs: keep each candidate's working directory (printed in its result's folder).
+    keep_workdirs: keep each candidate's working directory (its path is in `candidates/<key>/workdir.txt`).
     block_processes: see `run_sandboxed` (None: automatic).
   """
 
@@ -144,6 +144,8 @@ class CandidateEvaluator:
                                        and k != self.task.metric and k != self.task.final_metric},
                              isolation=self.isolation)
     self._keep(key, code, outcomes, result)
+    if self.keep_workdirs and self.candidates_dir is not None:
+      (self.candidates_dir / key / "workdir.txt").write_text(f"{workdir}\n")
     self.done += 1
     if self.on_result is not None:
       self.on_result(result)
