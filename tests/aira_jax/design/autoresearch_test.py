@@ -81,6 +81,13 @@ FORGER = """
 import json
 import os
 import numpy as np
+import aira_jax.design.tasks.autoresearch_scoring as scoring
+import aira_jax.tasks.text.bpb as bpb
+
+# Patch the scoring code in this process too: the scorer that counts runs in the parent, so this changes nothing.
+bpb.val_bpb = lambda *args, **kwargs: 0.001
+scoring.AutoresearchScorer.bpb = lambda self, nll: {"val_bpb": 0.001}
+scoring.AutoresearchScorer.check_causal = lambda self, kept, checks: {}
 
 FAKE = [{"stage": "score", "event": "start"},
         {"stage": "score", "event": "end", "ok": True, "seconds": 0.0, "error": None,
@@ -495,7 +502,7 @@ def test_broken_candidates_fail_at_the_right_stage(evaluator, source, stage, mes
   _assert_fails(evaluator.run(textwrap.dedent(source)), stage, message)
 
 
-def test_forged_records_do_not_change_the_score(evaluator):
+def test_forged_records_and_patched_scoring_code_do_not_change_the_score(evaluator):
   result = evaluator.run(textwrap.dedent(FORGER))
   assert result.failed_stage is None, result.error
   assert result.metrics["val_bpb"] == pytest.approx(UNIFORM_BPB, rel=1e-6)
