@@ -8,6 +8,7 @@ default command, so `python -m aira_jax.design search.task=lra-listops` works as
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 
 _TAKES_VALUE = {"--config", "--resume"}
@@ -91,8 +92,9 @@ def open_run_from_args(api, args: argparse.Namespace, target: str | None, overri
 
 
 def check_agents(agents, where: str = "search.agents") -> None:
-  """Agent configs (name, policy, policy_options) shared by compose and design: distinct names, known
-  policies, valid policy options; ConfigError naming the agent."""
+  """Agent configs (name, policy, policy_options, llm, llm_options) shared by compose and design: distinct
+  names, known policies, valid policy options, a parseable LLM spec of a known backend, valid LLM options;
+  ConfigError naming the agent."""
   from aira_jax.agents.policies import POLICIES, make_policy
   from aira_jax.config_io import ConfigError
   if not agents:
@@ -107,3 +109,24 @@ def check_agents(agents, where: str = "search.agents") -> None:
       make_policy(agent.policy, **dict(agent.policy_options))
     except ValueError as e:
       raise ConfigError(f"{where}[{agent.name}].policy_options: {e}") from None
+    options = dict(getattr(agent, "llm_options", None) or {})
+    if agent.llm is None and options:
+      raise ConfigError(f"{where}[{agent.name}].llm_options: set only for an LLM agent (llm is not set)")
+    if agent.llm is not None:
+      from aira_jax.llm.registry import check_llm_options, parse_spec
+      try:
+        parse_spec(agent.llm)
+        check_llm_options(agent.llm, options)
+      except ValueError as e:
+        raise ConfigError(f"{where}[{agent.name}]: {e}") from None
+
+
+def check_agent_files(agents, where: str = "search.agents") -> None:
+  """Files the agents need before a run starts (a scripted agent's replies); ConfigError naming the agent.
+
+  Kept out of `check_agents` so that a config can be validated (and round-tripped) on another machine."""
+  from aira_jax.config_io import ConfigError
+  for agent in agents:
+    backend, _, target = (agent.llm or "").partition(":")
+    if backend == "scripted" and not pathlib.Path(target).is_file():
+      raise ConfigError(f"{where}[{agent.name}].llm: the scripted replies file {target!r} does not exist")

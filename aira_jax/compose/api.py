@@ -15,6 +15,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import IO
 
+from aira_jax.cli_common import check_agent_files
 from aira_jax.compose.config import ComposeConfig, from_dict, load_config
 from aira_jax.compose.report import write_report
 from aira_jax.results.run_files import RunFiles, read_config, resume_run, start_run
@@ -30,6 +31,7 @@ def open_run(config: ComposeConfig | None = None, *, config_path: str | None = N
     return resume_run(resume, from_dict, overrides)
   if config is None:
     config = load_config(config_path, overrides)
+  check_agent_files(config.search.agents)
   return start_run(config)
 
 

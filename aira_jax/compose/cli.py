@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
              "  report  rewrite RUN_DIR/report.md and its plots\n\n"
              "overrides: dotted key=value pairs parsed as YAML, e.g. search.depth=8 search.space=AMS\n"
              "  evaluator.task=mqar scale.budgets=[1e11,3e11] 'search.agents=[{name: g, policy: greedy, "
-             "llm: gemini:gemini-2.5-pro}]'\n\nEverything goes to runs/<id>/: resolved_config.yaml, journal.jsonl, "
-             "results.sqlite, report.md, *.png.")
+             "llm: gemini:gemini-2.5-pro}]'\n  an LLM agent's client: llm_options: {timeout_s: 60, max_attempts: 3, "
+             "base_url: URL, headers: {...}} (headers: openai only)\n\nEverything goes to runs/<id>/: "
+             "resolved_config.yaml, journal.jsonl, results.sqlite, report.md, *.png.")
   add_run_arguments(parser, COMMANDS)
   return parser
 

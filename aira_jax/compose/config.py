@@ -29,12 +29,14 @@ class AgentConfig:
   """One search agent: its policy ("greedy", "mcts", "evolutionary", "one_shot") and who writes its layouts
   (`llm`: None for the built-in heuristic agent, else an LLM spec such as "gemini:gemini-2.5-pro",
   "openai:qwen3@http://localhost:8000/v1" or "scripted:replies.jsonl"). `policy_options`: the policy's
-  settings, e.g. {num_drafts: 3, debug_prob: 1.0} for greedy."""
+  settings, e.g. {num_drafts: 3, debug_prob: 1.0} for greedy. `llm_options`: the LLM client's settings
+  (aira_jax.llm.registry.LLM_OPTIONS), e.g. {timeout_s: 60, max_attempts: 3, base_url: "https://proxy/v1"}."""
 
   name: str
   policy: str = "greedy"
   llm: str | None = None
   policy_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  llm_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   @classmethod
   def from_text(cls, text: str) -> AgentConfig:

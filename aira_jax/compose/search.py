@@ -80,7 +80,7 @@ def make_agents(config: ComposeConfig, evaluator: LayoutEvaluator, files: RunFil
     if agent.llm is None:
       operator = HeuristicOperator(search.space, search.depth)
     else:
-      client = make_client(agent.llm, log=files.llm_log)
+      client = make_client(agent.llm, log=files.llm_log, options=agent.llm_options)
       operator = LayoutLLMOperator(client, space=search.space, depth=search.depth,
                                    task_description=describe_task(evaluator), metric_name=evaluator.metric_name,
                                    lower_is_better=evaluator.lower_is_better)

@@ -13,6 +13,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import IO
 
+from aira_jax.cli_common import check_agent_files
 from aira_jax.design.config import DesignConfig, from_dict, load_config
 from aira_jax.design.report import write_report
 from aira_jax.design.search import DesignResult, build_task, run_design
@@ -26,7 +27,9 @@ def open_run(config: DesignConfig | None = None, *, config_path: str | None = No
   if resume is not None:
     config, files = resume_run(resume, from_dict, overrides)
   else:
-    config, files = start_run(config if config is not None else load_config(config_path, overrides))
+    config = config if config is not None else load_config(config_path, overrides)
+    check_agent_files(config.search.agents)
+    config, files = start_run(config)
   build_task(config)
   return config, files
 

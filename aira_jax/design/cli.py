@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
              "tasks: lra-listops and lra-pathfinder (generated, or search.task_options.path to released files),\n"
              "  lra-text, lra-retrieval and lra-image (search.task_options.path to your IMDb / AAN / CIFAR-10 "
              "data), autoresearch.\noverrides: dotted key=value pairs parsed as YAML, e.g. search.task=autoresearch\n"
-             "  'search.agents=[{name: g, policy: greedy, llm: gemini:gemini-2.5-pro, edits: diff}]' "
+             "  'search.agents=[{name: g, policy: greedy, llm: gemini:gemini-2.5-pro, edits: diff, "
+             "llm_options: {timeout_s: 60, max_attempts: 3}}]' "
              "sandbox.memory_mb=4096 sandbox.isolation=bwrap\n\nEverything goes to runs/<id>/: "
              "resolved_config.yaml, journal.jsonl, results.sqlite, candidates/<key>/ (code, logs, stage records), report.md.")
   add_run_arguments(parser, COMMANDS)

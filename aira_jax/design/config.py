@@ -23,13 +23,16 @@ class DesignAgentConfig:
   """One agent: a policy and who writes its code (`llm` None = the built-in agent, which varies the seed
   mechanisms' configuration; else an LLM spec such as "gemini:gemini-2.5-pro" or "scripted:replies.jsonl").
   `edits`: "whole" (the model rewrites the file) or "diff" (SEARCH/REPLACE edits of the parent's file).
-  `policy_options`: the policy's settings, e.g. {num_drafts: 2, debug_prob: 1.0} for greedy."""
+  `policy_options`: the policy's settings, e.g. {num_drafts: 2, debug_prob: 1.0} for greedy. `llm_options`: the
+  LLM client's settings (aira_jax.llm.registry.LLM_OPTIONS), e.g. {timeout_s: 60, max_attempts: 3, base_url:
+  "https://proxy/v1", headers: {X-Org: lab}} (headers: OpenAI-compatible servers only)."""
 
   name: str
   policy: str = "greedy"
   llm: str | None = None
   policy_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   edits: str = "whole"
+  llm_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   @classmethod
   def from_text(cls, text: str) -> DesignAgentConfig:

@@ -60,7 +60,8 @@ def make_agents(config: DesignConfig, task: DesignTask, files: RunFiles) -> list
     if agent.llm is None:
       operator = SeedVariationOperator(task.seed_sources())
     else:
-      operator = CodeLLMOperator(make_client(agent.llm, log=files.llm_log), task, edits=agent.edits)
+      client = make_client(agent.llm, log=files.llm_log, options=agent.llm_options)
+      operator = CodeLLMOperator(client, task, edits=agent.edits)
     agents.append(AgentSpec(agent.name, make_policy(agent.policy, **dict(agent.policy_options)), operator,
                              seed=config.seed + number))
   return agents

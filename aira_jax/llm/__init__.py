@@ -6,8 +6,8 @@ concurrency limit. Importing this package does not import google.genai (the Gemi
 """
 
 from aira_jax.llm.accounting import AccountedClient, CallLog, ConcurrencyLimit, TokenBudget
-from aira_jax.llm.base import (Completion, LLMBudgetExceeded, LLMClient, LLMError, LLMRateLimitError,
-                               LLMResponseError, LLMServerError, LLMTimeoutError, Message, Usage)
+from aira_jax.llm.base import (Completion, LLMBudgetExceeded, LLMClient, LLMConnectionError, LLMError,
+                               LLMRateLimitError, LLMResponseError, LLMServerError, LLMTimeoutError, Message, Usage)
 from aira_jax.llm.gemini import GeminiClient
 from aira_jax.llm.openai_compat import OpenAICompatClient
 from aira_jax.llm.registry import BACKENDS, make_client
@@ -17,7 +17,7 @@ from aira_jax.llm.scripted import ScriptedClient
 
 __all__ = [
     "AccountedClient", "BACKENDS", "CallLog", "Completion", "ConcurrencyLimit", "GeminiClient", "LLMBudgetExceeded",
-    "LLMClient", "LLMError", "LLMRateLimitError", "LLMResponseError", "LLMServerError", "LLMTimeoutError",
+    "LLMClient", "LLMConnectionError", "LLMError", "LLMRateLimitError", "LLMResponseError", "LLMServerError", "LLMTimeoutError",
     "Message", "OpenAICompatClient", "RetryPolicy", "ScriptedClient", "TokenBudget", "Usage", "make_client",
     "parse_json_reply", "schema_errors", "validate",
 ]

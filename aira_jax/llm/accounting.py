@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from aira_jax.llm.base import (Completion, LLMBudgetExceeded, LLMClient, LLMError, LLMResponseError, MessagesLike,
+from aira_jax.llm.base import (Completion, LLMBudgetExceeded, LLMClient, LLMResponseError, MessagesLike,
                                Usage, as_messages)
 
 
@@ -125,7 +125,7 @@ class AccountedClient:
       with self.limit if self.limit is not None else contextlib.nullcontext():
         completion = self.inner.generate(messages, schema=schema, temperature=temperature, max_tokens=max_tokens,
                                          seed=seed)
-    except LLMError as error:
+    except Exception as error:  # every failed call is logged, an unexpected exception type included
       if self.budget is not None and isinstance(error, LLMResponseError) and error.usage is not None:
         self.budget.charge(error.usage)
       if self.log is not None:

@@ -2,7 +2,7 @@
 
 Backends (Gemini, OpenAI-compatible servers, scripted replies) all speak `LLMClient`, so the agents never know
 which model answers. Errors form one tree under `LLMError`; the retryable ones (rate limit, server error,
-timeout) carry the HTTP status and any Retry-After the server sent, and `LLMResponseError` carries the raw
+timeout, connection) carry the HTTP status and any Retry-After the server sent, and `LLMResponseError` carries the raw
 text of a reply that could not be used, so the caller can record it as a failed node.
 """
 
@@ -78,6 +78,11 @@ class LLMTimeoutError(LLMError):
   """The request timed out (client side, or 408 from the server); retried."""
 
 
+class LLMConnectionError(LLMError):
+  """The server could not be reached, or the connection broke before a whole reply arrived (refused, reset,
+  dropped, cut-off body, name lookup failure); retried."""
+
+
 class LLMResponseError(LLMError):
   """The reply arrived but cannot be used (malformed, empty, not JSON, schema mismatch). Not retried.
 
@@ -94,7 +99,7 @@ class LLMBudgetExceeded(LLMError):
   """The token budget is spent; raised before a call is made."""
 
 
-RETRYABLE_ERRORS = (LLMRateLimitError, LLMServerError, LLMTimeoutError)
+RETRYABLE_ERRORS = (LLMRateLimitError, LLMServerError, LLMTimeoutError, LLMConnectionError)
 
 
 def error_for_status(status: int, message: str, *, retry_after_s: float | None = None) -> LLMError:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aira_jax.llm.backend import BackendClient, RawReply, Request
-from aira_jax.llm.base import LLMError, LLMResponseError, LLMTimeoutError, Usage, error_for_status
+from aira_jax.llm.base import (LLMConnectionError, LLMError, LLMResponseError, LLMTimeoutError, Usage,
+                               error_for_status)
 from aira_jax.llm.retry import RetryPolicy, parse_retry_after
 
 API_KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -100,7 +101,7 @@ class GeminiClient(BackendClient):
       if _is_timeout(error):
         raise LLMTimeoutError(f"Gemini gave no reply within {self.timeout_s} s") from error
       if _is_transport_error(error):
-        raise LLMError(f"cannot reach Gemini ({self.base_url or 'default endpoint'}): {error!r}") from error
+        raise LLMConnectionError(f"cannot reach Gemini ({self.base_url or 'default endpoint'}): {error!r}") from error
       raise
     return RawReply(*_text_and_usage(response), raw=response)
 

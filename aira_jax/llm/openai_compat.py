@@ -8,6 +8,7 @@ the system prompt, since JSON mode alone does not tell the model the shape; the 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -17,10 +18,13 @@ import urllib.request
 from collections.abc import Callable
 
 from aira_jax.llm.backend import BackendClient, RawReply, Request
-from aira_jax.llm.base import LLMError, LLMResponseError, LLMTimeoutError, Message, Usage, error_for_status
+from aira_jax.llm.base import (LLMConnectionError, LLMResponseError, LLMTimeoutError, Message, Usage,
+                               error_for_status)
 from aira_jax.llm.retry import RetryPolicy, parse_retry_after
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+REFUSED_RETRY_S = 0.5
+"""Wait before retrying a refused connection (a server starting up): a few quick tries, not long backoffs."""
 
 
 def schema_instruction(schema: dict) -> str:
@@ -33,8 +37,10 @@ class OpenAICompatClient(BackendClient):
 
   def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                timeout_s: float = 120.0, retry: RetryPolicy | None = None,
-               sleep: Callable[[float], None] = time.sleep, extra_body: dict | None = None):
+               sleep: Callable[[float], None] = time.sleep, extra_body: dict | None = None,
+               headers: dict[str, str] | None = None):
     super().__init__(retry=retry, sleep=sleep)
+    self.headers = {str(k): str(v) for k, v in (headers or {}).items()}
     self.model = model
     self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
     self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
@@ -60,7 +66,7 @@ class OpenAICompatClient(BackendClient):
     return body
 
   def _request(self, request: Request) -> RawReply:
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **self.headers}
     if self.api_key:
       headers["Authorization"] = f"Bearer {self.api_key}"
     http_request = urllib.request.Request(f"{self.base_url}/chat/completions", method="POST", headers=headers,
@@ -76,7 +82,12 @@ class OpenAICompatClient(BackendClient):
     except urllib.error.URLError as error:
       if isinstance(error.reason, (TimeoutError, socket.timeout)):
         raise LLMTimeoutError(f"no reply from {self.base_url} within {self.timeout_s} s") from error
-      raise LLMError(f"cannot reach {self.base_url}: {error.reason}") from error
+      refused = isinstance(error.reason, ConnectionRefusedError)
+      raise LLMConnectionError(f"cannot reach {self.base_url}: {error.reason}",
+                               retry_after_s=REFUSED_RETRY_S if refused else None) from error
+    except (http.client.HTTPException, ConnectionError, OSError) as error:  # reset, dropped, cut-off body
+      raise LLMConnectionError(f"the connection to {self.base_url} broke before the whole reply arrived: "
+                               f"{type(error).__name__}: {error}") from error
     return _parse_reply(payload)
 
 
@@ -85,14 +96,21 @@ def _parse_reply(payload: bytes) -> RawReply:
   text_payload = payload.decode(errors="replace")
   try:
     data = json.loads(text_payload)
-    message = data["choices"][0]["message"]
-    text = message.get("content")
-  except (ValueError, KeyError, IndexError, TypeError) as error:
+  except ValueError as error:
     raise LLMResponseError(f"malformed chat-completions reply ({error!r})", raw_text=text_payload) from None
-  usage_data = data.get("usage") or {}
-  usage = Usage.of(usage_data.get("prompt_tokens"), usage_data.get("completion_tokens"),
-                   usage_data.get("total_tokens"))
-  if not isinstance(text, str):
-    reason = data["choices"][0].get("finish_reason")
+  usage_data = (data.get("usage") if isinstance(data, dict) else None) or {}
+  try:  # usage first: a reply without choices still cost tokens
+    usage = Usage.of(usage_data.get("prompt_tokens"), usage_data.get("completion_tokens"),
+                     usage_data.get("total_tokens"))
+  except (AttributeError, TypeError, ValueError):
+    usage = Usage()
+  try:
+    choice = data["choices"][0]
+    text = choice["message"].get("content")
+  except (KeyError, IndexError, TypeError, AttributeError) as error:
+    raise LLMResponseError(f"malformed chat-completions reply ({error!r})", raw_text=text_payload,
+                           usage=usage) from None
+  if not isinstance(text, str) or not text.strip():
+    reason = choice.get("finish_reason") if isinstance(choice, dict) else None
     raise LLMResponseError(f"reply has no text (finish_reason={reason!r})", raw_text=text_payload, usage=usage)
   return RawReply(text, usage, data)

@@ -23,7 +23,7 @@ def test_to_dict_is_plain_and_round_trips():
   # Plain YAML-safe values only: safe_dump refuses tuples and dataclasses.
   assert yaml.safe_load(yaml.safe_dump(values)) == values
   assert values["search"]["agents"] == [{"name": "scripted", "policy": "mcts", "llm": "scripted:r.jsonl",
-                                        "policy_options": {}}]
+                                        "policy_options": {}, "llm_options": {}}]
   assert from_dict(values) == config
   assert from_dict(ComposeConfig().to_dict()) == ComposeConfig()
 
@@ -226,3 +226,31 @@ def test_a_mapping_in_a_file_replaces_the_default_mapping(tmp_path):
   path.write_text("evaluator:\n  model: {d_model: 64}\n")
   assert load_config(path).evaluator.model == {"d_model": 64}
   assert load_config(path, ["evaluator.model.num_heads=4"]).evaluator.model == {"d_model": 64, "num_heads": 4}
+
+
+@pytest.mark.parametrize("agent, fragment", [
+    ("{name: a, llm: 'bogus:x'}", r"search\.agents\[a\]: unknown LLM backend 'bogus'"),
+    ("{name: a, llm: gemini}", r"search\.agents\[a\]: LLM spec 'gemini' must look like BACKEND:TARGET"),
+    ("{name: a, llm: 'gemini:m', llm_options: {headers: {X: y}}}", r"not options of the gemini backend"),
+    ("{name: a, llm: 'openai:m', llm_options: {timeout_s: 0}}", r"timeout_s must be a positive number"),
+    ("{name: a, llm: 'openai:m', llm_options: {max_attempts: 0}}", r"max_attempts must be an integer >= 1"),
+    ("{name: a, llm: 'openai:m', llm_options: {base_url: 'localhost:8000'}}", r"base_url must be an http"),
+    ("{name: a, llm_options: {timeout_s: 5}}", r"llm_options: set only for an LLM agent"),
+])
+def test_llm_agents_are_checked_before_any_work(agent, fragment):
+  with pytest.raises(ConfigError, match=fragment):
+    load_config(overrides=[f"search.agents=[{agent}]"])
+
+
+def test_llm_options_are_accepted_and_kept():
+  config = load_config(overrides=["search.agents=[{name: a, llm: 'openai:m@http://127.0.0.1:8000/v1', "
+                                  "llm_options: {timeout_s: 30, max_attempts: 2, headers: {X-Org: lab}}}]"])
+  assert dict(config.search.agents[0].llm_options) == {"timeout_s": 30, "max_attempts": 2, "headers": {"X-Org": "lab"}}
+
+
+def test_a_missing_scripted_file_stops_before_the_run_directory_exists(tmp_path):
+  from aira_jax.compose import api
+  overrides = [f"run_dir={tmp_path / 'runs'}", "search.agents=[{name: a, llm: 'scripted:missing.jsonl'}]"]
+  with pytest.raises(ConfigError, match=r"search\.agents\[a\]\.llm: the scripted replies file 'missing.jsonl'"):
+    api.open_run(overrides=overrides)
+  assert not (tmp_path / "runs").exists()

@@ -18,12 +18,16 @@ from typing import Any
 
 @dataclasses.dataclass(frozen=True)
 class FakeResponse:
-  """One scripted reply: `body` may be a dict/list (sent as JSON), str or bytes; `delay_s` waits first."""
+  """One scripted reply: `body` may be a dict/list (sent as JSON), str or bytes; `delay_s` waits first.
+  `drop`: close the connection without answering; `cut_after`: announce the whole body but send only its
+  first `cut_after` bytes, then close (a reply cut off mid-way)."""
 
   status: int = 200
   body: Any = dataclasses.field(default_factory=dict)
   headers: dict[str, str] = dataclasses.field(default_factory=dict)
   delay_s: float = 0.0
+  drop: bool = False
+  cut_after: int | None = None
 
   def body_bytes(self) -> bytes:
     if isinstance(self.body, bytes):
@@ -108,6 +112,9 @@ def _make_handler(server: FakeServer) -> type[http.server.BaseHTTPRequestHandler
       if reply.delay_s and server._stopping.wait(reply.delay_s):
         return
       payload = reply.body_bytes()
+      if reply.drop:
+        self.close_connection = True
+        return
       try:
         self.send_response(reply.status)
         headers = {"Content-Type": "application/json", **reply.headers}
@@ -115,7 +122,10 @@ def _make_handler(server: FakeServer) -> type[http.server.BaseHTTPRequestHandler
           self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        self.wfile.write(payload if reply.cut_after is None else payload[:reply.cut_after])
+        if reply.cut_after is not None:
+          self.wfile.flush()
+          self.close_connection = True
       except OSError:  # the client gave up (timeout test); nothing to answer
         pass
 

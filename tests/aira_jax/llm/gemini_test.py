@@ -7,8 +7,8 @@ import sys
 import pytest
 from fake_servers import FakeResponse
 
-from aira_jax.llm import (GeminiClient, LLMError, LLMRateLimitError, LLMResponseError, LLMServerError,
-                          LLMTimeoutError, Message, RetryPolicy, Usage)
+from aira_jax.llm import (GeminiClient, LLMConnectionError, LLMError, LLMRateLimitError, LLMResponseError,
+                          LLMServerError, LLMTimeoutError, Message, RetryPolicy, Usage)
 
 SCHEMA = {"type": "object", "required": ["layout"], "properties": {"layout": {"type": "string"}}}
 MODEL = "gemini-2.5-pro"
@@ -126,12 +126,20 @@ def test_timeout(fake_server, sleeps):
   assert len(fake_server.requests) == 2 and len(sleeps) == 1
 
 
-def test_unreachable_server_is_an_llm_error(sleeps):
+def test_unreachable_server_is_a_retried_connection_error(sleeps):
   from fake_servers import FakeServer
   with FakeServer() as server:
     url = server.url
-  with pytest.raises(LLMError, match="cannot reach Gemini"):
-    GeminiClient(MODEL, api_key="k", base_url=url, sleep=sleeps.append).generate("hi")
+  client = GeminiClient(MODEL, api_key="k", base_url=url, sleep=sleeps.append, retry=RetryPolicy(max_attempts=2))
+  with pytest.raises(LLMConnectionError, match="cannot reach Gemini"):
+    client.generate("hi")
+  assert len(sleeps) == 1
+
+
+def test_dropped_connection_is_retried(fake_server, sleeps):
+  fake_server.enqueue(FakeResponse(drop=True), gemini_reply("after the break"))
+  assert make_client(fake_server, sleeps).generate("hi").text == "after the break"
+  assert len(fake_server.requests) == 2 and sleeps == [0.5]
 
 
 def test_missing_api_key_names_both_variables():

@@ -3,8 +3,8 @@
 import pytest
 from fake_servers import FakeResponse
 
-from aira_jax.llm import (LLMError, LLMRateLimitError, LLMResponseError, LLMServerError, LLMTimeoutError, Message,
-                          OpenAICompatClient, RetryPolicy, Usage)
+from aira_jax.llm import (LLMConnectionError, LLMError, LLMRateLimitError, LLMResponseError, LLMServerError,
+                          LLMTimeoutError, Message, OpenAICompatClient, RetryPolicy, Usage, make_client as build)
 
 SCHEMA = {"type": "object", "required": ["layout"], "properties": {"layout": {"type": "string"}}}
 
@@ -108,12 +108,58 @@ def test_timeout_is_retried_then_raised(fake_server, sleeps):
   assert len(fake_server.requests) == 2 and len(sleeps) == 1
 
 
-def test_unreachable_server_is_an_llm_error(sleeps):
+def test_refused_connection_is_retried_quickly_then_raised(sleeps):
   from fake_servers import FakeServer
   with FakeServer() as server:
     url = server.url
-  with pytest.raises(LLMError, match="cannot reach"):
-    OpenAICompatClient("m", base_url=url, sleep=sleeps.append).generate("hi")
+  client = OpenAICompatClient("m", base_url=url, sleep=sleeps.append, retry=RetryPolicy(max_attempts=3))
+  with pytest.raises(LLMConnectionError, match="cannot reach .*gave up after 3 attempts"):
+    client.generate("hi")
+  assert sleeps == [0.5, 0.5]  # a server that is starting up: a few quick tries
+
+
+@pytest.mark.parametrize("broken", [FakeResponse(drop=True), FakeResponse(200, {"x": "y" * 200}, cut_after=20)],
+                         ids=["dropped", "cut-off"])
+def test_broken_connection_is_a_retried_connection_error(fake_server, sleeps, broken):
+  fake_server.enqueue(broken, chat_reply("after the break"))
+  assert make_client(fake_server, sleeps).generate("hi").text == "after the break"
+  assert len(fake_server.requests) == 2 and sleeps == [0.5]
+  fake_server.enqueue(broken, broken, broken)
+  with pytest.raises(LLMConnectionError, match="broke before the whole reply arrived"):
+    make_client(fake_server, sleeps).generate("hi")
+
+
+def test_broken_connections_land_in_the_call_log(fake_server, sleeps, tmp_path):
+  from aira_jax.llm import CallLog
+  fake_server.enqueue(FakeResponse(drop=True))
+  client = build(f"openai:qwen3@{fake_server.url}/v1", log=tmp_path / "calls.jsonl",
+                 options={"max_attempts": 1})
+  with pytest.raises(LLMConnectionError):
+    client.generate("hi")
+  [entry] = CallLog(tmp_path / "calls.jsonl").entries()
+  assert entry["error"].startswith("LLMConnectionError")
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 0}}, "malformed"),
+    ({"choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": "length"}],
+      "usage": {"prompt_tokens": 7, "completion_tokens": 3}}, "no text .*length"),
+])
+def test_empty_replies_raise_and_keep_their_usage(fake_server, sleeps, body, message):
+  fake_server.enqueue(FakeResponse(200, body))
+  with pytest.raises(LLMResponseError, match=message) as info:
+    make_client(fake_server, sleeps).generate("hi")
+  assert info.value.usage.prompt_tokens == 7 and info.value.usage.total_tokens == 7 + body["usage"]["completion_tokens"]
+
+
+def test_llm_options_set_timeout_attempts_endpoint_and_headers(fake_server, sleeps):
+  fake_server.enqueue(FakeResponse(500, {}), chat_reply("ok"))
+  client = build("openai:qwen3@http://127.0.0.1:9/v1", sleep=sleeps.append,
+                 options={"timeout_s": 7, "max_attempts": 2, "base_url": f"{fake_server.url}/v1",
+                          "headers": {"X-Org": "lab"}})
+  assert client.timeout_s == 7.0 and client.retry.max_attempts == 2
+  assert client.generate("hi").text == "ok"
+  assert fake_server.requests[-1].headers["X-Org"] == "lab" and len(fake_server.requests) == 2
 
 
 def test_agenerate(fake_server, sleeps):

@@ -4,6 +4,7 @@ import pytest
 
 from aira_jax.llm import (BACKENDS, AccountedClient, GeminiClient, LLMClient, OpenAICompatClient, ScriptedClient,
                           TokenBudget, make_client)
+from aira_jax.llm.registry import check_llm_options
 
 
 def test_gemini_spec():
@@ -57,3 +58,14 @@ def test_every_backend_builds_a_protocol_client(tmp_path):
   assert set(BACKENDS) == set(targets)
   for name, target in targets.items():
     assert isinstance(make_client(f"{name}:{target}"), LLMClient)
+
+
+def test_llm_options_become_backend_arguments():
+  client = make_client("gemini:gemini-2.5-pro", options={"timeout_s": 12, "max_attempts": 4,
+                                                         "base_url": "https://proxy.example/gemini"})
+  assert (client.timeout_s, client.retry.max_attempts, client.base_url) == (12.0, 4, "https://proxy.example/gemini")
+  assert check_llm_options("openai:m", {}) == {}
+  with pytest.raises(ValueError, match=r"not options of the scripted backend; allowed: none"):
+    check_llm_options("scripted:x.jsonl", {"timeout_s": 1})
+  with pytest.raises(ValueError, match="headers must map header names to strings"):
+    check_llm_options("openai:m", {"headers": {"X": 1}})
