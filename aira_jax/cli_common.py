@@ -121,8 +121,21 @@ def check_agents(agents, where: str = "search.agents") -> None:
         raise ConfigError(f"{where}[{agent.name}]: {e}") from None
 
 
-def check_agent_files(agents, where: str = "search.agents") -> None:
-  """Files the agents need before a run starts (a scripted agent's replies); ConfigError naming the agent.
+def check_budgets(search) -> None:
+  """The search budgets of either pipeline: at least one given, each positive; ConfigError naming the key."""
+  from aira_jax.config_io import ConfigError
+  if search.steps_per_agent is None and search.wall_clock_s is None and search.max_llm_tokens is None:
+    raise ConfigError("search: give at least one budget (steps_per_agent, wall_clock_s or max_llm_tokens) so the "
+                      "search ends")
+  for key, value in (("steps_per_agent", search.steps_per_agent), ("wall_clock_s", search.wall_clock_s),
+                     ("max_llm_tokens", search.max_llm_tokens)):
+    if value is not None and not value > 0:
+      raise ConfigError(f"search.{key} must be positive (or null for no limit), got {value!r}")
+
+
+def check_agent_resources(agents, where: str = "search.agents") -> None:
+  """What the agents need from this machine before a run starts: a scripted agent's replies file, a Gemini
+  agent's API key in the environment; ConfigError naming the agent and what to do.
 
   Kept out of `check_agents` so that a config can be validated (and round-tripped) on another machine."""
   from aira_jax.config_io import ConfigError
@@ -130,3 +143,10 @@ def check_agent_files(agents, where: str = "search.agents") -> None:
     backend, _, target = (agent.llm or "").partition(":")
     if backend == "scripted" and not pathlib.Path(target).is_file():
       raise ConfigError(f"{where}[{agent.name}].llm: the scripted replies file {target!r} does not exist")
+    if backend == "gemini":
+      from aira_jax.llm.base import LLMError
+      from aira_jax.llm.gemini import resolve_api_key
+      try:
+        resolve_api_key()
+      except LLMError as e:
+        raise ConfigError(f"{where}[{agent.name}].llm: {e}") from None

@@ -15,7 +15,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import IO
 
-from aira_jax.cli_common import check_agent_files
+from aira_jax.cli_common import check_agent_resources
 from aira_jax.compose.config import ComposeConfig, from_dict, load_config
 from aira_jax.compose.report import write_report
 from aira_jax.results.run_files import RunFiles, read_config, resume_run, start_run
@@ -28,10 +28,12 @@ def open_run(config: ComposeConfig | None = None, *, config_path: str | None = N
   """A new run directory for `config` (or the YAML file plus overrides), or the run at `resume` with
   `overrides` applied. Raises ConfigError for a bad config or an occupied / missing directory."""
   if resume is not None:
-    return resume_run(resume, from_dict, overrides)
+    config, files = resume_run(resume, from_dict, overrides)
+    check_agent_resources(config.search.agents)
+    return config, files
   if config is None:
     config = load_config(config_path, overrides)
-  check_agent_files(config.search.agents)
+  check_agent_resources(config.search.agents)
   return start_run(config)
 
 

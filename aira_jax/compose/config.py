@@ -164,10 +164,31 @@ def load_config(path: str | pathlib.Path | None = None, overrides: Sequence[str]
   return config
 
 
+def _check_tasks_and_baselines(config: ComposeConfig) -> None:
+  """The proxy task's name and the baselines, without building anything; ConfigError naming the key."""
+  from aira_jax.compose.families import BASELINES, baseline_layout
+  from aira_jax.tasks import task_names
+  from aira_jax.tasks.mad import MAD_LITE
+  evaluator, scale = config.evaluator, config.scale
+  if evaluator.task == "mad-lite":
+    unknown = [t for t in evaluator.mad_tasks if t not in MAD_LITE]
+    if unknown or not evaluator.mad_tasks:
+      raise ConfigError(f"evaluator.mad_tasks: unknown {unknown or '(empty)'}; choose from {', '.join(MAD_LITE)}")
+  elif evaluator.task not in task_names():
+    raise ConfigError(f"evaluator.task: unknown {evaluator.task!r}; choose mad-lite or one of {', '.join(task_names())}")
+  for name in scale.baselines:
+    if name not in BASELINES:
+      raise ConfigError(f"scale.baselines: unknown {name!r}; choose from {', '.join(BASELINES)}")
+    try:
+      baseline_layout(name, scale.target_depth)
+    except ValueError as e:
+      raise ConfigError(f"scale.baselines: {name} at scale.target_depth={scale.target_depth}: {e}") from None
+
+
 def validate(config: ComposeConfig) -> None:
   """Cross-field checks the dataclasses cannot make alone; ConfigError naming the key."""
   from aira_jax import primitives
-  from aira_jax.cli_common import check_agents
+  from aira_jax.cli_common import check_agents, check_budgets
   search, evaluator, scale = config.search, config.evaluator, config.scale
 
   def need(condition: bool, message: str) -> None:
@@ -180,8 +201,7 @@ def validate(config: ComposeConfig) -> None:
     raise ConfigError(f"search.space: {e}") from None
   need(search.depth >= 1, f"search.depth must be at least 1, got {search.depth}")
   check_agents(search.agents)
-  need(search.steps_per_agent is not None or search.wall_clock_s is not None or search.max_llm_tokens is not None,
-       "search: give at least one budget (steps_per_agent, wall_clock_s or max_llm_tokens) so the search ends")
+  check_budgets(search)
   need(search.workers is None or search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")
   need(search.noise_seeds >= 0 and search.noise_top >= 0, "search.noise_seeds and search.noise_top must be >= 0")
   need(evaluator.mode in ("auto", "switch", "dedicated"),
@@ -190,6 +210,11 @@ def validate(config: ComposeConfig) -> None:
        "evaluator.steps, evaluator.batch_size and evaluator.eval_examples must be positive")
   need(evaluator.lr > 0, f"evaluator.lr must be positive, got {evaluator.lr}")
   need(scale.target_depth >= 1, f"scale.target_depth must be at least 1, got {scale.target_depth}")
+  need("stretch" not in scale.methods or scale.target_depth >= search.depth,
+       f"scale.target_depth={scale.target_depth} is below search.depth={search.depth}: stretch keeps every run of "
+       f"the found layout, which can have as many runs as layers; use a target of at least {search.depth} or "
+       "scale.methods=[stack]")
+  _check_tasks_and_baselines(config)
   for method in scale.methods:
     need(method in ("stretch", "stack"), f"scale.methods: unknown {method!r}; allowed: stretch, stack")
   need(len(scale.methods) >= 1, "scale.methods: give at least one of stretch, stack")

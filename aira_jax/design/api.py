@@ -13,7 +13,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import IO
 
-from aira_jax.cli_common import check_agent_files
+from aira_jax.cli_common import check_agent_resources
 from aira_jax.design.config import DesignConfig, from_dict, load_config
 from aira_jax.design.report import write_report
 from aira_jax.design.search import DesignResult, build_task, run_design
@@ -26,9 +26,10 @@ def open_run(config: DesignConfig | None = None, *, config_path: str | None = No
   `overrides` applied. The task is built once here, so a bad task option fails before anything runs."""
   if resume is not None:
     config, files = resume_run(resume, from_dict, overrides)
+    check_agent_resources(config.search.agents)
   else:
     config = config if config is not None else load_config(config_path, overrides)
-    check_agent_files(config.search.agents)
+    check_agent_resources(config.search.agents)
     config, files = start_run(config)
   build_task(config)
   return config, files

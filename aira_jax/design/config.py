@@ -90,7 +90,7 @@ class DesignConfig:
 
 def validate(config: DesignConfig) -> None:
   """Cross-field checks; ConfigError naming the key."""
-  from aira_jax.cli_common import check_agents
+  from aira_jax.cli_common import check_agents, check_budgets
   search = config.search
 
   def need(condition: bool, message: str) -> None:
@@ -98,10 +98,9 @@ def validate(config: DesignConfig) -> None:
       raise ConfigError(message)
 
   check_agents(search.agents)
+  check_budgets(search)
   for agent in search.agents:
     need(agent.edits in ("whole", "diff"), f"search.agents[{agent.name}].edits must be whole or diff")
-  need(search.steps_per_agent is not None or search.wall_clock_s is not None or search.max_llm_tokens is not None,
-       "search: give at least one budget (steps_per_agent, wall_clock_s or max_llm_tokens) so the search ends")
   need(search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")
   need(config.sandbox.timeout_s is None or config.sandbox.timeout_s > 0, "sandbox.timeout_s must be positive")
   need(config.sandbox.isolation in ("auto", "bwrap", "process"),

@@ -254,3 +254,44 @@ def test_a_missing_scripted_file_stops_before_the_run_directory_exists(tmp_path)
   with pytest.raises(ConfigError, match=r"search\.agents\[a\]\.llm: the scripted replies file 'missing.jsonl'"):
     api.open_run(overrides=overrides)
   assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("search.steps_per_agent=0", r"search\.steps_per_agent must be positive \(or null for no limit\), got 0"),
+    ("search.steps_per_agent=-1", r"search\.steps_per_agent must be positive"),
+    ("search.wall_clock_s=-5", r"search\.wall_clock_s must be positive"),
+    ("search.max_llm_tokens=0", r"search\.max_llm_tokens must be positive"),
+    ("scale.baselines=[foo]", r"scale\.baselines: unknown 'foo'; choose from llama, composer"),
+    ("scale.target_depth=1", r"scale\.target_depth=1 is below search\.depth=16"),
+    ("evaluator.task=bogus", r"evaluator\.task: unknown 'bogus'; choose mad-lite or one of"),
+    ("evaluator.mad_tasks=[nope]", r"evaluator\.mad_tasks: unknown \['nope'\]"),
+])
+def test_bad_values_fail_before_any_work(override, fragment):
+  with pytest.raises(ConfigError, match=fragment):
+    load_config(overrides=[override])
+
+
+def test_stack_alone_may_shrink_below_the_search_depth():
+  config = load_config(overrides=["scale.target_depth=8", "scale.methods=[stack]", "scale.baselines=[llama]"])
+  assert config.scale.target_depth == 8
+
+
+@pytest.mark.parametrize("override", ["search.steps_per_agent=0", "scale.baselines=[foo]"])
+def test_cli_exits_2_with_one_line_and_no_run_directory(tmp_path, capsys, override):
+  from aira_jax.compose.cli import main
+  assert main(["search", f"run_dir={tmp_path / 'runs'}", override]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0]
+  assert not (tmp_path / "runs").exists()
+
+
+def test_a_gemini_agent_without_a_key_stops_before_the_run_directory_exists(tmp_path, monkeypatch, capsys):
+  from aira_jax.compose.cli import main
+  for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"):
+    monkeypatch.delenv(name, raising=False)
+  agents = "search.agents=[{name: g, policy: greedy, llm: 'gemini:gemini-2.5-pro'}, mcts]"
+  assert main(["search", f"run_dir={tmp_path / 'runs'}", agents]) == 2
+  [line] = capsys.readouterr().err.strip().splitlines()
+  assert line == ("error: search.agents[g].llm: no Gemini API key: set GOOGLE_API_KEY or GEMINI_API_KEY (or pass "
+                  "api_key=...)")
+  assert not (tmp_path / "runs").exists()

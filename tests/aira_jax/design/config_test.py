@@ -34,6 +34,8 @@ def test_overrides_and_agent_shorthand():
     ("search.steps_per_agent=null", "budget"),
     ("sandbox.memory_mb=100", "memory_mb"),
     ("sandbox.isolation=docker", "sandbox.isolation"),
+    ("search.steps_per_agent=0", r"search\.steps_per_agent must be positive"),
+    ("search.wall_clock_s=-5", r"search\.wall_clock_s must be positive"),
     ("search.agents=[{name: a, llm: 'bogus:x'}]", "unknown LLM backend 'bogus'"),
     ("search.agents=[{name: a, llm: 'openai:m', llm_options: {retries: 3}}]", r"\['retries'\] are not options"),
     ("search.bogus=1", "unknown key"),
