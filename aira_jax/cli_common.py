@@ -44,6 +44,7 @@ def parse_run_args(parser: argparse.ArgumentParser, commands: tuple[str, ...], a
   """(args, target run directory or None, overrides); argparse puts a first override into `target`."""
   argv = list(sys.argv[1:] if argv is None else argv)
   args = parser.parse_intermixed_args(_with_command(argv, commands))
+  args.commands = commands
   overrides, target = list(args.overrides), args.target
   if target is not None and "=" in target:
     overrides.insert(0, target)
@@ -84,8 +85,11 @@ def open_run_from_args(api, args: argparse.Namespace, target: str | None, overri
   """(config, files) of the run a search works on (a new one from --config and the overrides, or --resume's),
   via `api.open_run`; prints its directory. ConfigError for a stray positional argument."""
   from aira_jax.config_io import ConfigError
+  target = target if target is not None else next((o for o in overrides if "=" not in o), None)
   if target is not None:
-    raise ConfigError(f"unexpected argument {target!r}: overrides look like key=value")
+    commands = getattr(args, "commands", None)
+    known = f"; commands: {', '.join(commands)}" if commands else ""
+    raise ConfigError(f"unexpected argument {target!r}: overrides look like key=value{known} (see --help)")
   config, files = api.open_run(config_path=args.config, overrides=overrides, resume=args.resume)
   print(f"run directory: {files.root}", file=sys.stderr)
   return config, files

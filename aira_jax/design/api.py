@@ -27,11 +27,12 @@ def open_run(config: DesignConfig | None = None, *, config_path: str | None = No
   if resume is not None:
     config, files = resume_run(resume, from_dict, overrides)
     check_agent_resources(config.search.agents)
+    build_task(config)
   else:
     config = config if config is not None else load_config(config_path, overrides)
     check_agent_resources(config.search.agents)
+    build_task(config)  # a bad task option fails before the run directory exists
     config, files = start_run(config)
-  build_task(config)
   return config, files
 
 

@@ -43,3 +43,16 @@ def test_overrides_and_agent_shorthand():
 def test_invalid_configs_name_the_key(override, key):
   with pytest.raises(ConfigError, match=key):
     load_config(overrides=[override])
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["search.task=lra-text"], "error: search.task 'lra-text': lra-text needs path="),
+    (["serch"], "error: unexpected argument 'serch': overrides look like key=value; commands: run, report"),
+    (["search.agents=[{name: a, llm: 'scripted:missing.jsonl'}]"], "the scripted replies file 'missing.jsonl'"),
+])
+def test_cli_errors_are_one_line_before_the_run_directory_exists(tmp_path, capsys, args, fragment):
+  from aira_jax.design.cli import main
+  assert main([f"run_dir={tmp_path / 'runs'}", *args]) == 2
+  [line] = capsys.readouterr().err.strip().splitlines()
+  assert line.startswith("error: ") and fragment in line
+  assert not (tmp_path / "runs").exists()
