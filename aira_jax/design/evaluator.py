@@ -25,6 +25,7 @@ import json
 import pathlib
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -88,6 +89,8 @@ class CandidateEvaluator:
     if self._scorer is None:
       scorer = self.task.make_scorer()
       self._data_root = tempfile.mkdtemp(prefix="aira-data-")
+      # Removed by close(), or when this evaluator is collected / the interpreter exits if nobody calls it.
+      self._cleanup = weakref.finalize(self, shutil.rmtree, self._data_root, ignore_errors=True)
       scorer.prepare(pathlib.Path(self._data_root))
       self._scorer = scorer
     return self._scorer
@@ -95,7 +98,7 @@ class CandidateEvaluator:
   def close(self) -> None:
     """Removes the prepared data (a later candidate prepares it again)."""
     if self._data_root is not None:
-      shutil.rmtree(self._data_root, ignore_errors=True)
+      self._cleanup()
     self._scorer = self._data_root = None
 
   def _keep(self, key: str, code: str, outcomes: list[SandboxOutcome], result: CandidateResult) -> None:
