@@ -3,8 +3,8 @@
 `CandidateEvaluator(task, limits, isolation=...)(code)` prepares the task's data once (the task's
 `TrustedScorer`: training data and evaluation inputs on disk for the sandbox, held-out labels in this
 process), then for each candidate makes a working directory with the candidate's file and the harness's
-`settings.json` and lets the scorer run its phases there (`run_sandboxed` with the chosen isolation; the files
-are written afresh before every phase: `run_sandboxed` first removes whatever a candidate left under those names). The
+`settings.json` and lets the scorer run its phases, each in a fresh working directory (`run_sandboxed` with the
+chosen isolation; what one phase passes to the next goes through the scorer, never through shared files). The
 scorer reads the stage records (reports), reads the predictions from the results channel and computes the
 metrics itself, so the result is:
 - every stage ended ok and the trusted "score" stage computed the task's metric: a scored `EvalResult`;
@@ -68,7 +68,7 @@ class CandidateEvaluator:
     isolation: "auto" | "bwrap" | "process" (`aira_jax.design.sandbox.resolve_isolation`; resolved here, once).
     candidates_dir: where each candidate's files and logs are kept (None: not kept).
     on_result: called with every CandidateResult (the store records them).
-    keep_workdirs: keep each candidate's working directory (its path is in `candidates/<key>/workdir.txt`).
+    keep_workdirs: keep each phase's working directory (their paths are in `candidates/<key>/workdir.txt`).
     block_processes: see `run_sandboxed` (None: automatic).
   """
 
@@ -119,14 +119,16 @@ class CandidateEvaluator:
     files = {self.task.filename: code, "settings.json": json.dumps(dict(scorer.harness_settings()))}
     secrets = secret_values()
     outcomes: list[SandboxOutcome] = []
-    workdir = pathlib.Path(tempfile.mkdtemp(prefix="aira-sandbox-"))
+    workdirs: list[pathlib.Path] = []
 
     def run_phase(phase: Phase) -> SandboxOutcome:
-      limits = self.limits if phase.timeout_s is None else dataclasses.replace(self.limits, timeout_s=phase.timeout_s)
+      workdirs.append(pathlib.Path(tempfile.mkdtemp(prefix="aira-sandbox-")))  # fresh: phases share no files
+      limits = self.limits if phase.timeout_s is None else dataclasses.replace(self.limits,
+                                                                                timeout_s=phase.timeout_s)
       outcome = run_sandboxed(self.task.harness_module, list(phase.args), files=files, limits=limits,
-                              workdir=workdir, isolation=self.isolation, data_dirs=(self._data_root, *phase.data_dirs),
-                              hidden=scorer.hidden_paths(), block_processes=self.block_processes,
-                              consume=phase.consume)
+                              workdir=workdirs[-1], isolation=self.isolation,
+                              data_dirs=(self._data_root, *phase.data_dirs), hidden=scorer.hidden_paths(),
+                              block_processes=self.block_processes, consume=phase.consume)
       outcome = redact_outcome(outcome, secrets)
       outcomes.append(outcome)
       return outcome
@@ -135,7 +137,8 @@ class CandidateEvaluator:
       verdict = scorer.score(run_phase)
     finally:
       if not self.keep_workdirs:
-        shutil.rmtree(workdir, ignore_errors=True)
+        for workdir in workdirs:
+          shutil.rmtree(workdir, ignore_errors=True)
     if not verdict.failed and self.task.metric not in verdict.metrics:
       verdict.fail("score", f"stage score computed no {self.task.metric!r} (got {sorted(verdict.metrics)})")
     last = outcomes[-1] if outcomes else None
@@ -148,7 +151,7 @@ class CandidateEvaluator:
                              isolation=self.isolation)
     self._keep(key, code, outcomes, result)
     if self.keep_workdirs and self.candidates_dir is not None:
-      (self.candidates_dir / key / "workdir.txt").write_text(f"{workdir}\n")
+      (self.candidates_dir / key / "workdir.txt").write_text("".join(f"{w}\n" for w in workdirs))
     self.done += 1
     if self.on_result is not None:
       self.on_result(result)

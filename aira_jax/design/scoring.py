@@ -8,7 +8,7 @@ A design task's `TrustedScorer` runs in the parent (it runs no candidate code):
   the task's harness, a reader of the results channel, extra read-only data), reads the stage records the
   harness wrote (reports: they say where a candidate failed, never what it scored), and computes the metrics
   from the arrays the candidate sent and the labels it holds. Its stages ("score", and for autoresearch
-  "numerics" and "causality") are recorded as `trusted`.
+  "causality") are recorded as `trusted`.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ DESCRIPTION = """\
 # Autoresearch: train the best language model in {budget:.0f} seconds
 
 Rewrite `train.py`, a self-contained JAX training script. The harness imports it and calls
-`state = train(data, budget_seconds)`; the state is saved, and a fresh process later loads it and calls your
+`state = train(data, budget_seconds)`; the state is saved, and fresh processes later load it and call your
 `predict(state, tokens)` on held-out text, scored by **val_bpb** (validation bits per byte; **lower is
 better**). The baseline in `train.py` is a small GPT: RoPE, QK-norm,
 ReLU^2 MLP, logit soft-cap 15, value embeddings on alternating layers, Muon for the block matrices and AdamW
@@ -67,13 +67,14 @@ and a row's logits must not depend on the other rows of its batch. Anything prin
   {startup:.0f} s after budget + allowance + grace, whatever its clock says. Evaluation is not counted.
 
 ## Evaluation (fixed, outside your process)
-A fresh process loads `train.py` and the saved state and returns `predict(state, rows)` for batches of
-{eval_batch} rows: every validation row, mixed with rows whose tokens after a random position were replaced
-by another row's. Outside your process, logits up to that position must equal the original row's ("predict
-looks at future tokens" fails the run), every logit must be finite and of the right shape, and val_bpb =
-sum of next-token cross-entropy in nats / (ln 2 * sum of the UTF-8 byte lengths of the target tokens) over
-{eval_tokens} validation tokens (BOS targets and padding excluded). Tokenizer: {tokenizer}. Stages: import,
-interface, train; then import, predict; then causality and score (trusted).
+Two fresh processes each load `train.py` and the saved state and return `predict(state, rows)` for batches of
+{eval_batch} rows: between them every validation row, mixed with rows whose tokens after a random position were
+replaced by another row's (a row and its changed copy never go to the same process). Outside your process,
+logits up to that position must equal the original row's ("predict looks at future tokens" fails the run), every
+logit must be finite and of the right shape, and val_bpb = sum of next-token cross-entropy in nats / (ln 2 * sum
+of the UTF-8 byte lengths of the target tokens) over {eval_tokens} validation tokens (BOS targets and padding
+excluded). Tokenizer: {tokenizer}. Stages: import, interface, train; then import, predict (twice); then
+causality and score (trusted).
 """
 
 

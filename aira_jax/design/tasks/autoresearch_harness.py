@@ -9,10 +9,12 @@
   `data.start_clock()` (after its first, compiling step) or, if it never does, at the call. Fails when the
   candidate raises, spends more than `compile_allowance_s` before starting the clock, trains for more than
   `budget_seconds + overrun_s` after it, or returns a state that cannot be pickled.
-`python -m aira_jax.design.tasks.autoresearch_harness settings.json predict QUERIES_DIR` (a fresh process):
+`python -m aira_jax.design.tasks.autoresearch_harness settings.json predict QUERIES_DIR` (a fresh process in
+a fresh directory; the trusted side runs two):
 - import: train.py again.
-- predict: load `state.pkl`, then for each batch of `QUERIES_DIR/queries.npy` (rows chosen by the trusted
-  side) send `predict(state, batch)` on the results channel.
+- predict: load `QUERIES_DIR/state.pkl` (the parent's copy of the train phase's state), then for each batch
+  of `QUERIES_DIR/queries.npy` (rows chosen by the trusted side) send `predict(state, batch)` on the results
+  channel.
 Everything here is a report: the trusted scorer (`autoresearch_scoring`) checks shapes, finiteness and
 causality and computes val_bpb from the logits in the parent; the budget is enforced there by killing the
 train phase (this process's clock checks only give readable errors to honest candidates).
@@ -181,8 +183,8 @@ def _save_state(state, path: Path) -> None:
                        f"{e}); return arrays, dicts, lists or numbers") from None
 
 
-def _predict(predict, workdir: Path, queries_dir: Path, settings: Mapping[str, Any], sink) -> tuple[None, dict]:
-  state_path = workdir / STATE_FILE
+def _predict(predict, queries_dir: Path, settings: Mapping[str, Any], sink) -> tuple[None, dict]:
+  state_path = queries_dir / STATE_FILE
   if not state_path.is_file():
     raise StageFailure(f"no saved state ({STATE_FILE}) from the train phase")
   with open(state_path, "rb") as f:
@@ -218,7 +220,7 @@ def run_stages(settings: Mapping[str, Any], workdir: str | Path, phase: str = "t
 
     ok, _ = _stage("train", results, train_and_save)
   elif ok:
-    ok, _ = _stage("predict", results, lambda: _predict(functions["predict"], workdir, Path(queries_dir), settings,
+    ok, _ = _stage("predict", results, lambda: _predict(functions["predict"], Path(queries_dir), settings,
                                                         sink))
   results["ok"] = ok
   return results

@@ -1,12 +1,13 @@
 """The fixed parts of the LRA harness that do not depend on the candidate: data, optimiser, train and eval steps,
 and cross-lowering of Pallas code for TPU and CUDA from a CPU host.
 
-Data is generated (ListOps, Pathfinder) or read from the user's files (Text, Retrieval, Image, or released
-ListOps / Pathfinder) by the trusted scorer in the parent (`load_splits`), which writes only what a candidate
-may see (`write_public_splits`: inputs, and training labels) for the harness (`read_public_splits`); each split
-is cut to its requested size after a seeded shuffle. Pixel tasks (Image, Pathfinder) flatten an image row by
-row into image_size^2 tokens, token = intensity + 1 (1..256), so that 0 stays the backbone's padding id: no
-position is padding (a black pixel is a real token). Image downsamples CIFAR-10's 32x32 by averaging blocks when image_size is 16 or 8.
+Data is generated (ListOps, Pathfinder) or read from the user's files (Text, Retrieval, Image, or released ListOps
+/ Pathfinder) by the trusted scorer in the parent (`load_splits`), which writes only what a candidate may see
+(`write_public_splits`: inputs, and training labels) for the harness (`read_public_splits`); each split is cut to
+its requested size after a seeded shuffle. Pixel tasks (Image, Pathfinder) flatten an image row by row into
+image_size^2 tokens, token = intensity + 1 (1..256), so that 0 stays the backbone's padding id: no position is
+padding (a black pixel is a real token). Image downsamples CIFAR-10's 32x32 by averaging blocks when image_size is
+16 or 8.
 Training: AdamW (weight decay on matrices only), global-norm clipping at 1, linear warm-up then cosine decay
 to 10% of the peak learning rate over `steps`; cross-entropy on the class logits.
 """

@@ -2,7 +2,7 @@
 
 End-to-end cases run candidates through the real evaluator with process isolation (a train phase, then a
 fresh predict phase: two subprocesses that each import JAX); failures the harness reports by itself, the clock
-rules and the scorer's pieces (token_nll, bpb, choose_checks, queries, check_causal) run in-process against
+rules and the scorer's pieces (token_nll, bpb, choose_checks, plan, check_causal) run in-process against
 the scorer's prepared data. A small synthetic corpus (seq_len 32, 2048 validation tokens) and a budget of a few
 seconds keep it fast.
 """
@@ -65,6 +65,29 @@ def train(data, budget_seconds):
 def predict(state, tokens):  # One-hot of the next input token: perfect on text, and cheating.
   following = np.concatenate([tokens[:, 1:], tokens[:, :1]], axis=1)
   return 20.0 * np.eye(state["vocab_size"], dtype=np.float32)[following]
+"""
+MEMORY_PEEK = """
+import numpy as np
+
+SEEN = []  # Every row this process answered, with the logits it sent.
+
+def train(data, budget_seconds):
+  return {"vocab_size": data.vocab_size}
+
+def predict(state, tokens):
+  # Peeks at the next token, but where a row shares a prefix with one answered before, copies that row's
+  # logits over the shared prefix: an original and its check row then agree up to the cut, whichever came
+  # first. It beats a check that shows both rows to one process; it cannot beat one that splits them.
+  out = []
+  for row in np.asarray(tokens):
+    logits = 20.0 * np.eye(state["vocab_size"], dtype=np.float32)[np.append(row[1:], row[0])]
+    shared = [(int(np.argmax(np.append(old != row, True))), old_logits) for old, old_logits in SEEN]
+    length, old_logits = max(shared, key=lambda pair: pair[0], default=(0, None))
+    if length:
+      logits[:length] = old_logits[:length]
+    SEEN.append((row.copy(), logits))
+    out.append(logits)
+  return np.stack(out)
 """
 BATCH_DEPENDENT = """
 import numpy as np
@@ -346,22 +369,24 @@ def test_choose_checks_on_tiny_rows_names_the_exact_donor():
   assert choose_checks(same, 3, np.random.default_rng(0))[0].shape == (0, 8)
 
 
-def test_queries_hold_every_validation_row_once_plus_the_checks(scorer):
-  rows, order, checks = scorer.queries(np.random.default_rng(4))
+def test_plan_splits_rows_so_no_process_can_recognise_a_check(scorer):
+  every, orders, checks = scorer.plan(np.random.default_rng(4))
   n, batch = len(scorer.rows), scorer.settings["eval_batch"]
-  total = n + len(checks)
-  assert len(checks) == scorer.settings["causality_rows"]
-  assert len(rows) == len(order) and len(rows) % batch == 0 and len(rows) - total < batch
-  assert sorted(order[:total].tolist()) == list(range(total))  # Each row once, checks included ...
-  assert np.all(order[total:] == order[0])  # ... then padding copies of the first query.
-  check_rows = {c.check: c for c in checks}
-  for query, index in zip(rows, order):
-    if index < n:
-      np.testing.assert_array_equal(query, scorer.rows[index])
-    else:
-      c = check_rows[int(index)]
-      np.testing.assert_array_equal(query[:c.cut + 1], scorer.rows[c.original, :c.cut + 1])
-  assert not np.array_equal(order[:n], np.arange(n))  # Shuffled: checks are not told apart by position.
+  assert len(checks) == scorer.settings["causality_rows"] and len(every) == n + len(checks)
+  np.testing.assert_array_equal(every[:n], scorer.rows)
+  assert len(orders) == 2 and len(orders[0]) == len(orders[1]) and len(orders[0]) % batch == 0  # Same calls.
+  distinct = [list(dict.fromkeys(order.tolist())) for order in orders]
+  assert sorted(distinct[0] + distinct[1]) == list(range(len(every)))  # Every row once, in one process ...
+  for order, rows in zip(orders, distinct):
+    assert np.all(order[len(rows):] == order[0])  # ... then padding copies of its first query.
+  where = {index: p for p, rows in enumerate(distinct) for index in rows}
+  for c in checks:
+    row = every[c.check]
+    np.testing.assert_array_equal(row[:c.cut + 1], scorer.rows[c.original, :c.cut + 1])
+    assert row[c.cut + 1] != scorer.rows[c.original, c.cut + 1]
+    np.testing.assert_array_equal(row[c.cut + 1:], scorer.rows[c.donor, c.cut + 1:])
+    # Original and donor live in the other process: an original has no partner beside it to give it away.
+    assert where[c.original] == where[c.donor] != where[c.check]
 
 
 def test_check_causal_compares_logits_up_to_the_cut(scorer):
@@ -435,8 +460,9 @@ def test_main_runs_the_train_phase_and_run_stages_the_predict_phase(scorer, tmp_
   assert all(r["ok"] for r in records if r["event"] == "end")
   with open(tmp_path / autoresearch_harness.STATE_FILE, "rb") as f:
     assert pickle.load(f) == {"vocab_size": VOCAB}
-  queries, order, _ = scorer.queries(np.random.default_rng(6))
-  np.save(tmp_path / "queries.npy", queries)
+  every, orders, _ = scorer.plan(np.random.default_rng(6))
+  order = orders[0]
+  np.save(tmp_path / "queries.npy", every[order])
   sent = []
   result = autoresearch_harness.run_stages(settings, tmp_path, phase="predict", queries_dir=tmp_path,
                                            sink=sent.append)
@@ -483,6 +509,11 @@ def test_future_peeking_predict_fails_causality(evaluator):
   result = evaluator.run(textwrap.dedent(PEEK))
   _assert_fails(result, "causality", "predict looks at future tokens")
   assert result.stages["predict"]["ok"] and "score" not in result.stages
+
+
+def test_a_peeker_that_remembers_rows_across_calls_fails_causality(evaluator):
+  result = evaluator.run(textwrap.dedent(MEMORY_PEEK))
+  _assert_fails(result, "causality", "predict looks at future tokens")
 
 
 def test_batch_dependent_predict_does_not_beat_uniform(evaluator):
