@@ -175,7 +175,8 @@ def _check_tasks_and_baselines(config: ComposeConfig) -> None:
     if unknown or not evaluator.mad_tasks:
       raise ConfigError(f"evaluator.mad_tasks: unknown {unknown or '(empty)'}; choose from {', '.join(MAD_LITE)}")
   elif evaluator.task not in task_names():
-    raise ConfigError(f"evaluator.task: unknown {evaluator.task!r}; choose mad-lite or one of {', '.join(task_names())}")
+    raise ConfigError(f"evaluator.task: unknown {evaluator.task!r}; choose mad-lite or one of "
+                      f"{', '.join(task_names())}")
   for name in scale.baselines:
     if name not in BASELINES:
       raise ConfigError(f"scale.baselines: unknown {name!r}; choose from {', '.join(BASELINES)}")

@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
              "  'search.agents=[{name: g, policy: greedy, llm: gemini:gemini-2.5-pro, edits: diff, "
              "llm_options: {timeout_s: 60, max_attempts: 3}}]' "
              "sandbox.memory_mb=4096 sandbox.isolation=bwrap\n\nEverything goes to runs/<id>/: "
-             "resolved_config.yaml, journal.jsonl, results.sqlite, candidates/<key>/ (code, logs, stage records), report.md.")
+             "resolved_config.yaml, journal.jsonl, results.sqlite, candidates/<key>/ (code, logs, stage records), "
+             "report.md.")
   add_run_arguments(parser, COMMANDS)
   return parser
 

@@ -27,6 +27,22 @@ def _fmt(value) -> str:
   return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
 
 
+def _separation(best, rows, metric: str) -> list[str]:
+  """A sentence saying which leaders the data cannot tell apart from the best (within 2 standard errors of the
+  difference, each candidate's binomial se from its trusted scorer), or nothing when no se is known."""
+  errors = [(node, rows[code_key(node.payload)].details.get("metrics", {}).get(f"{metric}_se")
+             if code_key(node.payload) in rows else None) for node in best]
+  if len(errors) < 2 or any(se is None or node.metric is None for node, se in errors):
+    return []
+  (top, top_se), rest = errors[0], errors[1:]
+  tied = [node for node, se in rest if abs(top.metric - node.metric) <= 2 * (top_se ** 2 + se ** 2) ** 0.5]
+  if not tied:
+    return ["The best candidate is ahead of every other by more than 2 standard errors of the difference.", ""]
+  return [f"{len(tied)} of the other {len(rest)} candidates are within 2 standard errors of the best (the se of a "
+          f"difference from the two binomial se's, as if independent: conservative, since all share the "
+          f"validation set): the data cannot rank them; treat them as tied with the best.", ""]
+
+
 def write_report(config: DesignConfig, files: RunFiles) -> pathlib.Path:
   """Writes `report.md` for the design run in `files.root`; returns its path."""
   journal = Journal.load(files.journal)
@@ -52,11 +68,13 @@ def write_report(config: DesignConfig, files: RunFiles) -> pathlib.Path:
     key = code_key(node.payload)
     row = rows.get(key)
     metrics = row.details.get("metrics", {}) if row else {}
-    leaderboard.append({"rank": rank, metric: _fmt(node.metric),
+    se = metrics.get(f"{metric}_se")
+    leaderboard.append({"rank": rank, metric: _fmt(node.metric), **({"± se": _fmt(se)} if se is not None else {}),
                         **({final_metric: _fmt(metrics.get(final_metric))} if final_metric else {}),
                         "seed": seed_name(node.payload) or "-", "candidate": key, "agent": node.agent_id,
                         "operator": node.operator, "plan": node.plan[:80].replace("|", "/")})
   out += ["## Leaderboard", "", markdown_table(leaderboard) or "No candidate was scored.", ""]
+  out += _separation(best, rows, metric)
   nodes = journal.nodes
   failed = collections.Counter(row.details.get("failed_stage") or "unknown" for row in rows.values() if row.is_buggy)
   out += ["## Search", "",

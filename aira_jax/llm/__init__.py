@@ -17,7 +17,8 @@ from aira_jax.llm.scripted import ScriptedClient
 
 __all__ = [
     "AccountedClient", "BACKENDS", "CallLog", "Completion", "ConcurrencyLimit", "GeminiClient", "LLMBudgetExceeded",
-    "LLMClient", "LLMConnectionError", "LLMError", "LLMRateLimitError", "LLMResponseError", "LLMServerError", "LLMTimeoutError",
+    "LLMClient", "LLMConnectionError", "LLMError", "LLMRateLimitError", "LLMResponseError", "LLMServerError",
+    "LLMTimeoutError",
     "Message", "OpenAICompatClient", "RetryPolicy", "ScriptedClient", "TokenBudget", "Usage", "make_client",
     "parse_json_reply", "schema_errors", "validate",
 ]
