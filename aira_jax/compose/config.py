@@ -52,8 +52,9 @@ DEFAULT_AGENTS = (AgentConfig("greedy", "greedy"), AgentConfig("mcts", "mcts"),
 class SearchConfig:
   """Stage 1. `space` "AM" or "AMS"; `depth` layers per layout; budgets: `steps_per_agent` (evaluations
   asked for per agent, duplicates included), `wall_clock_s`, `max_llm_tokens` (None = unlimited);
-  `workers` evaluations at once (None = one per device); `noise_seeds` extra seeds for re-evaluating the
-  `noise_top` best layouts, to measure the noise floor."""
+  `workers` evaluations at once (None = one per device). After the search the `race_top` best layouts are
+  raced (compose/racing.py): re-evaluated with up to `race_repeats` seeds in all (the search's own included)
+  until paired `race_confidence` t intervals separate them from the leader; 0 or 1 turns racing off."""
 
   space: str = "AM"
   depth: int = 16
@@ -63,8 +64,9 @@ class SearchConfig:
   max_llm_tokens: int | None = None
   workers: int | None = None
   shared_tree: bool = False
-  noise_seeds: int = 2
-  noise_top: int = 3
+  race_top: int = 6
+  race_repeats: int = 5
+  race_confidence: float = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,8 +107,10 @@ class ScaleConfig:
   family is compared with.
   isoFLOP study on `task` (a text LM built with `task_options`, e.g. {path: my_corpus/}) at `budgets`
   (FLOPs) x `widths` (d_model; attention and Mamba heads of `head_dim`, FFN `ffn_ratio` x width), `seq_len`,
-  `batch_size`, `lr`. A (budget, width) pair whose token budget D = C / (6N) gives fewer than `min_steps`
-  steps is dropped and reported. Score: validation loss on `eval_tokens` tokens. `trainer`: "switch" (one
+  `batch_size`, `lr`. Each run trains on D = C / F tokens, F = its model's training FLOPs per token counted
+  by `flops` ("xla": XLA's cost analysis of forward + backward, the default; "analytic": matrix products
+  only; "6n": 6 x parameters, the Chinchilla convention that leaves out attention scores; compose/flops.py).
+  A (budget, width) pair whose D gives fewer than `min_steps` steps is dropped and reported. Score: validation loss on `eval_tokens` tokens. `trainer`: "switch" (one
   compiled program per width for all families, one device), "sharded" (a dedicated model per run through
   aira_jax.train's sharded trainer, for GPUs and TPU pods) or "auto" (switch on CPU, else sharded).
   Fits: `bootstrap` resamples; `target_loss` for the compute-to-loss comparison (None: chosen from the
@@ -126,6 +130,7 @@ class ScaleConfig:
   seq_len: int = 64
   batch_size: int = 16
   lr: float = 1e-2
+  flops: str = "xla"
   min_steps: int = 20
   eval_tokens: int = 65536
   trainer: str = "auto"
@@ -204,7 +209,8 @@ def validate(config: ComposeConfig) -> None:
   check_agents(search.agents)
   check_budgets(search)
   need(search.workers is None or search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")
-  need(search.noise_seeds >= 0 and search.noise_top >= 0, "search.noise_seeds and search.noise_top must be >= 0")
+  need(search.race_top >= 0 and search.race_repeats >= 0, "search.race_top and search.race_repeats must be >= 0")
+  need(0 < search.race_confidence < 1, f"search.race_confidence must lie in (0, 1), got {search.race_confidence}")
   need(evaluator.mode in ("auto", "switch", "dedicated"),
        f"evaluator.mode must be auto, switch or dedicated, got {evaluator.mode!r}")
   need(evaluator.steps >= 1 and evaluator.batch_size >= 1 and evaluator.eval_examples >= 1,
@@ -223,6 +229,7 @@ def validate(config: ComposeConfig) -> None:
   need(all(b > 0 for b in scale.budgets), f"scale.budgets must be positive, got {scale.budgets}")
   need(len(scale.widths) >= 3, f"scale.widths: a parabola fit needs at least 3 sizes, got {scale.widths}")
   need(scale.kmeans_k >= 1 and scale.context >= 0, "scale.kmeans_k must be >= 1 and scale.context >= 0")
+  need(scale.flops in ("xla", "analytic", "6n"), f"scale.flops must be xla, analytic or 6n, got {scale.flops!r}")
   need(scale.trainer in ("auto", "switch", "sharded"),
        f"scale.trainer must be auto, switch or sharded, got {scale.trainer!r}")
   need(scale.min_steps >= 1 and scale.eval_tokens >= 1 and scale.seq_len >= 1 and scale.batch_size >= 1,

@@ -1,11 +1,12 @@
 """Stage 2 of compose: pool the search results, aggregate, extrapolate, and run the isoFLOP scaling study.
 
-1. Pool: every scored evaluation (the evaluator's own seed; noise repeats left out) of this run and of
-   `scale.from_runs`, best score per layout.
+1. Pool: every layout the search scored in this run and in `scale.from_runs`, at its mean score over the
+   seeds it was evaluated with (one for most, several for raced layouts).
 2. Aggregate (Composer: k-means top cluster, N_c vote) and extrapolate to `scale.target_depth` by each method.
 3. isoFLOP study: every family (found layouts and baselines, families.py) at every budget C and width: N =
-   exact parameter count, D = C / (6N) tokens, trained from scratch with a cosine schedule and scored by
-   validation loss (nats per token) on the text task. Each finished run is written to the store at once; a
+   exact parameter count, D = C / F tokens with F the model's own training FLOPs per token (`scale.flops`,
+   compose/flops.py; XLA's count by default) rounded to whole steps, so every family really spends C; trained
+   from scratch with a cosine schedule and scored by validation loss (nats per token) on the text task. Each finished run is written to the store at once; a
    resumed stage skips runs the store holds.
 4. Fit each family (scaling.py) and compare every family with the first configured baseline.
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+import statistics
 import sys
 import time
+from collections.abc import Sequence
 from typing import IO
 
 import jax
@@ -24,6 +27,7 @@ import jax
 from aira_jax.compose.aggregate import Aggregation, aggregate
 from aira_jax.compose.config import ComposeConfig, ConfigError
 from aira_jax.compose.families import scale_families, space_of
+from aira_jax.compose.flops import training_flops_per_token
 from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches, score_in_batches
 from aira_jax.results.run_files import RunFiles
 from aira_jax.compose.scaling import (Comparison, FamilyFit, IsoFlopPoint, compare_families, fit_family,
@@ -51,15 +55,21 @@ class ScaleResult:
 
 
 def pool_results(run_dirs: list[pathlib.Path], task: str, seed: int) -> list[tuple[str, float]]:
-  """(layout text, score) of every scored search evaluation in the runs' stores (one seed), in record order."""
+  """(layout text, score) of every layout the runs' searches scored, in record order: the score is the mean
+  over every seed the store holds for the layout (raced layouts have several; the search's own seed `seed`
+  must be among them, so layouts evaluated only by other studies are left out)."""
   pooled = []
   for run_dir in run_dirs:
     path = pathlib.Path(run_dir) / "results.sqlite"
     if not path.is_file():
       raise ConfigError(f"scale.from_runs: {run_dir} holds no results.sqlite (not a compose run?)")
     with ResultStore(path, read_only=True) as store:
-      pooled += [(row.key, row.metric) for row in store.evaluations(task=task)
-                 if row.seed == seed and row.metric is not None and not row.is_buggy]
+      scores: dict[str, dict[int, float]] = {}
+      for row in store.evaluations(task=task):
+        if row.metric is not None and not row.is_buggy:
+          scores.setdefault(row.key, {})[row.seed] = row.metric
+      pooled += [(layout, statistics.fmean(by_seed.values())) for layout, by_seed in scores.items()
+                 if seed in by_seed]
   return pooled
 
 
@@ -98,7 +108,7 @@ class _PointTrainer:
 
   def train(self, layout: Layout, model_config: ModelConfig, tokens: int, seed: int) -> dict[str, float]:
     scale = self.config.scale
-    steps = max(1, tokens // (scale.batch_size * scale.seq_len))
+    steps = max(1, round(tokens / (scale.batch_size * scale.seq_len)))
     if self.trainer == "sharded":
       return self._train_sharded(layout, model_config, steps, seed)
     program = self._programs.get(model_config.d_model)
@@ -155,6 +165,15 @@ def scale_task(config: ComposeConfig):
   return task
 
 
+def check_flops_method(store: ResultStore, method: str) -> None:
+  """Records the run's FLOPs convention; ConfigError when a resumed stage's finished runs used another one
+  (their token counts would not match this one's budgets)."""
+  used = {row.details.get("flops_method", "6n") for row in store.training_runs()}
+  if used - {method}:
+    raise ConfigError(f"scale.flops={method!r}, but this run's finished training runs counted FLOPs as "
+                      f"{', '.join(sorted(used))}: resume with scale.flops={sorted(used)[0]} or start a new run")
+
+
 def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None = None) -> ScaleResult:
   """Runs (or resumes) stage 2 in `files.root`; see the module docstring."""
   stream = stream or sys.stderr
@@ -182,11 +201,17 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
     configs = {w: width_config(base, w, task.spec.vocab_size, scale.seq_len, head_dim=scale.head_dim,
                                ffn_ratio=scale.ffn_ratio) for w in scale.widths}
     trainer = _PointTrainer(config, task, space_of(families))
-    min_tokens = scale.min_steps * scale.batch_size * scale.seq_len
+    check_flops_method(store, scale.flops)
+    tokens_per_step = scale.batch_size * scale.seq_len
+    print(f"scale: counting each model's training FLOPs per token ({scale.flops}) for {len(families)} families x "
+          f"{len(configs)} widths", file=stream, flush=True)
     points: dict[str, list[IsoFlopPoint]] = {}
     for family, layout in families.items():
       sizes = {f"d{w}": count_params(layout, configs[w]).total for w in scale.widths}
-      plan = plan_isoflop(scale.budgets, sizes, min_tokens=min_tokens)
+      costs = {f"d{w}": training_flops_per_token(layout, configs[w], scale.seq_len, scale.flops)
+               for w in scale.widths}
+      plan = plan_isoflop(scale.budgets, sizes, flops_per_token=costs, min_tokens=scale.min_steps * tokens_per_step,
+                          tokens_per_step=tokens_per_step)
       for run in plan.dropped:
         notes.append(f"{family}: dropped {run.name} ({run.params:,} parameters) at C={run.budget_flops:.3g}: "
                      f"{run.tokens:,} tokens is under {scale.min_steps} steps")
@@ -199,23 +224,25 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
           loss = scores.get("loss", float("nan"))
           row = store.add_training_run(family, layout.text, budget_flops=run.budget_flops, params=run.params,
                                        loss=loss, tokens=run.tokens, seconds=time.perf_counter() - t0,
-                                       details={"width": width, **scores})
+                                       details={"width": width, "flops_method": scale.flops,
+                                                "flops_per_token": run.flops_per_token,
+                                                "realised_flops": run.realised_flops, **scores})
           print(f"scale: {family} [{number}/{len(plan.runs)}] C={run.budget_flops:.3g} width {width} "
                 f"N={run.params:,} D={run.tokens:,}: loss {loss:.4f} ({row.seconds:.1f} s)", file=stream,
                 flush=True)
         if row.loss is not None:
           points.setdefault(family, []).append(IsoFlopPoint(family, run.budget_flops, run.params, run.tokens,
                                                             row.loss))
-    fits, comparisons = fit_all(points, scale.baselines[0] if scale.baselines else None, scale.bootstrap,
-                                config.seed, scale.target_loss, notes)
+    fits, comparisons = fit_all(points, scale.baselines, scale.bootstrap, config.seed, scale.target_loss, notes)
     store.set_meta("scale", {"families": {k: v.text for k, v in families.items()}, "notes": notes})
   return ScaleResult(aggregation=aggregation, families={k: v.text for k, v in families.items()}, points=points,
                      fits=fits, comparisons=comparisons, notes=notes, seconds=time.monotonic() - started)
 
 
-def fit_all(points: dict[str, list[IsoFlopPoint]], baseline: str | None, bootstrap: int, seed: int,
+def fit_all(points: dict[str, list[IsoFlopPoint]], baselines: Sequence[str], bootstrap: int, seed: int,
             target_loss: float | None, notes: list[str]) -> tuple[dict[str, FamilyFit], list[Comparison]]:
-  """Fits every family that has enough points and compares each with the `baseline` family (if fitted)."""
+  """Fits every family that has enough points; compares every other family with each fitted baseline, and each
+  later baseline with the first (one comparison per pair)."""
   fits = {}
   for family, family_points in points.items():
     sizes_per_budget: dict[float, set[int]] = {}
@@ -231,16 +258,14 @@ def fit_all(points: dict[str, list[IsoFlopPoint]], baseline: str | None, bootstr
     except ValueError as e:
       notes.append(f"{family}: no scaling fit ({e})")
   comparisons = []
-  if baseline is not None and baseline not in fits:
-    notes.append(f"baseline {baseline} has no scaling fit: no comparisons")
-  elif baseline is not None:
-    baseline = fits[baseline]
-    for family, fit in fits.items():
-      if family == baseline.family:
-        continue
-      try:
-        comparisons.append(compare_families(fit, baseline, target_loss=target_loss))
-      except ValueError as e:
-        notes.append(f"{family} vs {baseline.family}: no comparison ({e})")
+  for missing in [b for b in baselines if b not in fits]:
+    notes.append(f"baseline {missing} has no scaling fit: no comparisons with it")
+  fitted = [b for b in baselines if b in fits]
+  pairs = [(family, baseline) for baseline in fitted for family in fits if family not in baselines]
+  pairs += [(baseline, fitted[0]) for baseline in fitted[1:]]
+  for family, baseline in pairs:
+    try:
+      comparisons.append(compare_families(fits[family], fits[baseline], target_loss=target_loss))
+    except ValueError as e:
+      notes.append(f"{family} vs {baseline}: no comparison ({e})")
   return fits, comparisons
-

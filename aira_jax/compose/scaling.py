@@ -1,21 +1,26 @@
 """IsoFLOP scaling study (Chinchilla approach 2): plan the runs, fit each budget's optimum, fit and compare frontiers.
 
 Definitions used throughout (the paper's exact fit is not public; these are this project's):
-  tokens      D = floor(C / (6 N)) for compute budget C (FLOPs) and N parameters.
+  tokens      D = C / F for compute budget C (FLOPs) and F training FLOPs per token (compose/flops.py: XLA's
+              count of the model's forward + backward by default, or 6 N for N parameters), rounded to whole
+              optimizer steps.
   optimum     per budget, a least-squares parabola loss = c2 x^2 + c1 x + c0 in x = ln N; the vertex gives
               N* = exp(-c1 / (2 c2)) and L* = the parabola there. If c2 <= 0 (no minimum) or the vertex lies
               outside [min N, max N] sampled, the fit is marked `interior=False` and N*, L* are the best
               *observed* point instead: never extrapolated, and flagged so a report can say the grid missed it.
   frontier    L*(C) = a C^(-b), least squares on ln L* = ln a - b ln C over the per-budget optima
               (non-interior optima included at their observed value). Larger b = faster gain from compute.
-  bootstrap   residual bootstrap of the frontier regression: residuals of ln L* about the line, rescaled by
-              sqrt(n / (n - 2)), are resampled with replacement and added to the fitted line, which is refit.
-              Resampling points (or parabola residuals) inside a budget is useless for the usual 3 sizes per
-              budget: a parabola through 3 points has zero residuals, and resampled points often leave < 3
-              distinct sizes. The scatter of the optima about the line carries the noise of every run.
-              With 2 budgets the residuals are zero and the intervals collapse to the point estimate.
-  intervals   percentile intervals (no interpolation) over the bootstrap samples, `confidence` two-sided.
-  X% faster   100 * (b_family / b_baseline - 1); its interval pairs the i-th bootstrap sample of each family.
+  samples     draws of (ln a, b) from the sampling distribution of the least-squares line with n - 2
+              degrees of freedom (n budgets): est + L z sqrt((n - 2) / chi2_{n-2}), L L^T = s^2 (X^T X)^-1,
+              s^2 = residual sum of squares / (n - 2), z standard normal: a bivariate Student t, whose
+              marginal intervals are the textbook t intervals of the slope and intercept. The scatter of
+              the optima about the line carries the noise of every run (and of each parabola's vertex).
+              Why not a residual bootstrap (used before): with n = 3 budgets it resamples 3 residuals and gave
+              an exponent interval of width 0.002 for a frontier through 3 noisy points; the t draws are
+              honest at small n (with 1 degree of freedom the 90% t quantile is 6.3, not 1.6). With 2 budgets
+              nothing is left to estimate the scatter: every draw is NaN and the intervals say so.
+  intervals   percentile intervals (no interpolation) over the samples, `confidence` two-sided.
+  X% faster   100 * (b_family / b_baseline - 1); its interval pairs the i-th sample of each family.
   compute     C(L) = (a / L)^(1 / b) to reach loss L; "needs Y x the compute" is Y = C_family(L) / C_baseline(L).
 """
 
@@ -80,10 +85,18 @@ def tokens_for_budget(budget_flops: float, params: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class PlannedRun:
+  """One (budget, size) run: `tokens` = whole steps of `tokens_per_step` closest to C / `flops_per_token`."""
+
   budget_flops: float
   params: int
   tokens: int
   name: str | None = None
+  flops_per_token: float = 0.0
+
+  @property
+  def realised_flops(self) -> float:
+    """The training FLOPs this run really spends: tokens x FLOPs per token."""
+    return self.tokens * self.flops_per_token
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,21 +108,33 @@ class IsoFlopPlan:
 
 
 def plan_isoflop(budgets: Sequence[float], sizes: Mapping[str, int] | Sequence[int], *,
-                 min_tokens: int = 1) -> IsoFlopPlan:
-  """Every (budget, size) pair with D = floor(C / (6 N)), budgets then sizes in the order given.
+                 flops_per_token: Mapping[str, float] | Sequence[float] | None = None, min_tokens: int = 1,
+                 tokens_per_step: int = 1) -> IsoFlopPlan:
+  """Every (budget, size) pair, budgets then sizes in the order given.
 
-  `sizes` is either {name: params} or a list of params. Pairs with fewer than `min_tokens` tokens (for example
-  fewer than one optimizer step's batch) are not trained; they are returned in `dropped` so a report can list them.
+  `sizes` is either {name: params} or a list of params; `flops_per_token` (aligned with `sizes`, same form)
+  is each size's training FLOPs per token, default 6 N. Tokens: D = C / F rounded to the nearest whole number
+  of steps of `tokens_per_step` tokens, so a run's realised FLOPs D x F differ from C by at most half a step. Pairs with fewer than `min_tokens` tokens (for example fewer than a
+  minimum number of steps) are not trained; they are returned in `dropped` so a report can list them.
   """
-  if min_tokens < 1:
-    raise ValueError(f"min_tokens must be >= 1, got {min_tokens}")
+  if min_tokens < 1 or tokens_per_step < 1:
+    raise ValueError(f"min_tokens and tokens_per_step must be >= 1, got {min_tokens}, {tokens_per_step}")
   named = list(sizes.items()) if isinstance(sizes, Mapping) else [(None, size) for size in sizes]
   _positive_array(budgets, "budgets")
   _positive_array([size for _, size in named], "sizes")
+  if flops_per_token is None:
+    costs = [6.0 * size for _, size in named]
+  else:
+    costs = [flops_per_token[name] for name, _ in named] if isinstance(flops_per_token, Mapping) \
+        else list(flops_per_token)
+    if len(costs) != len(named):
+      raise ValueError(f"flops_per_token has {len(costs)} values for {len(named)} sizes")
+    _positive_array(costs, "flops_per_token")
   runs, dropped = [], []
   for budget in budgets:
-    for name, params in named:
-      run = PlannedRun(float(budget), int(params), math.floor(budget / (6.0 * params)), name)
+    for (name, params), cost in zip(named, costs):
+      steps = round(budget / (cost * tokens_per_step))
+      run = PlannedRun(float(budget), int(params), int(steps * tokens_per_step), name, float(cost))
       (runs if run.tokens >= min_tokens else dropped).append(run)
   return IsoFlopPlan(tuple(runs), tuple(dropped))
 
@@ -192,6 +217,26 @@ def fit_power_law(budgets: Sequence[float], losses: Sequence[float]) -> PowerLaw
   return PowerLaw(float(np.exp(log_a)), float(b), r2)
 
 
+def _frontier_samples(log_budgets: np.ndarray, log_losses: np.ndarray, frontier: PowerLaw, count: int,
+                      seed: int) -> np.ndarray:
+  """`count` (a, b) draws from the least-squares line's bivariate t sampling distribution (module docstring);
+  NaN rows when fewer than 3 budgets leave no degrees of freedom."""
+  n = log_budgets.size
+  if n < 3:
+    return np.full((count, 2), np.nan)
+  design = np.stack([np.ones(n), -log_budgets], axis=-1)  # ln L = ln a + b (-ln C)
+  estimate = np.array([math.log(frontier.a), frontier.b])
+  residuals = log_losses - design @ estimate
+  scale = float(residuals @ residuals) / (n - 2)
+  cholesky = np.linalg.cholesky(scale * np.linalg.inv(design.T @ design))
+  rng = np.random.default_rng(seed)
+  normal = rng.standard_normal((count, 2))
+  stretch = np.sqrt((n - 2) / rng.chisquare(n - 2, size=(count, 1)))
+  draws = estimate + (normal @ cholesky.T) * stretch
+  with np.errstate(over="ignore"):  # the t tails can put ln a beyond float range: a = inf, dropped later
+    return np.stack([np.exp(draws[:, 0]), draws[:, 1]], axis=-1)
+
+
 @dataclasses.dataclass(frozen=True)
 class FamilyFit:
   """A family's per-budget optima, its frontier, and bootstrap intervals; `samples` holds (a, b) rows."""
@@ -218,7 +263,8 @@ def fit_family(points: Sequence[IsoFlopPoint], *, bootstrap: int = 1000, seed: i
                confidence: float = 0.9) -> FamilyFit:
   """Fit one family's isoFLOP study: a parabola per budget, the frontier through the optima, bootstrap intervals.
 
-  `bootstrap` = number of residual-bootstrap refits (0 disables: intervals are NaN, `samples` is empty).
+  `bootstrap` = number of (a, b) draws for the intervals (module docstring, "samples"); 0 disables them
+  (intervals are NaN, `samples` is empty).
   """
   _check_confidence(confidence)
   if not points:
@@ -238,15 +284,8 @@ def fit_family(points: Sequence[IsoFlopPoint], *, bootstrap: int = 1000, seed: i
     except ValueError as error:
       raise ValueError(f"budget {budget:g}: {error}") from error
   frontier = fit_power_law(list(minima), [m.loss_opt for m in minima.values()])
-  log_budgets = np.log(np.array(list(minima)))
-  fitted = math.log(frontier.a) - frontier.b * log_budgets
-  residuals = np.log([m.loss_opt for m in minima.values()]) - fitted
-  if log_budgets.size > 2:
-    residuals = residuals * math.sqrt(log_budgets.size / (log_budgets.size - 2))
-  rng = np.random.default_rng(seed)
-  resampled = fitted + rng.choice(residuals, size=(bootstrap, residuals.size), replace=True)
-  log_a, b = _fit_lines(log_budgets, resampled)
-  samples = np.stack([np.exp(log_a), b], axis=-1).reshape(bootstrap, 2)
+  samples = _frontier_samples(np.log(np.array(list(minima))), np.log([m.loss_opt for m in minima.values()]),
+                              frontier, bootstrap, seed)
   return FamilyFit(families[0], minima, frontier, _interval(samples[:, 1], confidence),
                    _interval(samples[:, 0], confidence), samples, confidence)
 
@@ -271,6 +310,30 @@ class Comparison:
 
   def to_row(self) -> dict:
     return dataclasses.asdict(self)
+
+  @property
+  def verdict(self) -> str:
+    """"wins" / "loses" when the compute-ratio interval lies below / above 1, "tie" when it holds 1,
+    "undetermined" when there is no interval (fewer than 3 budgets, or no samples)."""
+    low, high = self.compute_ratio_interval
+    if math.isnan(low) or math.isnan(high):
+      return "undetermined"
+    return "wins" if high < 1 else "loses" if low > 1 else "tie"
+
+  def sentence(self) -> str:
+    """The comparison in words, e.g. for the top of a report."""
+    low, high = self.compute_ratio_interval
+    share = f"{round(100 * self.confidence)}%"
+    cost = (f"it needs {self.compute_ratio:.2f}x the compute of {self.baseline} to reach loss "
+            f"{self.target_loss:.4f}")
+    exponent = f"its frontier exponent differs by {self.speedup_percent:+.1f}%"
+    if self.verdict == "undetermined":
+      return (f"{self.family} vs {self.baseline}: **undetermined** (no interval: the frontier fits have fewer "
+              f"than 3 budgets); {cost}, {exponent}.")
+    words = {"wins": "wins", "loses": "loses", "tie": "tie (the interval holds 1)"}[self.verdict]
+    s_low, s_high = self.speedup_interval
+    return (f"{self.family} vs {self.baseline}: **{words}** at this scale; {cost} ({share} interval "
+            f"[{low:.2f}, {high:.2f}]), and {exponent} ([{s_low:+.1f}, {s_high:+.1f}]%).")
 
 
 def compare_families(fit: FamilyFit, baseline_fit: FamilyFit, *, target_loss: float | None = None,

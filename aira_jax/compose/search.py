@@ -6,8 +6,11 @@ built-in heuristic operator or `LayoutLLMOperator` with an LLM client, under the
 finished evaluation to the store at once (before its node is written), so a run killed at any point and resumed
 loses no finished evaluation and repeats none: the queue is seeded from the journal and from the store.
 
-After the search the best `noise_top` layouts are evaluated again with `noise_seeds` other seeds; the spread
-of their scores is the noise floor the report states.
+After the search the best `race_top` layouts are raced (racing.py): re-evaluated with further seeds, common
+random numbers across layouts, until paired t intervals separate them from the leader or `race_repeats`
+seeds are spent. The standings (mean, interval, repeats, best / tied / worse) go to the store's "race" meta
+and the report; the spread of their scores over seeds is the noise floor the report states. The journal
+keeps what the agents saw: one score per layout, from the search's own seed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from aira_jax.agents.session import SearchProgress, distinct_best, run_session
 from aira_jax.compose.config import ComposeConfig
 from aira_jax.compose.evaluator import Evaluation, LayoutEvaluator
 from aira_jax.compose.llm_operator import LayoutLLMOperator
+from aira_jax.compose.racing import Standing, race
 from aira_jax.results.run_files import RunFiles
 from aira_jax.results.store import ResultStore
 
@@ -53,6 +57,7 @@ class SearchResult:
   nodes: int
   evaluations_run: int
   noise: NoiseFloor
+  standings: tuple[Standing, ...]
   ensemble: EnsembleReport
   seconds: float
 
@@ -96,23 +101,25 @@ def known_results(store: ResultStore, task: str, seed: int) -> list[tuple[str, E
           for row in store.evaluations(task=task) if row.seed == seed]
 
 
-def measure_noise(evaluator: LayoutEvaluator, store: ResultStore, layouts: list[str], seeds: list[int],
-                  stream: IO[str]) -> NoiseFloor:
-  """Evaluates each layout with each seed (reusing what the store holds) and returns the noise floor."""
-  scores: dict[str, list[float]] = {}
-  for layout in layouts:
-    done = {row.seed: row for row in store.evaluations(layout, task=evaluator.config.task)}
-    for seed in seeds:
-      row = done.get(seed)
-      if row is None:
-        evaluation = evaluator.evaluate(layout, seed)
-        metric = evaluation.metric
-        print(f"noise floor: {layout} seed {seed}: {evaluation.summary()}", file=stream, flush=True)
-      else:
-        metric = row.metric
-      if metric is not None:
-        scores.setdefault(layout, []).append(metric)
-  return NoiseFloor.from_scores(scores)
+def race_top_layouts(evaluator: LayoutEvaluator, store: ResultStore, layouts: list[str], seeds: list[int], *,
+                     min_repeats: int, confidence: float, stream: IO[str]) -> list[Standing]:
+  """Races `layouts` over `seeds` (racing.py), reusing every evaluation the store holds for a (layout, seed)."""
+  task = evaluator.config.task
+
+  def evaluate(layout: str, seed: int) -> float | None:
+    done = {row.seed: row for row in store.evaluations(layout, task=task)}
+    if seed in done:
+      return done[seed].metric
+    evaluation = evaluator.evaluate(layout, seed)
+    print(f"race: {evaluation.summary()} (seed {seed})", file=stream, flush=True)
+    return evaluation.metric
+
+  def on_round(number: int, alive: list[str]) -> None:
+    print(f"race: after {number} seed(s), {len(alive)} of {len(layouts)} contenders still in the race",
+          file=stream, flush=True)
+
+  return race(evaluate, layouts, seeds, lower_is_better=evaluator.lower_is_better, min_repeats=min_repeats,
+              confidence=confidence, on_round=on_round)
 
 
 def record_evaluation(store: ResultStore, task: str):
@@ -148,15 +155,21 @@ def run_search(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None
                                   shared_tree=search.shared_tree,
                                   known=known_results(store, config.evaluator.task, config.evaluator.seed),
                                   progress=progress)
-    noise = NoiseFloor({}, None)
-    if not report.interrupted and search.noise_seeds and search.noise_top:
-      top = [node.payload for node in distinct_best(journal, search.noise_top)]
-      seeds = [config.evaluator.seed + k for k in range(search.noise_seeds + 1)]
-      noise = measure_noise(evaluator, store, top, seeds, stream)
+    standings: list[Standing] = []
+    if not report.interrupted and search.race_repeats > 1 and search.race_top > 1:
+      top = [node.payload for node in distinct_best(journal, search.race_top)]
+      seeds = [config.evaluator.seed + k for k in range(search.race_repeats)]
+      print(f"race: {len(top)} contenders, up to {len(seeds)} seeds each (common random numbers; paired "
+            f"{round(100 * search.race_confidence)}% t intervals)", file=stream, flush=True)
+      standings = race_top_layouts(evaluator, store, top, seeds, min_repeats=min(3, len(seeds)),
+                                   confidence=search.race_confidence, stream=stream)
+      store.set_meta("race", [standing.to_dict() for standing in standings])
+    noise = NoiseFloor.from_scores({s.layout: list(s.scores.values()) for s in standings})
     store.set_meta("search", {"interrupted": report.interrupted, "stop_reasons": report.stop_reasons,
                               "metric": evaluator.metric_name, "lower_is_better": evaluator.lower_is_better,
                               "noise_pooled_std": noise.pooled_std, "mode": evaluator.mode})
     return SearchResult(metric_name=evaluator.metric_name, lower_is_better=evaluator.lower_is_better,
                         best=tuple(distinct_best(journal, 10)), nodes=len(journal),
-                        evaluations_run=report.evaluations, noise=noise, ensemble=report,
+                        evaluations_run=report.evaluations, noise=noise, standings=tuple(standings),
+                        ensemble=report,
                         seconds=time.monotonic() - started)

@@ -18,10 +18,10 @@ from aira_jax.results.store import ResultStore
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
 TINY = [
-    "search.depth=4", "search.steps_per_agent=3", "search.noise_seeds=1", "search.noise_top=2",
+    "search.depth=4", "search.steps_per_agent=3", "search.race_repeats=3", "search.race_top=2",
     "evaluator.mad_tasks=[in_context_recall]", "evaluator.steps=3", "evaluator.batch_size=4",
     "evaluator.eval_examples=16", "evaluator.model={d_model: 16, num_heads: 2, ffn_dim: 32, ssm_head_dim: 8}",
-    "scale.target_depth=6", "scale.widths=[8,16,24]", "scale.budgets=[2e7,4e7]", "scale.seq_len=16",
+    "scale.target_depth=6", "scale.widths=[8,16,24]", "scale.budgets=[2e7,3e7,4e7]", "scale.seq_len=16",
     "scale.batch_size=4", "scale.min_steps=1", "scale.eval_tokens=256", "scale.bootstrap=50",
     "scale.baselines=[llama]",
 ]
@@ -54,11 +54,18 @@ def test_heuristic_run_end_to_end(tmp_path, corpus, capsys):
     assert families == {"found-stretch", "llama"}
     assert len(store.nodes()) == len(journal)
     repeated = store.evaluations_by_key(min_count=2)
-    assert len(repeated) == 2  # noise floor: the two best layouts, each with a second seed
+    raced = store.get_meta("race")
+    assert {row["layout"] for row in raced} == set(repeated)  # the race: the two best layouts, repeated
+    assert len(raced) == 2 and all(2 <= len(v) <= 3 for v in repeated.values())
+    step_tokens = 4 * 16  # scale.batch_size x scale.seq_len: the budget is spent to within half a step
+    assert all(abs(run.details["realised_flops"] - run.budget_flops) <= step_tokens / 2 * run.details["flops_per_token"]
+               for run in store.training_runs())
   report = (run / "report.md").read_text()
-  for heading in ("## Leaderboard", "## Search", "## Noise floor", "## Aggregation", "## Scaling study",
-                  "Frontiers", "Against the baseline"):
+  for heading in ("## Verdict", "## Leaderboard", "## Search", "## Noise floor", "## Aggregation",
+                  "## Scaling study", "Frontiers", "### Comparisons", "found-stretch vs llama: **", "FLOPs counted:",
+                  "90% CI", "repeats"):
     assert heading in report
+  assert report.index("## Verdict") < report.index("## Leaderboard")
   assert str(run / "report.md") in capsys.readouterr().out
 
 
@@ -80,7 +87,7 @@ def test_scripted_llm_agent_with_bad_replies(tmp_path, corpus):
   _scripted_replies(replies)
   agents = f"search.agents=[{{name: llm, policy: greedy, llm: 'scripted:{replies}'}}]"
   code = main(["search", f"run_dir={tmp_path / 'runs'}", "run_id=run", "--quiet", *TINY, agents,
-               "search.steps_per_agent=6", "search.noise_seeds=0"])
+               "search.steps_per_agent=6", "search.race_repeats=0"])
   assert code == 0
   run = _run_dir(tmp_path)
   nodes = Journal.load(run / "journal.jsonl").nodes
@@ -98,7 +105,7 @@ def test_scripted_llm_agent_with_bad_replies(tmp_path, corpus):
 
 def test_killed_search_resumes_without_losing_or_repeating_evaluations(tmp_path):
   overrides = [f"run_dir={tmp_path / 'runs'}", "run_id=run", *TINY, "search.steps_per_agent=40",
-               "search.noise_seeds=0", "search.agents=[greedy]", "evaluator.steps=20"]
+               "search.race_repeats=0", "search.agents=[greedy]", "evaluator.steps=20"]
   env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
   process = subprocess.Popen([sys.executable, "-m", "aira_jax.compose", "search", "--quiet", *overrides],
                              env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

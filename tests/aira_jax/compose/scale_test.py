@@ -38,9 +38,23 @@ def test_baselines_only_study(tmp_path, corpus):
   for family in ("llama", "composer"):
     points = result.points[family]
     assert len(points) == 6 and all(math.isfinite(p.loss) and p.loss > 0 for p in points)
-    assert {p.tokens for p in points} == {int(p.budget_flops // (6 * p.params)) for p in points}
+  step = 8 * 16  # batch_size x seq_len
+  with ResultStore(files.store, read_only=True) as store:
+    for run in store.training_runs():  # compute-exact: each run spends its budget to within half a step
+      assert run.details["flops_method"] == "xla" and run.tokens % step == 0
+      assert run.details["realised_flops"] == run.tokens * run.details["flops_per_token"]
+      assert abs(run.details["realised_flops"] - run.budget_flops) <= step / 2 * run.details["flops_per_token"]
   assert set(result.fits) == {"llama", "composer"}
   assert [c.family for c in result.comparisons] == ["composer"] and result.comparisons[0].baseline == "llama"
+
+
+def test_six_n_convention_and_a_changed_convention_on_resume(tmp_path, corpus):
+  config, files = api.open_run(_config(tmp_path, corpus, baselines=("llama",), flops="6n", budgets=(2e7, 3e7, 4e7)))
+  result = api.scale(config, files)
+  assert all(p.tokens == 8 * 16 * round(p.budget_flops / (6 * p.params * 8 * 16)) for p in result.points["llama"])
+  changed = dataclasses.replace(config, scale=dataclasses.replace(config.scale, flops="xla"))
+  with pytest.raises(ConfigError, match="counted FLOPs as 6n"):
+    api.scale(changed, files)
 
 
 def test_resumed_scale_trains_nothing_twice(tmp_path, corpus, monkeypatch):
@@ -55,14 +69,16 @@ def test_resumed_scale_trains_nothing_twice(tmp_path, corpus, monkeypatch):
   assert second.points == first.points
 
 
-def test_pool_results_takes_the_search_seed_only(tmp_path):
+def test_pool_results_averages_the_seeds_of_searched_layouts(tmp_path):
   run = tmp_path / "run"
   with ResultStore(run / "results.sqlite") as store:
     store.add_evaluation("AMAM", task="mad-lite", metric=0.5, seed=0)
-    store.add_evaluation("AMAM", task="mad-lite", metric=0.9, seed=1)  # a noise-floor repeat
+    store.add_evaluation("AMAM", task="mad-lite", metric=0.9, seed=1)  # a race repeat
     store.add_evaluation("AAMM", task="mad-lite", metric=None, seed=0, is_buggy=True)
     store.add_evaluation("MMAA", task="other", metric=0.7, seed=0)
-  assert pool_results([run], "mad-lite", 0) == [("AMAM", 0.5)]
+    store.add_evaluation("MAMA", task="mad-lite", metric=0.8, seed=3)  # never scored by the search itself
+    store.add_evaluation("AMMA", task="mad-lite", metric=0.6, seed=0)
+  assert pool_results([run], "mad-lite", 0) == [("AMAM", pytest.approx(0.7)), ("AMMA", 0.6)]
   with pytest.raises(ConfigError, match="no results.sqlite"):
     pool_results([tmp_path / "missing"], "mad-lite", 0)
 

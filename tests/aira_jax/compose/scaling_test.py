@@ -172,9 +172,25 @@ def test_plan_isoflop_lists_runs_and_dropped_pairs():
   assert [(r.budget_flops, r.name, r.tokens) for r in plan.runs] == [
       (6e6, "s", 1000), (6e6, "m", 100), (6e8, "s", 100_000), (6e8, "m", 10_000), (6e8, "l", 100)]
   assert [(r.budget_flops, r.params, r.tokens) for r in plan.dropped] == [(6e6, 1_000_000, 1)]
-  unnamed = scaling.plan_isoflop([600], [1, 13, 200])  # 600 / 78 = 7.7 rounds down
-  assert [(r.params, r.tokens, r.name) for r in unnamed.runs] == [(1, 100, None), (13, 7, None)]
+  unnamed = scaling.plan_isoflop([600], [1, 13, 200])  # 600 / 78 = 7.7 rounds to the nearest token
+  assert [(r.params, r.tokens, r.name) for r in unnamed.runs] == [(1, 100, None), (13, 8, None)]
   assert [r.tokens for r in unnamed.dropped] == [0]
+
+
+def test_plan_isoflop_spends_each_budget_at_each_size_own_cost():
+  # Two sizes with very different FLOPs per token: each gets the tokens its own cost allows, rounded to whole
+  # steps of 64 tokens, so the realised FLOPs stay within half a step of the budget.
+  plan = scaling.plan_isoflop([1e9, 3e9], {"a": 1000, "b": 1000}, flops_per_token={"a": 6000.0, "b": 17_000.0},
+                              tokens_per_step=64)
+  for run in plan.runs:
+    assert run.tokens % 64 == 0
+    assert abs(run.realised_flops - run.budget_flops) <= 32 * run.flops_per_token
+  by_name = {(r.budget_flops, r.name): r.tokens for r in plan.runs}
+  assert by_name[(1e9, "a")] == 64 * round(1e9 / (6000 * 64))
+  assert by_name[(1e9, "b")] == 64 * round(1e9 / (17_000 * 64))
+  assert by_name[(1e9, "a")] > 2.5 * by_name[(1e9, "b")]
+  with pytest.raises(ValueError, match="flops_per_token has 1 values"):
+    scaling.plan_isoflop([1e9], [10, 20], flops_per_token=[5.0])
 
 
 @pytest.mark.parametrize("call, message", [
@@ -205,3 +221,19 @@ def test_rows_render_as_markdown():
   lines = table.splitlines()
   assert lines[0] == "| family | budget_flops | params_opt | loss_opt | interior | num_points |"
   assert len(lines) == 2 + len(BUDGETS) and lines[2].startswith("| f | 1e+17 | 1e+07 |")
+
+
+def test_frontier_interval_is_the_t_interval_of_the_slope():
+  # Three noisy budgets: the draws' exponent interval matches the textbook t interval of a least-squares slope
+  # (1 degree of freedom, quantile 6.31 at 90%), computed here by scipy.
+  from scipy import stats
+  points = synthetic_family("f", 40.0, 0.05, BUDGETS[:3], noise=0.01, seed=5)
+  fit = scaling.fit_family(points, bootstrap=20000, seed=0)
+  budgets = np.array(sorted(fit.minima))
+  line = stats.linregress(np.log(budgets), np.log([fit.minima[c].loss_opt for c in budgets]))
+  half = stats.t.ppf(0.95, 1) * line.stderr
+  assert fit.frontier.b == pytest.approx(-line.slope)
+  assert fit.b_interval == pytest.approx((-line.slope - half, -line.slope + half), rel=0.05, abs=2e-3)
+  # Two budgets leave nothing to estimate the scatter from: no interval, not a zero-width one.
+  two = scaling.fit_family(synthetic_family("f", 40.0, 0.05, BUDGETS[:2], noise=0.01), bootstrap=100)
+  assert all(math.isnan(v) for v in two.b_interval)
