@@ -4,7 +4,7 @@
     from aira_jax.compose.config import load_config
 
     config, files = api.open_run(config_path=None, overrides=["search.depth=8"])
-    found = api.search(config, files)        # SearchResult: best nodes, noise floor, ensemble report
+    found = api.search(config, files)        # SearchResult: best nodes, race standings, noise floor
     study = api.scale(config, files)         # ScaleResult: aggregation, families, isoFLOP fits, comparisons
     api.report(files.root)                   # path of report.md
 """

@@ -120,10 +120,10 @@ class ScaleConfig:
   context: int = 0
   target_depth: int = 24
   methods: tuple[str, ...] = ("stretch",)
-  baselines: tuple[str, ...] = ("llama", "composer")
+  baselines: tuple[str, ...] = ("llama", "composer", "nemotron")
   task: str = "text/bytes"
   task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  budgets: tuple[float, ...] = (4e10, 8e10, 1.6e11)
+  budgets: tuple[float, ...] = (4e10, 5.7e10, 8e10, 1.13e11, 1.6e11)
   widths: tuple[int, ...] = (8, 12, 16)
   head_dim: int = 16
   ffn_ratio: float = 3.0

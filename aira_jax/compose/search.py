@@ -118,8 +118,13 @@ def race_top_layouts(evaluator: LayoutEvaluator, store: ResultStore, layouts: li
     print(f"race: after {number} seed(s), {len(alive)} of {len(layouts)} contenders still in the race",
           file=stream, flush=True)
 
-  return race(evaluate, layouts, seeds, lower_is_better=evaluator.lower_is_better, min_repeats=min_repeats,
-              confidence=confidence, on_round=on_round)
+  standings = race(evaluate, layouts, seeds, lower_is_better=evaluator.lower_is_better, min_repeats=min_repeats,
+                   confidence=confidence, on_round=on_round)
+  for standing in standings:
+    low, high = standing.interval
+    print(f"race: {standing.status:6s} {standing.layout}: mean {standing.mean:.4f} "
+          f"[{low:.4f}, {high:.4f}] over {standing.repeats} seed(s)", file=stream, flush=True)
+  return standings
 
 
 def record_evaluation(store: ResultStore, task: str):
