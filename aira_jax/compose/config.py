@@ -124,7 +124,7 @@ class ScaleConfig:
   task: str = "text/bytes"
   task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   budgets: tuple[float, ...] = (4e10, 5.7e10, 8e10, 1.13e11, 1.6e11)
-  widths: tuple[int, ...] = (8, 12, 16)
+  widths: tuple[int, ...] = (6, 8, 12)
   head_dim: int = 16
   ffn_ratio: float = 3.0
   seq_len: int = 64

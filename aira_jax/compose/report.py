@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from aira_jax.agents.journal import Journal, Node
-from aira_jax.agents.session import distinct_best
+from aira_jax.agents.session import distinct_best, fault_lines
 from aira_jax.compose.aggregate import aggregate
 from aira_jax.compose.config import ComposeConfig
 from aira_jax.compose.families import scale_families
@@ -137,14 +137,25 @@ def _noise_section(noise: dict[str, list[float]]) -> str:
           "paired repeats (the race) separate smaller differences, because layouts share each seed's noise.")
 
 
-def _verdict(comparisons: list[Comparison], flops: str) -> list[str]:
+def _edge_caution(comparison: Comparison, fits: dict[str, FamilyFit]) -> str:
+  """A clause when either frontier runs through optima at the edge of the width grid (upper bounds)."""
+  counts = {name: (len(fits[name].non_interior_budgets), len(fits[name].minima))
+            for name in (comparison.family, comparison.baseline)}
+  if not any(edge for edge, _ in counts.values()):
+    return ""
+  parts = " and ".join(f"{edge} of {total} for {name}" for name, (edge, total) in counts.items())
+  return (f" Caution: budget optima at the edge of the width grid ({parts}) are upper bounds, not optima; a wider "
+          "grid can change this verdict.")
+
+
+def _verdict(comparisons: list[Comparison], fits: dict[str, FamilyFit], flops: str) -> list[str]:
   """The report's opening: one sentence per comparison."""
   if not comparisons:
     return ["No verdict yet: the scaling study has not produced comparable frontier fits (see Scaling study).", ""]
   counts = {"wins": 0, "loses": 0, "tie": 0, "undetermined": 0}
   for comparison in comparisons:
     counts[comparison.verdict] += 1
-  lines = [f"- {c.sentence()}" for c in comparisons]
+  lines = [f"- {c.sentence()}{_edge_caution(c, fits)}" for c in comparisons]
   return ([f"At compute-exact budgets (FLOPs counted: {FLOPS_DESCRIPTIONS[flops]}), "
            f"{counts['wins']} comparison(s) won, {counts['loses']} lost, {counts['tie']} tied and "
            f"{counts['undetermined']} could not be decided. A win or loss needs the whole "
@@ -165,7 +176,8 @@ def frontier_band(fit: FamilyFit, count: int = 48) -> tuple[list[float], list[fl
   return grid.tolist(), low.tolist(), high.tolist()
 
 
-def _plots(files: RunFiles, journal: Journal, points: dict[str, list[IsoFlopPoint]], fits) -> list[str]:
+def _plots(files: RunFiles, journal: Journal, points: dict[str, list[IsoFlopPoint]], fits,
+           flops: str) -> list[str]:
   made = []
   try:
     if journal.nodes:
@@ -180,7 +192,8 @@ def _plots(files: RunFiles, journal: Journal, points: dict[str, list[IsoFlopPoin
                                          fit.frontier.a, fit.frontier.b, band=frontier_band(fit),
                                          interior=[m.interior for m in fit.minima.values()])
                    for f, fit in fits.items()}
-      plots.plot_scaling(frontiers, files.root / "scaling_frontier.png")
+      plots.plot_scaling(frontiers, files.root / "scaling_frontier.png",
+                         xlabel=f"training FLOPs C (counted: {flops})", ylabel="validation loss (nats per token)")
       made.append("![scaling frontiers](scaling_frontier.png)")
     if points:
       curves = {f: [(p.budget_flops, p.params, p.loss) for p in ps] for f, ps in points.items()}
@@ -246,6 +259,7 @@ def write_report(config: ComposeConfig, files: RunFiles) -> pathlib.Path:
   journal = Journal.load(files.journal)
   with ResultStore(files.store) as store:
     meta = store.get_meta("search", {}) or {}
+    interrupted = store.get_meta("interrupted") or ("search" if meta.get("interrupted") else None)
     lower = bool(meta.get("lower_is_better", journal.lower_is_better))
     standings = [Standing.from_dict(row) for row in store.get_meta("race", []) or []]
     scores = _scores_by_layout(store, config.evaluator.task)
@@ -273,9 +287,8 @@ def write_report(config: ComposeConfig, files: RunFiles) -> pathlib.Path:
          f"task {config.evaluator.task} ({meta.get('metric', 'metric')}, "
          f"{'lower' if lower else 'higher'} is better), evaluator mode {meta.get('mode', config.evaluator.mode)}; "
          f"agents: {agents}.", ""]
-  if meta.get("interrupted"):
-    out += ["**The search was interrupted**; resume it with `--resume`.", ""]
-  out += ["## Verdict", ""] + _verdict(comparisons, scale.flops)
+  out += fault_lines(meta, interrupted)
+  out += ["## Verdict", ""] + _verdict(comparisons, fits, scale.flops)
   if "nemotron" not in scale.baselines:
     out += ["The Nemotron-like baseline (Mamba-2 mixers, a few attention layers) is not in `scale.baselines`; add "
             "it with `scale.baselines=[llama,composer,nemotron]` (its S layers widen the switch program).", ""]
@@ -293,6 +306,6 @@ def write_report(config: ComposeConfig, files: RunFiles) -> pathlib.Path:
     out += ["Not run yet (`python -m aira_jax.compose scale --resume RUN_DIR`).", ""]
   else:
     out += _scaling_section(scale, runs, fits, comparisons, notes)
-  out += ["## Plots", ""] + _plots(files, journal, points, fits) + [""]
+  out += ["## Plots", ""] + _plots(files, journal, points, fits, scale.flops) + [""]
   files.report.write_text("\n".join(out))
   return files.report
