@@ -3,13 +3,24 @@
 Both take `[COMMAND] [RUN_DIR] [key=value ...] [--config FILE] [--resume RUN_DIR] [--quiet]`, with "run" as the
 default command, so `python -m aira_jax.design search.task=lra-listops` works as well as
 `python -m aira_jax.design run ...`. Options and overrides may come in any order.
+
+`CliRun` runs a command's body and turns what goes wrong into short messages and an exit status: a config
+error is one line (2); Ctrl-C writes the report marked interrupted and prints one line with the run directory
+and the exact resume command (130; a second Ctrl-C prints it and exits at once); a crashed agent, an
+evaluation lost to an infrastructure fault or an InfrastructureError that stopped a stage is a line each, the
+report and the resume command (1).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
+import shlex
 import sys
+from collections.abc import Callable
+
+from aira_jax.faults import InfrastructureError, stop_on_ctrl_c
 
 _TAKES_VALUE = {"--config", "--resume"}
 
@@ -58,18 +69,84 @@ def progress_stream(quiet: bool):
   return io.StringIO() if quiet else sys.stderr
 
 
-def run_guarded(body, prog: str) -> int:
-  """Runs `body()` (returning an exit status): a ConfigError is printed without a traceback (status 2),
-  Ctrl-C says how to continue (status 130)."""
-  from aira_jax.config_io import ConfigError
-  try:
-    return body()
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except KeyboardInterrupt:
-    print(f"interrupted; finished work is saved. Continue with: python -m {prog} --resume RUN_DIR", file=sys.stderr)
-    return 130
+class CliRun:
+  """One command of a pipeline's CLI (module docstring). The body sets, as it goes: `command`, `root` once the
+  run directory exists, `stage` (what Ctrl-C would interrupt) and `write_report(interrupted_stage_or_None)`."""
+
+  def __init__(self, prog: str, command: str = "run"):
+    self.prog, self.command = prog, command
+    self.root: pathlib.Path | None = None
+    self.stage: str | None = None
+    self.write_report: Callable[[str | None], object] | None = None
+
+  def resume_command(self) -> str:
+    return f"python -m {self.prog} {self.command} --resume {shlex.quote(str(self.root))}"
+
+  def interrupted_line(self) -> str:
+    if self.root is None:
+      return "interrupted before the run directory was made; nothing to resume"
+    return f"interrupted; finished work is saved in {self.root}. Resume with: {self.resume_command()}"
+
+  def run(self, body: Callable[[], int]) -> int:
+    """Runs `body()` (returning an exit status) under `stop_on_ctrl_c`; see the module docstring."""
+    from aira_jax.config_io import ConfigError
+    with stop_on_ctrl_c(last_words=self.interrupted_line):
+      try:
+        return body()
+      except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+      except KeyboardInterrupt:  # aira_jax.faults.Interrupted: a stage stopped on Ctrl-C
+        self._report(self.stage or "startup")
+        print(self.interrupted_line(), file=sys.stderr)
+        return 130
+      except InfrastructureError as e:
+        return self.failed([f"error: {self.stage or 'the run'} stopped: {e}"])
+
+  def failed(self, lines: list[str]) -> int:
+    """Writes the report, prints `lines` and how to resume; exit status 1."""
+    self._report(None)
+    for line in lines:
+      print(line, file=sys.stderr)
+    if self.root is not None:
+      print(f"finished work is saved in {self.root}; after fixing the cause, resume with: {self.resume_command()}",
+            file=sys.stderr)
+    return 1
+
+  def _report(self, interrupted: str | None) -> None:
+    """Writes the run's report, if there is a run; a report that fails is one line, not a traceback."""
+    if self.root is None or self.write_report is None:
+      return
+    try:
+      self.write_report(interrupted)
+    except Exception as e:  # noqa: BLE001  (the run's own outcome matters more than its report)
+      print(f"the report could not be written: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def search_fault_lines(report) -> list[str]:
+  """One line per agent that crashed (which, how often, why) and one for evaluations lost to infrastructure
+  faults, from an `EnsembleReport`; empty for a clean search."""
+  from aira_jax.agents.session import last_line
+  lines = []
+  for agent in dict.fromkeys(agent for agent, _ in report.crashes):
+    traces = [trace for name, trace in report.crashes if name == agent]
+    outcome = "and stopped" if report.stop_reasons.get(agent, "").startswith("crashed") else "(restarted)"
+    lines.append(f"error: agent {agent} crashed {len(traces)} time(s) {outcome}: {last_line(traces[-1])}")
+  if report.infrastructure_failures:
+    lines.append(f"error: {len(report.infrastructure_failures)} evaluation(s) failed for infrastructure reasons "
+                 f"(not the candidates' fault, not recorded as their results): "
+                 f"{last_line(report.infrastructure_failures[-1][1])}")
+  return lines
+
+
+def exit_process(status: int) -> None:
+  """Ends `python -m ...` with `status`. After Ctrl-C (130) without waiting for evaluation threads still
+  inside a compilation: the journal and the store are already written."""
+  if status == 130:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+  sys.exit(status)
 
 
 def report_target(target: str | None, resume: str | None, prog: str) -> str:
@@ -81,16 +158,16 @@ def report_target(target: str | None, resume: str | None, prog: str) -> str:
   return run_dir
 
 
-def open_run_from_args(api, args: argparse.Namespace, target: str | None, overrides: list[str]):
+def open_run_from_args(api, args: argparse.Namespace, target: str | None, overrides: list[str], **options):
   """(config, files) of the run a search works on (a new one from --config and the overrides, or --resume's),
-  via `api.open_run`; prints its directory. ConfigError for a stray positional argument."""
+  via `api.open_run(..., **options)`; prints its directory. ConfigError for a stray positional argument."""
   from aira_jax.config_io import ConfigError
   target = target if target is not None else next((o for o in overrides if "=" not in o), None)
   if target is not None:
     commands = getattr(args, "commands", None)
     known = f"; commands: {', '.join(commands)}" if commands else ""
     raise ConfigError(f"unexpected argument {target!r}: overrides look like key=value{known} (see --help)")
-  config, files = api.open_run(config_path=args.config, overrides=overrides, resume=args.resume)
+  config, files = api.open_run(config_path=args.config, overrides=overrides, resume=args.resume, **options)
   print(f"run directory: {files.root}", file=sys.stderr)
   return config, files
 

@@ -6,22 +6,26 @@ from everyone's with `shared_tree=True`), the operator proposes a payload, the q
 result is appended to the journal as a `Node`. Failures are data, not crashes:
 - an operator error (bad LLM reply, invalid layout, LLM error) becomes a buggy node with the reason (and the
   rejected payload, plan and tokens when the error carries them as attributes);
-- an evaluation error becomes a buggy node (the queue catches it);
-- anything else that escapes an agent's step is recorded in the report and the agent restarts (at most
-  `max_restarts` times), continuing from the journal.
+- the candidate's fault in an evaluation (invalid payload, divergence, a failed sandbox stage) becomes a
+  buggy node (the queue makes it a buggy result);
+- an infrastructure fault in an evaluation (aira_jax.faults: the evaluator's own failure, after the queue's
+  retries) is not the candidate's: no node is written, the step is skipped and listed in the report's
+  `infrastructure_failures`, and the agent goes on (at most `max_restarts` times);
+- anything else that escapes an agent's step is a crash, recorded in the report, and the agent restarts (at
+  most `max_restarts` times), continuing from the journal.
 Budgets: wall-clock seconds for the whole run, steps per agent and LLM tokens over the journal; an agent stops
-when its budget is spent, the run when all agents have stopped. Ctrl-C (KeyboardInterrupt) stops the agents
-after their current step and returns an interrupted report; the journal file is complete up to there, so a run
-started again on the same journal (`Journal.load`) resumes: steps already taken count against the budgets and
-evaluated payloads are answered from the cache.
+when its budget is spent, the run when all agents have stopped. Ctrl-C (`aira_jax.faults.stop_on_ctrl_c`) stops
+the agents: a running evaluation stops within a training step (`Interrupted`, no node), and an agent still
+busy `STOP_GRACE_S` later (an LLM call, a compilation) is left behind and writes nothing more; the report is
+marked interrupted. The journal file is complete up to there, so a run started again on the same journal
+(`Journal.load`) resumes: steps already taken count against the budgets and evaluated payloads are answered
+from the cache.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import random
-import signal
 import threading
 import time
 import traceback
@@ -32,7 +36,10 @@ from aira_jax.agents.action import Action, Policy
 from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
 from aira_jax.agents.journal import Journal
 from aira_jax.agents.node import Node, new_node_id
+from aira_jax.faults import InfrastructureError, Interrupted, stop_on_ctrl_c, stop_requested
 from aira_jax.llm.base import LLMBudgetExceeded, LLMError
+
+STOP_GRACE_S = 5.0  # after Ctrl-C, how long the run waits for agents to finish their step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +80,8 @@ class Budgets:
 
 @dataclasses.dataclass
 class EnsembleReport:
-  """What a run did: steps per agent, crashes (agent id, traceback), why each agent stopped, timings."""
+  """What a run did: steps per agent, crashes (agent id, traceback), why each agent stopped, timings, and the
+  steps skipped for infrastructure faults (agent id, traceback), which no node records."""
 
   steps: dict[str, int]
   stop_reasons: dict[str, str]
@@ -81,6 +89,7 @@ class EnsembleReport:
   evaluations: int
   seconds: float
   interrupted: bool = False
+  infrastructure_failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 _STEP_FAILURES = (ValueError, LLMError)  # an operator's failed step: recorded as a buggy node
@@ -111,13 +120,15 @@ class _Run:
     self.stop = threading.Event()
     self.start = time.monotonic()
     self.crashes: list[tuple[str, str]] = []
+    self.infrastructure_failures: list[tuple[str, str]] = []
     self.stop_reasons: dict[str, str] = {}
     self.lock = threading.Lock()
+    self.closed = False  # set when run_ensemble returns: an agent left behind writes nothing more
 
   def budget_reason(self, agent_id: str) -> str | None:
     budgets = self.budgets
-    if self.stop.is_set():
-      return "stopped"
+    if self.stop.is_set() or stop_requested() or self.closed:
+      return "interrupted"
     if budgets.wall_clock_s is not None and time.monotonic() - self.start >= budgets.wall_clock_s:
       return "wall-clock budget"
     if budgets.steps_per_agent is not None and len(self.journal.by_agent(agent_id)) >= budgets.steps_per_agent:
@@ -152,9 +163,12 @@ class _Run:
         is_buggy=result is None or result.is_buggy,
         error=error if result is None else result.error, output_excerpt="" if result is None else result.output,
         timings=timings, tokens=proposal.tokens, agent_id=agent.agent_id, lower_is_better=self.lower_is_better)
-    self.journal.append(node)
-    if self.on_node is not None:
-      self.on_node(node, self.journal)
+    with self.lock:
+      if self.closed:
+        raise Interrupted("the run ended while this agent was busy")
+      self.journal.append(node)
+      if self.on_node is not None:
+        self.on_node(node, self.journal)
     return node
 
   def run_agent(self, agent: AgentSpec) -> None:
@@ -170,7 +184,19 @@ class _Run:
       except LLMBudgetExceeded as e:
         self.stop_reasons[agent.agent_id] = f"token budget ({e})"
         return
+      except Interrupted:
+        self.stop_reasons[agent.agent_id] = "interrupted"
+        return
+      except InfrastructureError:  # not the candidate's fault: no node, the step is skipped
+        with self.lock:
+          self.infrastructure_failures.append((agent.agent_id, traceback.format_exc()))
+          failures = sum(agent_id == agent.agent_id for agent_id, _ in self.infrastructure_failures)
+        if failures > self.max_restarts:
+          self.stop_reasons[agent.agent_id] = f"{failures} infrastructure failures"
+          return
       except Exception:  # noqa: BLE001  (an agent crash: recorded, then the agent restarts)
+        if self.closed:
+          return
         with self.lock:
           self.crashes.append((agent.agent_id, traceback.format_exc()))
         restarts += 1
@@ -219,40 +245,22 @@ def run_ensemble(agents: list[AgentSpec], journal: Journal, queue: EvaluationQue
   if budgets.wall_clock_s is None and budgets.steps_per_agent is None and budgets.max_tokens is None:
     raise ValueError("give at least one budget (wall_clock_s, steps_per_agent or max_tokens) so the run ends")
   run = _Run(journal, queue, budgets, lower_is_better, shared_tree, max_restarts, on_node)
-  with _stop_on_ctrl_c(run.stop):
+  with stop_on_ctrl_c():
     seed_queue_from_journal(queue, journal)
     before = queue.evaluations
     interrupted = _run_agents(run, agents)
-  return EnsembleReport(
-      steps={i: len(journal.by_agent(i)) for i in ids}, stop_reasons=dict(run.stop_reasons), crashes=run.crashes,
-      evaluations=queue.evaluations - before, seconds=time.monotonic() - run.start, interrupted=interrupted)
-
-
-@contextlib.contextmanager
-def _stop_on_ctrl_c(stop: threading.Event):
-  """Within the block (when entered on the main thread), Ctrl-C (SIGINT) sets `stop`: the agents finish their
-  current step. Once `stop` is set, Ctrl-C raises KeyboardInterrupt again. A handler rather than
-  KeyboardInterrupt: the interpreter may raise that inside a finalizer the main thread happens to run, where it
-  is printed and lost (a run that ignored Ctrl-C; seen as a hung test under load). The previous handler is
-  restored on exit."""
-  if threading.current_thread() is not threading.main_thread():
-    yield
-    return
-
-  def on_sigint(signum, frame):
-    if stop.is_set():
-      raise KeyboardInterrupt
-    stop.set()
-
-  previous = signal.signal(signal.SIGINT, on_sigint)
-  try:
-    yield
-  finally:
-    signal.signal(signal.SIGINT, previous)
+  with run.lock:
+    stop_reasons = {**{i: "interrupted (left busy)" for i in ids}, **run.stop_reasons}
+    return EnsembleReport(
+        steps={i: len(journal.by_agent(i)) for i in ids}, stop_reasons=stop_reasons, crashes=list(run.crashes),
+        evaluations=queue.evaluations - before, seconds=time.monotonic() - run.start, interrupted=interrupted,
+        infrastructure_failures=list(run.infrastructure_failures))
 
 
 def _run_agents(run: _Run, agents: list[AgentSpec]) -> bool:
-  """Runs each agent on its own thread until all have stopped; True when stopped by Ctrl-C (`run.stop`)."""
+  """Runs each agent on its own thread until all have stopped, or until `STOP_GRACE_S` after Ctrl-C; True when
+  stopped by Ctrl-C. Agents still busy then are left behind (daemon threads; `run.closed` keeps them from
+  writing)."""
   # The main thread waits on an Event, not Thread.join: a KeyboardInterrupt inside join() can leave CPython
   # believing a still-running thread has finished.
   running = [len(agents)]
@@ -272,10 +280,13 @@ def _run_agents(run: _Run, agents: list[AgentSpec]) -> bool:
   for t in threads:
     t.start()
   try:
-    while not all_done.wait(timeout=0.1):
+    while not all_done.wait(timeout=0.1) and not stop_requested():
       pass
-  except KeyboardInterrupt:  # Ctrl-C outside `_stop_on_ctrl_c` (another thread's call), or a second one
+    if stop_requested():
+      run.stop.set()
+      all_done.wait(timeout=STOP_GRACE_S)
+  except KeyboardInterrupt:  # a second Ctrl-C (without a CLI's last words), or one outside the handler
     run.stop.set()
-    while not all_done.wait(timeout=0.1):  # agents finish their current step
-      pass
+  with run.lock:
+    run.closed = True
   return run.stop.is_set()

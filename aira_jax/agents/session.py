@@ -4,11 +4,14 @@
 store, seeds the evaluation queue with every result already known (from the journal, and from the store's
 evaluations, which are written the moment an evaluation finishes, before its node), runs the ensemble, and
 prints one progress line per node. So a run killed at any point and started again on the same directory
-loses no finished evaluation and repeats none.
+loses no finished evaluation and repeats none. An evaluation that failed for infrastructure reasons is in
+neither (aira_jax.faults), so a resumed run evaluates it again; `fault_meta` and `fault_lines` put crashes,
+such failures and an interruption into the run's report.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -72,7 +75,42 @@ def run_session(agents: list[AgentSpec], evaluate: Callable[[str], EvalResult], 
   if progress is not None:
     for agent_id, trace in report.crashes:
       print(f"agent {agent_id} crashed (restarted):\n{trace}", file=progress.stream)
+    for agent_id, trace in report.infrastructure_failures:
+      print(f"agent {agent_id}: an evaluation failed for infrastructure reasons (step skipped, not recorded as "
+            f"the candidate's result):\n{trace}", file=progress.stream)
   return report, journal
+
+
+def last_line(trace: str) -> str:
+  """The exception and its message from the last line of a traceback, without the exception's module
+  ("RuntimeError: operator bug"); an InfrastructureError's message alone (it names its cause)."""
+  lines = [line for line in trace.strip().splitlines() if line.strip()]
+  line = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*: )", "", lines[-1].strip() if lines else "")
+  return line.removeprefix("InfrastructureError: ")
+
+
+def fault_meta(report: EnsembleReport) -> dict:
+  """For the run's store meta: crashes and infrastructure failures as [agent, last line of the traceback]."""
+  return {"crashes": [[agent, last_line(trace)] for agent, trace in report.crashes],
+          "infrastructure_failures": [[agent, last_line(trace)] for agent, trace in report.infrastructure_failures]}
+
+
+def fault_lines(meta: dict, interrupted: str | None) -> list[str]:
+  """Markdown lines for a report: the stage Ctrl-C stopped, the agents that crashed, the evaluations lost to
+  infrastructure faults (from `fault_meta`); none for a clean run."""
+  out = []
+  if interrupted:
+    out.append(f"**The run was interrupted during the {interrupted} stage**; what finished is saved, and "
+               "`--resume` continues it.")
+  crashes = meta.get("crashes") or []
+  for agent in dict.fromkeys(agent for agent, _ in crashes):
+    errors = [error for name, error in crashes if name == agent]
+    out.append(f"**Agent {agent} crashed** ({len(errors)} time(s); last: `{errors[-1]}`).")
+  failures = meta.get("infrastructure_failures") or []
+  if failures:
+    out.append(f"**{len(failures)} evaluation(s) failed for infrastructure reasons** (not the candidates' fault: "
+               f"not recorded as their results, evaluated again on resume; last: `{failures[-1][1]}`).")
+  return [line for text in out for line in (text, "")]
 
 
 def distinct_best(journal: Journal, k: int) -> list[Node]:

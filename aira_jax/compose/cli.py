@@ -6,18 +6,20 @@
     python -m aira_jax.compose report runs/20261127-031502
     python -m aira_jax.compose run --resume runs/20261127-031502 search.steps_per_agent=40
 
-Exit status: 0 done, 1 the run failed, 2 a usage or configuration error (printed without a traceback),
-130 interrupted (everything finished so far is saved; `--resume` continues).
+Exit status: 0 done, 1 the run failed (an agent crashed, an evaluation or a stage failed for infrastructure
+reasons: one line each, then the resume command; the scale stage of `run` is not started after such a
+search), 2 a usage or configuration error (one line, no run directory), 130 interrupted by Ctrl-C (the report
+says so; one line with the resume command; everything finished so far is saved).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from aira_jax.cli_common import (add_run_arguments, open_run_from_args, parse_run_args, progress_stream, report_target,
-                                 run_guarded)
+from aira_jax.cli_common import (CliRun, add_run_arguments, open_run_from_args, parse_run_args, progress_stream,
+                                 report_target, search_fault_lines)
 from aira_jax.compose.config import ConfigError
+from aira_jax.faults import Interrupted, check_stop
 
 COMMANDS = ("run", "search", "scale", "report")
 PROG = "aira_jax.compose"
@@ -42,29 +44,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-  args, target, overrides = parse_run_args(build_parser(), COMMANDS, argv)
+  cli = CliRun(PROG)
+  return cli.run(lambda: run_command(cli, *parse_run_args(build_parser(), COMMANDS, argv)))
+
+
+def run_command(cli: CliRun, args: argparse.Namespace, target: str | None, overrides: list[str]) -> int:
+  """The body of `main`: one command, with `cli` told the run directory, the stage and how to report."""
   from aira_jax.compose import api
-  stream = progress_stream(args.quiet)
-
-  def body() -> int:
-    if args.command == "report":
-      print(api.report(report_target(target, args.resume, PROG)))
-      return 0
-    if args.command == "scale" and args.resume is None:
-      raise ConfigError(f"scale works on a finished search: python -m {PROG} scale --resume runs/<id>")
-    config, files = open_run_from_args(api, args, target, overrides)
-    if args.command == "run":
-      api.check_scale_task(config)  # a missing corpus fails now, not after the search
-    if args.command in ("run", "search"):
-      result = api.search(config, files, stream=stream)
-      if result.ensemble.interrupted:
-        api.report(files.root)
-        print(f"interrupted; finished work is saved. Continue with: python -m {PROG} {args.command} "
-              f"--resume {files.root}", file=sys.stderr)
-        return 130
-    if args.command in ("run", "scale"):
-      api.scale(config, files, stream=stream)
-    print(api.report(files.root))
+  check_stop()  # Ctrl-C while importing: before the run directory exists
+  cli.command = args.command
+  if args.command == "report":
+    print(api.report(report_target(target, args.resume, PROG)))
     return 0
+  if args.command == "scale" and args.resume is None:
+    raise ConfigError(f"scale works on a finished search: python -m {PROG} scale --resume runs/<id>")
+  # With `run`, a missing corpus fails now, before the run directory exists, not after the search.
+  config, files = open_run_from_args(api, args, target, overrides, check_scale=args.command == "run")
+  cli.root, cli.stage = files.root, "search" if args.command in ("run", "search") else "scale"
+  cli.write_report = lambda interrupted: _write_report(api, files.root, interrupted)
+  api.mark_interrupted(files.root, None)
+  stream = progress_stream(args.quiet)
+  if args.command in ("run", "search"):
+    result = api.search(config, files, stream=stream)
+    if result.ensemble.interrupted:
+      raise Interrupted("search")
+    problems = search_fault_lines(result.ensemble)
+    if problems:  # the scale stage waits for a clean search: resuming finishes it
+      return cli.failed(problems)
+  if args.command in ("run", "scale"):
+    cli.stage = "scale"
+    check_stop()
+    api.scale(config, files, stream=stream)
+  print(api.report(files.root))
+  return 0
 
-  return run_guarded(body, PROG)
+
+def _write_report(api, run_dir, interrupted: str | None):
+  if interrupted:
+    api.mark_interrupted(run_dir, interrupted)
+  return api.report(run_dir)

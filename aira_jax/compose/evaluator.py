@@ -13,8 +13,13 @@ default settings, the switch evaluator got through 2.8x as many 16-layer layouts
 RESULTS.md), and on GPU and TPU compilation weighs even more against small models.
 
 Parallelism: evaluations from several threads each take a device from a pool, so `workers` evaluations run at
-once on different devices. A layout that is not valid here (wrong depth, symbol outside the space) raises
-ValueError; a run whose loss becomes non-finite is a buggy result "diverged".
+once on different devices.
+
+Whose fault (aira_jax.faults): a layout that is not valid here (wrong depth, symbol outside the space) raises
+ValueError; a run whose loss becomes non-finite is a buggy result "diverged"; running out of device memory in
+a program compiled for the layout alone (dedicated mode) is a buggy result "out of memory". Any other
+exception while training is the evaluator's, not the layout's: `InfrastructureError`, never passed to
+`on_evaluation` (the store). Ctrl-C stops a training run between steps (`Interrupted`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 from aira_jax.agents.evaluation import EvalResult
 from aira_jax.compose.config import ConfigError, EvaluatorConfig
 from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches
+from aira_jax.faults import InfrastructureError, check_stop
 from aira_jax.layout import Layout
 from aira_jax.models.presets import preset_config
 from aira_jax.tasks import make_task
@@ -151,6 +157,7 @@ class LayoutEvaluator:
     loss = float("nan")
     for number, batch in enumerate(sample_batches(splits["train"], self.config.batch_size, self.config.steps,
                                                   seed), start=1):
+      check_stop()
       lr = cosine_lr(number - 1, self.config.steps, self.config.lr)
       params, opt_state, metrics = program.step(params, opt_state, kinds, batch, lr)
       if number % 10 == 0 or number == self.config.steps:
@@ -168,24 +175,19 @@ class LayoutEvaluator:
     return value, None, program.compile_seconds - compiled_before
 
   def evaluate(self, text: str, seed: int | None = None) -> Evaluation:
-    """Trains and scores the layout in `text` with `seed` (default: the config's); ValueError if invalid."""
+    """Trains and scores the layout in `text` with `seed` (default: the config's); ValueError if invalid,
+    InfrastructureError when the evaluator itself fails (module docstring)."""
     layout = self.parse(text)
     seed = self.config.seed if seed is None else seed
     device = self._devices.get()
     with self._lock:
       self.running += 1
     started = time.perf_counter()
-    per_task: dict[str, float] = {}
-    compile_seconds, error = 0.0, None
     try:
       with jax.default_device(device):
-        for name in self.tasks:
-          value, error, compiled = self._train_one(name, layout, seed)
-          compile_seconds += compiled
-          if error is not None:
-            error = f"{name}: {error}"
-            break
-          per_task[name] = value
+        per_task, compile_seconds, error = self._train_tasks(layout, seed)
+    except Exception as e:  # noqa: BLE001  (whose fault: `_blame` says, or raises InfrastructureError)
+      per_task, compile_seconds, error = {}, 0.0, self._blame(layout, e)
     finally:
       self._devices.put(device)
       with self._lock:
@@ -198,6 +200,27 @@ class LayoutEvaluator:
     if self.on_evaluation is not None:
       self.on_evaluation(evaluation)
     return evaluation
+
+  def _train_tasks(self, layout: Layout, seed: int) -> tuple[dict[str, float], float, str | None]:
+    """(score per task, compile seconds, the first task's error or None), stopping at the first failed task."""
+    per_task, compile_seconds = {}, 0.0
+    for name in self.tasks:
+      value, error, compiled = self._train_one(name, layout, seed)
+      compile_seconds += compiled
+      if error is not None:
+        return per_task, compile_seconds, f"{name}: {error}"
+      per_task[name] = value
+    return per_task, compile_seconds, None
+
+  def _blame(self, layout: Layout, error: Exception) -> str:
+    """The layout's failure message for `error`, raised while training it, or InfrastructureError when it is
+    not the layout's fault. Only running out of memory in a program compiled for this layout alone is; the
+    switch program is the same for every layout of the space."""
+    if isinstance(error, InfrastructureError):
+      raise error
+    if self.mode == "dedicated" and "RESOURCE_EXHAUSTED" in str(error):
+      return f"out of memory: {str(error).strip().splitlines()[0][:300]}"
+    raise InfrastructureError(f"the evaluator failed on {layout.text}: {type(error).__name__}: {error}") from error
 
   def __call__(self, payload: str) -> EvalResult:
     """The `EvaluationQueue` interface: payload = layout text."""

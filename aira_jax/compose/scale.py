@@ -7,7 +7,9 @@
    exact parameter count, D = C / F tokens with F the model's own training FLOPs per token (`scale.flops`,
    compose/flops.py; XLA's count by default) rounded to whole steps, so every family really spends C; trained
    from scratch with a cosine schedule and scored by validation loss (nats per token) on the text task. Each finished run is written to the store at once; a
-   resumed stage skips runs the store holds.
+   resumed stage skips runs the store holds. Ctrl-C stops a training run between steps (nothing is written
+   for it); a training run that raises (not a divergence: the evaluator's own fault) is tried twice more,
+   then the stage stops with InfrastructureError (aira_jax.faults).
 4. Fit each family (scaling.py) and compare every family with the first configured baseline.
 """
 
@@ -29,6 +31,7 @@ from aira_jax.compose.config import ComposeConfig, ConfigError
 from aira_jax.compose.families import scale_families, space_of
 from aira_jax.compose.flops import training_flops_per_token
 from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches, score_in_batches
+from aira_jax.faults import Interrupted, check_stop, retry_infrastructure
 from aira_jax.results.run_files import RunFiles
 from aira_jax.compose.scaling import (Comparison, FamilyFit, IsoFlopPoint, compare_families, fit_family,
                                       plan_isoflop)
@@ -119,6 +122,7 @@ class _PointTrainer:
     kinds = program.kinds(layout)
     loss = float("nan")
     for step, batch in enumerate(sample_batches(self.splits["train"], scale.batch_size, steps, seed)):
+      check_stop()
       params, opt_state, metrics = program.step(params, opt_state, kinds, batch, cosine_lr(step, steps, scale.lr))
       if (step + 1) % 50 == 0 or step + 1 == steps:
         loss = float(metrics["loss"])
@@ -140,6 +144,8 @@ class _PointTrainer:
                                                weight_decay=0.0), nnx.split(model)[1])
     loader = make_loader(ArraySource.from_split(self.splits["train"]), batch_size=scale.batch_size, seed=seed)
     result = train(model, iter(loader), optimizer, Budget(max_steps=steps))
+    if result.status == "interrupted":
+      raise Interrupted(result.stop_reason)
     if result.status != "completed":
       return {"loss": float("nan"), "steps": result.steps}
     graphdef = nnx.split(model)[0]
@@ -207,6 +213,7 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
           f"{len(configs)} widths", file=stream, flush=True)
     points: dict[str, list[IsoFlopPoint]] = {}
     for family, layout in families.items():
+      check_stop()
       sizes = {f"d{w}": count_params(layout, configs[w]).total for w in scale.widths}
       costs = {f"d{w}": training_flops_per_token(layout, configs[w], scale.seq_len, scale.flops)
                for w in scale.widths}
@@ -220,7 +227,8 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
         row = store.get_training_run(family, run.budget_flops, run.params)
         if row is None:
           t0 = time.perf_counter()
-          scores = trainer.train(layout, configs[width], run.tokens, config.seed)
+          scores = retry_infrastructure(lambda: trainer.train(layout, configs[width], run.tokens, config.seed),
+                                        candidate_errors=())
           loss = scores.get("loss", float("nan"))
           row = store.add_training_run(family, layout.text, budget_flops=run.budget_flops, params=run.params,
                                        loss=loss, tokens=run.tokens, seconds=time.perf_counter() - t0,

@@ -23,11 +23,12 @@ from typing import IO
 
 from aira_jax.agents import AgentSpec, Budgets, EnsembleReport, EvalResult, HeuristicOperator, make_policy
 from aira_jax.agents.journal import Node
-from aira_jax.agents.session import SearchProgress, distinct_best, run_session
+from aira_jax.agents.session import SearchProgress, distinct_best, fault_meta, run_session
 from aira_jax.compose.config import ComposeConfig
 from aira_jax.compose.evaluator import Evaluation, LayoutEvaluator
 from aira_jax.compose.llm_operator import LayoutLLMOperator
 from aira_jax.compose.racing import Standing, race
+from aira_jax.faults import retry_infrastructure
 from aira_jax.results.run_files import RunFiles
 from aira_jax.results.store import ResultStore
 
@@ -110,7 +111,7 @@ def race_top_layouts(evaluator: LayoutEvaluator, store: ResultStore, layouts: li
     done = {row.seed: row for row in store.evaluations(layout, task=task)}
     if seed in done:
       return done[seed].metric
-    evaluation = evaluator.evaluate(layout, seed)
+    evaluation = retry_infrastructure(lambda: evaluator.evaluate(layout, seed))
     print(f"race: {evaluation.summary()} (seed {seed})", file=stream, flush=True)
     return evaluation.metric
 
@@ -172,7 +173,7 @@ def run_search(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None
     noise = NoiseFloor.from_scores({s.layout: list(s.scores.values()) for s in standings})
     store.set_meta("search", {"interrupted": report.interrupted, "stop_reasons": report.stop_reasons,
                               "metric": evaluator.metric_name, "lower_is_better": evaluator.lower_is_better,
-                              "noise_pooled_std": noise.pooled_std, "mode": evaluator.mode})
+                              "noise_pooled_std": noise.pooled_std, "mode": evaluator.mode, **fault_meta(report)})
     return SearchResult(metric_name=evaluator.metric_name, lower_is_better=evaluator.lower_is_better,
                         best=tuple(distinct_best(journal, 10)), nodes=len(journal),
                         evaluations_run=report.evaluations, noise=noise, standings=tuple(standings),

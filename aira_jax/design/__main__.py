@@ -2,6 +2,11 @@
 
 import sys
 
-from aira_jax.design.cli import main
+try:
+  from aira_jax.cli_common import exit_process
+  from aira_jax.design.cli import main
+except KeyboardInterrupt:
+  print("interrupted before the run directory was made; nothing to resume", file=sys.stderr)
+  sys.exit(130)
 
-sys.exit(main())
+exit_process(main())

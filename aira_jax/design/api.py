@@ -16,24 +16,30 @@ from typing import IO
 from aira_jax.cli_common import check_agent_resources
 from aira_jax.design.config import DesignConfig, from_dict, load_config
 from aira_jax.design.report import write_report
-from aira_jax.design.search import DesignResult, build_task, run_design
+from aira_jax.design.search import DesignResult, build_task, run_design, sandbox_isolation
 from aira_jax.results.run_files import RunFiles, read_config, resume_run, start_run
 
 
 def open_run(config: DesignConfig | None = None, *, config_path: str | None = None, overrides: Sequence[str] = (),
              resume: str | pathlib.Path | None = None) -> tuple[DesignConfig, RunFiles]:
   """A new run directory for `config` (or the YAML file plus overrides), or the run at `resume` with
-  `overrides` applied. The task is built once here, so a bad task option fails before anything runs."""
+  `overrides` applied. The task is built and the sandbox checked once here, so a bad task option or an
+  unusable bwrap fails before anything runs (and before a new run directory exists)."""
   if resume is not None:
     config, files = resume_run(resume, from_dict, overrides)
-    check_agent_resources(config.search.agents)
-    build_task(config)
+    check_before_work(config)
   else:
     config = config if config is not None else load_config(config_path, overrides)
-    check_agent_resources(config.search.agents)
-    build_task(config)  # a bad task option fails before the run directory exists
+    check_before_work(config)
     config, files = start_run(config)
   return config, files
+
+
+def check_before_work(config: DesignConfig) -> None:
+  """The agents' resources (API key, scripted file), the task and the sandbox isolation; ConfigError."""
+  check_agent_resources(config.search.agents)
+  build_task(config)
+  sandbox_isolation(config)
 
 
 def search(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None = None) -> DesignResult:

@@ -6,17 +6,18 @@
     python -m aira_jax.design run --resume runs/20261127-041502 search.steps_per_agent=20
     python -m aira_jax.design report runs/20261127-041502
 
-Exit status: 0 done, 2 a usage or configuration error (printed without a traceback), 130 interrupted
-(everything finished is saved; `--resume` continues).
+Exit status: 0 done, 1 an agent crashed or an evaluation failed for infrastructure reasons (one line each,
+then the resume command), 2 a usage or configuration error (one line, no run directory), 130 interrupted by
+Ctrl-C (the report says so; one line with the resume command; everything finished is saved).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from aira_jax.cli_common import (add_run_arguments, open_run_from_args, parse_run_args, progress_stream, report_target,
-                                 run_guarded)
+from aira_jax.cli_common import (CliRun, add_run_arguments, open_run_from_args, parse_run_args, progress_stream,
+                                 report_target, search_fault_lines)
+from aira_jax.faults import Interrupted, check_stop
 
 COMMANDS = ("run", "report")
 PROG = "aira_jax.design"
@@ -45,20 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-  args, target, overrides = parse_run_args(build_parser(), COMMANDS, argv)
+  cli = CliRun(PROG)
+  return cli.run(lambda: run_command(cli, *parse_run_args(build_parser(), COMMANDS, argv)))
+
+
+def run_command(cli: CliRun, args: argparse.Namespace, target: str | None, overrides: list[str]) -> int:
+  """The body of `main`: one command, with `cli` told the run directory and how to report."""
   from aira_jax.design import api
-
-  def body() -> int:
-    if args.command == "report":
-      print(api.report(report_target(target, args.resume, PROG)))
-      return 0
-    config, files = open_run_from_args(api, args, target, overrides)
-    result = api.search(config, files, stream=progress_stream(args.quiet))
-    print(api.report(files.root))
-    if result.ensemble.interrupted:
-      print(f"interrupted; finished work is saved. Continue with: python -m {PROG} --resume {files.root}",
-            file=sys.stderr)
-      return 130
+  check_stop()  # Ctrl-C while importing: before the run directory exists
+  cli.command = args.command
+  if args.command == "report":
+    print(api.report(report_target(target, args.resume, PROG)))
     return 0
-
-  return run_guarded(body, PROG)
+  config, files = open_run_from_args(api, args, target, overrides)
+  cli.root, cli.stage = files.root, "search"
+  cli.write_report = lambda interrupted: api.report(files.root)
+  result = api.search(config, files, stream=progress_stream(args.quiet))
+  if result.ensemble.interrupted:
+    raise Interrupted("search")
+  problems = search_fault_lines(result.ensemble)
+  if problems:
+    return cli.failed(problems)
+  print(api.report(files.root))
+  return 0

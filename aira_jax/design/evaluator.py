@@ -15,6 +15,10 @@ metrics itself, so the result is:
 Known secret values are redacted from everything the candidate printed or recorded (`aira_jax.design.redact`)
 before it is kept. Each candidate's file, stdout, stderr, stage records and result are copied to
 `candidates/<key>/` in the run directory (key = the first 12 hex digits of the code's SHA-256).
+
+Whose fault (aira_jax.faults): the candidate's faults are failed stages; an exception escaping the evaluator
+(the harness, the scorer, the sandbox's setup) is the evaluator's own, raised as InfrastructureError, and
+Ctrl-C kills a running candidate (`Interrupted`); neither is recorded for it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from aira_jax.design.redact import redact_outcome, secret_values
 from aira_jax.design.sandbox import SandboxLimits, SandboxOutcome, resolve_isolation, run_sandboxed
 from aira_jax.design.scoring import Phase, TrustedScorer
 from aira_jax.design.tasks.base import DesignTask
+from aira_jax.faults import InfrastructureError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,8 +163,13 @@ class CandidateEvaluator:
     return result
 
   def __call__(self, code: str) -> EvalResult:
-    """The `EvaluationQueue` interface: payload = the file's source."""
-    result = self.run(code)
+    """The `EvaluationQueue` interface: payload = the file's source. InfrastructureError when the evaluator
+    itself fails (module docstring)."""
+    try:
+      result = self.run(code)
+    except Exception as e:  # noqa: BLE001  (a candidate's faults are failed stages, not exceptions)
+      raise InfrastructureError(f"the design evaluator failed on candidate {code_key(code)}: "
+                                f"{type(e).__name__}: {e}") from e
     lines = [f"candidate {result.key}: " + ", ".join(
         f"{name} {'ok' if s['ok'] else ('FAILED' if s['ok'] is False else 'did not finish')}"
         for name, s in result.stages.items())]

@@ -15,7 +15,7 @@ import pathlib
 import jax
 
 from aira_jax.agents.journal import Journal
-from aira_jax.agents.session import distinct_best
+from aira_jax.agents.session import distinct_best, fault_lines
 from aira_jax.results.markdown import markdown_table
 from aira_jax.design.config import DesignConfig
 from aira_jax.design.evaluator import code_key
@@ -114,8 +114,7 @@ def write_report(config: DesignConfig, files: RunFiles) -> pathlib.Path:
   if isolation is not None:
     out += [f"**Sandbox: {describe_isolation(isolation)}.** Metrics were computed outside the candidates' "
             "processes, from their predictions.", ""]
-  if meta.get("interrupted"):
-    out += ["**The search was interrupted**; resume it with `--resume`.", ""]
+  out += fault_lines(meta, "search" if meta.get("interrupted") else None)
   leaderboard = []
   for rank, node in enumerate(best, start=1):
     key = code_key(node.payload)

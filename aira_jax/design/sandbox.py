@@ -78,6 +78,7 @@ from collections.abc import Callable
 import aira_jax
 from aira_jax.design import seccomp
 from aira_jax.design.bubblewrap import bwrap_argv, bwrap_problem, gpu_devices
+from aira_jax.faults import check_stop, stop_requested
 from aira_jax.design.channel import RESULTS_FD_ENV, ArrayReader, ChannelError
 from aira_jax.design.guard import BLOCK_PREFIX
 from aira_jax.design.records import RECORDS_ENV, read_records
@@ -240,10 +241,14 @@ def _clear(workdir: pathlib.Path, names) -> None:
 
 
 def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
-  """Waits for `proc` without reaping it, SIGKILLs its process group, reaps it; True on timeout."""
+  """Waits for `proc` without reaping it, SIGKILLs its process group, reaps it; True on timeout. Ctrl-C (the
+  stop flag of aira_jax.faults; the child is in its own session, so it gets no SIGINT) kills it too and
+  raises Interrupted: an interrupted candidate has no outcome to blame it for."""
   deadline, delay, timed_out = time.monotonic() + timeout_s, 0.002, False
   try:
     while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+      if stop_requested():
+        break
       remaining = deadline - time.monotonic()
       if remaining <= 0:
         timed_out = True
@@ -258,6 +263,7 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
     except (ProcessLookupError, PermissionError):
       pass
     proc.wait()
+  check_stop()
   return timed_out
 
 

@@ -17,7 +17,7 @@ from typing import IO
 
 from aira_jax.agents import AgentSpec, Budgets, EnsembleReport, EvalResult, make_policy
 from aira_jax.agents.journal import Node
-from aira_jax.agents.session import SearchProgress, distinct_best, run_session
+from aira_jax.agents.session import SearchProgress, distinct_best, fault_meta, run_session
 from aira_jax.design.code_operator import CodeLLMOperator
 from aira_jax.design.config import ConfigError, DesignConfig
 from aira_jax.design.evaluator import CandidateEvaluator, CandidateResult, code_key
@@ -50,6 +50,14 @@ def build_task(config: DesignConfig) -> DesignTask:
     return make_design_task(config.search.task, **dict(config.search.task_options))
   except (ValueError, TypeError, OSError) as e:
     raise ConfigError(f"search.task {config.search.task!r}: {e}") from None
+
+
+def sandbox_isolation(config: DesignConfig) -> str:
+  """The configured sandbox isolation as it will run here; ConfigError when bwrap is asked for and unusable."""
+  try:
+    return resolve_isolation(config.sandbox.isolation)
+  except SandboxUnavailable as e:
+    raise ConfigError(f"{e}; set sandbox.isolation=auto or process to run without it") from None
 
 
 def make_agents(config: DesignConfig, task: DesignTask, files: RunFiles) -> list[AgentSpec]:
@@ -96,10 +104,7 @@ def run_design(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None 
   task = build_task(config)
   search = config.search
   limits = SandboxLimits(timeout_s=config.sandbox.timeout_s or task.timeout_s, memory_mb=config.sandbox.memory_mb)
-  try:
-    isolation = resolve_isolation(config.sandbox.isolation)
-  except SandboxUnavailable as e:
-    raise ConfigError(f"{e}; set sandbox.isolation=auto or process to run without it") from None
+  isolation = sandbox_isolation(config)
   block = config.sandbox.block_processes if config.sandbox.block_processes is not None else not gpu_devices()
   print(f"design: sandbox {describe_isolation(isolation, block)}", file=stream, flush=True)
   if isolation == "process" and config.sandbox.isolation == "auto":
@@ -128,7 +133,8 @@ def run_design(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None 
     store.set_meta("design", {"isolation": isolation, "task": task.name, "metric": task.metric,
                               "lower_is_better": task.lower_is_better,
                               "final_metric": task.final_metric, "filename": task.filename,
-                              "interrupted": report.interrupted, "stop_reasons": report.stop_reasons})
+                              "interrupted": report.interrupted, "stop_reasons": report.stop_reasons,
+                              **fault_meta(report)})
   return DesignResult(task=task.name, metric=task.metric, lower_is_better=task.lower_is_better, best=tuple(best),
                       final_metrics=final, nodes=len(journal), evaluations_run=report.evaluations, ensemble=report,
                       seconds=time.monotonic() - started)

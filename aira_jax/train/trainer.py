@@ -8,7 +8,8 @@ the batches until a budget is reached:
 - a non-finite loss or gradient norm stops the run with status "diverged" (checked every step: one scalar
   read per step);
 - Ctrl-C stops it with status "interrupted" after the current step (a checkpoint is written if a
-  checkpointer is given), so nothing done is lost.
+  checkpointer is given), so nothing done is lost: a KeyboardInterrupt, or under
+  `aira_jax.faults.stop_on_ctrl_c` (the CLIs) the stop flag, checked before every step.
 Evaluation runs every `eval_every` steps and at the end through a caller-provided `evaluate(params)`.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from aira_jax.faults import check_stop
 from aira_jax.train.data import global_batch
 from aira_jax.train.loggers import MetricLogger
 from aira_jax.train.mesh import MeshConfig, make_mesh, place_train_state
@@ -110,6 +112,7 @@ def train(model: nnx.Module, batches: Iterator[dict[str, np.ndarray]], optimizer
   clock_start = None
   try:
     while True:
+      check_stop()
       reason = _budget_reason(budget, steps - start_step, tokens, flops, seconds)
       if reason is not None:
         break

@@ -2,9 +2,9 @@
 
 MAD (Poli et al. 2024; REFERENCE.md section 3) found hybrids that mix attention with other layers at the top
 of mean MAD accuracy, and layouts without token mixing (MLP only) at the bottom. This script scores a handful
-of 16-layer AM layouts with the project's own `LayoutEvaluator` at the default evaluator settings
-(`EvaluatorConfig()`: MAD-lite over its default tasks, width 32, 60 steps x batch 16, lr 3e-3, 128 validation
-rows, switch mode; only --tasks changes the task list) and prints, per layout, the mean MAD-lite accuracy and
+of 16-layer AM layouts with the project's own `LayoutEvaluator` on MAD-lite (its default tasks) at the default
+evaluator's model and training settings (width 32, batch 16, lr 3e-3, 128 validation rows, switch mode;
+--steps defaults to the evaluator's default steps; --tasks changes the task list) and prints, per layout, the mean MAD-lite accuracy and
 each task's accuracy over k seeds with a 95% Student-t interval, the ranking, and the paired difference to the
 best layout with its 95% t interval.
 
@@ -74,12 +74,14 @@ def main():
   parser.add_argument("--tasks", default=",".join(EvaluatorConfig.mad_tasks),
                       help="MAD-lite tasks (default: the evaluator's default mad_tasks)")
   parser.add_argument("--layouts", default=",".join(DEFAULT_LAYOUTS), help="16-layer AM layouts, comma-separated")
+  parser.add_argument("--steps", type=int, default=EvaluatorConfig().steps,
+                      help="training steps per evaluation (default: the evaluator's default)")
   parser.add_argument("--json", help="write the raw scores here")
   args = parser.parse_args()
   if args.seeds < 2:
     parser.error("--seeds must be at least 2 for a t interval")
   tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-  config = EvaluatorConfig(mad_tasks=tasks)
+  config = EvaluatorConfig(task="mad-lite", task_options={}, mad_tasks=tasks, steps=args.steps)
   evaluator = LayoutEvaluator(config, space="AM", depth=DEPTH, devices=jax.devices()[:1])
   layouts = [evaluator.parse(t.strip()).text for t in args.layouts.split(",") if t.strip()]
   if len(set(layouts)) != len(layouts):

@@ -168,18 +168,99 @@ def test_bad_arguments():
     run_ensemble([heuristic_agent("a")], Journal(), EvaluationQueue(attention_fraction), Budgets())
 
 
-def test_queue_deduplicates_concurrent_submissions_and_catches_errors():
+def test_queue_deduplicates_concurrent_submissions_and_catches_candidate_errors():
   calls = []
 
   def evaluate(payload):
     calls.append(payload)
     time.sleep(0.05)
     if payload == "boom":
-      raise MemoryError("out of memory")
+      raise ValueError("unknown primitive 'b'")
     return EvalResult(metric=1.0)
 
   queue = EvaluationQueue(evaluate, workers=4)
   futures = [queue.submit("AM") for _ in range(5)] + [queue.submit("boom")]
   results = [f.result() for f in futures]
   assert calls.count("AM") == 1 and [r.cached for r in results[:5]] == [False, True, True, True, True]
-  assert results[5].is_buggy and "MemoryError: out of memory" in results[5].error
+  assert results[5].is_buggy and "ValueError: unknown primitive 'b'" in results[5].error
+
+
+class ListOperator:
+  """Proposes `payloads[len(journal)]`: after a skipped step the agent proposes the same payload again."""
+
+  def __init__(self, payloads, release=None):
+    self.payloads, self.release = payloads, release
+
+  def propose(self, action, journal, rng):
+    if self.release is not None and len(journal):
+      self.release.wait()  # a step that blocks (an LLM call that does not return)
+    return "plan", self.payloads[len(journal) % len(self.payloads)]
+
+
+def test_infrastructure_faults_skip_the_step_and_a_resumed_run_evaluates_again(tmp_path):
+  path = tmp_path / "journal.jsonl"
+  device = {"lost": True}
+  calls = []
+
+  def evaluate(payload):
+    calls.append(payload)
+    if payload == "8A" and device["lost"]:
+      raise RuntimeError("device lost")
+    return attention_fraction(payload)
+
+  agent = AgentSpec("a", make_policy("greedy"), ListOperator(["4A+4M", "8A", "8X"]))
+  report = run_ensemble([agent], Journal(path), EvaluationQueue(evaluate, key=canonical, retry_pause_s=0),
+                        Budgets(steps_per_agent=3), max_restarts=1)
+  nodes = Journal.load(path).nodes
+  assert [n.payload for n in nodes] == ["4A+4M"]  # the layout the device failed on is not blamed
+  assert calls == ["4A+4M"] + ["8A"] * 6  # two skipped steps, three tries each
+  assert [agent for agent, _ in report.infrastructure_failures] == ["a", "a"] and not report.crashes
+  assert "RuntimeError: device lost (failed 3 times)" in report.infrastructure_failures[0][1]
+  assert report.stop_reasons == {"a": "2 infrastructure failures"}
+
+  device["lost"] = False
+  resumed = Journal.load(path)
+  report = run_ensemble([agent], resumed, EvaluationQueue(evaluate, key=canonical, retry_pause_s=0),
+                        Budgets(steps_per_agent=3))
+  nodes = Journal.load(path).nodes
+  assert [n.payload for n in nodes] == ["4A+4M", "8A", "8X"]
+  assert nodes[1].metric == 1.0 and not nodes[1].is_buggy  # evaluated again, and fine
+  assert nodes[2].is_buggy and "unknown primitive 'X'" in nodes[2].error  # the candidate's own fault
+  assert calls[7:] == ["8A", "8X"] and not report.infrastructure_failures
+
+
+def test_ctrl_c_stops_a_long_evaluation_within_a_step_and_records_nothing_for_it(tmp_path):
+  from aira_jax.faults import check_stop
+
+  def long_evaluation(payload):
+    for _ in range(2000):  # 20 s unless stopped
+      check_stop()
+      time.sleep(0.01)
+    return attention_fraction(payload)
+
+  path = tmp_path / "journal.jsonl"
+  timer = threading.Timer(0.3, lambda: signal.raise_signal(signal.SIGINT))
+  timer.start()
+  started = time.monotonic()
+  report = run_ensemble([AgentSpec("a", make_policy("greedy"), ListOperator(["4A+4M"]))], Journal(path),
+                        EvaluationQueue(long_evaluation), Budgets(steps_per_agent=1))
+  assert time.monotonic() - started < 3
+  assert report.interrupted and report.stop_reasons == {"a": "interrupted"}
+  assert len(Journal.load(path)) == 0 and not report.infrastructure_failures and not report.crashes
+
+
+def test_an_agent_still_busy_after_the_grace_period_is_left_behind_and_writes_nothing(tmp_path, monkeypatch):
+  from aira_jax.agents import ensemble
+  monkeypatch.setattr(ensemble, "STOP_GRACE_S", 0.3)
+  release = threading.Event()
+  path = tmp_path / "journal.jsonl"
+  timer = threading.Timer(0.3, lambda: signal.raise_signal(signal.SIGINT))
+  timer.start()
+  started = time.monotonic()
+  report = run_ensemble([AgentSpec("a", make_policy("greedy"), ListOperator(["4A+4M", "8A"], release))],
+                        Journal(path), EvaluationQueue(attention_fraction), Budgets(steps_per_agent=5))
+  assert time.monotonic() - started < 3
+  assert report.interrupted and report.stop_reasons == {"a": "interrupted (left busy)"}
+  release.set()  # the blocked step returns after the run ended
+  time.sleep(0.3)
+  assert len(Journal.load(path)) == 1 and report.steps == {"a": 1} and not report.crashes

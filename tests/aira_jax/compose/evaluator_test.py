@@ -1,6 +1,6 @@
 """Tests for aira_jax.compose.evaluator (and the host-side helpers of programs.py): scores, determinism, the
-de-duplication key, invalid layouts, one program per task in switch mode, divergence, config errors, and the
-learning-rate schedule and batch sampler.
+de-duplication key, invalid layouts, one program per task in switch mode, divergence, whose fault a failure
+is (the layout's or the evaluator's), Ctrl-C, config errors, and the learning-rate schedule and batch sampler.
 
 The model is tiny and one evaluator serves the module, so its switch program compiles once. It gets a single
 device: the evaluator hands each evaluation the next device of its pool, and each of the 8 fake CPU devices
@@ -20,6 +20,7 @@ from aira_jax.compose.config import ComposeConfig, ConfigError, EvaluatorConfig,
 from aira_jax.compose.evaluator import Evaluation, LayoutEvaluator, proxy_tasks
 from aira_jax.compose import programs
 from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches
+from aira_jax.faults import InfrastructureError, Interrupted, request_stop, stop_on_ctrl_c
 from aira_jax.layout import Layout
 from aira_jax.tasks.base import IGNORE, Split, accuracy, cross_entropy
 
@@ -166,6 +167,53 @@ def test_a_huge_learning_rate_diverges(evaluator, monkeypatch):
   assert seen == [evaluation]  # failures reach the callback too
   result = evaluator("AMAM")
   assert result.is_buggy and result.metric is None and "diverged" in result.error
+
+
+def test_an_evaluator_fault_is_infrastructure_and_never_recorded(evaluator, monkeypatch):
+  seen = []
+  monkeypatch.setattr(evaluator, "on_evaluation", seen.append)
+
+  def lost_device(*args):
+    raise RuntimeError("INTERNAL: device lost")
+
+  monkeypatch.setattr(evaluator, "_train_one", lost_device)
+  running = evaluator.running
+  with pytest.raises(InfrastructureError, match="the evaluator failed on AMAM: RuntimeError: INTERNAL: device lost"):
+    evaluator.evaluate("AMAM")
+  with pytest.raises(ValueError, match="exactly 4 are required"):  # an invalid layout is still its own fault
+    evaluator.evaluate("AMA")
+  assert seen == [] and evaluator.running == running
+
+
+@pytest.mark.parametrize("mode", ["switch", "dedicated"])
+def test_out_of_memory_is_the_layouts_fault_only_in_its_own_program(monkeypatch, mode):
+  seen = []
+  evaluator = LayoutEvaluator(dataclasses.replace(CONFIG, mode=mode), space=SPACE, depth=DEPTH,
+                              devices=jax.devices()[:1], on_evaluation=seen.append)
+
+  def out_of_memory(*args):
+    raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 9.9GiB.\nmore detail")
+
+  monkeypatch.setattr(evaluator, "_train_one", out_of_memory)
+  if mode == "switch":  # the switch program is the same for every layout: not this one's fault
+    with pytest.raises(InfrastructureError, match="RESOURCE_EXHAUSTED"):
+      evaluator.evaluate("AMAM")
+    assert seen == []
+  else:
+    evaluation = evaluator.evaluate("AMAM")
+    assert evaluation.is_buggy and evaluation.error == ("out of memory: RESOURCE_EXHAUSTED: Out of memory while "
+                                                        "trying to allocate 9.9GiB.")
+    assert seen == [evaluation]
+
+
+def test_ctrl_c_stops_an_evaluation_between_steps_and_records_nothing(evaluator, monkeypatch):
+  seen = []
+  monkeypatch.setattr(evaluator, "on_evaluation", seen.append)
+  with stop_on_ctrl_c():
+    request_stop()
+    with pytest.raises(Interrupted):
+      evaluator.evaluate("AMAM")
+  assert seen == [] and evaluator.running == 0
 
 
 def test_a_classifier_task_is_refused():

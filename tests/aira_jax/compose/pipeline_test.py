@@ -19,6 +19,7 @@ REPO = pathlib.Path(__file__).resolve().parents[3]
 
 TINY = [
     "search.depth=4", "search.steps_per_agent=3", "search.race_repeats=3", "search.race_top=2",
+    "evaluator.task=mad-lite",
     "evaluator.mad_tasks=[in_context_recall]", "evaluator.steps=3", "evaluator.batch_size=4",
     "evaluator.eval_examples=16", "evaluator.model={d_model: 16, num_heads: 2, ffn_dim: 32, ssm_head_dim: 8}",
     "scale.target_depth=6", "scale.widths=[8,16,24]", "scale.budgets=[2e7,3e7,4e7]", "scale.seq_len=16",

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import textwrap
+import threading
 import time
 
 import pytest
@@ -17,6 +18,8 @@ from aira_jax.design import records
 from aira_jax.design.bubblewrap import bwrap_problem
 from aira_jax.design.sandbox import (SandboxLimits, SandboxOutcome, SandboxUnavailable, resolve_isolation,
                                      run_sandboxed)
+
+from aira_jax.faults import Interrupted, request_stop, stop_on_ctrl_c
 
 FAST = SandboxLimits(timeout_s=30, memory_mb=1024)
 NEEDS_BWRAP = pytest.mark.skipif(bwrap_problem() is not None, reason=f"bubblewrap unusable: {bwrap_problem()}")
@@ -275,6 +278,19 @@ def test_jax_runs_under_default_limits(isolation):
   assert outcome.ok, outcome.stderr
   assert outcome.records[-1]["metrics"] == {"y": 6.0, "g": 128.0}
   assert not outcome.blocked
+
+
+def test_ctrl_c_kills_the_candidate_and_raises_interrupted(isolation):
+  # The candidate runs in its own session, so a terminal's Ctrl-C never reaches it: the parent's stop flag
+  # ends it, and there is no outcome to blame the candidate for.
+  token = f"ctrl-c-{os.getpid()}-{time.time_ns()}"
+  timer = threading.Timer(1.0, request_stop)
+  with stop_on_ctrl_c():
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+      run("import time\ntime.sleep(60)\n", args=[token], isolation=isolation)
+  assert time.monotonic() - started < 10 and not _processes_with(token)
 
 
 @pytest.mark.parametrize("kwargs", [{"timeout_s": 0}, {"memory_mb": -1}, {"memory_kind": "rss"},
