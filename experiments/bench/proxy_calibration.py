@@ -315,7 +315,7 @@ def report(study: dict, records: dict, names: Sequence[str]) -> None:
   t_flops = training_flops(study["settings"][target]["config"], study["compute_layout"]) / reference
   t_ok = np.isfinite(target_mean)
   t_seed_rho = mean_pairwise_spearman(target_matrix[:, t_ok])
-  print(f"\nTarget {target}: {t_flops:.2f}x the default proxy's training FLOPs, {t_count} evaluations, "
+  print(f"\nTarget {target}: {t_flops:.2f}x the reference proxy's (mad_default) training FLOPs, {t_count} evaluations, "
         f"{t_seconds / 60:.1f} CPU min; {int(t_ok.sum())} of {len(texts)} layouts scored by every seed; "
         f"seed-to-seed rho {fmt(t_seed_rho)} (mean over {len(target_matrix) * (len(target_matrix) - 1) // 2} "
         "seed pair(s))")
