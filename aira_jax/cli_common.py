@@ -123,6 +123,29 @@ class CliRun:
       print(f"the report could not be written: {type(e).__name__}: {e}", file=sys.stderr)
 
 
+def report_only(cli: CliRun, api, args: argparse.Namespace, target: str | None) -> bool:
+  """The start every command shares: Ctrl-C while importing stops here (before any run directory); the
+  `report` command is carried out at once (True: nothing else to do)."""
+  from aira_jax.faults import check_stop
+  check_stop()
+  cli.command = args.command
+  if args.command != "report":
+    return False
+  print(api.report(report_target(target, args.resume, cli.prog)))
+  return True
+
+
+def run_search_stage(cli: CliRun, api, config, files, stream) -> int | None:
+  """Runs the search stage; raises Interrupted when Ctrl-C stopped it; returns `cli.failed`'s exit status
+  when an agent crashed or evaluations were lost to infrastructure faults, None for a clean search."""
+  from aira_jax.faults import Interrupted
+  result = api.search(config, files, stream=stream)
+  if result.ensemble.interrupted:
+    raise Interrupted("search")
+  problems = search_fault_lines(result.ensemble)
+  return cli.failed(problems) if problems else None
+
+
 def search_fault_lines(report) -> list[str]:
   """One line per agent that crashed (which, how often, why) and one for evaluations lost to infrastructure
   faults, from an `EnsembleReport`; empty for a clean search."""

@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 
 from aira_jax.cli_common import (CliRun, add_run_arguments, open_run_from_args, parse_run_args, progress_stream,
-                                 report_target, search_fault_lines)
+                                 report_only, run_search_stage)
 from aira_jax.compose.config import ConfigError
-from aira_jax.faults import Interrupted, check_stop
+from aira_jax.faults import check_stop
 
 COMMANDS = ("run", "search", "scale", "report")
 PROG = "aira_jax.compose"
@@ -51,10 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_command(cli: CliRun, args: argparse.Namespace, target: str | None, overrides: list[str]) -> int:
   """The body of `main`: one command, with `cli` told the run directory, the stage and how to report."""
   from aira_jax.compose import api
-  check_stop()  # Ctrl-C while importing: before the run directory exists
-  cli.command = args.command
-  if args.command == "report":
-    print(api.report(report_target(target, args.resume, PROG)))
+  if report_only(cli, api, args, target):
     return 0
   if args.command == "scale" and args.resume is None:
     raise ConfigError(f"scale works on a finished search: python -m {PROG} scale --resume runs/<id>")
@@ -65,12 +62,9 @@ def run_command(cli: CliRun, args: argparse.Namespace, target: str | None, overr
   api.mark_interrupted(files.root, None)
   stream = progress_stream(args.quiet)
   if args.command in ("run", "search"):
-    result = api.search(config, files, stream=stream)
-    if result.ensemble.interrupted:
-      raise Interrupted("search")
-    problems = search_fault_lines(result.ensemble)
-    if problems:  # the scale stage waits for a clean search: resuming finishes it
-      return cli.failed(problems)
+    failed = run_search_stage(cli, api, config, files, stream)
+    if failed is not None:  # the scale stage waits for a clean search: resuming finishes it
+      return failed
   if args.command in ("run", "scale"):
     cli.stage = "scale"
     check_stop()

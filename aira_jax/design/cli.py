@@ -16,8 +16,7 @@ from __future__ import annotations
 import argparse
 
 from aira_jax.cli_common import (CliRun, add_run_arguments, open_run_from_args, parse_run_args, progress_stream,
-                                 report_target, search_fault_lines)
-from aira_jax.faults import Interrupted, check_stop
+                                 report_only, run_search_stage)
 
 COMMANDS = ("run", "report")
 PROG = "aira_jax.design"
@@ -53,19 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 def run_command(cli: CliRun, args: argparse.Namespace, target: str | None, overrides: list[str]) -> int:
   """The body of `main`: one command, with `cli` told the run directory and how to report."""
   from aira_jax.design import api
-  check_stop()  # Ctrl-C while importing: before the run directory exists
-  cli.command = args.command
-  if args.command == "report":
-    print(api.report(report_target(target, args.resume, PROG)))
+  if report_only(cli, api, args, target):
     return 0
   config, files = open_run_from_args(api, args, target, overrides)
   cli.root, cli.stage = files.root, "search"
   cli.write_report = lambda interrupted: api.report(files.root)
-  result = api.search(config, files, stream=progress_stream(args.quiet))
-  if result.ensemble.interrupted:
-    raise Interrupted("search")
-  problems = search_fault_lines(result.ensemble)
-  if problems:
-    return cli.failed(problems)
+  failed = run_search_stage(cli, api, config, files, progress_stream(args.quiet))
+  if failed is not None:
+    return failed
   print(api.report(files.root))
   return 0
