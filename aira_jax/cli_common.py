@@ -237,6 +237,29 @@ def check_budgets(search) -> None:
       raise ConfigError(f"search.{key} must be positive (or null for no limit), got {value!r}")
 
 
+def check_llm_endpoints(agents, where: str = "search.agents") -> None:
+  """One cheap call per distinct LLM endpoint of the agents (`probe`: GET /models for OpenAI-compatible
+  servers, models.get for Gemini), so an unreachable server or a refused key stops the run before any work;
+  ConfigError naming the agent. Scripted agents need nothing."""
+  import json
+
+  from aira_jax.config_io import ConfigError
+  from aira_jax.llm import make_client
+  from aira_jax.llm.base import LLMError
+  probed = set()
+  for agent in agents:
+    if agent.llm is None or agent.llm.startswith("scripted:"):
+      continue
+    key = (agent.llm, json.dumps(dict(agent.llm_options), sort_keys=True, default=str))
+    if key in probed:
+      continue
+    probed.add(key)
+    try:
+      make_client(agent.llm, options=agent.llm_options).probe()
+    except LLMError as e:
+      raise ConfigError(f"{where}[{agent.name}].llm: {agent.llm} is not usable: {e}") from None
+
+
 def check_agent_resources(agents, where: str = "search.agents") -> None:
   """What the agents need from this machine before a run starts: a scripted agent's replies file, a Gemini
   agent's API key in the environment; ConfigError naming the agent and what to do.

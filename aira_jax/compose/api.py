@@ -15,7 +15,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import IO
 
-from aira_jax.cli_common import check_agent_resources
+from aira_jax.cli_common import check_agent_resources, check_llm_endpoints
 from aira_jax.compose.config import ComposeConfig, from_dict, load_config
 from aira_jax.compose.report import write_report
 from aira_jax.results.run_files import RunFiles, read_config, resume_run, start_run
@@ -47,6 +47,7 @@ def check_before_work(config: ComposeConfig, *, check_scale: bool = False) -> No
   file), the evaluator (model preset and overrides, task options), and with `check_scale` the scale task and
   a model at every width; ConfigError."""
   check_agent_resources(config.search.agents)
+  check_llm_endpoints(config.search.agents)
   LayoutEvaluator(config.evaluator, space=config.search.space, depth=config.search.depth)  # builds no program
   if check_scale:
     check_scale_task(config)

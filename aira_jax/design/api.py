@@ -13,7 +13,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import IO
 
-from aira_jax.cli_common import check_agent_resources
+from aira_jax.cli_common import check_agent_resources, check_llm_endpoints
 from aira_jax.design.config import DesignConfig, from_dict, load_config
 from aira_jax.design.report import write_report
 from aira_jax.design.search import DesignResult, build_task, run_design, sandbox_isolation
@@ -38,6 +38,7 @@ def open_run(config: DesignConfig | None = None, *, config_path: str | None = No
 def check_before_work(config: DesignConfig) -> None:
   """The agents' resources (API key, scripted file), the task and the sandbox isolation; ConfigError."""
   check_agent_resources(config.search.agents)
+  check_llm_endpoints(config.search.agents)
   build_task(config)
   sandbox_isolation(config)
 

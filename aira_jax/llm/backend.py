@@ -38,6 +38,14 @@ class RawReply:
   raw: Any = None
 
 
+PROBE_TIMEOUT_S = 10.0
+"""The most a pre-run probe waits for an answer."""
+
+REJECTING_STATUSES = (401, 403)
+"""Answers to a probe that mean the run cannot work (the key is missing or wrong); any other HTTP answer means
+the server is there."""
+
+
 class BackendClient:
   """Base class for backends; subclasses set `model` and implement `_request`."""
 
@@ -49,6 +57,11 @@ class BackendClient:
 
   def _request(self, request: Request) -> RawReply:
     raise NotImplementedError
+
+  def probe(self) -> None:
+    """One cheap call, made before a run: raises LLMConnectionError / LLMTimeoutError when the endpoint cannot
+    be reached, LLMError (with `status`) when it answers 401 or 403 (a missing or wrong key). A backend with
+    nothing cheap to call does nothing."""
 
   def generate(self, messages: MessagesLike, *, schema: dict | None = None, temperature: float = 0.7,
                max_tokens: int = 2048, seed: int | None = None) -> Completion:

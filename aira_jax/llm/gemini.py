@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aira_jax.llm.backend import BackendClient, RawReply, Request
+from aira_jax.llm.backend import REJECTING_STATUSES, BackendClient, RawReply, Request
 from aira_jax.llm.base import (LLMConnectionError, LLMError, LLMResponseError, LLMTimeoutError, Usage,
                                error_for_status)
 from aira_jax.llm.retry import RetryPolicy, parse_retry_after
@@ -84,13 +84,12 @@ class GeminiClient(BackendClient):
       config["response_json_schema"] = request.schema
     return types.GenerateContentConfig(**config)
 
-  def _request(self, request: Request) -> RawReply:
+  def _call(self, call: Callable[[Any], Any]):
+    """`call(sdk_client)`, with every failure as an LLMError subclass (HTTP status, timeout, unreachable)."""
     client = self._client()
     from google.genai import errors
-    contents = [{"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-                for m in request.messages if m.role != "system"]
     try:
-      response = client.models.generate_content(model=self.model, contents=contents, config=self._config(request))
+      return call(client)
     except errors.APIError as error:
       headers = getattr(error.response, "headers", None) or {}
       retry_after = parse_retry_after(headers.get("retry-after") if hasattr(headers, "get") else None)
@@ -103,7 +102,24 @@ class GeminiClient(BackendClient):
       if _is_transport_error(error):
         raise LLMConnectionError(f"cannot reach Gemini ({self.base_url or 'default endpoint'}): {error!r}") from error
       raise
+
+  def _request(self, request: Request) -> RawReply:
+    contents = [{"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+                for m in request.messages if m.role != "system"]
+    response = self._call(lambda client: client.models.generate_content(model=self.model, contents=contents,
+                                                                        config=self._config(request)))
     return RawReply(*_text_and_usage(response), raw=response)
+
+  def probe(self) -> None:
+    """`models.get` of the configured model (free, no tokens): see BackendClient.probe. A 404 (unknown model)
+    is refused too: every call of the run would fail the same way."""
+    try:
+      self._call(lambda client: client.models.get(model=self.model))
+    except (LLMConnectionError, LLMTimeoutError):
+      raise
+    except LLMError as error:
+      if error.status in (*REJECTING_STATUSES, 404):
+        raise LLMError(f"Gemini refused {self.model!r} ({error.status}): {error}", status=error.status) from None
 
 
 def _text_and_usage(response) -> tuple[str, Usage]:

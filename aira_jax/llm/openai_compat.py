@@ -17,8 +17,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from aira_jax.llm.backend import BackendClient, RawReply, Request
-from aira_jax.llm.base import (LLMConnectionError, LLMResponseError, LLMTimeoutError, Message, Usage,
+from aira_jax.llm.backend import PROBE_TIMEOUT_S, REJECTING_STATUSES, BackendClient, RawReply, Request
+from aira_jax.llm.base import (LLMConnectionError, LLMError, LLMResponseError, LLMTimeoutError, Message, Usage,
                                error_for_status)
 from aira_jax.llm.retry import RetryPolicy, parse_retry_after
 
@@ -65,30 +65,48 @@ class OpenAICompatClient(BackendClient):
       body["response_format"] = {"type": "json_object"}
     return body
 
-  def _request(self, request: Request) -> RawReply:
+  def _headers(self) -> dict[str, str]:
     headers = {"Content-Type": "application/json", **self.headers}
     if self.api_key:
       headers["Authorization"] = f"Bearer {self.api_key}"
-    http_request = urllib.request.Request(f"{self.base_url}/chat/completions", method="POST", headers=headers,
-                                          data=json.dumps(self.request_body(request)).encode())
+    return headers
+
+  def _open(self, http_request: urllib.request.Request, timeout_s: float) -> bytes:
+    """The reply body; every failure as an LLMError subclass (HTTP status, timeout, unreachable, broken)."""
     try:
-      with urllib.request.urlopen(http_request, timeout=self.timeout_s) as response:
-        payload = response.read()
+      with urllib.request.urlopen(http_request, timeout=timeout_s) as response:
+        return response.read()
     except urllib.error.HTTPError as error:
       detail = error.read().decode(errors="replace")[:500]
       raise error_for_status(error.code, detail, retry_after_s=parse_retry_after(error.headers.get("Retry-After")))
     except (TimeoutError, socket.timeout) as error:
-      raise LLMTimeoutError(f"no reply from {self.base_url} within {self.timeout_s} s") from error
+      raise LLMTimeoutError(f"no reply from {self.base_url} within {timeout_s} s") from error
     except urllib.error.URLError as error:
       if isinstance(error.reason, (TimeoutError, socket.timeout)):
-        raise LLMTimeoutError(f"no reply from {self.base_url} within {self.timeout_s} s") from error
+        raise LLMTimeoutError(f"no reply from {self.base_url} within {timeout_s} s") from error
       refused = isinstance(error.reason, ConnectionRefusedError)
       raise LLMConnectionError(f"cannot reach {self.base_url}: {error.reason}",
                                retry_after_s=REFUSED_RETRY_S if refused else None) from error
     except (http.client.HTTPException, ConnectionError, OSError) as error:  # reset, dropped, cut-off body
       raise LLMConnectionError(f"the connection to {self.base_url} broke before the whole reply arrived: "
                                f"{type(error).__name__}: {error}") from error
-    return _parse_reply(payload)
+
+  def _request(self, request: Request) -> RawReply:
+    http_request = urllib.request.Request(f"{self.base_url}/chat/completions", method="POST", headers=self._headers(),
+                                          data=json.dumps(self.request_body(request)).encode())
+    return _parse_reply(self._open(http_request, self.timeout_s))
+
+  def probe(self) -> None:
+    """GET {base_url}/models (listed by OpenAI-compatible servers, free): see BackendClient.probe. A server
+    without the route (404) or with another error still answered, so it is reachable."""
+    try:
+      self._open(urllib.request.Request(f"{self.base_url}/models", headers=self._headers()),
+                 min(self.timeout_s, PROBE_TIMEOUT_S))
+    except (LLMConnectionError, LLMTimeoutError):
+      raise
+    except LLMError as error:
+      if error.status in REJECTING_STATUSES:
+        raise LLMError(f"{self.base_url} refused the key ({error.status}): {error}", status=error.status) from None
 
 
 def _parse_reply(payload: bytes) -> RawReply:

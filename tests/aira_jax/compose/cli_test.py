@@ -167,6 +167,20 @@ def test_config_errors_are_one_line_before_any_work(tmp_path, args, line):
   assert not (tmp_path / "runs").exists()
 
 
+def test_an_unreachable_llm_endpoint_stops_the_run_before_any_work(tmp_path):
+  import socket
+  with socket.socket() as probe:  # a port nothing listens on
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  agents = f"search.agents=[{{name: local, llm: 'openai:qwen3@http://127.0.0.1:{port}/v1'}}]"
+  process = subprocess.run([sys.executable, "-m", "aira_jax.compose", "search", agents, f"run_dir={tmp_path / 'runs'}"],
+                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+  assert process.returncode == 2
+  assert process.stderr.startswith(f"error: search.agents[local].llm: openai:qwen3@http://127.0.0.1:{port}/v1 is not "
+                                   f"usable: cannot reach http://127.0.0.1:{port}/v1"), process.stderr
+  assert process.stderr.count("\n") == 1 and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["search", "evaluator.model={d_model: 16, num_heads: 3}"], "error: evaluator.model: invalid ModelConfig: "),
     (["search", "evaluator.preset=huge"], "error: evaluator.model: unknown model preset 'huge'"),

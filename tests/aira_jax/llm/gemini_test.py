@@ -160,3 +160,17 @@ def test_importing_the_package_does_not_import_google_genai():
           "aira_jax.llm.make_client('gemini:gemini-2.5-pro'); "
           "assert 'google.genai' not in sys.modules, 'google.genai imported'")
   subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=REPO_ROOT)
+
+
+def test_probe_gets_the_model_and_refuses_what_every_call_would_fail_on(fake_server, sleeps):
+  fake_server.enqueue(FakeResponse(200, {"name": f"models/{MODEL}"}))
+  make_client(fake_server, sleeps).probe()
+  [request] = fake_server.requests
+  assert request.method == "GET" and request.path.split("?")[0].endswith(f"models/{MODEL}")
+  for code, status in [(403, "PERMISSION_DENIED"), (404, "NOT_FOUND")]:
+    fake_server.enqueue(api_error(code, status))
+    with pytest.raises(LLMError, match=f"Gemini refused '{MODEL}' \\({code}\\)"):
+      make_client(fake_server, sleeps).probe()
+  fake_server.enqueue(api_error(500, "INTERNAL"))
+  make_client(fake_server, sleeps).probe()  # the server answered: reachable
+  assert sleeps == []

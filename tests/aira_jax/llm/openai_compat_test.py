@@ -166,3 +166,25 @@ def test_agenerate(fake_server, sleeps):
   import asyncio
   fake_server.enqueue(chat_reply("async ok"))
   assert asyncio.run(make_client(fake_server, sleeps).agenerate("hi")).text == "async ok"
+
+
+@pytest.mark.parametrize("status", [200, 404, 500])
+def test_probe_accepts_any_answer_of_a_reachable_server(fake_server, sleeps, status):
+  fake_server.enqueue(FakeResponse(status, {"data": []}))
+  make_client(fake_server, sleeps).probe()
+  [request] = fake_server.requests
+  assert (request.method, request.path) == ("GET", "/v1/models") and request.headers["Authorization"] == "Bearer sk-test"
+  assert sleeps == []  # one call, never retried
+
+
+def test_probe_refuses_a_rejected_key_and_an_unreachable_server(fake_server, sleeps):
+  from fake_servers import FakeServer
+  fake_server.enqueue(FakeResponse(401, {"error": "bad key"}))
+  with pytest.raises(LLMError, match="refused the key \\(401\\)") as info:
+    make_client(fake_server, sleeps).probe()
+  assert info.value.status == 401
+  with FakeServer() as server:
+    url = server.url
+  with pytest.raises(LLMConnectionError, match="cannot reach"):
+    OpenAICompatClient("m", base_url=url, sleep=sleeps.append).probe()
+  assert sleeps == []
