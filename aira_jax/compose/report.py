@@ -49,8 +49,11 @@ def _interval(low: float, high: float) -> str:
 
 
 def _leaderboard(best: list[Node], standings: list[Standing], scores: dict[str, list[float]],
-                 confidence: float) -> str:
-  """Raced layouts first (best, tied, worse, failed), then the other best layouts by their single score."""
+                 confidence: float, search_seed: int) -> str:
+  """Raced layouts first (best, tied, worse, failed), then the other best layouts by their single score. The
+  "search seed" column is every row's score at the search's own seed, the one number all rows share: a mean
+  over seeds carries each seed's effect, which common random numbers make the same for every layout, so
+  means and single scores are not comparable across raced and unraced rows."""
   status = {s.layout: s for s in standings}
   layouts = [s.layout for s in standings] + [n.payload for n in best if n.payload not in status]
   nodes = {n.payload: n for n in best}
@@ -59,7 +62,9 @@ def _leaderboard(best: list[Node], standings: list[Standing], scores: dict[str, 
   for rank, text in enumerate(layouts, start=1):
     layout, node, values = Layout.parse(text), nodes.get(text), scores.get(text, [])
     standing = status.get(text)
+    first = standing.scores.get(search_seed) if standing else (node.metric if node else None)
     rows.append({"rank": rank, "layout": layout.run_length(), "ratio": layout.ratio_text(),
+                 "search seed": "-" if first is None else f"{first:.4f}",
                  "mean": f"{statistics.fmean(values):.4f}" if values else "-",
                  share: _interval(*t_interval(values, confidence)), "repeats": len(values),
                  "race": ("tied with best" if standing.status == "tied" else standing.status) if standing else
@@ -88,7 +93,8 @@ def _race_summary(standings: list[Standing], lower_is_better: bool) -> str:
     text += " Every other contender was shown worse: the best is separated."
   if worse:
     text += f" Shown worse: {len(worse)}."
-  return text
+  return text + (" Compare rows that were not raced by the \"search seed\" column: a raced mean includes other "
+                 "seeds, whose effect is shared by every layout, so it is not comparable with a single score.")
 
 
 def _failure_kind(node: Node) -> str:
@@ -227,7 +233,7 @@ def _scaling_section(scale, runs, fits, comparisons, notes) -> list[str]:
     share = f"{round(100 * next(iter(fits.values())).confidence)}% CI"
     out += ["### Optima per budget", "", markdown_table([
         {"family": f, "C (FLOPs)": f"{c:.3g}", "N*": f"{m.params_opt:,.0f}", "L*": f"{m.loss_opt:.4f}",
-         "interior": "yes" if m.interior else "no (grid edge)", "sizes": m.num_points}
+         "interior": "yes" if m.interior else "no (grid edge or no vertex)", "sizes": m.num_points}
         for f, fit in fits.items() for c, m in fit.minima.items()]),
         "", "### Frontiers L*(C) = a C^-b", "", markdown_table([
             {"family": f, "a": f"{fit.frontier.a:.4g}", "b": f"{fit.frontier.b:.4f}",
@@ -293,7 +299,7 @@ def write_report(config: ComposeConfig, files: RunFiles) -> pathlib.Path:
     out += ["The Nemotron-like baseline (Mamba-2 mixers, a few attention layers) is not in `scale.baselines`; add "
             "it with `scale.baselines=[llama,composer,nemotron]` (its S layers widen the switch program).", ""]
   out += ["## Leaderboard", "", _race_summary(standings, lower), "",
-          _leaderboard(best, standings, scores, search.race_confidence), "",
+          _leaderboard(best, standings, scores, search.race_confidence, config.evaluator.seed), "",
           "## Search", "", search_summary, "", "## Noise floor", "", _noise_section(noise), "",
           "## Aggregation and extrapolation", ""]
   if aggregation is not None:

@@ -1,7 +1,7 @@
 """Stage 2 of compose: pool the search results, aggregate, extrapolate, and run the isoFLOP scaling study.
 
-1. Pool: every layout the search scored in this run and in `scale.from_runs`, at its mean score over the
-   seeds it was evaluated with (one for most, several for raced layouts).
+1. Pool: every layout the search scored in this run and in `scale.from_runs`: its search-seed score, or for a
+   raced layout its mean over seeds adjusted to the search seed's scale (`seed_adjusted_means`).
 2. Aggregate (Composer: k-means top cluster, N_c vote) and extrapolate to `scale.target_depth` by each method.
 3. isoFLOP study: every family (found layouts and baselines, families.py) at every budget C and width: N =
    exact parameter count, D = C / F tokens with F the model's own training FLOPs per token (`scale.flops`,
@@ -57,10 +57,27 @@ class ScaleResult:
   seconds: float
 
 
+def seed_adjusted_means(scores: dict[str, dict[int, float]], seed: int) -> dict[str, float]:
+  """Each layout's score on the scale of the search's own `seed`, using all its repeats: an additive model
+  score(layout, s) = layout effect + seed effect(s). The seed effect of s (relative to `seed`) is the mean of
+  score(., s) - score(., seed) over the layouts scored with both; a layout's adjusted score is the mean over its
+  seeds of score(s) - effect(s). Without the adjustment a raced layout's plain mean would carry the other
+  seeds' effects (which common random numbers make the same for every layout) and could not be compared with
+  the single search-seed score of a layout that was not raced. Layouts without a `seed` score are left out."""
+  offsets: dict[int, list[float]] = {}
+  for by_seed in scores.values():
+    if seed in by_seed:
+      for other, value in by_seed.items():
+        offsets.setdefault(other, []).append(value - by_seed[seed])
+  effect = {other: statistics.fmean(values) for other, values in offsets.items()}
+  return {layout: statistics.fmean(value - effect[s] for s, value in by_seed.items())
+          for layout, by_seed in scores.items() if seed in by_seed}
+
+
 def pool_results(run_dirs: list[pathlib.Path], task: str, seed: int) -> list[tuple[str, float]]:
-  """(layout text, score) of every layout the runs' searches scored, in record order: the score is the mean
-  over every seed the store holds for the layout (raced layouts have several; the search's own seed `seed`
-  must be among them, so layouts evaluated only by other studies are left out)."""
+  """(layout text, score) of every layout the runs' searches scored with the search's own seed `seed`, in
+  record order: raced layouts at their seed-adjusted mean over every seed the store holds
+  (`seed_adjusted_means`), the others at their one score."""
   pooled = []
   for run_dir in run_dirs:
     path = pathlib.Path(run_dir) / "results.sqlite"
@@ -71,8 +88,7 @@ def pool_results(run_dirs: list[pathlib.Path], task: str, seed: int) -> list[tup
       for row in store.evaluations(task=task):
         if row.metric is not None and not row.is_buggy:
           scores.setdefault(row.key, {})[row.seed] = row.metric
-      pooled += [(layout, statistics.fmean(by_seed.values())) for layout, by_seed in scores.items()
-                 if seed in by_seed]
+      pooled += list(seed_adjusted_means(scores, seed).items())
   return pooled
 
 
@@ -214,6 +230,10 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
     points: dict[str, list[IsoFlopPoint]] = {}
     for family, layout in families.items():
       check_stop()
+      stale = store.drop_training_runs(family, unless_layout=layout.text)
+      if stale:
+        notes.append(f"{family}: {stale} finished run(s) of its earlier layout were dropped (it is now "
+                     f"{layout.run_length()})")
       sizes = {f"d{w}": count_params(layout, configs[w]).total for w in scale.widths}
       costs = {f"d{w}": training_flops_per_token(layout, configs[w], scale.seq_len, scale.flops)
                for w in scale.widths}

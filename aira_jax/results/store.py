@@ -303,6 +303,13 @@ class ResultStore:
                         params=int(params))
     return rows[0] if rows else None
 
+  def drop_training_runs(self, family: str, *, unless_layout: str) -> int:
+    """Deletes `family`'s runs of any layout other than `unless_layout` (the family now names another
+    layout, e.g. a search resumed with more steps aggregated differently); returns how many went."""
+    with self._write() as conn:
+      return conn.execute("DELETE FROM training_runs WHERE family = ? AND layout != ?",
+                          (family, unless_layout)).rowcount
+
   def training_runs(self, family: str | None = None) -> list[TrainingRunRow]:
     """Training runs (optionally of one family), ordered by family, budget, then parameter count."""
     return self._select(TrainingRunRow, "training_runs", "family, budget_flops, params", family=family)

@@ -7,7 +7,7 @@ import pytest
 
 from aira_jax.compose import api
 from aira_jax.compose.config import ComposeConfig, ConfigError, EvaluatorConfig, ScaleConfig
-from aira_jax.compose.scale import _PointTrainer, pool_results, scale_task, width_config
+from aira_jax.compose.scale import _PointTrainer, pool_results, scale_task, seed_adjusted_means, width_config
 from aira_jax.layout import Layout
 from aira_jax.models.presets import preset_config
 from aira_jax.results.store import ResultStore
@@ -69,6 +69,31 @@ def test_resumed_scale_trains_nothing_twice(tmp_path, corpus, monkeypatch):
   assert second.points == first.points
 
 
+def test_a_family_whose_layout_changed_is_trained_again(tmp_path, corpus):
+  config, files = api.open_run(_config(tmp_path, corpus, baselines=("llama",), budgets=(2e7, 3e7, 4e7)))
+  with ResultStore(files.store) as store:  # runs of an older "llama" layout, one with the same size
+    store.add_training_run("llama", "MMMMMM", budget_flops=2e7, params=4_608, loss=9.0, tokens=128,
+                           details={"flops_method": "xla"})
+    store.add_training_run("llama", "MMMMMM", budget_flops=2e7, params=1, loss=9.0, tokens=128,
+                           details={"flops_method": "xla"})
+  result = api.scale(config, files)
+  assert all(p.loss < 9.0 for p in result.points["llama"]) and len(result.points["llama"]) == 9
+  assert any("2 finished run(s) of its earlier layout were dropped" in n for n in result.notes)
+  with ResultStore(files.store, read_only=True) as store:
+    assert {row.layout for row in store.training_runs()} == {"AMAMAM"}
+
+
+def test_seed_adjusted_means_put_raced_layouts_on_the_search_seeds_scale():
+  # Seed 1 is harder for every layout (+0.10 for a, +0.06 for b: effect +0.08); c was not raced.
+  scores = {"a": {0: 3.40, 1: 3.50}, "b": {0: 3.45, 1: 3.51}, "c": {0: 3.42}, "d": {1: 3.30}}
+  adjusted = seed_adjusted_means(scores, 0)
+  assert set(adjusted) == {"a", "b", "c"}  # d was never scored with the search's seed
+  assert adjusted["a"] == pytest.approx((3.40 + 3.50 - 0.08) / 2)
+  assert adjusted["b"] == pytest.approx((3.45 + 3.51 - 0.08) / 2)
+  assert adjusted["c"] == 3.42
+  assert adjusted["a"] < adjusted["c"] < adjusted["b"]  # plain means would rank c first (3.42 < 3.45 < 3.48)
+
+
 def test_pool_results_averages_the_seeds_of_searched_layouts(tmp_path):
   run = tmp_path / "run"
   with ResultStore(run / "results.sqlite") as store:
@@ -78,7 +103,8 @@ def test_pool_results_averages_the_seeds_of_searched_layouts(tmp_path):
     store.add_evaluation("MMAA", task="other", metric=0.7, seed=0)
     store.add_evaluation("MAMA", task="mad-lite", metric=0.8, seed=3)  # never scored by the search itself
     store.add_evaluation("AMMA", task="mad-lite", metric=0.6, seed=0)
-  assert pool_results([run], "mad-lite", 0) == [("AMAM", pytest.approx(0.7)), ("AMMA", 0.6)]
+  # Seed 1's effect, from the one layout scored with seeds 0 and 1, is +0.4: AMAM's adjusted mean is 0.5.
+  assert pool_results([run], "mad-lite", 0) == [("AMAM", pytest.approx(0.5)), ("AMMA", 0.6)]
   with pytest.raises(ConfigError, match="no results.sqlite"):
     pool_results([tmp_path / "missing"], "mad-lite", 0)
 
