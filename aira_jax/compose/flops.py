@@ -8,10 +8,10 @@ token, so that every family really spends the budget C. Three conventions:
             (norms, activations, softmax). Measured on the lowered (uncompiled) program with abstract
             parameters: about one second per model, no memory for weights. Default.
   analytic  `aira_jax.models.flops_per_token(..., training=True)`: matrix products only (projections,
-            attention scores, SSM scan) x 3. At widths 8-16 it undercounts XLA's total by 7-13%
-            (elementwise work is a larger share of tiny models); within about 5% from width 32 up.
+            attention scores, SSM scan) x 3. At widths 8-16 it counts 7-12% less than XLA
+            (elementwise work is a larger share of tiny models); 4-5% less at width 32.
   6n        the Chinchilla convention 6 N (N = all parameters). It leaves out attention scores and the scan,
-            so at seq_len 64 and width 8 it counts 41-67% of XLA's FLOPs, unequally across families: a
+            so at seq_len 64 and width 8 it counts 38-59% of XLA's FLOPs, unequally across families: a
             comparison at "equal 6N compute" gives attention-heavy families more real compute. Kept only to
             reproduce papers that use it.
 """

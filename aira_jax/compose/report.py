@@ -72,7 +72,7 @@ def _leaderboard(best: list[Node], standings: list[Standing], scores: dict[str, 
   return markdown_table(rows) or "No layout was scored."
 
 
-def _race_summary(standings: list[Standing], lower_is_better: bool) -> str:
+def _race_summary(standings: list[Standing]) -> str:
   """One sentence: which raced layouts are statistically tied with the best."""
   if not standings:
     return ("The top layouts were not raced (search.race_top or search.race_repeats <= 1, or the search was "
@@ -298,7 +298,7 @@ def write_report(config: ComposeConfig, files: RunFiles) -> pathlib.Path:
   if "nemotron" not in scale.baselines:
     out += ["The Nemotron-like baseline (Mamba-2 mixers, a few attention layers) is not in `scale.baselines`; add "
             "it with `scale.baselines=[llama,composer,nemotron]` (its S layers widen the switch program).", ""]
-  out += ["## Leaderboard", "", _race_summary(standings, lower), "",
+  out += ["## Leaderboard", "", _race_summary(standings), "",
           _leaderboard(best, standings, scores, search.race_confidence, config.evaluator.seed), "",
           "## Search", "", search_summary, "", "## Noise floor", "", _noise_section(noise), "",
           "## Aggregation and extrapolation", ""]
