@@ -5,6 +5,14 @@ the keys allowed there; a mapping value replaces the default mapping), lays it o
 applies `key=value` overrides such as `search.depth=8` or `scale.budgets=[1e12,3e12]` (values parsed as YAML,
 so numbers, lists and `null` work; a dotted key into a mapping field changes one key of it) and converts
 everything by the dataclasses' type hints. Shared by the compose and design configs.
+
+The type hints are the one place where allowed values live: a `Literal["a", "b"]` field (or a
+`tuple[Literal[...], ...]` list of choices) accepts only those values, and every error is one line naming the
+full key, e.g. "scale.flops: must be one of xla, analytic, 6n; got 'foo'". `check_types(config)` makes the same
+checks on a config built in Python, and `choices_help(cls)` lists every key with fixed choices (the CLIs'
+--help). An `Overrides` dataclass is a typed sub-config of optional overrides of another config (e.g.
+`evaluator.model` over a model preset): None means "not overridden", and it reads as the mapping of the fields
+that are set.
 """
 
 from __future__ import annotations
@@ -23,12 +31,41 @@ class ConfigError(ValueError):
   """A configuration the run cannot use; the message names the key and what is allowed."""
 
 
+class Overrides(Mapping):
+  """Base of a dataclass whose fields, all defaulting to None, override another config's: None means "not
+  overridden" (so a null cannot be set through it). Declare it `@dataclasses.dataclass(frozen=True, eq=False,
+  repr=False)` so that equality, hashing and repr come from here. It reads as the mapping of the fields that
+  are set (`dict(o)`, `f(**o)`, `o == {"d_model": 32}`), is written out as that mapping, and in a YAML file a
+  value for it replaces the default as a whole (a dotted override changes one key)."""
+
+  def __getitem__(self, key: str) -> Any:
+    value = getattr(self, key) if key in self._names() else None
+    if value is None:
+      raise KeyError(key)
+    return value
+
+  def __iter__(self):
+    return (name for name in self._names() if getattr(self, name) is not None)
+
+  def __len__(self) -> int:
+    return sum(1 for _ in self)
+
+  def __hash__(self) -> int:
+    return hash(tuple(self.items()))
+
+  def __repr__(self) -> str:
+    return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.items())})"
+
+  def _names(self) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(self))
+
+
 def to_plain(value: Any) -> Any:
   """Dataclasses, mappings and sequences as plain dicts and lists (YAML- and JSON-ready)."""
+  if isinstance(value, Mapping):  # before dataclasses: an Overrides is written as the fields it sets
+    return {str(k): to_plain(v) for k, v in value.items()}
   if dataclasses.is_dataclass(value):
     return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-  if isinstance(value, Mapping):
-    return {str(k): to_plain(v) for k, v in value.items()}
   if isinstance(value, (tuple, list)):
     return [to_plain(v) for v in value]
   return value
@@ -37,6 +74,11 @@ def to_plain(value: Any) -> Any:
 def _convert(value: Any, hint: Any, where: str) -> Any:
   """`value` (from YAML) converted to the type `hint`, or ConfigError naming `where`."""
   origin = typing.get_origin(hint)
+  if origin is typing.Literal:
+    allowed = typing.get_args(hint)
+    if not any(type(value) is type(a) and value == a for a in allowed):  # the type too: True is not 1
+      raise ConfigError(f"{where}: must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    return value
   if origin in (typing.Union, types.UnionType):
     options = typing.get_args(hint)
     if value is None and type(None) in options:
@@ -54,7 +96,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     if isinstance(value, hint):
       return value
     if isinstance(value, str) and hasattr(hint, "from_text"):  # a shorthand, e.g. an agent given by name
-      return hint.from_text(value)
+      value = to_plain(hint.from_text(value))  # then checked like the mapping it stands for
     if not isinstance(value, Mapping):
       raise ConfigError(f"{where}: expected a mapping of {hint.__name__} fields, got {value!r}")
     return from_mapping(hint, value, where)
@@ -109,6 +151,43 @@ def from_mapping(cls, values: Mapping[str, Any], where: str = ""):
     raise ConfigError(f"{where or 'config'}: {e}") from None
 
 
+def check_types(config) -> None:
+  """The checks of `load_dataclass` (types, Literal choices, unknown keys) on a dataclass built in Python;
+  ConfigError naming the key."""
+  from_mapping(type(config), to_plain(config))
+
+
+def _strip_optional(hint: Any) -> Any:
+  """`X` of `X | None` (any other hint unchanged)."""
+  if typing.get_origin(hint) in (typing.Union, types.UnionType):
+    options = [a for a in typing.get_args(hint) if a is not type(None)]
+    if len(options) == 1:
+      return options[0]
+  return hint
+
+
+def choices(cls, prefix: str = "") -> dict[str, tuple[Any, ...]]:
+  """{dotted key: allowed values} of every Literal-typed setting of the dataclass `cls` and its sections, in
+  field order; a list of sections shows as "key[].field" (e.g. "search.agents[].policy")."""
+  found: dict[str, tuple[Any, ...]] = {}
+  for name, hint in typing.get_type_hints(cls).items():
+    key = f"{prefix}{name}"
+    hint = _strip_optional(hint)
+    if typing.get_origin(hint) is tuple:
+      hint, key = typing.get_args(hint)[0], f"{key}[]"
+    if typing.get_origin(hint) is typing.Literal:
+      found[key] = typing.get_args(hint)
+    elif dataclasses.is_dataclass(hint):
+      found.update(choices(hint, f"{key}."))
+  return found
+
+
+def choices_help(cls, indent: str = "  ") -> str:
+  """`choices(cls)` as lines for --help: "  scale.flops: xla | analytic | 6n" ([] marks a list: give any of
+  them, e.g. scale.methods=[stretch,stack])."""
+  return "\n".join(f"{indent}{key}: {' | '.join(map(str, allowed))}" for key, allowed in choices(cls).items())
+
+
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
   keys = dotted.split(".")
   node = tree
@@ -138,12 +217,14 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[st
 
 def with_defaults(cls, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
   """`defaults` with `values` laid over: sections (dataclass fields) merge key by key, any other value (a
-  mapping like `evaluator.model` included) replaces the default. Unknown keys pass through to be reported."""
+  mapping or an `Overrides` like `evaluator.model` included) replaces the default. Unknown keys pass through to
+  be reported."""
   hints = typing.get_type_hints(cls)
   merged = dict(defaults)
   for key, value in values.items():
     hint = hints.get(key)
-    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping) and isinstance(defaults.get(key), Mapping):
+    section = dataclasses.is_dataclass(hint) and not issubclass(hint, Overrides)
+    if section and isinstance(value, Mapping) and isinstance(defaults.get(key), Mapping):
       merged[key] = with_defaults(hint, value, defaults[key])
     else:
       merged[key] = value

@@ -18,7 +18,8 @@ import argparse
 
 from aira_jax.cli_common import (CliRun, add_run_arguments, open_run_from_args, parse_run_args, progress_stream,
                                  report_only, run_search_stage)
-from aira_jax.compose.config import ConfigError
+from aira_jax.compose.config import ComposeConfig, ConfigError
+from aira_jax.config_io import choices_help
 from aira_jax.faults import check_stop
 
 COMMANDS = ("run", "search", "scale", "report")
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
              "  evaluator.task=mqar scale.budgets=[1e11,3e11] 'search.agents=[{name: g, policy: greedy, "
              "llm: gemini:gemini-2.5-pro}]'\n  an LLM agent's client: llm_options: {timeout_s: 60, max_attempts: 3, "
              "base_url: URL, headers: {...}} (headers: openai only)\n\nEverything goes to runs/<id>/: "
-             "resolved_config.yaml, journal.jsonl, results.sqlite, report.md, *.png.")
+             "resolved_config.yaml, journal.jsonl, results.sqlite, report.md, *.png.\n\n"
+             f"settings with fixed choices ([] a list of them):\n{choices_help(ComposeConfig)}")
   add_run_arguments(parser, COMMANDS)
   return parser
 

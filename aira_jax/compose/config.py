@@ -8,7 +8,8 @@ name bigger studies.
 
 `load_config(path, overrides)` reads a YAML file and applies `key=value` overrides such as `search.depth=8`
 or `evaluator.model.ffn_dim=64` (see aira_jax/config_io.py for the rules), then checks the cross-field
-rules of `validate`.
+rules of `validate`. Settings with fixed choices are `Literal` types, which config_io checks (and --help lists,
+`config_io.choices_help(ComposeConfig)`); `evaluator.model` is a typed `ModelOverrides`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,25 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from aira_jax.config_io import ConfigError, apply_overrides, from_mapping, load_dataclass, to_plain
+from aira_jax.cli_common import PolicyName
+from aira_jax.config_io import (ConfigError, Overrides, apply_overrides, check_types, from_mapping, load_dataclass,
+                                to_plain)
 
-__all__ = ["AgentConfig", "ComposeConfig", "ConfigError", "EvaluatorConfig", "ScaleConfig", "SearchConfig",
-           "apply_overrides", "from_dict", "load_config", "validate"]
+__all__ = ["AgentConfig", "ComposeConfig", "ConfigError", "EvaluatorConfig", "ModelOverrides", "ScaleConfig",
+           "SearchConfig", "apply_overrides", "from_dict", "load_config", "validate"]
+
+# Names of fixed choices (tests keep the ones that mirror a registry equal to it).
+MadTask = Literal["in_context_recall", "fuzzy_recall", "noisy_recall", "selective_copying", "compression",
+                  "memorization"]  # aira_jax.tasks.mad.MAD_LITE
+EvaluatorMode = Literal["auto", "switch", "dedicated"]
+PresetName = Literal["tiny", "proxy", "350m", "1b", "3b"]  # aira_jax.models.PRESETS
+ExtrapolationMethod = Literal["stretch", "stack"]
+Baseline = Literal["llama", "composer", "composer6", "nemotron"]  # aira_jax.compose.families.BASELINES
+FlopsCount = Literal["xla", "analytic", "6n"]
+ScaleTrainer = Literal["auto", "switch", "sharded"]
+MLPActivation = Literal["swiglu", "relu2"]  # ModelConfig.mlp_activation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +47,7 @@ class AgentConfig:
   (aira_jax.llm.registry.LLM_OPTIONS), e.g. {timeout_s: 60, max_attempts: 3, base_url: "https://proxy/v1"}."""
 
   name: str
-  policy: str = "greedy"
+  policy: PolicyName = "greedy"
   llm: str | None = None
   policy_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   llm_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -69,6 +83,46 @@ class SearchConfig:
   race_confidence: float = 0.9
 
 
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class ModelOverrides(Overrides):
+  """`evaluator.model`: ModelConfig fields (aira_jax.models.ModelConfig documents them) laid over the preset,
+  as in `preset_config(preset, **overrides)`. Every field is optional; null (None) keeps the preset's value, so
+  a preset's non-null num_kv_heads, head_dim, sliding_window or softcap cannot be reset to null here (give
+  num_kv_heads = num_heads for full multi-head attention). Reads as the mapping of the fields that are set.
+  Types mirror ModelConfig's (a test keeps them equal); cross-field rules (num_heads divides d_model, ...) are
+  ModelConfig's own, checked by `validate`."""
+
+  vocab_size: int | None = None
+  d_model: int | None = None
+  num_heads: int | None = None
+  num_kv_heads: int | None = None
+  head_dim: int | None = None
+  ffn_dim: int | None = None
+  mlp_activation: MLPActivation | None = None
+  rope_theta: float | None = None
+  qk_norm: bool | None = None
+  sliding_window: int | None = None
+  attention_softcap: float | None = None
+  ssm_expand: int | None = None
+  ssm_head_dim: int | None = None
+  ssm_state_dim: int | None = None
+  ssm_groups: int | None = None
+  ssm_conv_width: int | None = None
+  ssm_chunk_size: int | None = None
+  ssm_dt_min: float | None = None
+  ssm_dt_max: float | None = None
+  tie_embeddings: bool | None = None
+  logit_softcap: float | None = None
+  norm_eps: float | None = None
+  init_std: float | None = None
+  max_seq_len: int | None = None
+  param_dtype: str | None = None
+  dtype: str | None = None
+  remat: bool | None = None
+  attention_impl: str | None = None
+  scan_impl: str | None = None
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluatorConfig:
   """How one layout is scored.
@@ -76,7 +130,9 @@ class EvaluatorConfig:
   `task`: "mad-lite" (mean validation accuracy over `mad_tasks`) or any registered language-modelling task
   ("mad/in_context_recall", "mqar", "text/bytes", ...) built with `task_options`. `mode`: "switch" (one
   program for every layout of a depth and width), "dedicated" (a program per layout) or "auto" (switch; see
-  evaluator.py). The model is the `preset` with `model` overrides (ModelConfig fields). Training: `steps` of
+  evaluator.py). The model is the `preset` with `model` overrides (a `ModelOverrides`; a plain mapping given in
+  Python is converted). `task_options` stays a plain mapping: its keys are the task's own (aira_jax.tasks'
+  constructors, which check them when the evaluator builds the task). Training: `steps` of
   Adam with a cosine schedule peaking at `lr`, `batch_size` rows a step; the score is the task's metric on
   `eval_examples` validation rows.
 
@@ -91,16 +147,19 @@ class EvaluatorConfig:
 
   task: str = "text/bytes"
   task_options: Mapping[str, Any] = dataclasses.field(default_factory=lambda: {"seq_len": 64})
-  mad_tasks: tuple[str, ...] = ("in_context_recall", "fuzzy_recall", "selective_copying")
-  mode: str = "auto"
-  preset: str = "proxy"
-  model: Mapping[str, Any] = dataclasses.field(default_factory=lambda: {"d_model": 32, "num_heads": 2,
-                                                                        "ffn_dim": 96, "ssm_head_dim": 16})
+  mad_tasks: tuple[MadTask, ...] = ("in_context_recall", "fuzzy_recall", "selective_copying")
+  mode: EvaluatorMode = "auto"
+  preset: PresetName = "proxy"
+  model: ModelOverrides = ModelOverrides(d_model=32, num_heads=2, ffn_dim=96, ssm_head_dim=16)
   steps: int = 180
   batch_size: int = 16
   lr: float = 3e-3
   eval_examples: int = 128
   seed: int = 0
+
+  def __post_init__(self):
+    if not isinstance(self.model, ModelOverrides):  # a mapping given in Python, e.g. model={"d_model": 16}
+      object.__setattr__(self, "model", from_mapping(ModelOverrides, self.model, "evaluator.model"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,20 +173,22 @@ class ScaleConfig:
   family is compared with.
   isoFLOP study on `task` (a text LM built with `task_options`, e.g. {path: my_corpus/}) at `budgets`
   (FLOPs) x `widths` (d_model; attention and Mamba heads of `head_dim`, FFN `ffn_ratio` x width), `seq_len`,
-  `batch_size`, `lr`. Each run trains on D = C / F tokens, F = its model's training FLOPs per token counted
-  by `flops` ("xla": XLA's cost analysis of forward + backward, the default; "analytic": matrix products
-  only; "6n": 6 x parameters, the Chinchilla convention that leaves out attention scores; compose/flops.py).
-  A (budget, width) pair whose D gives fewer than `min_steps` steps is dropped and reported. Score: validation loss on `eval_tokens` tokens. `trainer`: "switch" (one
-  compiled program per width for all families, one device), "sharded" (a dedicated model per run through
-  aira_jax.train's sharded trainer, for GPUs and TPU pods) or "auto" (switch on CPU, else sharded).
+  `batch_size`, `lr`. `task_options` is a plain mapping of the task's own settings (checked when the task is
+  built). Each run trains on D = C / F tokens, F = its model's training FLOPs per token counted by `flops`
+  ("xla": XLA's cost analysis of forward + backward, the default; "analytic": matrix products only; "6n": 6 x
+  parameters, the Chinchilla convention that leaves out attention scores; compose/flops.py). A (budget, width)
+  pair whose D gives fewer than `min_steps` steps is dropped and reported. Score: validation loss on
+  `eval_tokens` tokens. `trainer`: "switch" (one compiled program per width for all families, one device),
+  "sharded" (a dedicated model per run through aira_jax.train's sharded trainer, for GPUs and TPU pods) or
+  "auto" (switch on CPU, else sharded).
   Fits: `bootstrap` resamples; `target_loss` for the compute-to-loss comparison (None: chosen from the
   data, see scaling.py). `from_runs`: pool the search results of these run directories too."""
 
   kmeans_k: int = 5
   context: int = 0
   target_depth: int = 24
-  methods: tuple[str, ...] = ("stretch",)
-  baselines: tuple[str, ...] = ("llama", "composer", "nemotron")
+  methods: tuple[ExtrapolationMethod, ...] = ("stretch",)
+  baselines: tuple[Baseline, ...] = ("llama", "composer", "nemotron")
   task: str = "text/bytes"
   task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   budgets: tuple[float, ...] = (4e10, 5.7e10, 8e10, 1.13e11, 1.6e11)
@@ -137,10 +198,10 @@ class ScaleConfig:
   seq_len: int = 64
   batch_size: int = 16
   lr: float = 1e-2
-  flops: str = "xla"
+  flops: FlopsCount = "xla"
   min_steps: int = 20
   eval_tokens: int = 65536
-  trainer: str = "auto"
+  trainer: ScaleTrainer = "auto"
   bootstrap: int = 1000
   target_loss: float | None = None
   from_runs: tuple[str, ...] = ()
@@ -176,31 +237,35 @@ def load_config(path: str | pathlib.Path | None = None, overrides: Sequence[str]
   return config
 
 
-def _check_tasks_and_baselines(config: ComposeConfig) -> None:
-  """The proxy task's name and the baselines, without building anything; ConfigError naming the key."""
-  from aira_jax.compose.families import BASELINES, baseline_layout
+def _check_tasks_baselines_and_model(config: ComposeConfig) -> None:
+  """The proxy task's name, the baselines at the target depth and the model (the preset with its overrides),
+  without building anything heavier than a ModelConfig; ConfigError naming the key."""
+  from aira_jax.compose.families import baseline_layout
+  from aira_jax.models import preset_config
   from aira_jax.tasks import task_names
-  from aira_jax.tasks.mad import MAD_LITE
   evaluator, scale = config.evaluator, config.scale
-  unknown = [t for t in evaluator.mad_tasks if t not in MAD_LITE]
-  if unknown or not evaluator.mad_tasks:  # checked whatever the task, so a typo never waits for task=mad-lite
-    raise ConfigError(f"evaluator.mad_tasks: unknown {unknown or '(empty)'}; choose from {', '.join(MAD_LITE)}")
+  if not evaluator.mad_tasks:  # names are Literal-checked whatever the task, so a typo never waits for mad-lite
+    raise ConfigError("evaluator.mad_tasks: give at least one MAD-lite task")
   if evaluator.task != "mad-lite" and evaluator.task not in task_names():
     raise ConfigError(f"evaluator.task: unknown {evaluator.task!r}; choose mad-lite or one of "
                       f"{', '.join(task_names())}")
   for name in scale.baselines:
-    if name not in BASELINES:
-      raise ConfigError(f"scale.baselines: unknown {name!r}; choose from {', '.join(BASELINES)}")
     try:
       baseline_layout(name, scale.target_depth)
     except ValueError as e:
       raise ConfigError(f"scale.baselines: {name} at scale.target_depth={scale.target_depth}: {e}") from None
+  try:
+    preset_config(evaluator.preset, **evaluator.model)
+  except ValueError as e:
+    raise ConfigError(f"evaluator.model: {e}") from None
 
 
 def validate(config: ComposeConfig) -> None:
-  """Cross-field checks the dataclasses cannot make alone; ConfigError naming the key."""
+  """The type and choice checks of config_io (for a config built in Python), then the cross-field checks the
+  dataclasses cannot make alone; ConfigError naming the key."""
   from aira_jax import primitives
   from aira_jax.cli_common import check_agents, check_budgets
+  check_types(config)
   search, evaluator, scale = config.search, config.evaluator, config.scale
 
   def need(condition: bool, message: str) -> None:
@@ -217,8 +282,6 @@ def validate(config: ComposeConfig) -> None:
   need(search.workers is None or search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")
   need(search.race_top >= 0 and search.race_repeats >= 0, "search.race_top and search.race_repeats must be >= 0")
   need(0 < search.race_confidence < 1, f"search.race_confidence must lie in (0, 1), got {search.race_confidence}")
-  need(evaluator.mode in ("auto", "switch", "dedicated"),
-       f"evaluator.mode must be auto, switch or dedicated, got {evaluator.mode!r}")
   need(evaluator.steps >= 1 and evaluator.batch_size >= 1 and evaluator.eval_examples >= 1,
        "evaluator.steps, evaluator.batch_size and evaluator.eval_examples must be positive")
   need(evaluator.lr > 0, f"evaluator.lr must be positive, got {evaluator.lr}")
@@ -227,17 +290,12 @@ def validate(config: ComposeConfig) -> None:
        f"scale.target_depth={scale.target_depth} is below search.depth={search.depth}: stretch keeps every run of "
        f"the found layout, which can have as many runs as layers; use a target of at least {search.depth} or "
        "scale.methods=[stack]")
-  _check_tasks_and_baselines(config)
-  for method in scale.methods:
-    need(method in ("stretch", "stack"), f"scale.methods: unknown {method!r}; allowed: stretch, stack")
+  _check_tasks_baselines_and_model(config)
   need(len(scale.methods) >= 1, "scale.methods: give at least one of stretch, stack")
   need(len(scale.budgets) >= 2, f"scale.budgets: a frontier fit needs at least 2 budgets, got {scale.budgets}")
   need(all(b > 0 for b in scale.budgets), f"scale.budgets must be positive, got {scale.budgets}")
   need(len(scale.widths) >= 3, f"scale.widths: a parabola fit needs at least 3 sizes, got {scale.widths}")
   need(scale.kmeans_k >= 1 and scale.context >= 0, "scale.kmeans_k must be >= 1 and scale.context >= 0")
-  need(scale.flops in ("xla", "analytic", "6n"), f"scale.flops must be xla, analytic or 6n, got {scale.flops!r}")
-  need(scale.trainer in ("auto", "switch", "sharded"),
-       f"scale.trainer must be auto, switch or sharded, got {scale.trainer!r}")
   need(scale.min_steps >= 1 and scale.eval_tokens >= 1 and scale.seq_len >= 1 and scale.batch_size >= 1,
        "scale.min_steps, scale.eval_tokens, scale.seq_len and scale.batch_size must be positive")
   need(scale.head_dim >= 2 and scale.head_dim % 2 == 0, f"scale.head_dim must be even, got {scale.head_dim}")

@@ -17,6 +17,8 @@ import argparse
 
 from aira_jax.cli_common import (CliRun, add_run_arguments, open_run_from_args, parse_run_args, progress_stream,
                                  report_only, run_search_stage)
+from aira_jax.config_io import choices_help
+from aira_jax.design.config import DesignConfig
 
 COMMANDS = ("run", "report")
 PROG = "aira_jax.design"
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
              "llm_options: {timeout_s: 60, max_attempts: 3}}]' "
              "sandbox.memory_mb=4096 sandbox.isolation=bwrap\n\nEverything goes to runs/<id>/: "
              "resolved_config.yaml, journal.jsonl, results.sqlite, candidates/<key>/ (code, logs, stage records), "
-             "report.md.")
+             f"report.md.\n\nsettings with fixed choices ([] a list of them):\n{choices_help(DesignConfig)}")
   add_run_arguments(parser, COMMANDS)
   return parser
 

@@ -2,7 +2,8 @@
 
 `DesignConfig` has the search (task, agents, budgets), the sandbox limits and the run's own fields. The
 defaults are the offline CPU run of `python -m aira_jax.design`: the built-in agents vary the seed mechanisms
-of the tiny LRA ListOps task; `experiments/design/*.yaml` name bigger studies and LLM agents.
+of the tiny LRA ListOps task; `experiments/design/*.yaml` name bigger studies and LLM agents. Settings with
+fixed choices (policy, edits, sandbox.isolation) are `Literal` types, checked by config_io and listed by --help.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from aira_jax.config_io import ConfigError, from_mapping, load_dataclass, to_plain
+from aira_jax.cli_common import PolicyName
+from aira_jax.config_io import ConfigError, check_types, from_mapping, load_dataclass, to_plain
 
 __all__ = ["ConfigError", "DesignAgentConfig", "DesignConfig", "DesignSearchConfig", "SandboxConfig", "from_dict",
            "load_config", "validate"]
@@ -28,10 +30,10 @@ class DesignAgentConfig:
   "https://proxy/v1", headers: {X-Org: lab}} (headers: OpenAI-compatible servers only)."""
 
   name: str
-  policy: str = "greedy"
+  policy: PolicyName = "greedy"
   llm: str | None = None
   policy_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  edits: str = "whole"
+  edits: Literal["whole", "diff"] = "whole"
   llm_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   @classmethod
@@ -42,8 +44,9 @@ class DesignAgentConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DesignSearchConfig:
-  """The search: `task` (see aira_jax.design.tasks) built with `task_options`; agents; budgets
-  (`steps_per_agent`, `wall_clock_s`, `max_llm_tokens`); `workers` candidates evaluated at once."""
+  """The search: `task` (see aira_jax.design.tasks) built with `task_options` (a plain mapping: each task takes
+  its own settings, e.g. path= or d_model= for the LRA tasks, and checks them when it is built); agents;
+  budgets (`steps_per_agent`, `wall_clock_s`, `max_llm_tokens`); `workers` candidates evaluated at once."""
 
   task: str = "lra-listops"
   task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -66,7 +69,7 @@ class SandboxConfig:
   `memory_mb`, `keep_workdirs` (keep the temporary directories for debugging; the code, logs and records are
   copied into the run either way)."""
 
-  isolation: str = "auto"
+  isolation: Literal["auto", "bwrap", "process"] = "auto"
   block_processes: bool | None = None
   timeout_s: float | None = None
   memory_mb: int = 8192
@@ -89,8 +92,10 @@ class DesignConfig:
 
 
 def validate(config: DesignConfig) -> None:
-  """Cross-field checks; ConfigError naming the key."""
+  """The type and choice checks of config_io (for a config built in Python), then cross-field checks;
+  ConfigError naming the key."""
   from aira_jax.cli_common import check_agents, check_budgets
+  check_types(config)
   search = config.search
 
   def need(condition: bool, message: str) -> None:
@@ -99,12 +104,8 @@ def validate(config: DesignConfig) -> None:
 
   check_agents(search.agents)
   check_budgets(search)
-  for agent in search.agents:
-    need(agent.edits in ("whole", "diff"), f"search.agents[{agent.name}].edits must be whole or diff")
   need(search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")
   need(config.sandbox.timeout_s is None or config.sandbox.timeout_s > 0, "sandbox.timeout_s must be positive")
-  need(config.sandbox.isolation in ("auto", "bwrap", "process"),
-       f"sandbox.isolation must be auto, bwrap or process, got {config.sandbox.isolation!r}")
   need(config.sandbox.memory_mb >= 512, f"sandbox.memory_mb must be at least 512, got {config.sandbox.memory_mb}")
 
 

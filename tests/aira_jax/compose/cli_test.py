@@ -183,7 +183,8 @@ def test_an_unreachable_llm_endpoint_stops_the_run_before_any_work(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["search", "evaluator.model={d_model: 16, num_heads: 3}"], "error: evaluator.model: invalid ModelConfig: "),
-    (["search", "evaluator.preset=huge"], "error: evaluator.model: unknown model preset 'huge'"),
+    (["search", "evaluator.preset=huge"], "error: evaluator.preset: must be one of tiny, proxy, 350m, 1b, 3b; "
+                                          "got 'huge'"),
     (["run", "scale.task_options={path: /no/such/corpus}"], "error: scale.task 'text/bytes': corpus path "),
     (["run", "scale.widths=[24,40,56]", "scale.head_dim=16"], "error: scale.widths: 56 does not split into 3 heads"),
 ])

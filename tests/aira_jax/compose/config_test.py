@@ -1,13 +1,19 @@
 """Tests for aira_jax.compose.config: defaults, the to_dict / from_dict round trip, YAML files with dotted
-overrides (numbers, lists, null, agents), and the ConfigError messages that name the offending key."""
+overrides (numbers, lists, null, agents), Literal choices and the typed `evaluator.model`, the choices in
+--help, and the ConfigError messages that name the offending key."""
 
 import dataclasses
+import pathlib
+import typing
 
 import pytest
 import yaml
 
-from aira_jax.compose.config import (AgentConfig, ComposeConfig, ConfigError, EvaluatorConfig, ScaleConfig,
-                                     SearchConfig, apply_overrides, from_dict, load_config, validate)
+from aira_jax.compose.config import (AgentConfig, ComposeConfig, ConfigError, EvaluatorConfig, ModelOverrides,
+                                     ScaleConfig, SearchConfig, apply_overrides, from_dict, load_config, validate)
+from aira_jax.config_io import choices
+
+EXPERIMENTS = pathlib.Path(__file__).resolve().parents[3] / "experiments" / "compose"
 
 
 def test_defaults_validate_and_load_without_a_file():
@@ -177,7 +183,7 @@ def test_invalid_yaml_file(tmp_path):
     (["search.space=AX"], r"search\.space: unknown primitive 'X'"),
     (["search.depth=0"], r"search\.depth must be at least 1"),
     (["search.agents=[]"], r"search\.agents: give at least one agent"),
-    (["search.agents=[{name: a, policy: bogus}]"], r"search\.agents\[a\]\.policy: unknown 'bogus'; known: .*greedy"),
+    (["search.agents=[{name: a, policy: bogus}]"], r"search\.agents\[0\]\.policy: must be one of .*greedy"),
     (["search.agents=[greedy, greedy]"], r"search\.agents: names must be distinct"),
     (["search.agents=[{name: x, policy: greedy}, {name: x, policy: mcts}]"], "names must be distinct"),
     (["search.steps_per_agent=null"], "search: give at least one budget"),
@@ -186,11 +192,8 @@ def test_invalid_yaml_file(tmp_path):
     (["scale.budgets=1e10"], r"scale\.budgets: a frontier fit needs at least 2 budgets"),
     (["scale.budgets=[1e10, -1e10]"], r"scale\.budgets must be positive"),
     (["scale.widths=[8, 16]"], r"scale\.widths: a parabola fit needs at least 3 sizes"),
-    (["evaluator.mode=fast"], r"evaluator\.mode must be auto, switch or dedicated, got 'fast'"),
     (["evaluator.lr=0"], r"evaluator\.lr must be positive"),
     (["evaluator.steps=0"], r"evaluator\.steps"),
-    (["scale.trainer=gpu"], r"scale\.trainer must be auto, switch or sharded, got 'gpu'"),
-    (["scale.methods=[stretch, grow]"], r"scale\.methods: unknown 'grow'; allowed: stretch, stack"),
     (["scale.methods=[]"], r"scale\.methods: give at least one"),
     (["scale.target_depth=0"], r"scale\.target_depth must be at least 1"),
 ])
@@ -261,10 +264,11 @@ def test_a_missing_scripted_file_stops_before_the_run_directory_exists(tmp_path)
     ("search.steps_per_agent=-1", r"search\.steps_per_agent must be positive"),
     ("search.wall_clock_s=-5", r"search\.wall_clock_s must be positive"),
     ("search.max_llm_tokens=0", r"search\.max_llm_tokens must be positive"),
-    ("scale.baselines=[foo]", r"scale\.baselines: unknown 'foo'; choose from llama, composer"),
+    ("scale.baselines=[foo]", r"scale\.baselines\[0\]: must be one of llama, composer"),
     ("scale.target_depth=1", r"scale\.target_depth=1 is below search\.depth=16"),
     ("evaluator.task=bogus", r"evaluator\.task: unknown 'bogus'; choose mad-lite or one of"),
-    ("evaluator.mad_tasks=[nope]", r"evaluator\.mad_tasks: unknown \['nope'\]"),
+    ("evaluator.mad_tasks=[nope]", r"evaluator\.mad_tasks\[0\]: must be one of in_context_recall"),
+    ("evaluator.mad_tasks=[]", r"evaluator\.mad_tasks: give at least one"),
 ])
 def test_bad_values_fail_before_any_work(override, fragment):
   with pytest.raises(ConfigError, match=fragment):
@@ -295,3 +299,173 @@ def test_a_gemini_agent_without_a_key_stops_before_the_run_directory_exists(tmp_
   assert line == ("error: search.agents[g].llm: no Gemini API key: set GOOGLE_API_KEY or GEMINI_API_KEY (or pass "
                   "api_key=...)")
   assert not (tmp_path / "runs").exists()
+
+
+# --- Settings with fixed choices: Literal types, checked in one place (config_io). ---------------------------
+
+
+@pytest.mark.parametrize("override, message", [
+    ("scale.flops=foo", "scale.flops: must be one of xla, analytic, 6n; got 'foo'"),
+    ("scale.trainer=gpu", "scale.trainer: must be one of auto, switch, sharded; got 'gpu'"),
+    ("scale.methods=[stretch, grow]", "scale.methods[1]: must be one of stretch, stack; got 'grow'"),
+    ("scale.baselines=[llama, gpt]", "scale.baselines[1]: must be one of llama, composer, composer6, nemotron; "
+                                     "got 'gpt'"),
+    ("evaluator.mode=fast", "evaluator.mode: must be one of auto, switch, dedicated; got 'fast'"),
+    ("evaluator.mode=1", "evaluator.mode: must be one of auto, switch, dedicated; got 1"),
+    ("evaluator.preset=huge", "evaluator.preset: must be one of tiny, proxy, 350m, 1b, 3b; got 'huge'"),
+    ("evaluator.mad_tasks=[in_context_recall, telepathy]",
+     "evaluator.mad_tasks[1]: must be one of in_context_recall, fuzzy_recall, noisy_recall, selective_copying, "
+     "compression, memorization; got 'telepathy'"),
+    ("search.agents=[greedy, {name: b, policy: beam}]",
+     "search.agents[1].policy: must be one of one_shot, greedy, mcts, evolutionary; got 'beam'"),
+    ("search.agents=[beam]", "search.agents[0].policy: must be one of one_shot, greedy, mcts, evolutionary; "
+                             "got 'beam'"),
+    ("evaluator.model.mlp_activation=gelu", "evaluator.model.mlp_activation: must be one of swiglu, relu2; "
+                                            "got 'gelu'"),
+])
+def test_a_bad_choice_is_one_line_naming_the_key_the_value_and_the_choices(override, message):
+  with pytest.raises(ConfigError) as info:
+    load_config(overrides=[override])
+  assert str(info.value) == message
+
+
+def test_every_choice_loads():
+  for key, allowed in choices(ComposeConfig).items():
+    for value in allowed:
+      if key == "search.agents[].policy":
+        override = f"search.agents=[{{name: a, policy: {value}}}]"
+      elif key.endswith("[]"):
+        override = f"{key[:-2]}=[{value}]"
+      else:
+        override = f"{key}={value}"
+      extra = {"scale.baselines[]": ["scale.target_depth=18"],  # composer6 stacks 6 layers
+               "evaluator.preset": ["evaluator.model={}"]}.get(key, [])  # the default's 2 heads are the proxy's
+      load_config(overrides=[override, *extra])
+
+
+def test_choices_of_a_config_built_in_python_are_checked_by_validate():
+  with pytest.raises(ConfigError, match=r"^scale\.flops: must be one of xla, analytic, 6n; got 'FLOPS'$"):
+    validate(ComposeConfig(scale=ScaleConfig(flops="FLOPS")))
+  with pytest.raises(ConfigError, match=r"^search\.agents\[1\]\.policy: must be one of"):
+    validate(ComposeConfig(search=SearchConfig(agents=(AgentConfig("a"), AgentConfig("b", "beam")))))
+
+
+def test_choices_list_the_literal_settings():
+  assert choices(ComposeConfig) == {
+      "search.agents[].policy": ("one_shot", "greedy", "mcts", "evolutionary"),
+      "evaluator.mad_tasks[]": ("in_context_recall", "fuzzy_recall", "noisy_recall", "selective_copying",
+                                "compression", "memorization"),
+      "evaluator.mode": ("auto", "switch", "dedicated"),
+      "evaluator.preset": ("tiny", "proxy", "350m", "1b", "3b"),
+      "evaluator.model.mlp_activation": ("swiglu", "relu2"),
+      "scale.methods[]": ("stretch", "stack"),
+      "scale.baselines[]": ("llama", "composer", "composer6", "nemotron"),
+      "scale.flops": ("xla", "analytic", "6n"),
+      "scale.trainer": ("auto", "switch", "sharded"),
+  }
+
+
+def test_choices_that_mirror_a_registry_equal_it():
+  from aira_jax.agents.policies import POLICIES
+  from aira_jax.compose.families import BASELINES
+  from aira_jax.models import PRESETS
+  from aira_jax.tasks.mad import MAD_LITE
+  found = choices(ComposeConfig)
+  assert set(found["search.agents[].policy"]) == set(POLICIES)
+  assert found["scale.baselines[]"] == tuple(BASELINES)
+  assert found["evaluator.preset"] == tuple(PRESETS)
+  assert found["evaluator.mad_tasks[]"] == tuple(MAD_LITE)
+
+
+def test_help_lists_the_choices(capsys):
+  from aira_jax.compose.cli import main
+  with pytest.raises(SystemExit) as info:
+    main(["--help"])
+  assert info.value.code == 0
+  out = capsys.readouterr().out
+  assert "settings with fixed choices" in out
+  for line in ("  scale.flops: xla | analytic | 6n", "  scale.methods[]: stretch | stack",
+               "  evaluator.mode: auto | switch | dedicated", "  evaluator.model.mlp_activation: swiglu | relu2",
+               "  search.agents[].policy: one_shot | greedy | mcts | evolutionary"):
+    assert line in out.splitlines()
+
+
+# --- evaluator.model: a typed ModelOverrides. ---------------------------------------------------------------
+
+
+def test_model_overrides_mirror_model_config():
+  from aira_jax.models import ModelConfig
+  config_hints = typing.get_type_hints(ModelConfig)
+  override_hints = typing.get_type_hints(ModelOverrides)
+  assert list(override_hints) == [f.name for f in dataclasses.fields(ModelConfig)]
+  for name, hint in override_hints.items():
+    assert hint == typing.Optional[config_hints[name]], name
+    assert getattr(ModelOverrides(), name) is None
+
+
+def test_model_overrides_read_as_the_mapping_of_what_is_set():
+  model = EvaluatorConfig().model
+  assert isinstance(model, ModelOverrides) and model.d_model == 32 and model.vocab_size is None
+  assert dict(model) == {"d_model": 32, "num_heads": 2, "ffn_dim": 96, "ssm_head_dim": 16}
+  assert model == {"d_model": 32, "num_heads": 2, "ffn_dim": 96, "ssm_head_dim": 16}
+  assert ComposeConfig().to_dict()["evaluator"]["model"] == dict(model)
+  assert hash(model) == hash(ModelOverrides(d_model=32, num_heads=2, ffn_dim=96, ssm_head_dim=16))
+  assert len(ModelOverrides()) == 0 and "d_model" not in ModelOverrides()
+
+
+def test_a_mapping_given_in_python_becomes_model_overrides():
+  config = EvaluatorConfig(model={"d_model": 16, "num_heads": 2})
+  assert isinstance(config.model, ModelOverrides) and config.model.d_model == 16
+  with pytest.raises(ConfigError, match=r"^evaluator\.model: unknown key\(s\) widht; allowed: vocab_size, d_model"):
+    EvaluatorConfig(model={"widht": 16})
+
+
+def test_model_overrides_take_typed_values_and_null_keeps_the_preset():
+  config = load_config(overrides=["evaluator.model.rope_theta=5e5", "evaluator.model.qk_norm=true",
+                                  "evaluator.model.num_kv_heads=1", "evaluator.model.ffn_dim=null"])
+  model = config.evaluator.model
+  assert model.rope_theta == 500_000.0 and isinstance(model.rope_theta, float)
+  assert model.qk_norm is True and model.num_kv_heads == 1
+  assert model.ffn_dim is None and "ffn_dim" not in model  # the preset's FFN
+
+
+@pytest.mark.parametrize("override, message", [
+    ("evaluator.model.d_model=wide", "evaluator.model.d_model: expected an integer, got 'wide'"),
+    ("evaluator.model.d_model=32.5", "evaluator.model.d_model: expected an integer, got 32.5"),
+    ("evaluator.model.qk_norm=yes please", "evaluator.model.qk_norm: expected true or false, got 'yes please'"),
+    ("evaluator.model.rope_theta=[1]", "evaluator.model.rope_theta: expected a number, got [1]"),
+])
+def test_a_bad_model_value_names_the_model_key(override, message):
+  with pytest.raises(ConfigError) as info:
+    load_config(overrides=[override])
+  assert str(info.value) == message
+
+
+def test_an_unknown_model_key_names_the_model_and_lists_its_fields(tmp_path):
+  path = tmp_path / "c.yaml"
+  path.write_text("evaluator:\n  model: {d_model: 64, widht: 16}\n")
+  with pytest.raises(ConfigError) as info:
+    load_config(path)
+  message = str(info.value)
+  assert message.startswith("evaluator.model: unknown key(s) widht; allowed: vocab_size, d_model, num_heads")
+  assert "\n" not in message
+
+
+def test_a_model_the_preset_cannot_take_fails_at_validation():
+  with pytest.raises(ConfigError, match=r"^evaluator\.model: invalid ModelConfig: num_heads=3 does not divide"):
+    load_config(overrides=["evaluator.model={d_model: 16, num_heads: 3}"])
+  with pytest.raises(ConfigError, match=r"^evaluator\.model: invalid ModelConfig: dtype must be"):
+    load_config(overrides=["evaluator.model.dtype=float8"])
+
+
+def test_model_overrides_round_trip_through_yaml():
+  config = load_config(overrides=["evaluator.model={d_model: 64, num_heads: 4, mlp_activation: relu2}"])
+  values = yaml.safe_load(yaml.safe_dump(config.to_dict()))
+  assert values["evaluator"]["model"] == {"d_model": 64, "num_heads": 4, "mlp_activation": "relu2"}
+  assert from_dict(values) == config
+
+
+def test_a_study_model_mapping_replaces_the_default_one():
+  # llm_gemini.yaml gives model: {d_model: 128}: the proxy preset at width 128, not merged with the default's
+  # width-32 heads and FFN.
+  assert load_config(EXPERIMENTS / "llm_gemini.yaml").evaluator.model == {"d_model": 128}

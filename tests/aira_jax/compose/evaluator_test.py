@@ -227,7 +227,7 @@ def test_a_classifier_task_is_refused():
     (dict(mad_tasks=()), r"evaluator\.mad_tasks: unknown \(empty\)"),
     (dict(task="no/such_task"), r"evaluator\.task 'no/such_task': unknown task"),
     (dict(task="mad/in_context_recall", task_options={"colour": "red"}), r"evaluator\.task 'mad/in_context_recall'"),
-    (dict(model={"widht": 16}), r"evaluator\.model: unknown ModelConfig fields \['widht'\]"),
+    (dict(model={"widht": 16}), r"evaluator\.model: unknown key\(s\) widht; allowed: vocab_size"),
     (dict(model={"d_model": 16, "num_heads": 3}), r"evaluator\.model: invalid ModelConfig"),
     (dict(preset="huge"), r"evaluator\.model: unknown model preset 'huge'"),
 ])

@@ -1,10 +1,13 @@
-"""The design config: defaults, YAML studies, overrides, validation."""
+"""The design config: defaults, YAML studies, overrides, validation, Literal choices and --help."""
 
+import dataclasses
 import pathlib
 
 import pytest
 
-from aira_jax.design.config import ConfigError, DesignAgentConfig, DesignConfig, from_dict, load_config
+from aira_jax.config_io import choices
+from aira_jax.design.config import (ConfigError, DesignAgentConfig, DesignConfig, SandboxConfig, from_dict, load_config,
+                                    validate)
 
 EXPERIMENTS = pathlib.Path(__file__).resolve().parents[3] / "experiments" / "design"
 
@@ -30,7 +33,7 @@ def test_overrides_and_agent_shorthand():
 @pytest.mark.parametrize("override, key", [
     ("search.agents=[{name: a, policy: nope}]", "policy"),
     ("search.agents=[{name: a, policy: greedy, policy_options: {num_drafts: -1}}]", "policy_options"),
-    ("search.agents=[a, a]", "distinct"),
+    ("search.agents=[greedy, greedy]", "distinct"),
     ("search.steps_per_agent=null", "budget"),
     ("sandbox.memory_mb=100", "memory_mb"),
     ("sandbox.isolation=docker", "sandbox.isolation"),
@@ -56,3 +59,42 @@ def test_cli_errors_are_one_line_before_the_run_directory_exists(tmp_path, capsy
   [line] = capsys.readouterr().err.strip().splitlines()
   assert line.startswith("error: ") and fragment in line
   assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("sandbox.isolation=docker", "sandbox.isolation: must be one of auto, bwrap, process; got 'docker'"),
+    ("search.agents=[{name: a, edits: patch}]", "search.agents[0].edits: must be one of whole, diff; got 'patch'"),
+    ("search.agents=[greedy, {name: b, policy: beam}]",
+     "search.agents[1].policy: must be one of one_shot, greedy, mcts, evolutionary; got 'beam'"),
+])
+def test_a_bad_choice_is_one_line_naming_the_key_the_value_and_the_choices(override, message):
+  with pytest.raises(ConfigError) as info:
+    load_config(overrides=[override])
+  assert str(info.value) == message
+
+
+def test_choices_of_a_config_built_in_python_are_checked_by_validate():
+  with pytest.raises(ConfigError, match=r"^sandbox\.isolation: must be one of auto, bwrap, process; got 'vm'$"):
+    validate(dataclasses.replace(DesignConfig(), sandbox=SandboxConfig(isolation="vm")))
+
+
+def test_choices_list_the_literal_settings_and_mirror_the_registries():
+  from aira_jax.agents.policies import POLICIES
+  from aira_jax.design.sandbox import ISOLATIONS
+  found = choices(DesignConfig)
+  assert found == {"search.agents[].policy": ("one_shot", "greedy", "mcts", "evolutionary"),
+                   "search.agents[].edits": ("whole", "diff"), "sandbox.isolation": ("auto", "bwrap", "process")}
+  assert set(found["search.agents[].policy"]) == set(POLICIES)
+  assert set(found["sandbox.isolation"]) == set(ISOLATIONS)
+  for isolation in ISOLATIONS:
+    assert load_config(overrides=[f"sandbox.isolation={isolation}"]).sandbox.isolation == isolation
+
+
+def test_help_lists_the_choices(capsys):
+  from aira_jax.design.cli import main
+  with pytest.raises(SystemExit) as info:
+    main(["--help"])
+  assert info.value.code == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert "  sandbox.isolation: auto | bwrap | process" in lines
+  assert "  search.agents[].edits: whole | diff" in lines
