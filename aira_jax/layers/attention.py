@@ -61,3 +61,27 @@ class AttentionLayer(nnx.Module):
     out = kernels.attention(q, k, v, causal=self.causal, sliding_window=config.sliding_window,
                             softcap=config.attention_softcap, impl=config.attention_impl)
     return x + project(out, self.wo[...], "bsnk,nkd->bsd")
+
+
+def attention_param_count(config: ModelConfig) -> int:
+  """Parameters of one AttentionLayer: norm, q / k / v / o projections, and the QK-norm scales if any."""
+  d, h, kv, hd = config.d_model, config.num_heads, config.resolved_kv_heads, config.resolved_head_dim
+  return d + d * h * hd + 2 * d * kv * hd + h * hd * d + (2 * hd if config.qk_norm else 0)
+
+
+def attention_context(config: ModelConfig, seq_len: int, causal_context: bool) -> float:
+  """Keys scored per query on average: `seq_len` (the dense computation, which the XLA reference path and the
+  PaLM / Chinchilla convention count), or with `causal_context` the causal average (seq_len + 1) / 2, capped
+  by the sliding window (what a block-skipping flash kernel roughly does)."""
+  if not causal_context:
+    return float(seq_len)
+  window = config.sliding_window or seq_len
+  return sum(min(t + 1, window) for t in range(seq_len)) / seq_len
+
+
+def attention_flops_per_token(config: ModelConfig, seq_len: int, *, causal_context: bool = False) -> float:
+  """Forward matrix-product FLOPs per token: 2 * (d*h*hd + 2*d*kv*hd + h*hd*d) for the projections plus
+  4 * h * hd * context for the scores (QK^T) and values (AV); context from `attention_context`."""
+  d, h, kv, hd = config.d_model, config.num_heads, config.resolved_kv_heads, config.resolved_head_dim
+  projections = 2 * (d * h * hd + 2 * d * kv * hd + h * hd * d)
+  return projections + 4 * h * hd * attention_context(config, seq_len, causal_context)

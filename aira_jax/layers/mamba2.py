@@ -103,3 +103,27 @@ class Mamba2Layer(nnx.Module):
         self.d_skip[...].astype(jnp.float32), chunk_size=config.ssm_chunk_size, impl=config.scan_impl)
     y = self.out_norm(y.reshape(batch, seq, config.ssm_inner), z)
     return x + project(y, self.w_out[...], "bse,ed->bsd")
+
+
+def mamba2_param_count(config: ModelConfig) -> int:
+  """Parameters of one Mamba2Layer: norm; z, x, B, C, dt in-projections; the depthwise convolutions (weights
+  and bias) over x, B and C; dt_bias, A_log and D per head; the gated norm; the out-projection."""
+  d, e, heads = config.d_model, config.ssm_inner, config.ssm_heads
+  bc = config.ssm_groups * config.ssm_state_dim
+  conv_channels = e + 2 * bc
+  return d + 2 * d * e + 2 * d * bc + d * heads + (config.ssm_conv_width + 1) * conv_channels + 3 * heads + e + e * d
+
+
+def mamba2_flops_per_token(config: ModelConfig, seq_len: int, *, causal_context: bool = False) -> float:
+  """Forward matrix-product FLOPs per token (e = inner width, H heads, g groups, n state, Q chunk):
+  2 * (2*d*e + 2*d*g*n + d*H + e*d) projections, 2 * width * (e + 2*g*n) depthwise convolution, and the
+  chunked SSD: 2 * Q * (g*n + e) within-chunk scores and outputs plus 4 * e * n chunk states and their
+  read-out. The scan is causal by construction, so `causal_context` changes nothing."""
+  del causal_context
+  d, e, heads, n = config.d_model, config.ssm_inner, config.ssm_heads, config.ssm_state_dim
+  gn = config.ssm_groups * n
+  chunk = min(config.ssm_chunk_size, seq_len)
+  projections = 2 * (2 * d * e + 2 * d * gn + d * heads + e * d)
+  conv = 2 * config.ssm_conv_width * (e + 2 * gn)
+  scan = 2 * chunk * (gn + e) + 4 * e * n
+  return projections + conv + scan

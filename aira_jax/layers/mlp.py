@@ -38,3 +38,16 @@ class MLPLayer(nnx.Module):
     else:
       hidden = jax.numpy.square(jax.nn.relu(up))
     return x + project(hidden, self.w_down[...], "bsf,fd->bsd")
+
+
+def mlp_param_count(config: ModelConfig) -> int:
+  """Parameters of one MLPLayer: norm plus 3 (SwiGLU) or 2 (ReLU^2) d_model x ffn_dim matrices."""
+  matrices = 3 if config.mlp_activation == "swiglu" else 2
+  return config.d_model + matrices * config.d_model * config.ffn_dim
+
+
+def mlp_flops_per_token(config: ModelConfig, seq_len: int, *, causal_context: bool = False) -> float:
+  """Forward matrix-product FLOPs per token: 2 * 3*d*f (SwiGLU) or 2 * 2*d*f (ReLU^2), whatever the length."""
+  del seq_len, causal_context
+  matrices = 3 if config.mlp_activation == "swiglu" else 2
+  return 2 * matrices * config.d_model * config.ffn_dim

@@ -101,10 +101,12 @@ def test_constructor_validates_symbols():
 
 def test_registry_adds_a_primitive_in_one_place(monkeypatch):
   monkeypatch.setattr(primitives, "_REGISTRY", dict(primitives._REGISTRY))
-  primitives.register_primitive("R", "retention", "test primitive", "aira_jax.layers.mlp:MLPLayer")
+  primitives.register_primitive("R", "retention", "test primitive", "aira_jax.layers.mlp:MLPLayer",
+                                param_count="aira_jax.layers.mlp:mlp_param_count",
+                                flops="aira_jax.layers.mlp:mlp_flops_per_token")
   assert "R" in primitives.alphabet()
   assert Layout.parse("2R+A").counts()["R"] == 2
   with pytest.raises(ValueError, match="already registered"):
-    primitives.register_primitive("R", "again", "", "x:y")
+    primitives.register_primitive("R", "again", "", "x:y", param_count="x:y", flops="x:y")
   with pytest.raises(ValueError, match="one upper-case letter"):
-    primitives.register_primitive("rr", "bad", "", "x:y")
+    primitives.register_primitive("rr", "bad", "", "x:y", param_count="x:y", flops="x:y")
