@@ -6,18 +6,20 @@ val_bpb for text, lower is better) on the first `eval_examples` validation rows.
 reports. Every candidate gets fresh parameters and optimizer state from its seed; the seed also orders the
 training batches, so repeating a layout with other seeds measures the noise floor.
 
-Modes (see programs.py): "switch" compiles one program per task for every layout of the search's depth and
-space; "dedicated" compiles one per layout. "auto" picks switch on every backend: on 2 CPU cores, with the
-default settings, the switch evaluator got through 2.8x as many 16-layer layouts per hour as the dedicated one
-(6.1 s against 23 s per layout, 68% of the dedicated time compiling; `experiments/bench/search_throughput.py`,
-RESULTS.md), and on GPU and TPU compilation weighs even more against small models.
+Modes (see programs.py): "switch" compiles one program per task (and device) for every layout of the search's
+depth and space; "dedicated" compiles one per layout. "auto" picks switch on every backend: compiling a
+program per layout costs more than training the small proxy models (`experiments/bench/search_throughput.py`
+measures both; RESULTS.md). Both modes train a layout with the project's one loop (aira_jax.train.trainer)
+from the same initial parameters, so they give the same metric up to floating-point order.
 
 Parallelism: evaluations from several threads each take a device from a pool, so `workers` evaluations run at
 once on different devices.
 
 Whose fault (aira_jax.faults): a layout that is not valid here (wrong depth, symbol outside the space) raises
-ValueError; a run whose loss becomes non-finite is a buggy result "diverged"; running out of device memory in
-a program compiled for the layout alone (dedicated mode) is a buggy result "out of memory". Any other
+ValueError; a run whose loss becomes non-finite is a buggy result "diverged"; a program compiled for the
+layout alone (dedicated mode) that the preflight finds too big for the device is a buggy result "does not
+fit: needs X of Y per device", and one that runs out of memory anyway "out of memory" (in switch mode both are
+the evaluator's: the program is the same for every layout). Any other
 exception while training is the evaluator's, not the layout's: `InfrastructureError`, never passed to
 `on_evaluation` (the store). Ctrl-C stops a training run between steps (`Interrupted`).
 """
@@ -36,13 +38,14 @@ import numpy as np
 
 from aira_jax.agents.evaluation import EvalResult
 from aira_jax.compose.config import ConfigError, EvaluatorConfig
-from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches
-from aira_jax.faults import InfrastructureError, check_stop
+from aira_jax.compose.programs import LayoutProgram, compose_optimizer
+from aira_jax.faults import InfrastructureError, Interrupted
 from aira_jax.layout import Layout
 from aira_jax.models.presets import preset_config
 from aira_jax.tasks import make_task
 from aira_jax.tasks.base import Task
 from aira_jax.tasks.mad import mad_lite_tasks
+from aira_jax.train.mesh import MeshConfig, make_mesh
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +89,16 @@ def proxy_tasks(config: EvaluatorConfig) -> dict[str, Task]:
   return {config.task: task}
 
 
+class _DoesNotFit(Exception):
+  """The preflight refused a program: it needs more memory than the device has."""
+
+
+def _thread_device() -> jax.Device:
+  """The device this thread's `jax.default_device` names (`evaluate` sets it), else the first local one."""
+  device = jax.config.jax_default_device
+  return device if isinstance(device, jax.Device) else jax.local_devices()[0]
+
+
 class LayoutEvaluator:
   """Scores layouts of `depth` layers in `space` on the configured proxy task (module docstring).
 
@@ -118,7 +131,7 @@ class LayoutEvaluator:
       self._devices.put(device)
     self.done = 0  # evaluations finished
     self.running = 0  # evaluations in progress
-    self._programs: dict[tuple, TrainingProgram] = {}
+    self._programs: dict[tuple, LayoutProgram] = {}
     self._lock = threading.Lock()
 
   def default_workers(self) -> int:
@@ -132,17 +145,21 @@ class LayoutEvaluator:
       raise ValueError(f"layout {layout.run_length()} has {layout.depth} layers; exactly {self.depth} are required")
     return layout
 
-  def program(self, task_name: str, layout: Layout) -> TrainingProgram:
-    """The compiled program for `task_name` (shared by all layouts in switch mode); built on first use."""
-    key = (task_name, None if self.mode == "switch" else layout.text)
+  def program(self, task_name: str, layout: Layout) -> LayoutProgram:
+    """The program for `task_name` on this thread's device (shared by all layouts in switch mode); built on
+    first use."""
+    device = _thread_device()
+    key = (task_name, None if self.mode == "switch" else layout.text, device)
     with self._lock:
       program = self._programs.get(key)
       if program is None:
         task = self.tasks[task_name]
         config = self.base_config.replace(vocab_size=task.spec.vocab_size,
                                           max_seq_len=max(task.spec.seq_len, self.base_config.max_seq_len))
-        program = TrainingProgram(task, config, depth=self.depth, space=self.space,
-                                  layout=None if self.mode == "switch" else layout)
+        program = LayoutProgram(task, config, depth=self.depth, space=self.space,
+                                layout=None if self.mode == "switch" else layout,
+                                optimizer=compose_optimizer(self.config.lr),
+                                mesh=make_mesh(MeshConfig(), devices=[device]))
         self._programs[key] = program
     return program
 
@@ -150,25 +167,18 @@ class LayoutEvaluator:
     """(score, error, compile seconds) of one task."""
     program = self.program(task_name, layout)
     compiled_before = program.compile_seconds
-    task = self.tasks[task_name]
-    splits = task.splits()
-    params, opt_state = program.init(seed)
-    kinds = program.kinds(layout)
-    loss = float("nan")
-    for number, batch in enumerate(sample_batches(splits["train"], self.config.batch_size, self.config.steps,
-                                                  seed), start=1):
-      check_stop()
-      lr = cosine_lr(number - 1, self.config.steps, self.config.lr)
-      params, opt_state, metrics = program.step(params, opt_state, kinds, batch, lr)
-      if number % 10 == 0 or number == self.config.steps:
-        loss = float(metrics["loss"])  # a sync every 10 steps, not every step
-        if not math.isfinite(loss):
-          return None, f"diverged: loss {loss} at step {number}", program.compile_seconds - compiled_before
-    validation = splits["validation"]
+    result = program.train(layout, seed, steps=self.config.steps, batch_size=self.config.batch_size)
+    if result.status == "interrupted":
+      raise Interrupted(result.stop_reason)
+    if result.status == "does not fit":
+      raise _DoesNotFit(result.stop_reason)
+    if result.status != "completed":
+      return None, f"{result.status}: {result.stop_reason}", program.compile_seconds - compiled_before
+    validation = self.tasks[task_name].splits()["validation"]
     rows = min(self.config.eval_examples, len(validation))
-    scores = program.score(params, kinds, validation.inputs[:rows], validation.targets[:rows],
+    scores = program.score(result.params, layout, validation.inputs[:rows], validation.targets[:rows],
                            self.config.batch_size)
-    metric = task.spec.metric
+    metric = self.tasks[task_name].spec.metric
     value = scores.get(metric)
     if value is None or not math.isfinite(value):
       return None, f"diverged: validation {metric} {value}", program.compile_seconds - compiled_before
@@ -218,6 +228,11 @@ class LayoutEvaluator:
     switch program is the same for every layout of the space."""
     if isinstance(error, InfrastructureError):
       raise error
+    if isinstance(error, _DoesNotFit):
+      if self.mode == "dedicated":
+        return str(error)
+      raise InfrastructureError(f"the switch program of every layout {error}: reduce evaluator.batch_size or the "
+                                "model, or use evaluator.mode=dedicated") from error
     if self.mode == "dedicated" and "RESOURCE_EXHAUSTED" in str(error):
       return f"out of memory: {str(error).strip().splitlines()[0][:300]}"
     raise InfrastructureError(f"the evaluator failed on {layout.text}: {type(error).__name__}: {error}") from error

@@ -30,17 +30,18 @@ from aira_jax.compose.aggregate import Aggregation, aggregate
 from aira_jax.compose.config import ComposeConfig, ConfigError
 from aira_jax.compose.families import scale_families, space_of
 from aira_jax.compose.flops import training_flops_per_token
-from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches, score_in_batches
+from aira_jax.compose.programs import LayoutProgram, compose_optimizer
 from aira_jax.faults import Interrupted, check_stop, retry_infrastructure
 from aira_jax.results.run_files import RunFiles
 from aira_jax.compose.scaling import (Comparison, FamilyFit, IsoFlopPoint, compare_families, fit_family,
                                       plan_isoflop)
 from aira_jax.layout import Layout
-from aira_jax.models.config import ModelConfig
+from aira_jax.model_config import ModelConfig
 from aira_jax.models.counting import count_params
 from aira_jax.models.presets import preset_config
 from aira_jax.results.store import ResultStore
 from aira_jax.tasks import make_task
+from aira_jax.train.mesh import MeshConfig, make_mesh
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,64 +113,55 @@ def width_config(base: ModelConfig, width: int, vocab_size: int, seq_len: int, *
 
 
 class _PointTrainer:
-  """Trains one (layout, width, tokens) point; switch programs are cached per width."""
+  """Trains one (layout, width, tokens) point with a `LayoutProgram` (the project's one loop): with `scale.trainer`
+  "switch", one switch program per width on one device (every family of that width shares its compile);
+  "sharded", each family's own model on a mesh over every local device. Both start from the same parameters and
+  see the same batches, so a study gives the same losses either way up to floating-point order."""
 
   def __init__(self, config: ComposeConfig, task, space: str):
     self.config, self.task, self.space = config, task, space
-    self.splits = task.splits()
+    splits = task.splits()
     scale = config.scale
     self.trainer = scale.trainer if scale.trainer != "auto" else (
         "switch" if jax.default_backend() == "cpu" else "sharded")
-    self._programs: dict[int, TrainingProgram] = {}
-    rows = max(1, min(len(self.splits["validation"]), scale.eval_tokens // scale.seq_len))
-    self.validation = {"inputs": self.splits["validation"].inputs[:rows],
-                       "targets": self.splits["validation"].targets[:rows]}
+    self.mesh = make_mesh(MeshConfig(), devices=jax.local_devices()[:1] if self.trainer == "switch" else None)
+    self._programs: dict[tuple, LayoutProgram] = {}
+    rows = max(1, min(len(splits["validation"]), scale.eval_tokens // scale.seq_len))
+    self.validation = {"inputs": splits["validation"].inputs[:rows], "targets": splits["validation"].targets[:rows]}
 
-  def train(self, layout: Layout, model_config: ModelConfig, tokens: int, seed: int) -> dict[str, float]:
+  def program(self, layout: Layout, model_config: ModelConfig) -> LayoutProgram:
+    """The program that trains `layout` at this width (built on first use)."""
+    dedicated = self.trainer == "sharded"
+    key = (model_config.d_model, layout.text if dedicated else None)
+    if key not in self._programs:
+      self._programs[key] = LayoutProgram(self.task, model_config, depth=layout.depth, space=self.space,
+                                          layout=layout if dedicated else None,
+                                          optimizer=compose_optimizer(self.config.scale.lr), mesh=self.mesh)
+    return self._programs[key]
+
+  def train(self, layout: Layout, model_config: ModelConfig, tokens: int, seed: int,
+            analytic_flops_per_token: float | None = None) -> dict[str, float | str]:
+    """The point's scores (validation "loss" and the task's metrics, "train_loss", "steps"), or for a run that
+    ended early its "loss" NaN and "status" / "error" (diverged, does not fit); Interrupted on Ctrl-C."""
     scale = self.config.scale
     steps = max(1, round(tokens / (scale.batch_size * scale.seq_len)))
-    if self.trainer == "sharded":
-      return self._train_sharded(layout, model_config, steps, seed)
-    program = self._programs.get(model_config.d_model)
-    if program is None:
-      program = TrainingProgram(self.task, model_config, depth=layout.depth, space=self.space, layout=None)
-      self._programs[model_config.d_model] = program
-    params, opt_state = program.init(seed)
-    kinds = program.kinds(layout)
-    loss = float("nan")
-    for step, batch in enumerate(sample_batches(self.splits["train"], scale.batch_size, steps, seed)):
-      check_stop()
-      params, opt_state, metrics = program.step(params, opt_state, kinds, batch, cosine_lr(step, steps, scale.lr))
-      if (step + 1) % 50 == 0 or step + 1 == steps:
-        loss = float(metrics["loss"])
-        if not math.isfinite(loss):
-          return {"loss": loss, "steps": step + 1}
-    scores = program.score(params, kinds, self.validation["inputs"], self.validation["targets"], scale.batch_size)
-    return {**scores, "train_loss": loss, "steps": steps}
-
-  def _train_sharded(self, layout, model_config, steps, seed) -> dict[str, float]:
-    from flax import nnx
-
-    from aira_jax.models import LanguageModel
-    from aira_jax.train import OptimizerConfig, make_optimizer
-    from aira_jax.train.data import ArraySource, make_loader
-    from aira_jax.train.trainer import Budget, train
-    scale = self.config.scale
-    model = LanguageModel(layout, model_config, rngs=nnx.Rngs(seed))
-    optimizer = make_optimizer(OptimizerConfig(lr=scale.lr, total_steps=steps, warmup_steps=max(steps // 10, 1),
-                                               weight_decay=0.0), nnx.split(model)[1])
-    loader = make_loader(ArraySource.from_split(self.splits["train"]), batch_size=scale.batch_size, seed=seed)
-    result = train(model, iter(loader), optimizer, Budget(max_steps=steps))
+    program = self.program(layout, model_config)
+    tokens_per_step = scale.batch_size * scale.seq_len
+    analytic = None if analytic_flops_per_token is None or program.layout is None else (
+        analytic_flops_per_token * tokens_per_step)
+    result = program.train(layout, seed, steps=steps, batch_size=scale.batch_size, check_every=50,
+                           analytic_flops_per_step=analytic)
     if result.status == "interrupted":
       raise Interrupted(result.stop_reason)
+    preflight = result.preflight
+    details = {} if preflight is None or preflight.flops_ratio is None else {"xla_over_analytic": preflight.flops_ratio}
     if result.status != "completed":
-      return {"loss": float("nan"), "steps": result.steps}
-    graphdef = nnx.split(model)[0]
-    metrics = jax.jit(lambda params, batch: self.task.metrics(nnx.merge(graphdef, params)(batch["inputs"]),
-                                                              batch["targets"]))
-    scores = score_in_batches(lambda batch: metrics(result.params, batch), self.validation["inputs"],
-                              self.validation["targets"], scale.batch_size)
-    return {**scores, "train_loss": result.final_metrics.get("loss", float("nan")), "steps": result.steps}
+      return {"loss": float("nan"), "steps": result.steps, "status": result.status, "error": result.stop_reason,
+              **details}
+    scores = program.score(result.params, layout, self.validation["inputs"], self.validation["targets"],
+                           scale.batch_size)
+    return {**scores, "train_loss": result.final_metrics.get("loss", float("nan")), "steps": result.steps,
+            **details, **({"notes": list(result.notes)} if result.notes else {})}
 
 
 def scale_task(config: ComposeConfig):
@@ -237,6 +229,8 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
       sizes = {f"d{w}": count_params(layout, configs[w]).total for w in scale.widths}
       costs = {f"d{w}": training_flops_per_token(layout, configs[w], scale.seq_len, scale.flops)
                for w in scale.widths}
+      analytic = {f"d{w}": training_flops_per_token(layout, configs[w], scale.seq_len, "analytic")
+                  for w in scale.widths}
       plan = plan_isoflop(scale.budgets, sizes, flops_per_token=costs, min_tokens=scale.min_steps * tokens_per_step,
                           tokens_per_step=tokens_per_step)
       for run in plan.dropped:
@@ -247,11 +241,15 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
         row = store.get_training_run(family, run.budget_flops, run.params)
         if row is None:
           t0 = time.perf_counter()
-          scores = retry_infrastructure(lambda: trainer.train(layout, configs[width], run.tokens, config.seed),
-                                        candidate_errors=())
+          scores = retry_infrastructure(lambda: trainer.train(layout, configs[width], run.tokens, config.seed,
+                                                              analytic[f"d{width}"]), candidate_errors=())
           loss = scores.get("loss", float("nan"))
+          for note in ([scores["error"]] if "error" in scores else []) + scores.get("notes", []):
+            if not any(note in earlier for earlier in notes):
+              notes.append(f"{family} at C={run.budget_flops:.3g}, width {width}: {note}")
           row = store.add_training_run(family, layout.text, budget_flops=run.budget_flops, params=run.params,
                                        loss=loss, tokens=run.tokens, seconds=time.perf_counter() - t0,
+                                       status=scores.get("status", "done"),
                                        details={"width": width, "flops_method": scale.flops,
                                                 "flops_per_token": run.flops_per_token,
                                                 "realised_flops": run.realised_flops, **scores})

@@ -27,7 +27,7 @@ from aira_jax import primitives
 from aira_jax.layers.norm import RMSNorm
 from aira_jax.layers.params import normal, param
 from aira_jax.layout import Layout, as_layout
-from aira_jax.models.config import ModelConfig
+from aira_jax.model_config import ModelConfig
 from aira_jax.models.language_model import LanguageModel, soft_cap
 from aira_jax.train.step import Batch, Metrics, lm_loss
 
@@ -162,6 +162,31 @@ def switch_path(path: tuple, kinds: np.ndarray) -> tuple[tuple, int | None]:
   if path[0] == "layers":
     return ("stacks", int(kinds[path[1]])) + tuple(path[2:]), int(path[1])
   return tuple(path), None
+
+
+def switch_params(dedicated: nnx.State, abstract: nnx.State, kinds: np.ndarray) -> nnx.State:
+  """Switch-model parameters with the structure of `abstract` (the switch model's state, e.g. of
+  `nnx.eval_shape`) holding `dedicated`'s (a `LanguageModel`'s state for the layout `kinds`) in the slots the
+  layout uses and zeros in the others, which the layout never reads (they get zero gradient). Built this way,
+  a switch model computes exactly the dedicated model's function (`load_dedicated` without a concrete switch
+  model)."""
+  values: dict[tuple, object] = {}
+  for path, variable in nnx.to_flat_state(dedicated):
+    target, slot = switch_path(path, kinds)
+    if slot is None:
+      values[target] = variable.get_value()
+    else:
+      values.setdefault(target, {})[slot] = variable.get_value()
+  placed = []
+  for path, variable in nnx.to_flat_state(abstract):
+    spec, value = variable.get_value(), values.get(tuple(path))
+    if not isinstance(value, (dict, type(None))):
+      placed.append((path, variable.replace(value)))
+      continue
+    slots = value or {}
+    zeros = jnp.zeros(spec.shape[1:], spec.dtype)
+    placed.append((path, variable.replace(jnp.stack([slots.get(i, zeros) for i in range(spec.shape[0])]))))
+  return nnx.from_flat_state(placed)
 
 
 def _check_pair(switch: SwitchLanguageModel, model: LanguageModel) -> np.ndarray:

@@ -4,6 +4,12 @@
 either AdamW on every parameter or Muon (`optax.contrib.scale_by_muon`, Newton-Schulz orthogonalised
 momentum) on the hidden matrices with AdamW on the rest, via `optax.multi_transform`.
 
+The schedule is a traced hyperparameter: the transformation is wrapped in `optax.inject_hyperparams` with one
+hyperparameter `lr_scale` (a float32 scalar in the optimizer state) that multiplies every peak learning rate.
+The training loop evaluates `lr_multiplier(config, total_steps)` on the host and passes it into the step
+(`aira_jax.train.step.train_step`), so one compiled step serves runs of any length and any schedule; the
+run's length is an argument of the schedule, not of the compiled program.
+
 Weight decay (decoupled, times the scheduled learning rate) applies to parameters with two or more dimensions:
 projection matrices, the embedding / output head (when `decay_embeddings`, the GPT-2 / nanoGPT convention)
 and the Mamba depthwise-conv kernels. Norm scales, biases and other 1-D parameters (A_log, D, dt bias) are not
@@ -43,9 +49,12 @@ class OptimizerConfig:
   lr: peak learning rate of AdamW; muon_lr: peak learning rate of the Muon group; muon_beta: its momentum.
   weight_decay, b1, b2, eps: AdamW's (decay is decoupled and masked, see the module docstring).
   clip_norm: clip gradients to this global L2 norm (None = off).
-  schedule: "warmup_cosine" (linear warmup, cosine to min_lr_ratio * lr at total_steps), "linear" (warmup,
+  schedule: "warmup_cosine" (linear warmup, cosine to min_lr_ratio * lr at the last step), "linear" (warmup,
     then linear to min_lr_ratio * lr), "constant_then_decay" (WSD: warmup, constant, then linear to
-    min_lr_ratio * lr over the last decay_fraction of total_steps), "constant" (warmup, then constant).
+    min_lr_ratio * lr over the last decay_fraction of the steps), "constant" (warmup, then constant).
+  warmup_steps: warmup length; or warmup_fraction (when set, it wins): that fraction of the run's steps, at
+    least 1. total_steps: the run length the schedule assumes unless the loop passes another.
+  Step s (0-based) of the warmup trains at (s + 1) / warmup of the peak, so the first update is not wasted.
   """
 
   name: OptimizerName = "adamw"
@@ -57,6 +66,7 @@ class OptimizerConfig:
   clip_norm: float | None = 1.0
   schedule: ScheduleName = "warmup_cosine"
   warmup_steps: int = 0
+  warmup_fraction: float | None = None
   total_steps: int = 1000
   decay_fraction: float = 0.2
   min_lr_ratio: float = 0.1
@@ -72,37 +82,55 @@ class OptimizerConfig:
     if self.total_steps < 1 or not 0 <= self.warmup_steps <= self.total_steps:
       raise ValueError(f"need total_steps >= 1 and 0 <= warmup_steps <= total_steps, got "
                        f"warmup_steps={self.warmup_steps}, total_steps={self.total_steps}")
+    if self.warmup_fraction is not None and not 0.0 <= self.warmup_fraction < 1.0:
+      raise ValueError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction}")
     if not 0.0 <= self.decay_fraction <= 1.0 or not 0.0 <= self.min_lr_ratio <= 1.0:
       raise ValueError(f"decay_fraction and min_lr_ratio must lie in [0, 1], got {self.decay_fraction}, "
                        f"{self.min_lr_ratio}")
 
 
-def lr_multiplier(config: OptimizerConfig):
-  """step (int32 scalar) -> float32 factor in [0, 1] that scales the peak learning rates."""
-  warmup, total, floor = config.warmup_steps, config.total_steps, config.min_lr_ratio
-  decay_start = warmup if config.schedule != "constant_then_decay" else max(
-      warmup, total - int(round(config.decay_fraction * total)))
-
-  def multiplier(step):
-    step = jnp.asarray(step, jnp.float32)
-    warm = jnp.minimum(1.0, step / warmup) if warmup > 0 else jnp.float32(1.0)
-    progress = jnp.clip((step - decay_start) / max(total - decay_start, 1), 0.0, 1.0)
-    if config.schedule == "warmup_cosine":
-      after = floor + (1.0 - floor) * 0.5 * (1.0 + jnp.cos(math.pi * progress))
-    elif config.schedule in ("linear", "constant_then_decay"):
-      after = 1.0 - (1.0 - floor) * progress
-    else:
-      after = jnp.float32(1.0)
-    return jnp.where(step < warmup, warm, after).astype(jnp.float32)
-
-  return multiplier
+def warmup_length(config: OptimizerConfig, total_steps: int) -> int:
+  """Warmup steps of a run of `total_steps`: `warmup_fraction` of them (at least 1) when set, else
+  `warmup_steps` (capped at the run length)."""
+  if config.warmup_fraction is not None:
+    return max(int(config.warmup_fraction * total_steps), 1)
+  return min(config.warmup_steps, total_steps)
 
 
-def lr_schedule(config: OptimizerConfig, peak: float | None = None) -> optax.Schedule:
-  """The learning rate at each step: `peak` (default `config.lr`) times `lr_multiplier(config)`."""
+def lr_multiplier(config: OptimizerConfig, step: int, total_steps: int | None = None) -> float:
+  """The factor in [0, 1] that scales the peak learning rates at 0-based `step` of a run of `total_steps`
+  (default `config.total_steps`); computed on the host, passed into the step as the `lr_scale`
+  hyperparameter. The decay reaches `min_lr_ratio` at the last step (total_steps - 1) and stays there."""
+  total = config.total_steps if total_steps is None else int(total_steps)
+  warmup, floor = warmup_length(config, total), config.min_lr_ratio
+  if step < warmup:
+    return (step + 1) / warmup
+  last = total - 1
+  decay_start = warmup
+  if config.schedule == "constant_then_decay":
+    decay_start = max(warmup, total - int(round(config.decay_fraction * total)))
+  progress = min(max((step - decay_start) / (last - decay_start), 0.0), 1.0) if last > decay_start else 1.0
+  if config.schedule == "warmup_cosine":
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+  if config.schedule in ("linear", "constant_then_decay"):
+    return 1.0 - (1.0 - floor) * progress
+  return 1.0
+
+
+def lr_schedule(config: OptimizerConfig, total_steps: int | None = None, peak: float | None = None):
+  """step -> the learning rate there: `peak` (default `config.lr`) times `lr_multiplier` (host-side floats)."""
   peak = config.lr if peak is None else peak
-  multiplier = lr_multiplier(config)
-  return lambda step: peak * multiplier(step)
+  return lambda step: peak * lr_multiplier(config, int(step), total_steps)
+
+
+def set_lr_scale(opt_state, lr_scale):
+  """`opt_state` with its `lr_scale` hyperparameter replaced (inside a traced step); unchanged when the
+  optimizer has none (a plain optax transformation: its own schedule, if any, applies)."""
+  hyperparams = getattr(opt_state, "hyperparams", None)
+  if hyperparams is None or "lr_scale" not in hyperparams:
+    return opt_state
+  value = jnp.asarray(lr_scale, hyperparams["lr_scale"].dtype)
+  return opt_state._replace(hyperparams={**hyperparams, "lr_scale": value})
 
 
 def _names(path) -> list[str]:
@@ -156,29 +184,34 @@ def muon_dimension_numbers(params):
   return jax.tree.map(dims, params, nnx.get_partition_spec(params), is_leaf=is_masked)
 
 
-def _adamw(config: OptimizerConfig) -> optax.GradientTransformation:
-  return optax.adamw(lr_schedule(config), b1=config.b1, b2=config.b2, eps=config.eps,
+def _adamw(config: OptimizerConfig, lr_scale) -> optax.GradientTransformation:
+  return optax.adamw(config.lr * lr_scale, b1=config.b1, b2=config.b2, eps=config.eps,
                      weight_decay=config.weight_decay,
                      mask=lambda tree: weight_decay_mask(tree, config.decay_embeddings))
 
 
-def _muon(config: OptimizerConfig) -> optax.GradientTransformation:
+def _muon(config: OptimizerConfig, lr_scale) -> optax.GradientTransformation:
   """Muon: orthogonalised Nesterov momentum, decoupled weight decay, then minus the scheduled muon_lr."""
   return optax.chain(
       scale_by_muon(beta=config.muon_beta, weight_dimension_numbers=muon_dimension_numbers),
       optax.add_decayed_weights(config.weight_decay),
-      optax.scale_by_learning_rate(lr_schedule(config, config.muon_lr)),
+      optax.scale_by_learning_rate(config.muon_lr * lr_scale),
   )
 
 
 def make_optimizer(config: OptimizerConfig, params) -> optax.GradientTransformation:
-  """The optax transformation for `config`. `params` (an `nnx.State` or any pytree of arrays, or of
-  ShapeDtypeStructs) gives the structure the masks and labels are built for."""
-  if config.name == "adamw":
-    inner = _adamw(config)
-  else:
-    labels = muon_labels(params)
-    inner = optax.multi_transform({"muon": _muon(config), "adamw": _adamw(config)}, labels)
-  if config.clip_norm is None:
-    return inner
-  return optax.chain(optax.clip_by_global_norm(config.clip_norm), inner)
+  """The optax transformation for `config`, its learning rates scaled by the traced `lr_scale` hyperparameter
+  (module docstring). `params` (an `nnx.State` or any pytree of arrays, or of ShapeDtypeStructs) gives the
+  structure the masks and labels are built for."""
+  labels = muon_labels(params) if config.name == "muon" else None
+
+  def build(lr_scale):
+    if config.name == "adamw":
+      inner = _adamw(config, lr_scale)
+    else:
+      inner = optax.multi_transform({"muon": _muon(config, lr_scale), "adamw": _adamw(config, lr_scale)}, labels)
+    if config.clip_norm is None:
+      return inner
+    return optax.chain(optax.clip_by_global_norm(config.clip_norm), inner)
+
+  return optax.inject_hyperparams(build)(lr_scale=1.0)

@@ -80,12 +80,13 @@ def format_bytes(num_bytes: float) -> str:
 
 
 def check_fits(report: PreflightReport, device_memory_bytes: int | None) -> None:
-  """Raises PreflightError, naming both sizes and what to change, when `report` does not fit a device."""
+  """Raises PreflightError "does not fit: needs X of Y per device ...", naming what to change, when `report`
+  does not fit a device."""
   if report.fits(device_memory_bytes):
     return
   what = f"{report.label}: " if report.label else ""
   needs, has = format_bytes(report.peak_memory_bytes), format_bytes(device_memory_bytes)
-  raise PreflightError(f"{what}needs {needs} per device, the device has {has}: "
+  raise PreflightError(f"{what}does not fit: needs {needs} of {has} per device; "
                        "reduce batch_size, seq_len or model size, or shard over more devices")
 
 
@@ -177,22 +178,29 @@ def preflight(fn: Callable, *example_args, params: Any = None, device_memory_byt
   except Exception as error:
     what = f"{label}: " if label else ""
     raise PreflightError(f"{what}compilation failed: {type(error).__name__}: {error}") from error
-  done = time.perf_counter()
+  report = report_compiled(compiled, label=label, params=params, analytic_flops=analytic_flops,
+                           lower_seconds=lowered_at - start, compile_seconds=time.perf_counter() - lowered_at)
+  if device_memory_bytes is not None:
+    check_fits(report, device_memory_bytes)
+  return report
+
+
+def report_compiled(compiled, *, label: str = "", params: Any = None, analytic_flops: float | None = None,
+                    lower_seconds: float = 0.0, compile_seconds: float = 0.0) -> PreflightReport:
+  """The `PreflightReport` of an already compiled program (`jax.stages.Compiled`); arguments as `preflight`,
+  with the lowering and compile times measured by the caller."""
   cost = _cost(compiled)
-  report = PreflightReport(
+  return PreflightReport(
       label=label,
       param_count=None if params is None else count_leaves(params),
       flops=_optional_float(cost, "flops"),
       analytic_flops=None if analytic_flops is None else float(analytic_flops),
       bytes_accessed=_optional_float(cost, "bytes accessed"),
       num_devices=_num_devices(compiled),
-      lower_seconds=lowered_at - start,
-      compile_seconds=done - lowered_at,
+      lower_seconds=lower_seconds,
+      compile_seconds=compile_seconds,
       **_memory(compiled),
   )
-  if device_memory_bytes is not None:
-    check_fits(report, device_memory_bytes)
-  return report
 
 
 def _si(value: float) -> str:

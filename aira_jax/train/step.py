@@ -1,10 +1,14 @@
-"""The language-model loss, the pure train step, and the one place that jits it with shardings and donation.
+"""The language-model loss, the pure train and eval steps, and the one place that jits them.
 
-`train_step` is a plain function of (params, opt_state, batch): it merges the NNX graph with the parameters,
-takes gradients of the token-level cross-entropy (plus optional z-loss), accumulates them over micro-batches
-with `lax.scan`, and applies the optax update. `compile_train_step` is the only `jax.jit` site: parameters and
-optimizer state keep the shardings the logical-axis rules give them, the batch is split over ("data", "fsdp"),
-metrics are replicated, and the old parameters and optimizer state are donated.
+`train_step` is a plain function of (params, opt_state, batch, model_inputs, lr_scale): it merges the NNX graph
+with the parameters, calls the model on `batch["inputs"]` and the `model_inputs` keywords (e.g. the switch
+model's layer kinds: an input, so one program serves every layout), takes gradients of the token-level
+cross-entropy (plus optional z-loss), accumulates them over micro-batches with `lax.scan`, sets the optimizer's
+traced `lr_scale` hyperparameter (the schedule, evaluated by the loop on the host) and applies the optax
+update. `eval_step` returns a task's metrics of the logits. `jit_train_step` and `jit_eval_step` are the
+project's jit sites for training: parameters and optimizer state keep the shardings the logical-axis rules
+give them, the batch is split over ("data", "fsdp"), model inputs, the learning-rate scale and metrics are
+replicated, and the train step donates the old parameters and optimizer state.
 
 Gradient accumulation weights micro-batches by their counted tokens (targets != IGNORE): each micro-batch
 contributes the *sum* of its per-token losses and gradients, and the total is divided once by the tokens
@@ -15,6 +19,7 @@ order), whether or not the micro-batches count the same number of tokens.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -24,9 +29,13 @@ from jax.sharding import Mesh
 
 from aira_jax.tasks.base import IGNORE
 from aira_jax.train.mesh import batch_sharding, param_shardings, replicated, tree_shardings
+from aira_jax.train.optimizers import set_lr_scale
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
+ModelInputs = dict[str, jax.Array]
+"""Keyword inputs of the model besides the tokens (replicated), e.g. {"kinds": (depth,) int32} for the switch
+model; {} for a `LanguageModel`."""
 
 
 def lm_loss_sums(logits: jax.Array, targets: jax.Array, z_loss: float = 0.0) -> dict[str, jax.Array]:
@@ -78,16 +87,22 @@ def lm_loss(logits: jax.Array, targets: jax.Array, z_loss: float = 0.0) -> tuple
   return metrics["loss"], metrics
 
 
+def lm_metrics(logits: jax.Array, targets: jax.Array) -> Metrics:
+  """`lm_loss`'s metrics alone (the default metrics of `eval_step`)."""
+  return lm_loss(logits, targets)[1]
+
+
 def _cast_floats(tree, dtype):
   return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
-def _summed_loss(params: nnx.State, batch: Batch, graphdef: nnx.GraphDef, z_loss: float, compute_dtype):
+def _summed_loss(params: nnx.State, batch: Batch, model_inputs: ModelInputs, graphdef: nnx.GraphDef, z_loss: float,
+                 compute_dtype):
   """(sum of per-token losses, sums) for one micro-batch; the gradient of the first is what accumulates."""
   if compute_dtype is not None:
     params = _cast_floats(params, jnp.dtype(compute_dtype))
   model = nnx.merge(graphdef, params)
-  logits = model(batch["inputs"])
+  logits = model(batch["inputs"], **model_inputs)
   sums = lm_loss_sums(logits, batch["targets"], z_loss)
   return sums["ce"] + sums["z_loss"], sums
 
@@ -105,8 +120,9 @@ def _split_micro_batches(batch: Batch, steps: int) -> Batch:
   return jax.tree.map(split, batch)
 
 
-def loss_and_grads(params: nnx.State, batch: Batch, *, graphdef: nnx.GraphDef, grad_accum_steps: int = 1,
-                   parallel_branches: int = 1, z_loss: float = 0.0, compute_dtype=None) -> tuple[Metrics, nnx.State]:
+def loss_and_grads(params: nnx.State, batch: Batch, model_inputs: ModelInputs | None = None, *,
+                   graphdef: nnx.GraphDef, grad_accum_steps: int = 1, parallel_branches: int = 1, z_loss: float = 0.0,
+                   compute_dtype=None) -> tuple[Metrics, nnx.State]:
   """Metrics and the gradient of the mean loss over all counted tokens of `batch` (token-weighted
   accumulation over `grad_accum_steps` micro-batches, one after another, each computed as `parallel_branches`
   independent slices whose gradients are summed). Gradients have the params' structure and dtype.
@@ -120,11 +136,13 @@ def loss_and_grads(params: nnx.State, batch: Batch, *, graphdef: nnx.GraphDef, g
                      ">= 1")
   summed_grad = jax.grad(_summed_loss, has_aux=True)
 
+  model_inputs = {} if model_inputs is None else model_inputs
+
   def grad_fn(params, micro_batch, **kwargs):
     if parallel_branches == 1:
-      return summed_grad(params, micro_batch, **kwargs)
+      return summed_grad(params, micro_batch, model_inputs, **kwargs)
     slices = _split_micro_batches(micro_batch, parallel_branches)
-    branches = [summed_grad(params, jax.tree.map(lambda x: x[i], slices), **kwargs)
+    branches = [summed_grad(params, jax.tree.map(lambda x: x[i], slices), model_inputs, **kwargs)
                 for i in range(parallel_branches)]
     return jax.tree.map(lambda *parts: functools.reduce(jnp.add, parts), *branches)
 
@@ -144,9 +162,10 @@ def loss_and_grads(params: nnx.State, batch: Batch, *, graphdef: nnx.GraphDef, g
   return metrics_from_sums(sums), grads
 
 
-def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, *, graphdef: nnx.GraphDef,
-               optimizer: optax.GradientTransformation, grad_accum_steps: int = 1, parallel_branches: int = 1,
-               z_loss: float = 0.0, compute_dtype=None) -> tuple[nnx.State, optax.OptState, Metrics]:
+def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, model_inputs: ModelInputs | None = None,
+               lr_scale: jax.Array | float = 1.0, *, graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation,
+               grad_accum_steps: int = 1, parallel_branches: int = 1, z_loss: float = 0.0,
+               compute_dtype=None) -> tuple[nnx.State, optax.OptState, Metrics]:
   """One optimizer step on `batch`.
 
   Args:
@@ -154,6 +173,9 @@ def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, *, gr
     opt_state: `optimizer.init(params)`.
     batch: {"inputs": (B, L) int32, "targets": (B, L) int32 with IGNORE = -100}; B divisible by
       grad_accum_steps.
+    model_inputs: keyword inputs of the model besides the tokens (`ModelInputs`), default none.
+    lr_scale: the schedule's factor at this step (`optimizers.lr_multiplier`), set as the optimizer's traced
+      `lr_scale` hyperparameter (ignored by an optimizer without one).
     graphdef: the model's static graph (`nnx.split(model)[0]`).
     parallel_branches: compute each micro-batch as this many independent slices (for CPU; see
       `loss_and_grads`); grad_accum_steps x parallel_branches must divide B.
@@ -163,40 +185,54 @@ def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, *, gr
     (new params, new opt_state, metrics): float32 scalars "loss", "ce", "z_loss", "accuracy", "tokens",
     "grad_norm" (global L2 norm of the gradient before the optimizer's clipping).
   """
-  metrics, grads = loss_and_grads(params, batch, graphdef=graphdef, grad_accum_steps=grad_accum_steps,
+  metrics, grads = loss_and_grads(params, batch, model_inputs, graphdef=graphdef, grad_accum_steps=grad_accum_steps,
                                   parallel_branches=parallel_branches, z_loss=z_loss, compute_dtype=compute_dtype)
-  updates, opt_state = optimizer.update(grads, opt_state, params)
+  updates, opt_state = optimizer.update(grads, set_lr_scale(opt_state, lr_scale), params)
   params = optax.apply_updates(params, updates)
   return params, opt_state, {**metrics, "grad_norm": optax.tree.norm(grads)}
 
 
-def compile_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, mesh: Mesh,
-                       params: nnx.State, opt_state: optax.OptState, example_batch: Batch, *,
-                       lower: bool = False, **step_kwargs):
-  """Wraps `train_step` in `jax.jit` with explicit shardings and donation: the run's one jit site.
+def eval_step(params: nnx.State, batch: Batch, model_inputs: ModelInputs | None = None, *, graphdef: nnx.GraphDef,
+              metrics_fn: Callable[[jax.Array, jax.Array], Metrics] | None = None) -> Metrics:
+  """`metrics_fn(logits, targets)` of the model on `batch` (default: `lm_loss`'s metrics; a task passes its
+  own, e.g. `Task.metrics` with val_bpb)."""
+  model = nnx.merge(graphdef, params)
+  logits = model(batch["inputs"], **({} if model_inputs is None else model_inputs))
+  return (metrics_fn or lm_metrics)(logits, batch["targets"])
+
+
+def jit_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, mesh: Mesh, params: nnx.State,
+                   opt_state: optax.OptState, **step_kwargs):
+  """`train_step` wrapped in `jax.jit` with explicit shardings and donation.
 
   Args:
     graphdef, optimizer: static parts of the step (closed over).
     mesh: from `make_mesh`; params / opt_state shardings follow the logical-axis rules, the batch is split
-      over ("data", "fsdp"), metrics are replicated.
-    params, opt_state, example_batch: arrays or `jax.ShapeDtypeStruct`s giving structure, shapes and dtypes.
-    lower: also lower the step for `example_batch` (for preflight: `.compile().memory_analysis()`).
+      over ("data", "fsdp"), model inputs, lr_scale and metrics are replicated.
+    params, opt_state: arrays or `jax.ShapeDtypeStruct`s giving the structure the shardings are built for.
     step_kwargs: grad_accum_steps, parallel_branches, z_loss, compute_dtype.
   Returns:
-    step(params, opt_state, batch) -> (params, opt_state, metrics), whose params and opt_state arguments are
-    donated (do not reuse them after the call); with lower=True, (step, lowered).
-  Place params and opt_state first with `place_train_state(params, opt_state, mesh)`: arrays on other
-  shardings are resharded, and unplaced ones make the second call compile the step again.
+    step(params, opt_state, batch, model_inputs, lr_scale) -> (params, opt_state, metrics), whose params and
+    opt_state arguments are donated (do not reuse them after the call). Place params and opt_state first with
+    `place_train_state(params, opt_state, mesh)`: arrays on other shardings are resharded, and unplaced ones
+    make the second call compile the step again. `aira_jax.train.trainer.Trainer` compiles it ahead (preflight)
+    and keeps one compiled program per input signature.
   """
   params_sharding = param_shardings(params, mesh)
   opt_sharding = tree_shardings(opt_state, mesh)
-  data_sharding = jax.tree.map(lambda _: batch_sharding(mesh), example_batch)
-  step = jax.jit(
+  data, rep = batch_sharding(mesh), replicated(mesh)
+  return jax.jit(
       functools.partial(train_step, graphdef=graphdef, optimizer=optimizer, **step_kwargs),
-      in_shardings=(params_sharding, opt_sharding, data_sharding),
-      out_shardings=(params_sharding, opt_sharding, replicated(mesh)),
+      in_shardings=(params_sharding, opt_sharding, data, rep, rep),
+      out_shardings=(params_sharding, opt_sharding, rep),
       donate_argnums=(0, 1),
   )
-  if lower:
-    return step, step.lower(params, opt_state, example_batch)
-  return step
+
+
+def jit_eval_step(graphdef: nnx.GraphDef, mesh: Mesh, params: nnx.State,
+                  metrics_fn: Callable[[jax.Array, jax.Array], Metrics] | None = None):
+  """`eval_step` wrapped in `jax.jit`: params keep their shardings, the batch is split over the batch axes,
+  model inputs and metrics are replicated. Returns eval(params, batch, model_inputs) -> metrics."""
+  rep = replicated(mesh)
+  return jax.jit(functools.partial(eval_step, graphdef=graphdef, metrics_fn=metrics_fn),
+                 in_shardings=(param_shardings(params, mesh), batch_sharding(mesh), rep), out_shardings=rep)

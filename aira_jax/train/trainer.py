@@ -1,16 +1,21 @@
-"""The training loop: budgets, periodic evaluation, divergence detection, logging, progress and checkpoints.
+"""The one training loop: preflight, budgets, the schedule, periodic evaluation, divergence, logging, checkpoints.
 
-`train(model, batches, optimizer, budget, ...)` splits the model (`nnx.split`), places parameters and optimizer
-state on the mesh by the logical-axis rules, compiles the one jit'd step (`compile_train_step`) and runs it on
-the batches until a budget is reached:
-- steps, tokens (input tokens processed), FLOPs (`flops_per_step` x steps) or wall-clock seconds; the clock
-  starts after the first (compiling) step, as autoresearch does, and compile time is reported apart;
-- a non-finite loss or gradient norm stops the run with status "diverged" (checked every step: one scalar
-  read per step);
-- Ctrl-C stops it with status "interrupted" after the current step (a checkpoint is written if a
-  checkpointer is given), so nothing done is lost: a KeyboardInterrupt, or under
-  `aira_jax.faults.stop_on_ctrl_c` (the CLIs) the stop flag, checked before every step.
-Evaluation runs every `eval_every` steps and at the end through a caller-provided `evaluate(params)`.
+Every training run of the project goes through `Trainer` (the compose evaluator, the compose scale stage on
+CPU and on accelerators, and `train` for a model of your own). A `Trainer` holds one model graph, optimizer and
+mesh; `run(params, opt_state, batches, budget, ...)`:
+- compiles the step ahead (`jit_train_step(...).lower(...).compile()`) once per input signature and keeps
+  the compiled program, so many runs of any length share one compile (the schedule is an input, see
+  train/optimizers.py); this is the preflight: XLA's memory analysis is checked against the device's memory
+  and a run that cannot fit ends with status "does not fit" ("does not fit: needs X GiB of Y GiB per
+  device ...") before its first step, and XLA's FLOPs are recorded next to the analytic count;
+- stops at a budget: steps, tokens (input tokens processed), FLOPs (`flops_per_step` x steps) or wall-clock
+  seconds (the clock starts after the first step; compile time is reported apart);
+- stops with status "diverged" on a non-finite loss or gradient norm (read every `check_every` steps: one
+  device sync each);
+- stops with status "interrupted" on Ctrl-C (a KeyboardInterrupt, or the stop flag of
+  `aira_jax.faults.stop_on_ctrl_c`, checked before every step), after saving a checkpoint when given one.
+Evaluation runs every `eval_every` steps and at the end through a caller-provided `evaluate(params)`;
+`Trainer.score` scores parameters on rows of a split in fixed-size batches with the jitted eval step.
 """
 
 from __future__ import annotations
@@ -21,15 +26,20 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jax
 import numpy as np
 import optax
 from flax import nnx
 
 from aira_jax.faults import check_stop
 from aira_jax.train.data import global_batch
+from aira_jax.train.evaluate import score_in_batches
 from aira_jax.train.loggers import MetricLogger
-from aira_jax.train.mesh import MeshConfig, make_mesh, place_train_state
-from aira_jax.train.step import compile_train_step
+from aira_jax.train.mesh import MeshConfig, make_mesh, place_train_state, replicated
+from aira_jax.train.optimizers import OptimizerConfig, lr_multiplier, make_optimizer
+from aira_jax.train.preflight import (PreflightError, PreflightReport, check_fits, device_memory_bytes,
+                                      report_compiled)
+from aira_jax.train.step import ModelInputs, jit_eval_step, jit_train_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +58,11 @@ class Budget:
 
 @dataclasses.dataclass
 class TrainResult:
-  """What a run did. `status`: "completed" (a budget was reached), "diverged", "interrupted" or
-  "data exhausted"; `seconds` excludes the first (compiling) step, timed in `compile_seconds`."""
+  """What a run did. `status`: "completed" (a budget was reached), "diverged", "interrupted", "data exhausted"
+  or "does not fit" (refused by the preflight before any step); `seconds` excludes compiling, timed in
+  `compile_seconds` (0 when the run reused a compiled step). `preflight`: what compiling the step told
+  (FLOPs next to the analytic count, memory per device); `notes`: anything a reader should know (e.g. XLA's
+  FLOPs far from the analytic count)."""
 
   status: str
   stop_reason: str
@@ -62,6 +75,8 @@ class TrainResult:
   evals: list[tuple[int, dict[str, float]]]
   params: Any
   opt_state: Any
+  preflight: PreflightReport | None = None
+  notes: tuple[str, ...] = ()
 
 
 def _budget_reason(budget: Budget, steps: int, tokens: int, flops: float, seconds: float) -> str | None:
@@ -76,91 +91,225 @@ def _budget_reason(budget: Budget, steps: int, tokens: int, flops: float, second
   return None
 
 
-def train(model: nnx.Module, batches: Iterator[dict[str, np.ndarray]], optimizer: optax.GradientTransformation,
-          budget: Budget, *, mesh=None, flops_per_step: float | None = None, eval_every: int | None = None,
+FLOPS_RATIO_RANGE = (0.5, 2.0)
+"""XLA's FLOPs over the analytic count outside this range is noted in the run's result."""
+
+
+def _signature(*trees) -> tuple:
+  """What a compiled step is specialised to: tree structures, shapes, dtypes and shardings of its inputs."""
+  leaves, structure = jax.tree.flatten(trees)
+  return (structure, tuple((np.shape(x), getattr(x, "dtype", None) or np.asarray(x).dtype,
+                            getattr(x, "sharding", None)) for x in leaves))
+
+
+class Trainer:
+  """One model graph, optimizer and mesh, and the loop that trains with them (module docstring).
+
+  Args:
+    graphdef: the model's static graph (`nnx.split(model)[0]`); a model whose call takes more than the tokens
+      gets those inputs per run (`model_inputs`, e.g. the switch model's layer kinds).
+    optimizer: from `make_optimizer` (its `lr_scale` hyperparameter carries the schedule), or any optax
+      transformation (then `lr_scale` is ignored and its own schedule applies).
+    mesh: default `make_mesh(MeshConfig())` over all devices.
+    metrics_fn: `metrics_fn(logits, targets)` for `score` (default: `lm_loss`'s metrics).
+    device_memory: bytes per device the preflight checks against; "auto" reads the mesh's first device
+      (None on CPU: not checked).
+    step_kwargs: grad_accum_steps, parallel_branches, z_loss, compute_dtype (see `train_step`).
+  """
+
+  def __init__(self, graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, *, mesh=None,
+               metrics_fn: Callable | None = None, device_memory: int | None | str = "auto", label: str = "",
+               **step_kwargs):
+    self.graphdef, self.optimizer = graphdef, optimizer
+    self.mesh = mesh if mesh is not None else make_mesh(MeshConfig())
+    self.metrics_fn, self.step_kwargs, self.label = metrics_fn, step_kwargs, label
+    self.device_memory = (device_memory_bytes(self.mesh.devices.flat[0]) if device_memory == "auto"
+                          else device_memory)
+    self.compile_seconds = 0.0  # summed over every compile of the train and eval steps
+    self._step_fn = None
+    self._eval_fn = None
+    self._eval_compiled: set[tuple] = set()
+    self._compiled: dict[tuple, tuple[Any, PreflightReport]] = {}
+
+  def init(self, params, opt_state=None) -> tuple[Any, Any]:
+    """(params, opt_state) placed on the mesh by the logical-axis rules; opt_state = `optimizer.init(params)`
+    when not given."""
+    opt_state = self.optimizer.init(params) if opt_state is None else opt_state
+    return place_train_state(params, opt_state, self.mesh)
+
+  def model_inputs(self, model_inputs: ModelInputs | None) -> ModelInputs:
+    """The model inputs as replicated arrays on the mesh."""
+    return jax.device_put(dict(model_inputs or {}), replicated(self.mesh))
+
+  def compile(self, params, opt_state, batch, model_inputs: ModelInputs) -> tuple[Any, PreflightReport, float]:
+    """(compiled step, its preflight report, seconds spent compiling now: 0 when reused) for these inputs'
+    signature. Raises PreflightError when the step does not fit the device's memory or fails to compile."""
+    key = _signature(params, opt_state, batch, model_inputs)
+    if key in self._compiled:
+      return (*self._compiled[key], 0.0)
+    if self._step_fn is None:
+      self._step_fn = jit_train_step(self.graphdef, self.optimizer, self.mesh, params, opt_state, **self.step_kwargs)
+    started = time.perf_counter()
+    try:
+      lowered = self._step_fn.lower(params, opt_state, batch, model_inputs, np.float32(1.0))
+      lowered_at = time.perf_counter()
+      compiled = lowered.compile()
+    except Exception as error:
+      what = f"{self.label}: " if self.label else ""
+      raise PreflightError(f"{what}compiling the train step failed: {type(error).__name__}: {error}") from error
+    seconds = time.perf_counter() - started
+    self.compile_seconds += seconds
+    report = report_compiled(compiled, label=self.label, params=params, lower_seconds=lowered_at - started, compile_seconds=seconds - (lowered_at - started))
+    check_fits(report, self.device_memory)
+    self._compiled[key] = (compiled, report)
+    return compiled, report, seconds
+
+  def run(self, params, opt_state, batches: Iterator[dict[str, np.ndarray]], budget: Budget, *,
+          lr_scale: Callable[[int], float] | None = None, model_inputs: ModelInputs | None = None,
+          check_every: int = 1, flops_per_step: float | None = None, eval_every: int | None = None,
           evaluate: Callable[[Any], dict[str, float]] | None = None, logger: MetricLogger | None = None,
           log_every: int = 10, progress=None, checkpointer=None, checkpoint_every: int | None = None,
-          data_state: Callable[[], Any] | None = None, params=None, opt_state=None, start_step: int = 0,
-          **step_kwargs) -> TrainResult:
-  """Trains `model` on `batches` until `budget` is reached (see the module docstring).
+          data_state: Callable[[], Any] | None = None, start_step: int = 0,
+          analytic_flops_per_step: float | None = None) -> TrainResult:
+    """Trains from (params, opt_state) (placed by `init`; donated) on `batches` until `budget` (module docstring).
+
+    Args:
+      batches: yields this process's {"inputs", "targets"} (B_local, L) int32 numpy batches.
+      lr_scale: 0-based step -> the schedule's factor (e.g. `functools.partial(lr_multiplier, config,
+        total_steps=n)`); default 1.0.
+      model_inputs: the model's keyword inputs besides the tokens, the same for every step.
+      check_every: read the loss (and check it is finite) every this many steps and at the last.
+      flops_per_step: needed for `max_flops`.
+      eval_every / evaluate: `evaluate(params) -> metrics` every `eval_every` steps and at the end.
+      logger / log_every / progress: metrics sink, its period, and a `ProgressDisplay` (both optional).
+      checkpointer / checkpoint_every / data_state: `Checkpointer` saves (params, opt_state, data_state())
+        every `checkpoint_every` steps and at the end.
+      start_step: the step the restored state was saved at (the schedule continues from it).
+      analytic_flops_per_step: the analytic FLOPs of one step, recorded in the preflight report next to XLA's
+        count (a ratio outside `FLOPS_RATIO_RANGE` is noted).
+    """
+    if budget.max_flops is not None and flops_per_step is None:
+      raise ValueError("max_flops needs flops_per_step (e.g. flops_per_token(..., training=True) * tokens/step)")
+    inputs = self.model_inputs(model_inputs)
+    steps, tokens, flops, seconds, compile_seconds = start_step, 0, 0.0, 0.0, 0.0
+    evals: list[tuple[int, dict[str, float]]] = []
+    notes: list[str] = []
+    step_metrics, report, status, reason = None, None, "completed", None
+    compiled, clock_start = None, None
+    try:
+      while True:
+        check_stop()
+        reason = _budget_reason(budget, steps - start_step, tokens, flops, seconds)
+        if reason is not None:
+          break
+        try:
+          local = next(batches)
+        except StopIteration:
+          status, reason = "data exhausted", "the batch iterator ended"
+          break
+        batch = global_batch(local, self.mesh)
+        if compiled is None:
+          try:
+            compiled, report, compile_seconds = self.compile(params, opt_state, batch, inputs)
+          except PreflightError as error:
+            status, reason = "does not fit", str(error)
+            if "does not fit" not in reason:
+              raise
+            break
+          report = dataclasses.replace(report, analytic_flops=analytic_flops_per_step)
+          notes += _flops_notes(report)
+          clock_start = time.perf_counter()
+        scale = np.float32(1.0 if lr_scale is None else lr_scale(steps))
+        params, opt_state, step_metrics = compiled(params, opt_state, batch, inputs, scale)
+        steps += 1
+        tokens += int(batch["inputs"].size)
+        flops += flops_per_step or 0.0
+        last = _budget_reason(budget, steps - start_step, tokens, flops, 0.0) is not None
+        if steps % check_every == 0 or last:
+          loss, grad_norm = (float(v) for v in jax.device_get((step_metrics["loss"], step_metrics["grad_norm"])))
+          if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            status, reason = "diverged", f"non-finite loss {loss} / grad norm {grad_norm} at step {steps}"
+            break
+          if progress is not None:
+            progress.update(steps, loss=loss)
+        seconds = time.perf_counter() - clock_start
+        if logger is not None and steps % log_every == 0:
+          logger.log(steps, {k: float(v) for k, v in step_metrics.items()})
+        if evaluate is not None and eval_every and steps % eval_every == 0:
+          evals.append((steps, dict(evaluate(params))))
+          if logger is not None:
+            logger.log(steps, {f"eval/{k}": v for k, v in evals[-1][1].items()})
+        if checkpointer is not None and checkpoint_every and steps % checkpoint_every == 0:
+          checkpointer.save(steps, params, opt_state, data_state() if data_state else None)
+    except KeyboardInterrupt:
+      status, reason = "interrupted", f"interrupted (Ctrl-C) after step {steps}"
+    metrics = {k: float(v) for k, v in step_metrics.items()} if step_metrics is not None else {}
+    if status not in ("diverged", "does not fit"):
+      if evaluate is not None and steps > start_step and (not evals or evals[-1][0] != steps):
+        evals.append((steps, dict(evaluate(params))))
+      if checkpointer is not None and steps > start_step:
+        checkpointer.save(steps, params, opt_state, data_state() if data_state else None, force=True)
+        checkpointer.wait()
+    if progress is not None:
+      progress.close()
+    return TrainResult(status=status, stop_reason=reason or "", steps=steps, tokens=tokens, flops=flops,
+                       seconds=seconds, compile_seconds=compile_seconds, final_metrics=metrics, evals=evals,
+                       params=params, opt_state=opt_state, preflight=report, notes=tuple(notes))
+
+  def score(self, params, inputs: np.ndarray, targets: np.ndarray, batch_size: int,
+            model_inputs: ModelInputs | None = None) -> dict[str, float]:
+    """`metrics_fn` over the rows (inputs, targets), `batch_size` rows at a time (`score_in_batches`)."""
+    if self._eval_fn is None:
+      self._eval_fn = jit_eval_step(self.graphdef, self.mesh, params, self.metrics_fn)
+    placed = self.model_inputs(model_inputs)
+    params_key = _signature(params, placed)
+
+    def score(batch):
+      key = (params_key, tuple(np.shape(x) for x in batch.values()))
+      if key in self._eval_compiled:
+        return self._eval_fn(params, global_batch(batch, self.mesh), placed)
+      started = time.perf_counter()  # the first call per signature compiles: timed with one evaluation
+      out = jax.block_until_ready(self._eval_fn(params, global_batch(batch, self.mesh), placed))
+      self.compile_seconds += time.perf_counter() - started
+      self._eval_compiled.add(key)
+      return out
+
+    return score_in_batches(score, inputs, targets, batch_size)
+
+
+def _flops_notes(report: PreflightReport | None) -> list[str]:
+  """A note when XLA's FLOPs are far from the analytic count (`FLOPS_RATIO_RANGE`)."""
+  ratio = None if report is None else report.flops_ratio
+  if ratio is None or FLOPS_RATIO_RANGE[0] <= ratio <= FLOPS_RATIO_RANGE[1]:
+    return []
+  return [f"XLA counts {ratio:.2f}x the analytic FLOPs of a step ({report.flops * report.num_devices:.3g} against "
+          f"{report.analytic_flops:.3g}): the analytic count misses work this model does"]
+
+
+def train(model: nnx.Module, batches: Iterator[dict[str, np.ndarray]],
+          optimizer: OptimizerConfig | optax.GradientTransformation, budget: Budget, *, mesh=None,
+          lr_scale: Callable[[int], float] | None = None, params=None, opt_state=None, start_step: int = 0,
+          device_memory: int | None | str = "auto", **kwargs) -> TrainResult:
+  """Trains `model` on `batches` until `budget` with a fresh `Trainer` (see `Trainer.run` for the keywords).
 
   Args:
     model: the Flax NNX model (its graph and initial parameters).
-    batches: yields this process's {"inputs", "targets"} (B_local, L) int32 numpy batches.
-    optimizer: from `make_optimizer`.
+    optimizer: an `OptimizerConfig` (built with `make_optimizer`; its schedule runs over `budget.max_steps`
+      steps when set, else over `config.total_steps`), or an optax transformation (with `lr_scale`).
     mesh: default `make_mesh(MeshConfig())` over all devices.
-    flops_per_step: needed for `max_flops` (e.g. `flops_per_token(..., training=True) * tokens per step`).
-    eval_every / evaluate: `evaluate(params) -> metrics` every `eval_every` steps and at the end.
-    logger / log_every / progress: metrics sink, its period, and a `ProgressDisplay` (both optional).
-    checkpointer / checkpoint_every / data_state: `Checkpointer` saves (params, opt_state, data_state()) every
-      `checkpoint_every` steps and at the end.
     params, opt_state, start_step: resume from restored state instead of the model's initial parameters.
-    step_kwargs: grad_accum_steps, parallel_branches, z_loss, compute_dtype (see `train_step`).
+  Other keywords go to `Trainer` (metrics_fn, label, grad_accum_steps, parallel_branches, z_loss,
+  compute_dtype) or `Trainer.run` (model_inputs, check_every, flops_per_step, analytic_flops_per_step,
+  eval_every, evaluate, logger, log_every, progress, checkpointer, checkpoint_every, data_state).
   """
-  if budget.max_flops is not None and flops_per_step is None:
-    raise ValueError("max_flops needs flops_per_step (e.g. flops_per_token(..., training=True) * tokens/step)")
-  mesh = mesh if mesh is not None else make_mesh(MeshConfig())
   graphdef, initial = nnx.split(model)
   params = initial if params is None else params
-  opt_state = optimizer.init(params) if opt_state is None else opt_state
-  params, opt_state = place_train_state(params, opt_state, mesh)
-
-  steps, tokens, flops, seconds, compile_seconds = start_step, 0, 0.0, 0.0, 0.0
-  evals: list[tuple[int, dict[str, float]]] = []
-  metrics: dict[str, float] = {}
-  step_fn, status, reason = None, "completed", None
-  clock_start = None
-  try:
-    while True:
-      check_stop()
-      reason = _budget_reason(budget, steps - start_step, tokens, flops, seconds)
-      if reason is not None:
-        break
-      try:
-        local = next(batches)
-      except StopIteration:
-        status, reason = "data exhausted", "the batch iterator ended"
-        break
-      batch = global_batch(local, mesh)
-      if step_fn is None:
-        step_fn = compile_train_step(graphdef, optimizer, mesh, params, opt_state, batch, **step_kwargs)
-      started = time.perf_counter()
-      params, opt_state, step_metrics = step_fn(params, opt_state, batch)
-      loss, grad_norm = float(step_metrics["loss"]), float(step_metrics["grad_norm"])  # syncs once per step
-      if clock_start is None:
-        compile_seconds = time.perf_counter() - started
-        clock_start = time.perf_counter()
-      else:
-        seconds = time.perf_counter() - clock_start
-      steps += 1
-      tokens += int(batch["inputs"].size)
-      flops += flops_per_step or 0.0
-      if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-        status, reason = "diverged", f"non-finite loss {loss} / grad norm {grad_norm} at step {steps}"
-        metrics = {"loss": loss, "grad_norm": grad_norm}
-        break
-      if logger is not None and steps % log_every == 0:
-        metrics = {k: float(v) for k, v in step_metrics.items()}
-        logger.log(steps, metrics)
-      if progress is not None:
-        progress.update(steps, loss=loss)
-      if evaluate is not None and eval_every and steps % eval_every == 0:
-        evals.append((steps, dict(evaluate(params))))
-        if logger is not None:
-          logger.log(steps, {f"eval/{k}": v for k, v in evals[-1][1].items()})
-      if checkpointer is not None and checkpoint_every and steps % checkpoint_every == 0:
-        checkpointer.save(steps, params, opt_state, data_state() if data_state else None)
-  except KeyboardInterrupt:
-    status, reason = "interrupted", f"interrupted (Ctrl-C) after step {steps}"
-  if status != "diverged":
-    metrics = {k: float(v) for k, v in step_metrics.items()} if step_fn is not None else {}
-    if evaluate is not None and steps > start_step and (not evals or evals[-1][0] != steps):
-      evals.append((steps, dict(evaluate(params))))
-    if checkpointer is not None and steps > start_step:
-      checkpointer.save(steps, params, opt_state, data_state() if data_state else None, force=True)
-      checkpointer.wait()
-  if progress is not None:
-    progress.close()
-  return TrainResult(status=status, stop_reason=reason or "", steps=steps, tokens=tokens, flops=flops,
-                     seconds=seconds, compile_seconds=compile_seconds, final_metrics=metrics, evals=evals,
-                     params=params, opt_state=opt_state)
+  if isinstance(optimizer, OptimizerConfig):
+    config, optimizer = optimizer, make_optimizer(optimizer, params)
+    if lr_scale is None:
+      total = budget.max_steps + start_step if budget.max_steps is not None else None
+      lr_scale = lambda step: lr_multiplier(config, step, total)  # noqa: E731
+  trainer_keys = ("metrics_fn", "label", "grad_accum_steps", "parallel_branches", "z_loss", "compute_dtype")
+  trainer = Trainer(graphdef, optimizer, mesh=mesh, device_memory=device_memory, **{k: kwargs.pop(k) for k in trainer_keys if k in kwargs})
+  params, opt_state = trainer.init(params, opt_state)
+  return trainer.run(params, opt_state, batches, budget, lr_scale=lr_scale, start_step=start_step, **kwargs)

@@ -1,6 +1,6 @@
-"""Tests for aira_jax.compose.evaluator (and the host-side helpers of programs.py): scores, determinism, the
-de-duplication key, invalid layouts, one program per task in switch mode, divergence, whose fault a failure
-is (the layout's or the evaluator's), Ctrl-C, config errors, and the learning-rate schedule and batch sampler.
+"""Tests for aira_jax.compose.evaluator (and programs.py): scores, determinism, the de-duplication key, invalid
+layouts, one program per task in switch mode, switch and dedicated modes agreeing, divergence, whose fault a
+failure is (the layout's or the evaluator's: a program the preflight refuses), Ctrl-C and config errors.
 
 The model is tiny and one evaluator serves the module, so its switch program compiles once. It gets a single
 device: the evaluator hands each evaluation the next device of its pool, and each of the 8 fake CPU devices
@@ -18,11 +18,9 @@ import pytest
 from aira_jax.agents.evaluation import EvalResult
 from aira_jax.compose.config import ComposeConfig, ConfigError, EvaluatorConfig, SearchConfig, validate
 from aira_jax.compose.evaluator import Evaluation, LayoutEvaluator, proxy_tasks
-from aira_jax.compose import programs
-from aira_jax.compose.programs import TrainingProgram, cosine_lr, sample_batches
+from aira_jax.compose.programs import LayoutProgram
 from aira_jax.faults import InfrastructureError, Interrupted, request_stop, stop_on_ctrl_c
 from aira_jax.layout import Layout
-from aira_jax.tasks.base import IGNORE, Split, accuracy, cross_entropy
 
 TASK = "in_context_recall"
 DEPTH = 4
@@ -38,16 +36,16 @@ def evaluator():
 
 @pytest.fixture
 def scores(monkeypatch):
-  """Every dict `TrainingProgram.score` returns ({"loss", "accuracy"} on the validation rows), in order."""
+  """Every dict `LayoutProgram.score` returns ({"loss", "accuracy"} on the validation rows), in order."""
   recorded = []
-  original = TrainingProgram.score
+  original = LayoutProgram.score
 
   def spy(self, *args):
     out = original(self, *args)
     recorded.append(out)
     return out
 
-  monkeypatch.setattr(TrainingProgram, "score", spy)
+  monkeypatch.setattr(LayoutProgram, "score", spy)
   return recorded
 
 
@@ -112,7 +110,7 @@ def test_invalid_layouts_raise(evaluator, text, fragment):
 def test_switch_mode_shares_one_program_and_the_layout_changes_the_loss(evaluator, scores):
   layouts = ["AMAM", "MMAA", "AAAA", "MMMM"]
   evaluations = [evaluator.evaluate(text, seed=1) for text in layouts]
-  assert list(evaluator._programs) == [(TASK, None)]  # one program for every layout of the task
+  assert list(evaluator._programs) == [(TASK, None, jax.devices()[0])]  # one program for every layout of the task
   assert not any(e.is_buggy for e in evaluations)
   losses = [s["loss"] for s in scores]
   # Same seed, so same initial parameters and batches: only the layout differs, and it changes the loss.
@@ -125,11 +123,26 @@ def test_dedicated_mode_builds_a_program_per_layout():
   first = evaluator.program(TASK, Layout.parse("AMAM"))
   second = evaluator.program(TASK, Layout.parse("2A+2M"))
   assert evaluator.program(TASK, Layout.parse("AMAM")) is first  # built once, then reused
-  assert set(evaluator._programs) == {(TASK, "AMAM"), (TASK, "AAMM")}
+  device = jax.devices()[0]
+  assert set(evaluator._programs) == {(TASK, "AMAM", device), (TASK, "AAMM", device)}
   assert first.layout.text == "AMAM" and second.layout.text == "AAMM"
   with pytest.raises(ValueError, match="this dedicated program trains AMAM, not AAMM"):
-    first.kinds(Layout.parse("AAMM"))
-  assert first.compile_seconds == 0  # building a program compiles nothing; the first step does
+    first.model_inputs(Layout.parse("AAMM"))
+  assert first.compile_seconds == 0  # building a program compiles nothing; the first run does
+
+
+def test_switch_and_dedicated_modes_train_the_same_function(evaluator, scores):
+  """Both start from the dedicated model's initialisation and run the same loop, so the validation loss of a
+  layout agrees up to floating-point order (it differs between layouts by far more)."""
+  dedicated = LayoutEvaluator(dataclasses.replace(CONFIG, mode="dedicated"), space=SPACE, depth=DEPTH,
+                              devices=jax.devices()[:1])
+  for text in ("AMAM", "MMAA"):
+    evaluator.evaluate(text, seed=3)
+    dedicated.evaluate(text, seed=3)
+  switch_amam, dedicated_amam, switch_mmaa, dedicated_mmaa = (s["loss"] for s in scores)
+  assert dedicated_amam == pytest.approx(switch_amam, rel=1e-5)
+  assert dedicated_mmaa == pytest.approx(switch_mmaa, rel=1e-5)
+  assert abs(switch_amam - switch_mmaa) > 100 * abs(switch_amam - dedicated_amam)
 
 
 def test_call_returns_an_eval_result(evaluator):
@@ -154,11 +167,10 @@ def test_on_evaluation_receives_every_evaluation(evaluator, monkeypatch):
   assert evaluator.done == done + 3 and evaluator.running == 0
 
 
-def test_a_huge_learning_rate_diverges(evaluator, monkeypatch):
+def test_a_huge_learning_rate_diverges():
   seen = []
-  monkeypatch.setattr(evaluator, "on_evaluation", seen.append)
-  # The learning rate is a runtime argument of the compiled step, so the same program serves this run.
-  monkeypatch.setattr(evaluator, "config", dataclasses.replace(CONFIG, lr=1e30))
+  evaluator = LayoutEvaluator(dataclasses.replace(CONFIG, lr=1e30), space=SPACE, depth=DEPTH,
+                              devices=jax.devices()[:1], on_evaluation=seen.append)
   evaluation = evaluator.evaluate("AMAM")
   assert evaluation.is_buggy and evaluation.metric is None and evaluation.per_task == {}
   assert evaluation.error.startswith(f"{TASK}: ")
@@ -206,6 +218,28 @@ def test_out_of_memory_is_the_layouts_fault_only_in_its_own_program(monkeypatch,
     assert seen == [evaluation]
 
 
+@pytest.mark.parametrize("mode", ["switch", "dedicated"])
+def test_a_program_the_preflight_refuses_fails_before_training(monkeypatch, mode):
+  """A device with 1 KiB: the compiled step needs more, so no step runs; in dedicated mode it is the layout's
+  failure ("does not fit: needs X of 1.0 KiB"), in switch mode the evaluator's (every layout shares it)."""
+  seen, steps = [], []
+  monkeypatch.setattr("aira_jax.train.trainer.device_memory_bytes", lambda device: 1024)
+  evaluator = LayoutEvaluator(dataclasses.replace(CONFIG, mode=mode), space=SPACE, depth=DEPTH,
+                              devices=jax.devices()[:1], on_evaluation=seen.append)
+  original = LayoutProgram.init
+  monkeypatch.setattr(LayoutProgram, "init", lambda self, *a: steps.append(a) or original(self, *a))
+  if mode == "switch":
+    with pytest.raises(InfrastructureError, match=r"does not fit: needs .* of 1\.0 KiB per device.*mode=dedicated"):
+      evaluator.evaluate("AMAM")
+    assert seen == []
+  else:
+    evaluation = evaluator.evaluate("AMAM")
+    assert evaluation.is_buggy and evaluation.metric is None
+    assert evaluation.error.startswith("AMAM: does not fit: needs ")
+    assert "of 1.0 KiB per device" in evaluation.error and seen == [evaluation]
+  assert len(steps) == 1  # initialised once, refused at the compile: no training step ran
+
+
 def test_ctrl_c_stops_an_evaluation_between_steps_and_records_nothing(evaluator, monkeypatch):
   seen = []
   monkeypatch.setattr(evaluator, "on_evaluation", seen.append)
@@ -242,85 +276,3 @@ def test_a_single_task_uses_its_own_metric():
   assert list(tasks) == ["mad/in_context_recall"] and tasks["mad/in_context_recall"].spec.seq_len == 16
   evaluator = LayoutEvaluator(config, space=SPACE, depth=DEPTH)
   assert evaluator.metric_name == "accuracy" and not evaluator.lower_is_better
-
-
-# --- programs.py host-side helpers. --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("total", [3, 10, 60, 101, 1000])
-def test_cosine_lr_warms_up_then_decays_to_the_floor(total):
-  peak = 3e-3
-  rates = [cosine_lr(step, total, peak) for step in range(total)]
-  warmup = max(int(0.1 * total), 1)
-  np.testing.assert_allclose(rates[:warmup], [peak * (s + 1) / warmup for s in range(warmup)], rtol=1e-12)
-  assert rates[warmup - 1] == pytest.approx(peak)
-  assert rates[-1] == pytest.approx(0.1 * peak, rel=1e-12)
-  after = np.array(rates[warmup - 1:])
-  assert np.all(np.diff(after) <= 1e-18), "not monotone after warmup"
-  assert max(rates) == pytest.approx(peak) and min(rates[warmup:]) >= 0.1 * peak * (1 - 1e-12)
-
-
-def test_cosine_lr_options():
-  assert cosine_lr(99, 100, 1.0, floor=0.0) == pytest.approx(0.0, abs=1e-12)
-  assert cosine_lr(0, 100, 1.0, warmup_fraction=0.5) == pytest.approx(1 / 50)
-  assert cosine_lr(49, 100, 1.0, warmup_fraction=0.5) == pytest.approx(1.0)
-  assert cosine_lr(500, 100, 2.0) == pytest.approx(0.2)  # past the end it stays at the floor
-
-
-def _split(rows: int) -> Split:
-  ids = np.arange(rows, dtype=np.int32)
-  return Split(inputs=np.stack([ids, ids + 100], axis=1), targets=np.stack([ids + 200, ids + 300], axis=1))
-
-
-def test_sample_batches_shapes_and_rows():
-  split = _split(40)
-  batches = list(sample_batches(split, batch_size=4, steps=5, seed=0))
-  assert len(batches) == 5
-  for batch in batches:
-    assert batch["inputs"].shape == (4, 2) and batch["targets"].shape == (4, 2)
-    np.testing.assert_array_equal(batch["targets"][:, 0], batch["inputs"][:, 0] + 200)  # rows stay whole
-  rows = np.concatenate([b["inputs"][:, 0] for b in batches])
-  assert len(set(rows.tolist())) == 20  # 20 draws from 40 rows within one permutation: no repeats
-
-
-def test_sample_batches_is_deterministic_per_seed():
-  split = _split(50)
-  draw = lambda seed: np.concatenate([b["inputs"][:, 0] for b in sample_batches(split, 8, 4, seed)])
-  np.testing.assert_array_equal(draw(3), draw(3))
-  assert not np.array_equal(draw(3), draw(4))
-
-
-def test_sample_batches_wraps_around_a_small_split():
-  split = _split(10)
-  batches = list(sample_batches(split, batch_size=4, steps=7, seed=1))  # 28 rows from 10
-  assert len(batches) == 7 and all(len(b["inputs"]) == 4 for b in batches)
-  rows = np.concatenate([b["inputs"][:, 0] for b in batches])
-  # Each block of 10 draws is a fresh permutation of the split; the last block is cut short.
-  for start in (0, 10):
-    assert sorted(rows[start:start + 10].tolist()) == list(range(10))
-  assert len(set(rows[20:].tolist())) == 8
-
-
-def test_sample_batches_with_a_batch_larger_than_the_split():
-  batches = list(sample_batches(_split(3), batch_size=5, steps=2, seed=0))
-  assert [len(b["inputs"]) for b in batches] == [5, 5]
-
-
-def test_score_in_batches_matches_one_batch_with_padding_and_ignored_targets():
-  rng = np.random.default_rng(0)
-  inputs = rng.integers(0, 7, (10, 5)).astype(np.int32)
-  targets = rng.integers(0, 7, (10, 5)).astype(np.int32)
-  targets[rng.random((10, 5)) < 0.3] = IGNORE
-  logits_table = rng.normal(size=(7, 7)).astype(np.float32)
-  shapes = set()
-
-  def score(batch):
-    shapes.add(batch["inputs"].shape)
-    logits = jnp.asarray(logits_table)[batch["inputs"]]
-    return {"loss": cross_entropy(logits, jnp.asarray(batch["targets"])),
-            "accuracy": accuracy(logits, jnp.asarray(batch["targets"]))}
-
-  whole = {k: float(v) for k, v in score({"inputs": inputs, "targets": targets}).items()}
-  batched = programs.score_in_batches(score, inputs, targets, batch_size=4)  # 4 + 4 + 2 padded rows
-  assert batched == pytest.approx(whole, rel=1e-6)
-  assert shapes == {(10, 5), (4, 5)}  # one shape for every batch, the last one padded

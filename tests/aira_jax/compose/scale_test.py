@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from aira_jax.compose import api
@@ -135,10 +136,11 @@ def test_a_target_depth_too_small_for_a_baseline_is_a_config_error(tmp_path, cor
     api.scale(config, files)
 
 
-def test_sharded_trainer_trains_a_point_like_the_switch_program(tmp_path, corpus):
-  """One isoFLOP point through aira_jax.train's sharded trainer (8 fake devices) and through the switch
-  program: both learn (loss well under the uniform ln 257) and land close (different optimizers and inits)."""
-  losses = {}
+def test_one_device_switch_and_eight_device_sharded_runs_give_the_same_losses(tmp_path, corpus):
+  """One isoFLOP point with the switch program on one device and with the family's own model sharded over the
+  8 fake devices: the same loop, optimizer, initial parameters and batches, so the study's losses agree up to
+  floating-point order (a 0.5-nat gap was tolerated when the two used different trainers)."""
+  losses, seen = {}, {}
   for trainer in ("sharded", "switch"):
     config = _config(tmp_path, corpus, trainer=trainer)
     task = scale_task(config)
@@ -146,6 +148,9 @@ def test_sharded_trainer_trains_a_point_like_the_switch_program(tmp_path, corpus
     model_config = width_config(base, 16, task.spec.vocab_size, config.scale.seq_len, head_dim=4)
     point = _PointTrainer(config, task, "AM")
     assert point.trainer == trainer
-    losses[trainer] = point.train(Layout.parse("AMAMAM"), model_config, tokens=8 * 16 * 60, seed=0)["loss"]
-  assert all(math.isfinite(v) and v < math.log(257) - 1.0 for v in losses.values()), losses
-  assert abs(losses["sharded"] - losses["switch"]) < 0.5, losses
+    scores = point.train(Layout.parse("AMAMAM"), model_config, tokens=8 * 16 * 60, seed=0)
+    losses[trainer] = scores["loss"], scores["train_loss"]
+    seen[trainer] = point.mesh.devices.size
+  assert seen == {"sharded": 8, "switch": 1}
+  assert all(math.isfinite(v) and v < math.log(257) - 1.0 for v, _ in losses.values()), losses
+  np.testing.assert_allclose(losses["sharded"], losses["switch"], rtol=2e-4)

@@ -18,32 +18,47 @@ def tiny_params(layout="AMSM"):
   return nnx.split(LanguageModel(layout, preset_config("tiny"), rngs=nnx.Rngs(0)))[1]
 
 
-def schedule_at(config, steps):
-  schedule = lr_schedule(config)
-  return [float(schedule(jnp.int32(s))) for s in steps]
+def schedule_at(config, steps, total_steps=None):
+  schedule = lr_schedule(config, total_steps)
+  return [schedule(s) for s in steps]
 
 
 def test_warmup_cosine():
-  config = OptimizerConfig(lr=1.0, schedule="warmup_cosine", warmup_steps=10, total_steps=110, min_lr_ratio=0.1)
+  """Warmup step s trains at (s + 1) / warmup; the cosine runs from the end of warmup to the last step."""
+  config = OptimizerConfig(lr=1.0, schedule="warmup_cosine", warmup_steps=10, total_steps=111, min_lr_ratio=0.1)
   cosine = lambda t: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))  # noqa: E731
-  np.testing.assert_allclose(schedule_at(config, [0, 5, 10, 35, 60, 110, 200]),
-                             [0.0, 0.5, 1.0, cosine(0.25), cosine(0.5), 0.1, 0.1], rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(schedule_at(config, [0, 4, 9, 10, 35, 60, 110, 200]),
+                             [0.1, 0.5, 1.0, 1.0, cosine(0.25), cosine(0.5), 0.1, 0.1], rtol=1e-12)
 
 
 def test_linear():
-  config = OptimizerConfig(lr=2.0, schedule="linear", warmup_steps=0, total_steps=100, min_lr_ratio=0.0)
-  np.testing.assert_allclose(schedule_at(config, [0, 25, 50, 100]), [2.0, 1.5, 1.0, 0.0], atol=1e-6)
+  config = OptimizerConfig(lr=2.0, schedule="linear", warmup_steps=0, total_steps=101, min_lr_ratio=0.0)
+  np.testing.assert_allclose(schedule_at(config, [0, 25, 50, 100]), [2.0, 1.5, 1.0, 0.0], atol=1e-12)
 
 
 def test_constant_then_decay():
-  config = OptimizerConfig(lr=1.0, schedule="constant_then_decay", warmup_steps=10, total_steps=100,
+  config = OptimizerConfig(lr=1.0, schedule="constant_then_decay", warmup_steps=10, total_steps=101,
                            decay_fraction=0.2, min_lr_ratio=0.0)
-  np.testing.assert_allclose(schedule_at(config, [5, 10, 50, 80, 90, 100]), [0.5, 1, 1, 1, 0.5, 0], atol=1e-6)
+  # decay starts at 101 - round(20.2) = 81 and reaches 0 at the last step, 100
+  np.testing.assert_allclose(schedule_at(config, [4, 10, 50, 81, 90, 100]), [0.5, 1, 1, 1, 1 - 9 / 19, 0], atol=1e-12)
 
 
 def test_constant():
   config = OptimizerConfig(lr=0.3, schedule="constant", warmup_steps=4, total_steps=100)
-  np.testing.assert_allclose(schedule_at(config, [1, 4, 99]), [0.075, 0.3, 0.3], rtol=1e-6)
+  np.testing.assert_allclose(schedule_at(config, [0, 3, 99]), [0.075, 0.3, 0.3], rtol=1e-12)
+
+
+@pytest.mark.parametrize("total", [3, 10, 60, 101, 1000])
+def test_warmup_fraction_stretches_over_each_run(total):
+  """compose's schedule: 10% warmup (at least one step), cosine to 10% of the peak at the last step, over
+  whatever length the run has (the length is an argument, not part of the compiled step)."""
+  config = OptimizerConfig(lr=3e-3, warmup_fraction=0.1, min_lr_ratio=0.1, total_steps=7)
+  rates = schedule_at(config, range(total), total_steps=total)
+  warmup = max(int(0.1 * total), 1)
+  np.testing.assert_allclose(rates[:warmup], [3e-3 * (s + 1) / warmup for s in range(warmup)], rtol=1e-12)
+  assert rates[-1] == pytest.approx(3e-4, rel=1e-12)
+  assert np.all(np.diff(rates[warmup - 1:]) <= 1e-18), "not monotone after warmup"
+  assert max(rates) == pytest.approx(3e-3) and schedule_at(config, [5 * total], total)[0] == pytest.approx(3e-4)
 
 
 def test_config_errors():
@@ -51,6 +66,8 @@ def test_config_errors():
     OptimizerConfig(schedule="cosine")
   with pytest.raises(ValueError, match="warmup_steps"):
     OptimizerConfig(warmup_steps=20, total_steps=10)
+  with pytest.raises(ValueError, match="warmup_fraction"):
+    OptimizerConfig(warmup_fraction=1.0)
 
 
 def leaf(tree):

@@ -64,7 +64,7 @@ def test_training_step_of_a_language_model():
 
 def test_too_small_device_is_refused_before_running():
   step, params = _lm_training_step("M", preset_config("tiny"))
-  with pytest.raises(PreflightError, match=r"tiny LM: needs .* per device, the device has 1\.0 KiB: reduce"):
+  with pytest.raises(PreflightError, match=r"tiny LM: does not fit: needs .* of 1\.0 KiB per device; reduce"):
     preflight(step, _abstract(params), jax.ShapeDtypeStruct((BATCH, SEQ), jnp.int32), device_memory_bytes=1024,
               label="tiny LM")
 
@@ -147,7 +147,7 @@ def test_check_fits_message_names_both_sizes():
   check_fits(report, None)
   with pytest.raises(PreflightError) as error:
     check_fits(report, 8 * gib)
-  assert str(error.value) == ("needs 12.3 GiB per device, the device has 8.0 GiB: reduce batch_size, seq_len or "
+  assert str(error.value) == ("does not fit: needs 12.3 GiB of 8.0 GiB per device; reduce batch_size, seq_len or "
                               "model size, or shard over more devices")
 
 

@@ -12,7 +12,7 @@ from aira_jax.models.presets import preset_config
 from aira_jax.tasks.base import IGNORE
 from aira_jax.train.mesh import MeshConfig, make_mesh, place_train_state
 from aira_jax.train.optimizers import OptimizerConfig, make_optimizer
-from aira_jax.train.step import compile_train_step, lm_loss, loss_and_grads, train_step
+from aira_jax.train.step import jit_train_step, lm_loss, loss_and_grads, train_step
 
 LAYOUT = "AMSM"
 
@@ -114,10 +114,10 @@ def test_tiny_lm_overfits_a_fixed_batch():
   mesh = make_mesh(MeshConfig(1, 1, 1), devices=jax.devices()[:1])
   batch = fixed_batch(batch=4)
   opt_state = optimizer.init(params)
-  step = compile_train_step(graphdef, optimizer, mesh, params, opt_state, batch)
+  step = jit_train_step(graphdef, optimizer, mesh, params, opt_state)
   losses = []
   for _ in range(150):
-    params, opt_state, metrics = step(params, opt_state, batch)
+    params, opt_state, metrics = step(params, opt_state, batch, {}, 1.0)
     losses.append(float(metrics["loss"]))
   assert losses[0] > 3.5 and losses[-1] < 0.2, (losses[0], losses[-1])
 
@@ -127,11 +127,11 @@ def _run_steps(mesh, steps=3):
   optimizer = make_optimizer(OptimizerConfig(name="muon", lr=3e-3, warmup_steps=1, total_steps=10), params)
   params, opt_state = place_train_state(params, optimizer.init(params), mesh)
   batch = fixed_batch()
-  step = compile_train_step(graphdef, optimizer, mesh, params, opt_state, batch, grad_accum_steps=2, z_loss=1e-4)
+  step = jit_train_step(graphdef, optimizer, mesh, params, opt_state, grad_accum_steps=2, z_loss=1e-4)
   specs_before = jax.tree.map(lambda x: x.sharding.spec, params)
   losses = []
-  for _ in range(steps):
-    params, opt_state, metrics = step(params, opt_state, batch)
+  for number in range(steps):
+    params, opt_state, metrics = step(params, opt_state, batch, {}, np.float32(0.5 + 0.25 * number))
     losses.append(float(metrics["loss"]))
   assert step._cache_size() == 1  # placed inputs: the step compiled once, not again for its own outputs
   return losses, params, specs_before
@@ -148,12 +148,34 @@ def test_sharded_steps_match_single_device_and_keep_shardings():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5), sharded_params, single_params)
 
 
-def test_compile_can_return_lowered_for_preflight():
+def test_the_step_lowers_on_abstract_inputs_with_shardings():
   graphdef, params = nnx.split(tiny_model())
   optimizer = make_optimizer(OptimizerConfig(), params)
   opt_state = jax.eval_shape(optimizer.init, params)
   abstract_params = jax.eval_shape(lambda: params)
   batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), fixed_batch())
   mesh = make_mesh(MeshConfig(data=2, fsdp=4, tensor=1))
-  _, lowered = compile_train_step(graphdef, optimizer, mesh, abstract_params, opt_state, batch, lower=True)
+  step = jit_train_step(graphdef, optimizer, mesh, abstract_params, opt_state)
+  lowered = step.lower(abstract_params, opt_state, batch, {}, jax.ShapeDtypeStruct((), jnp.float32))
   assert "sharding" in lowered.as_text()
+
+
+def test_lr_scale_is_the_schedule_and_an_input_of_one_compiled_step():
+  """The update at lr_scale s is s times the update at 1 (AdamW's decoupled decay included), and changing s
+  does not compile the step again."""
+  graphdef, params = nnx.split(tiny_model())
+  optimizer = make_optimizer(OptimizerConfig(lr=1e-2, weight_decay=0.1), params)
+  mesh = make_mesh(MeshConfig(1, 1, 1), devices=jax.devices()[:1])
+  step = jit_train_step(graphdef, optimizer, mesh, params, optimizer.init(params))
+  batch = fixed_batch()
+
+  def update(scale):
+    start, opt_state = place_train_state(params, optimizer.init(params), mesh)
+    start = jax.tree.map(jnp.copy, start)
+    before = jax.tree.map(np.asarray, start)
+    new, _, _ = step(start, opt_state, batch, {}, np.float32(scale))
+    return jax.tree.map(lambda a, b: np.asarray(a) - b, new, before)
+
+  full, third = update(1.0), update(1 / 3)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a / 3, rtol=1e-3, atol=2e-7), full, third)
+  assert step._cache_size() == 1
