@@ -26,8 +26,8 @@ from flax import nnx
 
 from aira_jax import primitives
 from aira_jax.layout import Layout
+from aira_jax.model_config import ModelConfig
 from aira_jax.models import LanguageModel, flops_per_token
-from aira_jax.models.config import ModelConfig
 from aira_jax.models.counting import count_params
 
 METHODS = ("xla", "analytic", "6n")

@@ -17,7 +17,7 @@ from aira_jax.layers import kernels
 from aira_jax.layers.norm import RMSNorm
 from aira_jax.layers.params import normal, output_std, param, project
 from aira_jax.layers.rope import apply_rope, default_rope_angles, rope_angles
-from aira_jax.models.config import ModelConfig
+from aira_jax.model_config import ModelConfig
 
 
 class AttentionLayer(nnx.Module):

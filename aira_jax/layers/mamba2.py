@@ -25,7 +25,7 @@ from flax import nnx
 from aira_jax.layers import kernels
 from aira_jax.layers.norm import GatedRMSNorm, RMSNorm
 from aira_jax.layers.params import along_last, normal, output_std, param, project, uniform
-from aira_jax.models.config import ModelConfig
+from aira_jax.model_config import ModelConfig
 
 
 def causal_depthwise_conv(x: jax.Array, weight: jax.Array, bias: jax.Array) -> jax.Array:

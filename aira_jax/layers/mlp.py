@@ -12,7 +12,7 @@ from flax import nnx
 
 from aira_jax.layers.norm import RMSNorm
 from aira_jax.layers.params import normal, output_std, param, project
-from aira_jax.models.config import ModelConfig
+from aira_jax.model_config import ModelConfig
 
 
 class MLPLayer(nnx.Module):

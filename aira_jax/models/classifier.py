@@ -23,7 +23,7 @@ from flax import nnx
 from aira_jax.layers.norm import RMSNorm
 from aira_jax.layers.params import along_last, normal, param, project
 from aira_jax.layout import Layout, as_layout
-from aira_jax.models.config import ModelConfig
+from aira_jax.model_config import ModelConfig
 from aira_jax.models.stack import build_layers, run_layers
 
 Pooling = Literal["mean", "cls"]

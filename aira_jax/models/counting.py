@@ -27,7 +27,7 @@ import dataclasses
 
 from aira_jax import primitives
 from aira_jax.layout import Layout, as_layout
-from aira_jax.models.config import ModelConfig
+from aira_jax.model_config import ModelConfig
 
 
 def layer_param_count(symbol: str, config: ModelConfig) -> int:

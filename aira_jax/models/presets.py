@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from aira_jax.models.config import ModelConfig
+from aira_jax.model_config import ModelConfig
 
 _LLAMA32 = dict(vocab_size=128_256, rope_theta=500_000.0, tie_embeddings=True, max_seq_len=8192,
                 ssm_head_dim=64, ssm_state_dim=128, ssm_groups=1, ssm_chunk_size=256)

@@ -7,7 +7,7 @@ from flax import nnx
 
 from aira_jax import primitives
 from aira_jax.layout import Layout
-from aira_jax.models.config import ModelConfig
+from aira_jax.model_config import ModelConfig
 
 
 def build_layers(layout: Layout, config: ModelConfig, *, rngs: nnx.Rngs, causal: bool = True) -> nnx.List:

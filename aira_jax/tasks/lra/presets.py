@@ -19,7 +19,7 @@ counts differ from the paper's. `tiny` is for CPU tests: width 32, 2 heads, FFN 
 
 from __future__ import annotations
 
-from aira_jax.models.config import ModelConfig
+from aira_jax.model_config import ModelConfig
 from aira_jax.models.presets import Preset
 from aira_jax.tasks.lra.tokenize import BYTE_VOCAB_SIZE, DEFAULT_LENGTHS, LISTOPS_VOCAB_SIZE
 

@@ -1,6 +1,8 @@
 """`ModelConfig`: the widths and options shared by every layer of a model, validated on construction.
 
-The layout (which primitive each layer holds) is separate: one config serves every layout of a search.
+The layout (which primitive each layer holds) is separate: one config serves every layout of a search. A top-level
+module because both `aira_jax.layers` (each layer reads its widths) and `aira_jax.models` (which builds models from
+layers, and re-exports `ModelConfig`) need it; inside either package it would make the two import each other.
 """
 
 from __future__ import annotations
