@@ -1,24 +1,20 @@
 """Prompt templates of the COMPOSE operators, kept as Markdown files next to this module, and their reply schemas.
 
 The text lives in `aira_jax/agents/prompts/*.md` (shipped as package data, see setup.cfg) so it can be read and
-edited without touching code. Templates use `str.format` fields (`{task}`, `{space}`, `{depth}`, `{memory}`,
-...; literal braces are doubled). `render` fills them from one dict and names every missing field, so a prompt
-never goes out with a hole in it. Operators ask for JSON matching `LAYOUT_REPLY_SCHEMA` (draft, improve,
-debug, crossover) or `ANALYZE_REPLY_SCHEMA` (analyze).
+edited without touching code; loading and filling is the shared `aira_jax.agents.templates` (fields such as
+`{task}`, `{space}`, `{depth}`, `{memory}`; a missing one is named, never sent as a hole). Operators ask for JSON
+matching `LAYOUT_REPLY_SCHEMA` (draft, improve, debug, crossover) or `ANALYZE_REPLY_SCHEMA` (analyze).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
-import string
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aira_jax import primitives
+from aira_jax.agents import templates
 
 TEMPLATE_PACKAGE = "aira_jax.agents"
-TEMPLATE_DIR = "prompts"
 TEMPLATE_NAMES = ("system", "draft", "improve", "debug", "crossover", "analyze")
 """Every template; each is `prompts/<name>.md`."""
 
@@ -46,60 +42,24 @@ ANALYZE_REPLY_SCHEMA: dict[str, Any] = {
 """Reply of analyze: did the run fail, what happened, the final metric (null when none)."""
 
 
-class MissingPlaceholderError(KeyError):
-  """`render` was not given a value for every field of a template; `missing` lists them."""
-
-  def __init__(self, template: str, missing: Iterable[str]):
-    self.template = template
-    self.missing = tuple(missing)
-    super().__init__(f"prompt template {template!r} needs value(s) for: {', '.join(self.missing)}")
-
-  def __str__(self) -> str:
-    return self.args[0]
+def template_path(name: str):
+  """The compose template `name` as an `importlib.resources` Traversable."""
+  return templates.template_path(name, TEMPLATE_PACKAGE, TEMPLATE_NAMES)
 
 
-def template_path(name: str, package: str = TEMPLATE_PACKAGE, names: tuple[str, ...] = TEMPLATE_NAMES):
-  """The template file `package/prompts/<name>.md` as an `importlib.resources` Traversable (works from an
-  installed wheel too). `package` and `names` default to the compose templates; design passes its own."""
-  if name not in names:
-    raise ValueError(f"unknown prompt template {name!r}; known: {', '.join(names)}")
-  return importlib.resources.files(package).joinpath(TEMPLATE_DIR, f"{name}.md")
+def load_template(name: str) -> str:
+  """The raw text of compose template `name`."""
+  return templates.load_template(name, TEMPLATE_PACKAGE, TEMPLATE_NAMES)
 
 
-@functools.cache
-def load_template(name: str, package: str = TEMPLATE_PACKAGE, names: tuple[str, ...] = TEMPLATE_NAMES) -> str:
-  """The raw text of template `name` (one of `names`), read once and cached."""
-  path = template_path(name, package, names)
-  try:
-    return path.read_text(encoding="utf-8")
-  except FileNotFoundError:
-    raise FileNotFoundError(f"prompt template {name!r} is missing from the installed package at {path}; "
-                            "check [options.package_data] in setup.cfg") from None
+def template_fields(name: str) -> tuple[str, ...]:
+  """The placeholder names compose template `name` uses, in first-use order."""
+  return templates.template_fields(name, TEMPLATE_PACKAGE, TEMPLATE_NAMES)
 
 
-def template_fields(name: str, package: str = TEMPLATE_PACKAGE,
-                    names: tuple[str, ...] = TEMPLATE_NAMES) -> tuple[str, ...]:
-  """The placeholder names a template uses, in first-use order."""
-  fields = []
-  for _, field, _, _ in string.Formatter().parse(load_template(name, package, names)):
-    if field is not None:
-      if not field.isidentifier():
-        raise ValueError(f"prompt template {name!r}: placeholder {{{field}}} must be a plain name")
-      fields.append(field)
-  return tuple(dict.fromkeys(fields))
-
-
-def render(name: str, values: Mapping[str, Any], package: str = TEMPLATE_PACKAGE,
-           names: tuple[str, ...] = TEMPLATE_NAMES) -> str:
-  """Fills template `name` with `values` (extra keys are ignored, so one context dict serves every template).
-
-  Raises:
-    MissingPlaceholderError naming every field of the template that `values` lacks.
-  """
-  missing = [f for f in template_fields(name, package, names) if f not in values]
-  if missing:
-    raise MissingPlaceholderError(name, missing)
-  return load_template(name, package, names).format_map(values)
+def render(name: str, values: Mapping[str, Any]) -> str:
+  """Fills compose template `name` with `values`; raises `templates.MissingPlaceholderError` naming what lacks."""
+  return templates.render(name, values, TEMPLATE_PACKAGE, TEMPLATE_NAMES)
 
 
 def describe_space(space: str | Iterable[str]) -> str:

@@ -17,7 +17,7 @@ from aira_jax.agents.action import Action
 from aira_jax.agents.ensemble import Proposal
 from aira_jax.agents.journal import Journal, Node
 from aira_jax.agents.memory import debug_chain, summarize_good_nodes
-from aira_jax.agents.prompts import render
+from aira_jax.agents.templates import render
 from aira_jax.agents.replies import ReplyParseError, UsageRecorder, parse_with_repair
 from aira_jax.design.edits import EDITS_FORMAT, WHOLE_FILE_FORMAT, code_from_reply, plan_of
 from aira_jax.design.tasks.base import DesignTask

@@ -1,4 +1,5 @@
-"""Tests of the prompt templates: every one loads from the package and fills; missing fields are named."""
+"""Tests of the compose prompt templates: every one loads from the package and fills; missing fields are named;
+the reply schemas accept good replies and reject bad ones."""
 
 import configparser
 import fnmatch
@@ -8,6 +9,7 @@ import pathlib
 import pytest
 
 import aira_jax
+from aira_jax.agents.templates import MissingPlaceholderError
 from aira_jax.agents import prompts
 from aira_jax.layout import Layout
 from aira_jax.llm.schema import schema_errors
@@ -57,7 +59,7 @@ def test_system_describes_the_space():
 def test_missing_placeholder_error_names_each_missing_field():
   context = full_context()
   del context["parent_layout"], context["memory"]
-  with pytest.raises(prompts.MissingPlaceholderError) as caught:
+  with pytest.raises(MissingPlaceholderError) as caught:
     prompts.render("improve", context)
   assert caught.value.missing == ("parent_layout", "memory")
   assert "parent_layout" in str(caught.value) and "memory" in str(caught.value)

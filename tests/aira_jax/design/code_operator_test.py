@@ -6,7 +6,7 @@ import pytest
 
 from aira_jax.agents import Action, Journal
 from aira_jax.agents.journal import Node
-from aira_jax.agents.prompts import template_fields
+from aira_jax.agents.templates import template_fields
 from aira_jax.agents.replies import ReplyParseError
 from aira_jax.design.code_operator import PROMPT_NAMES, PROMPT_PACKAGE, CodeLLMOperator
 from aira_jax.design.tasks.base import DesignTask
