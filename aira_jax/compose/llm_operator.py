@@ -1,7 +1,7 @@
 """The LLM operator of AIRA-Compose: asks a model for a layout, checks it, and hands the ensemble a proposal.
 
 `LayoutLLMOperator.propose(action, journal, rng)` follows the contract of `HeuristicOperator`: it turns a
-policy's `Action` (draft / improve / debug / crossover) into a prompt from `aira_jax/agents/prompts/*.md`,
+policy's `Action` (draft / improve / debug / crossover) into a prompt from `aira_jax/compose/prompts/*.md`,
 with memory from the journal (the best good nodes; for debug also the chain of failed fixes), and asks the
 client for JSON matching `LAYOUT_REPLY_SCHEMA` ({"plan", "layout"}). Two kinds of bad reply are told apart:
 
@@ -28,8 +28,8 @@ from aira_jax.agents.action import Action
 from aira_jax.agents.ensemble import Proposal
 from aira_jax.agents.journal import Journal, Node
 from aira_jax.agents.memory import DEFAULT_MAX_CHARS, debug_chain, summarize_good_nodes
-from aira_jax.agents.prompts import LAYOUT_REPLY_SCHEMA, describe_space, render, space_text
 from aira_jax.agents.replies import ReplyParseError, UsageRecorder, extract_json, parse_with_repair
+from aira_jax.compose.prompts import LAYOUT_REPLY_SCHEMA, describe_space, render, space_text
 from aira_jax.layout import Layout
 from aira_jax.llm.base import Completion, LLMError, Message
 from aira_jax.llm.schema import schema_errors

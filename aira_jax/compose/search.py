@@ -21,11 +21,12 @@ import sys
 import time
 from typing import IO
 
-from aira_jax.agents import AgentSpec, Budgets, EnsembleReport, EvalResult, HeuristicOperator, make_policy
+from aira_jax.agents import AgentSpec, Budgets, EnsembleReport, EvalResult, make_policy
 from aira_jax.agents.journal import Node
 from aira_jax.agents.session import SearchProgress, distinct_best, fault_meta, run_session
 from aira_jax.compose.config import ComposeConfig
 from aira_jax.compose.evaluator import Evaluation, LayoutEvaluator
+from aira_jax.compose.heuristic import HeuristicOperator
 from aira_jax.compose.llm_operator import LayoutLLMOperator
 from aira_jax.compose.racing import Standing, race
 from aira_jax.faults import retry_infrastructure

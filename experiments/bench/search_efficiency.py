@@ -41,12 +41,12 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from aira_jax.agents import AgentSpec, Budgets, EvalResult, EvaluationQueue, HeuristicOperator, Journal  # noqa: E402
+from aira_jax.agents import AgentSpec, Budgets, EvalResult, EvaluationQueue, Journal  # noqa: E402
 from aira_jax.agents import make_policy, run_ensemble  # noqa: E402
-from aira_jax.agents.heuristic import draft  # noqa: E402
-from aira_jax.agents.layout_mutations import space_symbols  # noqa: E402
 from aira_jax.compose.config import EvaluatorConfig  # noqa: E402
 from aira_jax.compose.evaluator import LayoutEvaluator  # noqa: E402
+from aira_jax.compose.heuristic import HeuristicOperator, draft  # noqa: E402
+from aira_jax.compose.layout_mutations import space_symbols  # noqa: E402
 from aira_jax.layout import Layout  # noqa: E402
 
 

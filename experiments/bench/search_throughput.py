@@ -5,7 +5,7 @@ proxy task and score it. "switch" compiles one program per task for every layout
 space; "dedicated" compiles one per layout (aira_jax/compose/programs.py). This script measures both on the
 evaluator config the search uses (the `EvaluatorConfig` defaults: mad-lite, width 32; --steps, --task).
 
-Method: `--layouts` N distinct layouts are drafted with `aira_jax.agents.heuristic.draft` (seeded, 16 layers
+Method: `--layouts` N distinct layouts are drafted with `aira_jax.compose.heuristic.draft` (seeded, 16 layers
 in space AM by default); each mode gets a fresh `LayoutEvaluator`, both alive in the same process, and the
 evaluations alternate A B A B (layout i in switch, then layout i in dedicated), every one with seed 0.
 The table reports per mode: the first evaluation (it pays data generation and, in switch mode, the only
@@ -31,9 +31,9 @@ import time
 import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from aira_jax.agents.heuristic import draft  # noqa: E402
 from aira_jax.compose.config import EvaluatorConfig  # noqa: E402
 from aira_jax.compose.evaluator import LayoutEvaluator  # noqa: E402
+from aira_jax.compose.heuristic import draft  # noqa: E402
 
 
 def distinct_layouts(space: str, depth: int, count: int, seed: int) -> list[str]:

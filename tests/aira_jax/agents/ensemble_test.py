@@ -10,7 +10,7 @@ import pytest
 from aira_jax.agents import Journal, make_policy
 from aira_jax.agents.ensemble import AgentSpec, Budgets, Proposal, print_progress, run_ensemble
 from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
-from aira_jax.agents.heuristic import HeuristicOperator
+from aira_jax.compose.heuristic import HeuristicOperator
 from aira_jax.layout import Layout
 from aira_jax.llm import LLMError, ScriptedClient
 

@@ -17,10 +17,10 @@ import pytest
 
 from aira_jax.agents import session
 from aira_jax.agents.evaluation import EvaluationQueue
-from aira_jax.agents.heuristic import HeuristicOperator
 from aira_jax.agents.journal import Journal
 from aira_jax.compose.cli import main
 from aira_jax.compose.evaluator import LayoutEvaluator
+from aira_jax.compose.heuristic import HeuristicOperator
 from aira_jax.results.store import ResultStore
 
 REPO = pathlib.Path(__file__).resolve().parents[3]

@@ -11,10 +11,10 @@ from aira_jax.agents.action import Action
 from aira_jax.agents.ensemble import _STEP_FAILURES, AgentSpec, Budgets, Proposal, run_ensemble
 from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
 from aira_jax.agents.journal import Node
-from aira_jax.agents.prompts import template_fields
 from aira_jax.agents.replies import ReplyParseError
 from aira_jax.compose.llm_operator import (FIRST_FIX, NO_MEMORY, InvalidLayoutProposal, LayoutLLMOperator,
                                            parse_layout_reply)
+from aira_jax.compose.prompts import template_fields
 from aira_jax.llm import Completion, LLMBudgetExceeded, LLMError, LLMResponseError, ScriptedClient, Usage
 
 TASK = "MAD synthetic suite: in-context recall, fuzzy recall, noisy recall, selective copying, memorize, compress."

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from aira_jax.agents import heuristic
 from aira_jax.agents.action import Action
 from aira_jax.agents.journal import Journal, Node
-from aira_jax.agents.layout_mutations import MUTATION_KINDS, MutationNotApplicable, applicable_kinds
+from aira_jax.compose import heuristic
+from aira_jax.compose.layout_mutations import MUTATION_KINDS, MutationNotApplicable, applicable_kinds
 from aira_jax.layout import Layout
 
 SPACES = st.sampled_from(["AM", "AMS"])

@@ -10,7 +10,7 @@ import pytest
 
 import aira_jax
 from aira_jax.agents.templates import MissingPlaceholderError
-from aira_jax.agents import prompts
+from aira_jax.compose import prompts
 from aira_jax.layout import Layout
 from aira_jax.llm.schema import schema_errors
 
@@ -73,12 +73,12 @@ def test_unknown_template_is_refused():
 
 def test_templates_are_found_through_the_package_path():
   package_dir = pathlib.Path(aira_jax.__file__).parent
-  resource_root = importlib.resources.files("aira_jax.agents") / "prompts"
+  resource_root = importlib.resources.files("aira_jax.compose") / "prompts"
   for name in prompts.TEMPLATE_NAMES:
     resource = prompts.template_path(name)
     assert resource.is_file()
     assert str(resource) == str(resource_root / f"{name}.md")
-    assert pathlib.Path(str(resource)).resolve().parent == (package_dir / "agents" / "prompts").resolve()
+    assert pathlib.Path(str(resource)).resolve().parent == (package_dir / "compose" / "prompts").resolve()
 
 
 def test_setup_cfg_ships_every_template_as_package_data():
@@ -86,7 +86,7 @@ def test_setup_cfg_ships_every_template_as_package_data():
   config.read(ROOT / "setup.cfg")
   patterns = config["options.package_data"]["aira_jax"].split()
   package_dir = pathlib.Path(aira_jax.__file__).parent
-  data_files = [*package_dir.glob("agents/prompts/*.md"), *package_dir.glob("design/prompts/*.md"),
+  data_files = [*package_dir.glob("compose/prompts/*.md"), *package_dir.glob("design/prompts/*.md"),
                 *package_dir.glob("design/templates/*.py"), *package_dir.glob("design/mechanism_sources/*.py")]
   assert len(data_files) >= len(prompts.TEMPLATE_NAMES) + 5 + 1 + 5
   for path in data_files:  # every non-module file the package reads at run time

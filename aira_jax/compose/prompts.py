@@ -1,6 +1,6 @@
 """Prompt templates of the COMPOSE operators, kept as Markdown files next to this module, and their reply schemas.
 
-The text lives in `aira_jax/agents/prompts/*.md` (shipped as package data, see setup.cfg) so it can be read and
+The text lives in `aira_jax/compose/prompts/*.md` (shipped as package data, see setup.cfg) so it can be read and
 edited without touching code; loading and filling is the shared `aira_jax.agents.templates` (fields such as
 `{task}`, `{space}`, `{depth}`, `{memory}`; a missing one is named, never sent as a hole). Operators ask for JSON
 matching `LAYOUT_REPLY_SCHEMA` (draft, improve, debug, crossover) or `ANALYZE_REPLY_SCHEMA` (analyze).
@@ -14,7 +14,7 @@ from typing import Any
 from aira_jax import primitives
 from aira_jax.agents import templates
 
-TEMPLATE_PACKAGE = "aira_jax.agents"
+TEMPLATE_PACKAGE = "aira_jax.compose"
 TEMPLATE_NAMES = ("system", "draft", "improve", "debug", "crossover", "analyze")
 """Every template; each is `prompts/<name>.md`."""
 

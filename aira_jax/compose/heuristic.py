@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import random
 
-from aira_jax.agents.layout_mutations import (MUTATION_KINDS, MUTATIONS, Mutation, applicable_kinds,
-                                              space_symbols)
+from aira_jax.compose.layout_mutations import (MUTATION_KINDS, MUTATIONS, Mutation, applicable_kinds,
+                                               space_symbols)
 from aira_jax.layout import Layout, as_layout
 
 ATTENTION_PRIOR = (8.0, 12.0)
