@@ -1,6 +1,6 @@
 """A search session on disk, shared by compose and design: journal + store + evaluation queue + progress.
 
-`run_session(agents, evaluate, ...)` loads (or starts) the run's journal, mirrors its nodes into the SQLite
+`run_session(agents, evaluate, ...)` loads (or starts) the run's journal, mirrors its nodes into the run's
 store, seeds the evaluation queue with every result already known (from the journal, and from the store's
 evaluations, which are written the moment an evaluation finishes, before its node), runs the ensemble, and
 prints one progress line per node. So a run killed at any point and started again on the same directory
@@ -15,12 +15,23 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import IO
+from typing import IO, Protocol
 
 from aira_jax.agents.ensemble import AgentSpec, Budgets, EnsembleReport, run_ensemble
 from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
 from aira_jax.agents.journal import Journal, Node
-from aira_jax.results.store import ResultStore
+
+
+class NodeStore(Protocol):
+  """Where a session mirrors its nodes. Both pipelines pass their `aira_jax.results.store.ResultStore`; the
+  session takes it as this protocol rather than importing it, since the results package depends on this one
+  (the store records `Node`s)."""
+
+  def sync_from_journal(self, journal: Iterable[Node]) -> int:
+    """Records every node of `journal` not recorded yet; returns how many were added."""
+
+  def add_node(self, node: Node) -> bool:
+    """Records `node` unless its id is already there; True if added."""
 
 
 class SearchProgress:
@@ -44,7 +55,7 @@ class SearchProgress:
           f"| {self.status()} | best {best_text}", file=self.stream, flush=True)
 
 
-def run_session(agents: list[AgentSpec], evaluate: Callable[[str], EvalResult], *, journal_path, store: ResultStore,
+def run_session(agents: list[AgentSpec], evaluate: Callable[[str], EvalResult], *, journal_path, store: NodeStore,
                 key: Callable[[str], str], budgets: Budgets, lower_is_better: bool, workers: int = 1,
                 shared_tree: bool = False, known: Iterable[tuple[str, EvalResult]] = (),
                 progress: SearchProgress | None = None) -> tuple[EnsembleReport, Journal]:
