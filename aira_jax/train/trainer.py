@@ -309,6 +309,9 @@ def train(model: nnx.Module, batches: Iterator[dict[str, np.ndarray]],
     if lr_scale is None:
       total = budget.max_steps + start_step if budget.max_steps is not None else None
       lr_scale = lambda step: lr_multiplier(config, step, total)  # noqa: E731
+  elif lr_scale is None and "lr_scale" in getattr(jax.eval_shape(optimizer.init, params), "hyperparams", {}):
+    raise ValueError("this optimizer's schedule is its lr_scale input: pass the OptimizerConfig itself (its "
+                     "schedule then runs over the budget's steps) or lr_scale=lambda step: ...")
   trainer_keys = ("metrics_fn", "label", "grad_accum_steps", "parallel_branches", "z_loss", "compute_dtype")
   trainer = Trainer(graphdef, optimizer, mesh=mesh, device_memory=device_memory, **{k: kwargs.pop(k) for k in trainer_keys if k in kwargs})
   params, opt_state = trainer.init(params, opt_state)

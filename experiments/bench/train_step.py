@@ -3,7 +3,7 @@
 Presets (batch 32 x seq 128, float32, AdamW with global-norm clipping 1.0, constant lr):
   tiny     `preset_config("tiny")`, layout "AM" * 2 (4 layers, width 32, 4 heads / 2 KV, FFN 64, vocab 64).
   proxy64  `preset_config("proxy", d_model=64, num_heads=4, ffn_dim=256, vocab_size=256)`, layout "AM" * 8.
-JAX: `LanguageModel` + `make_optimizer` + `compile_train_step` on a one-device mesh; params / opt_state are
+JAX: `LanguageModel` + `make_optimizer` + `jit_train_step` on a one-device mesh; params / opt_state are
 donated and threaded. PyTorch: `_torch_model.TorchLM` (same parameter count, checked), `torch.optim.AdamW`.
 Blocks alternate (jax, torch eager, torch compiled) for `--rounds` rounds of `--steps` steps each, after
 warm-up; each step is timed on its own (JAX: until `jax.block_until_ready` of every output) and the table
@@ -57,7 +57,7 @@ except ImportError:
 import _torch_model  # noqa: E402
 
 from aira_jax.models import LanguageModel, count_params, flops_per_token, preset_config  # noqa: E402
-from aira_jax.train import MeshConfig, OptimizerConfig, compile_train_step, make_mesh, make_optimizer  # noqa: E402
+from aira_jax.train import MeshConfig, OptimizerConfig, jit_train_step, make_mesh, make_optimizer  # noqa: E402
 from aira_jax.train.mesh import batch_sharding, place_train_state  # noqa: E402
 
 BATCH, SEQ = 32, 128
@@ -113,16 +113,16 @@ class JaxRunner:
     self.batch = jax.device_put({"inputs": jnp.asarray(inputs), "targets": jnp.asarray(targets)},
                                 batch_sharding(mesh))
     start = time.perf_counter()
-    self.fn, lowered = compile_train_step(graphdef, optimizer, mesh, params, opt_state, self.batch, lower=True,
-                                          parallel_branches=branches)
+    step = jit_train_step(graphdef, optimizer, mesh, params, opt_state, parallel_branches=branches)
+    self.fn = step.lower(params, opt_state, self.batch, {}, np.float32(1.0)).compile()
     if hlo_stats:
-      print_hlo_stats(lowered.compile().as_text())
+      print_hlo_stats(self.fn.as_text())
     self.state = (params, opt_state)
     self.step()
     self.compile_s = time.perf_counter() - start
 
   def step(self):
-    params, opt_state, metrics = self.fn(*self.state, self.batch)
+    params, opt_state, metrics = self.fn(*self.state, self.batch, {}, np.float32(1.0))
     jax.block_until_ready((params, opt_state, metrics))
     self.state = (params, opt_state)
     return float(metrics["loss"])

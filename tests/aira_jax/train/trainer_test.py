@@ -12,6 +12,7 @@ from flax import nnx
 from aira_jax.models import LanguageModel, preset_config
 from aira_jax.train import MeshConfig, OptimizerConfig, make_mesh, make_optimizer
 from aira_jax.train.loggers import JsonlLogger
+from aira_jax.train import trainer as trainer_module
 from aira_jax.train.trainer import Budget, train
 
 
@@ -23,9 +24,7 @@ def fixed_batch(batch=8, seq=16, seed=0):
 
 def setup(lr=3e-3, layout="AMSM"):
   model = LanguageModel(layout, preset_config("tiny", ssm_chunk_size=8), rngs=nnx.Rngs(0))
-  optimizer = make_optimizer(OptimizerConfig(name="adamw", lr=lr, weight_decay=0.0, warmup_steps=0,
-                                             schedule="constant", total_steps=1000), nnx.split(model)[1])
-  return model, optimizer
+  return model, OptimizerConfig(name="adamw", lr=lr, weight_decay=0.0, warmup_steps=0, schedule="constant")
 
 
 def test_overfits_a_fixed_batch_on_a_mesh_and_logs(tmp_path):
@@ -103,3 +102,36 @@ def test_bad_budgets():
   model, optimizer = setup(layout="AM")
   with pytest.raises(ValueError, match="max_flops needs flops_per_step"):
     train(model, itertools.repeat(fixed_batch()), optimizer, Budget(max_flops=1.0))
+
+
+def test_a_transformation_whose_schedule_is_an_input_needs_it():
+  model, config = setup()
+  with pytest.raises(ValueError, match="pass the OptimizerConfig itself"):
+    train(model, itertools.repeat(fixed_batch()), make_optimizer(config, nnx.split(model)[1]), Budget(max_steps=1))
+
+
+def test_a_run_that_cannot_fit_is_refused_before_training():
+  """The preflight compares the compiled step's memory with the device's (1 KiB here): no step runs, and the
+  result says what it needs."""
+  model, config = setup()
+  drawn = []
+  batches = (drawn.append(1) or fixed_batch() for _ in range(10))
+  result = train(model, batches, config, Budget(max_steps=5), device_memory=1024)
+  assert result.status == "does not fit" and result.steps == 0 and result.final_metrics == {}
+  assert result.stop_reason.startswith("does not fit: needs ") and "of 1.0 KiB per device" in result.stop_reason
+  assert len(drawn) == 1  # one batch read for its shapes, none trained on
+  fits = train(model, itertools.repeat(fixed_batch()), config, Budget(max_steps=2), device_memory=1 << 34,
+               analytic_flops_per_step=1.0)
+  assert fits.status == "completed" and fits.preflight.peak_memory_bytes < 1 << 34
+  assert fits.preflight.flops_ratio > 2 and "XLA counts" in fits.notes[0]  # 1 FLOP is far below XLA's count
+
+
+def test_the_schedule_of_an_optimizer_config_runs_over_the_budget(monkeypatch):
+  """Given an OptimizerConfig, the loop feeds lr_multiplier(config, step, budget steps) into the step."""
+  model, _ = setup()
+  seen = []
+  original = trainer_module.lr_multiplier
+  monkeypatch.setattr(trainer_module, "lr_multiplier", lambda *args: seen.append(args[1:]) or original(*args))
+  config = OptimizerConfig(lr=1e-3, warmup_fraction=0.25, total_steps=999)
+  result = train(model, itertools.repeat(fixed_batch()), config, Budget(max_steps=8))
+  assert result.status == "completed" and seen == [(step, 8) for step in range(8)]

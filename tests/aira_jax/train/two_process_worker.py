@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from aira_jax.models import LanguageModel, preset_config  # noqa: E402
-from aira_jax.train import MeshConfig, OptimizerConfig, make_mesh, make_optimizer  # noqa: E402
+from aira_jax.train import MeshConfig, OptimizerConfig, make_mesh  # noqa: E402
 from aira_jax.train.data import ArraySource, make_loader  # noqa: E402
 from aira_jax.train.trainer import Budget, train  # noqa: E402
 
@@ -32,7 +32,7 @@ tokens = ((np.random.default_rng(0).integers(0, 64, (64, 1)) + np.arange(17)) % 
 source = ArraySource({"inputs": tokens[:, :-1], "targets": tokens[:, 1:]})
 loader = make_loader(source, batch_size=8, seed=0, process_index=process_id, process_count=num_processes)
 model = LanguageModel("AMSM", preset_config("tiny", ssm_chunk_size=8), rngs=nnx.Rngs(0))
-optimizer = make_optimizer(OptimizerConfig(lr=3e-3, warmup_steps=0, schedule="constant"), nnx.split(model)[1])
+optimizer = OptimizerConfig(lr=3e-3, warmup_steps=0, schedule="constant")
 
 
 class Losses:
