@@ -1,24 +1,21 @@
 """Keeps freed host memory inside the process, so XLA:CPU training steps stop page-faulting their buffers.
 
 XLA:CPU allocates the temporary buffer of every execution with malloc and frees it when the execution ends; a
-training step's is large (378 MB for `experiments/bench/train_step.py`'s proxy64 step). glibc serves a block
-above 32 MB with a fresh `mmap` and gives it back with `munmap`, so each step faults in new pages: 92,342
-minor page faults per proxy64 step (14,560 for the tiny step), about a third of proxy64's step time on the 2-core
-machine the benchmarks ran on (experiments/bench/RESULTS.md). `keep_freed_memory()` sets three glibc malloc
-options so freed memory is reused instead:
+training step's is large. glibc serves a block above its mmap threshold (at most 32 MB on 64-bit) with a fresh
+`mmap` and gives it back with `munmap`, so each step faults in new pages. `keep_freed_memory()` sets three glibc
+malloc options so freed memory is reused instead:
 
 - one malloc arena (`M_ARENA_MAX` = 1): JAX's worker threads allocate from the main heap (a thread's own arena
   holds at most 64 MB, and larger blocks are mmapped whatever the other settings say);
 - no mmap for large blocks (`M_MMAP_MAX` = 0);
 - no trimming of the heap's top (`M_TRIM_THRESHOLD` at its maximum).
 
-Measured: proxy64 1.70x -> 1.21x of PyTorch eager's step time, 3,876 faults per step instead of 92,342 (a
-buffer freed just after the next step allocated its own, or split by small allocations, still makes the heap
-grow now and then). Costs: the process keeps its peak heap (about two steps' buffers; resident memory does not
-shrink), and all threads share one arena lock, which made XLA's multi-threaded compilation about 40% slower
-(the compose evaluator's first, compiling evaluation: 19-22 s instead of 14-15 s). So it suits a script that
-compiles a training step once and runs it many times (the benchmark applies it); the command lines, which
-compile often and train small models whose buffers glibc already reuses, do not.
+Costs: the process keeps its peak heap (about two steps' buffers; resident memory does not shrink), and all
+threads share one arena lock, which slows XLA's multi-threaded compilation. So it suits a script that compiles
+a training step once and runs it many times (`experiments/bench/train_step.py` applies it); the command lines,
+which compile often and train small models whose buffers glibc already reuses, do not. The faults per step,
+the step times with and without it and the compile slowdown are measured by `experiments/bench/train_step.py`
+and `search_throughput.py` (experiments/bench/RESULTS.md, "issue 4: the per-step page faults of XLA:CPU").
 
 Linux with glibc only; elsewhere it does nothing. Call it before the first JAX computation (JAX starts its
 threads then; a thread that already has an arena keeps it). AIRA_JAX_KEEP_FREED_MEMORY=0 turns it off.

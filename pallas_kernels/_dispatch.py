@@ -18,14 +18,13 @@ IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton")
 
 GPU_BACKENDS = ("gpu", "cuda", "rocm")
 
-# What "auto" runs on a GPU, per kernel, from measurement (experiments/bench/RESULTS.md, H200, bf16,
-# 2026-11-27): Pallas forward+backward vs XLA was 6.5-6.6x for attention (before the block-size tuning, which
-# made it another 1.7x faster at head_dim 128), 6.2-11.3x for the selective scan, and 2.08x / 2.39x for SSD with
-# the chunk-parallel backward (L8192 n128 / L4096 n64). Change an entry when a measurement says so.
+# What "auto" runs on a GPU, per kernel: the implementation whose forward+backward measured faster on an H200 in
+# bfloat16 (experiments/bench/kernels.py via gpu_check.sh; experiments/bench/RESULTS.md, 2026-11-27 sessions).
+# Change an entry when a measurement says so.
 AUTO_ON_GPU = {"flash_attention": "pallas", "selective_scan": "pallas", "ssd": "pallas"}
 # Where float32 inputs measured otherwise: the SSD kernel's float32 matmuls (3-pass TF32) spill registers, and its
-# forward+backward took 13.3 ms against XLA's 5.55 ms (H200, b4 L8192 h16 p64 n128, 2026-11-27). float32 attention
-# stays on Pallas: 1.08-1.86x XLA forward+backward at every shape measured (H200, seq 128-2048, head_dim 16-128).
+# forward+backward is slower than XLA's (RESULTS.md, "chunk-parallel SSD backward"). float32 attention stays on
+# Pallas: faster than XLA at every shape measured (RESULTS.md, seventh session).
 AUTO_ON_GPU_FLOAT32 = {"ssd": "xla"}
 
 

@@ -3,8 +3,8 @@
 `ComposeConfig` has four sections: `search` (stage 1: space, depth, agents, budgets), `evaluator` (how one
 layout is trained and scored on the proxy task), `scale` (stage 2: aggregation, extrapolation, baselines and
 the isoFLOP study) and the run's own fields (where results go, the seed). The defaults are the tiny CPU run
-that `python -m aira_jax.compose` performs in about 15 minutes on 2 CPU cores; `experiments/compose/*.yaml`
-name bigger studies.
+that `python -m aira_jax.compose` performs (its wall time on 2 CPU cores: experiments/bench/RESULTS.md, issue
+19, "`python -m aira_jax.compose` at the new defaults"); `experiments/compose/*.yaml` name bigger studies.
 
 `load_config(path, overrides)` reads a YAML file and applies `key=value` overrides such as `search.depth=8`
 or `evaluator.model.ffn_dim=64` (see aira_jax/config_io.py for the rules), then checks the cross-field
@@ -137,13 +137,12 @@ class EvaluatorConfig:
   `eval_examples` validation rows.
 
   The default proxy is the scale stage's own text task, small: text/bytes at seq 64, width 32, 180 steps
-  (val_bpb, lower is better). The proxy calibration study (experiments/compose/calibration.yaml, RESULTS.md)
-  ranked 24 layouts by each candidate proxy and by text/bytes at 8.35x the compute: this proxy's Spearman rho
-  was 0.87 [90% CI 0.71, 0.94] (its own seed-to-seed rho 0.93) for 6.2 CPU minutes over 72 evaluations, while
-  MAD-lite at the old default (3 tasks, 60 steps, the same compute) gave -0.09 [-0.39, 0.24]: at this size two
-  of its three tasks sit at chance for every layout. MAD-lite stays available (`task: mad-lite`, which ignores
-  `task_options`); its default tasks leave out memorization and compression, which every 16-layout layout tried
-  solved (1.000, and 0.995-1.000 for all but all-attention)."""
+  (val_bpb, lower is better). It is the candidate whose ranking of layouts agreed best with a larger text/bytes
+  target's; MAD-lite at the same compute did not track the target (two of its three tasks sit at chance for
+  every layout at this size). Measured by experiments/bench/proxy_calibration.py --config
+  experiments/compose/calibration.yaml (RESULTS.md, issue 19, "Proxy calibration"). MAD-lite stays available
+  (`task: mad-lite`, which ignores `task_options`); its default tasks leave out memorization and compression,
+  which every 16-layer layout tried solved, so they cannot rank layouts."""
 
   task: str = "text/bytes"
   task_options: Mapping[str, Any] = dataclasses.field(default_factory=lambda: {"seq_len": 64})

@@ -5,15 +5,17 @@ token, so that every family really spends the budget C. Three conventions:
   xla       XLA's cost analysis of one forward + backward pass of the family's own dense `LanguageModel`
             (loss included, optimizer excluded) at `seq_len`, divided by the tokens in the batch. It counts
             what the hardware executes: matmuls, attention scores, the SSM scan and the elementwise work
-            (norms, activations, softmax). Measured on the lowered (uncompiled) program with abstract
-            parameters: about one second per model, no memory for weights. Default.
+            (norms, activations, softmax). Read from the lowered (uncompiled) program with abstract
+            parameters: no memory for weights, no compile. Default.
   analytic  `aira_jax.models.flops_per_token(..., training=True)`: matrix products only (projections,
-            attention scores, SSM scan) x 3. At widths 8-16 it counts 7-12% less than XLA
-            (elementwise work is a larger share of tiny models); 4-5% less at width 32.
+            attention scores, SSM scan) x 3. It counts less than XLA, the more so the narrower the model
+            (elementwise work is a larger share of tiny models).
   6n        the Chinchilla convention 6 N (N = all parameters). It leaves out attention scores and the scan,
-            so at seq_len 64 and width 8 it counts 38-59% of XLA's FLOPs, unequally across families: a
-            comparison at "equal 6N compute" gives attention-heavy families more real compute. Kept only to
-            reproduce papers that use it.
+            so at small widths and short sequences it counts well under XLA's FLOPs, unequally across
+            families: a comparison at "equal 6N compute" gives attention-heavy families more real compute.
+            Kept only to reproduce papers that use it.
+How far each falls short of XLA's count per family and width: experiments/bench/RESULTS.md, issue 19,
+"Compute-exact budgets, racing, verdicts".
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ Definitions used throughout (the paper's exact fit is not public; these are this
               marginal intervals are the textbook t intervals of the slope and intercept. The scatter of
               the optima about the line carries the noise of every run (and of each parabola's vertex).
               Why not a residual bootstrap (used before): with n = 3 budgets it resamples 3 residuals and gave
-              an exponent interval of width 0.002 for a frontier through 3 noisy points; the t draws are
-              honest at small n (with 1 degree of freedom the 90% t quantile is 6.3, not 1.6). With 2 budgets
-              nothing is left to estimate the scatter: every draw is NaN and the intervals say so.
+              exponent intervals far narrower than the scatter of the points (RESULTS.md, issue 19,
+              "Compute-exact budgets, racing, verdicts"); the t draws are honest at small n (with 1 degree
+              of freedom the 90% t quantile is 6.3, not 1.6). With 2 budgets nothing is left to estimate
+              the scatter: every draw is NaN and the intervals say so.
   intervals   percentile intervals (no interpolation) over the samples, `confidence` two-sided.
   X% faster   100 * (b_family / b_baseline - 1); its interval pairs the i-th sample of each family.
   compute     C(L) = (a / L)^(1 / b) to reach loss L; "needs Y x the compute" is Y = C_family(L) / C_baseline(L).

@@ -10,7 +10,8 @@
   allowed anywhere; `/dev/null` may be written.
 - processes: `subprocess.Popen`, `os.system`, `os.exec*`, `os.posix_spawn*`, `os.spawn*`, `os.fork`,
   `os.forkpty`, and `os.kill` / `os.killpg` of any process outside the candidate's own group. A candidate has
-  no reason to start processes; `import jax` and jit compilation on CPU start none (measured, jax 0.10.2).
+  no reason to start processes; `import jax` and jit compilation on CPU start none (the sandbox tests run a
+  jit and a grad under this hook and check that nothing was blocked).
 - network: every `socket.connect`, `bind`, `sendto`, `sendmsg` and name lookup (`getaddrinfo`,
   `gethostbyname`, `gethostbyaddr`, `getnameinfo`), loopback included: local LLM servers and databases listen
   on loopback, and a candidate needs no network. Creating sockets (and `socketpair`, which asyncio uses)

@@ -45,15 +45,14 @@ Not covered in either mode: GPU memory and CPU/disk contention with other proces
 its predictions by hand-written code instead of a learned model (e.g. evaluating ListOps expressions) - the
 code is kept for review; bwrap on GPU/TPU hosts (device nodes are passed through; not yet run there).
 
-Memory, measured on a 2-core CPU with jax 0.10.2 (`import jax`, `jnp.ones(3)`, a jit and a grad): RSS is
-~200 MiB but the address space is ~1.45 GiB, mostly reserved and never touched (thread stacks, malloc
-arenas: it grows with the number of cores). RLIMIT_AS needs >= 1536 MiB, and below that JAX dies with a bare
-SIGSEGV (1024-1100 MiB: not recognisable as memory) or SIGABRT `std::bad_alloc`. RLIMIT_DATA counts only
-writable private memory: 256 MiB suffices; below, XLA aborts ("pthread_create() failed": thread stacks count)
-at 160-192 MiB, numpy raises MemoryError at 128 MiB, OpenBLAS gives up at 64 MiB. So the default is
-RLIMIT_DATA at 8192 MiB; `memory_kind="address"` selects RLIMIT_AS (CUDA reserves huge address ranges, so
-expect it to fail on GPUs; not measured here). GPU memory is not limited by either. RLIMIT_NPROC is not
-used: it counts every process and thread of the user, not just the child's (and does not bind root).
+Memory: a JAX process reserves far more address space than it touches (thread stacks, malloc arenas; it grows
+with the number of cores), so an RLIMIT_AS near its real use kills it with a bare SIGSEGV or SIGABRT
+`std::bad_alloc`, not recognisable as running out of memory. RLIMIT_DATA counts only writable private memory
+(thread stacks included: too low a limit makes XLA abort with "pthread_create() failed"). So the default is
+RLIMIT_DATA at 8192 MiB (`tests/aira_jax/design/sandbox_test.py` runs a jit and a grad under the default
+limits); `memory_kind="address"` selects RLIMIT_AS (CUDA reserves huge address ranges, so expect it to fail on
+GPUs; not tried). GPU memory is not limited by either. RLIMIT_NPROC is not used: it counts every process and
+thread of the user, not just the child's (and does not bind root).
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ def project(x: jax.Array, kernel: jax.Array, spec: str) -> jax.Array:
   """einsum(spec, x, kernel) computed in x's dtype (the parameter is cast to it).
 
   Leading axes that pass through unchanged (the "bs" of "bsd,df->bsf") are flattened into one before the
-  product: XLA:CPU ran the gradient of the 3-D form 2.6x slower than the 2-D one (weight gradient
-  "bsd,bsf->df" vs "zd,zf->df"; measured on 2 cores, jax 0.10.2, (32, 128, 64) x (64, 256)).
+  product: XLA:CPU runs the gradient of the 3-D form (weight gradient "bsd,bsf->df") slower than the 2-D one
+  ("zd,zf->df"; experiments/bench/RESULTS.md, "Train step on CPU", attempt 1).
   """
   inputs, out = spec.split("->")
   x_axes, k_axes = inputs.split(",")

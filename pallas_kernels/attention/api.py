@@ -40,7 +40,8 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
       `KernelBlocks(block_q, block_k, num_warps, num_stages)`: per-kernel blocks and, on GPU, Triton warps /
       pipeline stages; its values take precedence over block_q / block_k (None entries fall back to them, then to
       the defaults). backward="fused" (GPU and interpreter) replaces the two backward kernels (dkdv, dq) by one
-      (fused) that adds dq with atomics (2x slower on an H200; `autotune(..., backward="auto")` compares them).
+      (fused) that adds dq with atomics (slower on an H200: experiments/bench/RESULTS.md, sixth session;
+      `autotune(..., backward="auto")` compares them).
     _backend: internal override of the backend the Pallas kernel is built for ("gpu", "tpu"), used to
       cross-lower from a CPU host.
 

@@ -30,11 +30,12 @@ BACKWARDS = ("auto", *tiling.BACKWARD_KERNELS)  # "auto", "split", "fused"
 
 # (block_q, block_k, num_warps, num_stages) tried after the current default, per padded-head_dim bucket and
 # kernel (GPU). First the candidates not measured yet, then the runners-up of the 2026-11-27 H200 sweeps
-# (experiments/bench/RESULTS.md; for the head_dim 128 forward its fastest, which needs 224 KiB of shared memory).
-# The forward and dq kernels hold block_q rows and loop over block_k keys; the dk/dv and fused kernels hold
-# block_k keys and loop over block_q. Every candidate fits sm_90's shared memory (triton_resources.py). head_dim
-# 128's unmeasured ones: dk/dv (64, 128, 8, 4) 194 KiB and (32, 128, 8, 3) 112 KiB, dq (64, 32, 4, 4) 96 KiB
-# and (64, 32, 8, 3) 80 KiB, forward (64, 64, 4, 3) 112 KiB; the fused kernel's are its two runners-up.
+# (experiments/bench/RESULTS.md; for the head_dim 128 forward its fastest, too close to the shared-memory limit
+# for a default). The forward and dq kernels hold block_q rows and loop over block_k keys; the dk/dv and fused
+# kernels hold block_k keys and loop over block_q. Every candidate fits sm_90's shared memory (checked with
+# experiments/bench/triton_resources.py). head_dim 128's unmeasured ones: dk/dv (64, 128, 8, 4) and
+# (32, 128, 8, 3), dq (64, 32, 4, 4) and (64, 32, 8, 3), forward (64, 64, 4, 3); the fused kernel's are its two
+# runners-up.
 GPU_CANDIDATES = {
     64: {
         "forward": [(128, 128, 4, 3), (128, 64, 4, 4), (64, 64, 4, 3), (128, 64, 8, 3)],
@@ -49,8 +50,8 @@ GPU_CANDIDATES = {
         "fused": [(32, 128, 8, 2), (64, 64, 8, 3)],
     },
 }
-# float32 inputs (3-pass TF32 dots; `tiling.GPU_DEFAULTS_FLOAT32` first): none measured on a GPU yet; each fits
-# sm_90 in at most 160 KiB of shared memory and spills at most 920 bytes (triton_resources.py --dtype float32).
+# float32 inputs (3-pass TF32 dots; `tiling.GPU_DEFAULTS_FLOAT32` first): none timed on a GPU yet; each fits
+# sm_90's shared memory (checked with triton_resources.py --dtype float32).
 GPU_CANDIDATES_FLOAT32 = {
     64: {
         "forward": [(64, 32, 4, 2), (128, 64, 4, 2)],
@@ -219,7 +220,7 @@ def autotune(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=N
       `default_candidates`.
     backward: "split" (default) tunes the dk/dv and dq kernels, "fused" the fused backward kernel, "auto" both
       (split only on TPU, which has no fused kernel) and returns the faster backward. On an H200 the fused kernel
-      ran 2.2x slower than dk/dv and dq together (bf16, head_dim 128, seq 4096; RESULTS.md), so "split" skips it.
+      ran slower than dk/dv and dq together (RESULTS.md, sixth session), so "split" skips it.
     target_s: seconds per timing loop (median of 5-300 calls).
     tolerance: largest accepted ||got - ref|| / ||ref|| of each result; default 2e-2 for 16-bit inputs, 2e-3
       for float32 (GPU matmuls may round operands to tf32).

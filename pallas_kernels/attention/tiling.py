@@ -43,7 +43,7 @@ class BlockSizes:
   kernel (`fused`) that computes dk and dv per kv block and adds each tile's dq into a float32 buffer with atomic
   adds (GPU and interpreter only: Mosaic TPU has no atomics); None, the backend's default (`default_backward`).
   The fused kernel does 5 matmuls per tile instead of 7, but its dq sums run in a nondeterministic order, and on an
-  H200 its atomic adds made it 2x slower than the split backward (RESULTS.md).
+  H200 its atomic adds made it slower than the split backward (experiments/bench/RESULTS.md, sixth session).
   """
   forward: KernelBlocks = KernelBlocks()
   dkdv: KernelBlocks = KernelBlocks()
@@ -58,16 +58,14 @@ class BlockSizes:
 
 
 # Defaults. GPU, per kernel and head_dim bucket (the padded head_dim up to 64, up to 128, larger): (block_q,
-# block_k, num_warps, num_stages). Hopper (sm_90) values come from the block-size sweeps on an H200
-# (experiments/bench/attention_sweep.py, bf16, seq 4096, causal; RESULTS.md). head_dim 128: dk/dv (64, 128, 8, 3)
-# 0.72 ms against 0.84 ms for (64, 128, 8, 2) (161 KiB of shared memory); dq (64, 32, 4, 3) 0.64 ms, as fast as
-# (128, 32, 4, 3) and spill-free; the forward keeps the runner-up (128, 64, 8, 3): the fastest, (128, 128, 8, 3),
-# is 3-6% faster but needs 224 of the 227 KiB of shared memory a block may have (triton_resources.py), too close
-# for a default that other Triton versions compile. head_dim 64: forward (128, 64, 4, 3), 0.47 vs 0.57 ms for
-# (64, 64, 4, 2); dk/dv and dq kept (no candidate beat them). A sweep at seq 8192 found no head_dim 128 candidate
-# more than 4% faster than these, and no head_dim 64 one faster in the whole op. The fused backward's head_dim 128
-# entry is its fastest candidate (3.0 ms, against 1.36 ms for dk/dv + dq: it is not the default; head_dim 64's is
-# unmeasured).
+# block_k, num_warps, num_stages). Hopper (sm_90) values are the fastest candidates of the block-size sweeps on an
+# H200 (experiments/bench/attention_sweep.py, bf16, causal, seq 4096, checked at 8192; experiments/bench/RESULTS.md,
+# "attention block sizes, chunk-parallel SSD backward" and the sixth and seventh sessions), with one exception: the
+# head_dim 128 forward keeps the runner-up (128, 64, 8, 3), as the fastest, (128, 128, 8, 3), needs nearly all of
+# the 227 KiB of shared memory an sm_90 block may have (triton_resources.py; RESULTS.md, "sm_90 resources without
+# a GPU"), too close for a default that other Triton versions compile. The head_dim 64 dk/dv and dq entries are
+# the earlier defaults (no candidate beat them). The fused backward's head_dim 128 entry is its fastest candidate
+# (it is not the default backward; head_dim 64's is untimed).
 # Older GPUs and ROCm (less shared memory) use the earlier small-block defaults; 4-byte inputs a float32 table.
 # Blocks are clamped down to short sequences. TPU: (128, 128), kept even for short sequences (padded instead):
 # Mosaic transposes and matmuls are safest on 128-aligned tiles. Interpreter: (64, 64), clamped to the lengths.
@@ -82,18 +80,18 @@ GPU_DEFAULTS_PRE_HOPPER = {
     None: GPU_DEFAULTS[None],
 }
 # 4-byte inputs (float32) on any GPU. Their dots run as 3-pass TF32 (`pallas_kernels._precision`), whose operand
-# splits also live in shared memory. The 16-bit tables above overflow the 227 KiB an sm_90 block may have (head_dim
-# 128 dk/dv needed 256 KiB even with IEEE dots; an H200 run failed on it). These take at most 128 KiB (the head_dim
-# 64 fused kernel 160) and spill at most 1.2 KB per thread (triton 3.9 for sm_90; RESULTS.md), inside an A100's
-# 163 KiB; GPUs with 99 KiB per block (sm_86, sm_89) need smaller `block_sizes` for some.
+# splits also live in shared memory. The 16-bit tables above overflow the 227 KiB an sm_90 block may have with
+# 4-byte tiles (an H200 run failed on the head_dim 128 dk/dv). These fit an A100's 163 KiB per block (their
+# shared memory and spills for sm_90: triton_resources.py --dtype float32; RESULTS.md, sixth session); GPUs with
+# 99 KiB per block (sm_86, sm_89) need smaller `block_sizes` for some.
 GPU_DEFAULTS_FLOAT32 = {
     64: GPU_DEFAULTS_PRE_HOPPER[64],
     128: {"forward": (64, 32, 4, 2), "dkdv": (32, 32, 4, 2), "dq": (32, 32, 4, 2), "fused": (32, 32, 4, 2)},
     None: {"forward": (16, 32, 4, 2), "dkdv": (32, 16, 4, 2), "dq": (16, 32, 4, 2), "fused": (16, 16, 4, 2)},
 }
 DEFAULT_BLOCKS = {"tpu": (128, 128), "interpret": (64, 64)}
-# The backward per GPU head_dim bucket. "split": on an H200 the fused kernel's whole op ran 2.0x slower (its
-# acq_rel atomic adds; 1.26x with relaxed ones, which Pallas cannot ask for; RESULTS.md).
+# The backward per GPU head_dim bucket. "split": on an H200 the fused kernel's whole op ran slower, also with
+# relaxed-order atomic adds, which Pallas cannot ask for (experiments/bench/RESULTS.md, sixth session).
 GPU_DEFAULT_BACKWARD = {64: "split", 128: "split", None: "split"}
 
 

@@ -10,7 +10,7 @@ formulation, chosen from profiles of the proxy train step on CPU (experiments/be
   dv = p^T dO', ds = p * (dO' v^T - rowsum(dO' * o)), dq = ds k, dk = ds^T q with dO' = dO / l;
 - every product in a form XLA:CPU gives to its GEMM library: p^T dO' and ds^T q are computed as (dO'^T p)^T and
   (q^T ds)^T from materialised (D, Q) transposes, which `optimization_barrier` keeps XLA from folding back
-  into a product contracting the rows of both operands (that form runs on a path 2-3x slower);
+  into a product contracting the rows of both operands (that form runs on a slower path);
 - on CPU the batch is cut into a few independent slices (`batch_slices`): XLA:CPU runs each batched product on
   one core, and independent slices let its thunk executor run them on different cores at once (the results are
   the same: no sum crosses batch elements).
@@ -30,7 +30,9 @@ import jax.numpy as jnp
 from pallas_kernels.attention import _common
 
 _HIGHEST = jax.lax.Precision.HIGHEST
-MAX_AUTO_SLICES = 4  # measured on 2 cores (proxy64 step): 2 slices 5-6% faster than 1, 4 as 2, 8 slower than 1
+# Most slices "auto" cuts (one per core up to this): more than 4 made the proxy64 step slower again on 2 cores
+# (experiments/bench/RESULTS.md, "the attention core rewritten for XLA:CPU", batch slices).
+MAX_AUTO_SLICES = 4
 
 
 def xla_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=None, score_mod=None,

@@ -25,29 +25,27 @@ from pallas_kernels.ssm.ssd_reference import check_ssd_args
 
 # Default chunk per backend when the caller passes chunk_size=None.
 DEFAULT_CHUNK = {"gpu": 64, "tpu": 128}
-# Largest chunk of the GPU variant: the backward chunk kernel's shared memory grows with it (chunk 64 with the
-# default head_dim block 64 needs at most 96 KiB on sm_90 for head_dim and d_state up to 128).
+# Largest chunk of the GPU variant: the backward chunk kernel's shared memory grows with it (chunk 128 overflowed
+# an H200's shared memory in the first GPU run; experiments/bench/RESULTS.md, run 1).
 GPU_MAX_CHUNK = 64
 # Forward and backward head_dim blocks on GPU (None: whole head_dim). The TPU variant always takes the whole
 # head_dim. Forward: splitting head_dim multiplies the programs of its sequential chunk sweep (the grid is
 # otherwise only batch * heads). Backward chunk kernel: its grid already has a program per chunk, so a block
 # only bounds a program's registers; each block repeats the (Q, Q, N) matmuls and writes its own dB, dC, d dt
-# and d a_cum shares (summed afterwards), so fewer, larger blocks do less work (H200, bf16, L8192 p64 n128:
-# block 64 ran forward+backward in 3.4 ms, block 32 in 3.9 ms).
+# and d a_cum shares (summed afterwards), so fewer, larger blocks do less work (block 64 ran faster than 32 on
+# an H200).
 DEFAULT_BLOCK_P = {"gpu": 32, "tpu": None}
 DEFAULT_BLOCK_P_BWD = {"gpu": 64, "tpu": None}
 # Backward state-cotangent sweep: (head_dim, d_state) block of a program (None: whole) and Triton pipeline
 # stages. Its entries of dS are independent, so blocks give it more programs; the stages prefetch the next
-# chunks' dy and C, as its loop is latency-bound. H200, bf16, L8192 p64 n128 (sweep alone): (16, 64) with 3
-# stages 0.35 ms; (32, 128) 0.57 ms unpipelined, 0.45 ms with 3 stages; (16, 16) 0.97 ms (more programs than
-# help, each re-reading dy and C).
+# chunks' dy and C, as its loop is latency-bound. (16, 64) with 3 stages was the fastest tried on an H200:
+# larger blocks leave too few programs, smaller ones make more than help, each re-reading dy and C.
 STATE_SWEEP_BLOCK = {"gpu": (16, 64), "tpu": (None, None)}
 STATE_SWEEP_STAGES = 3
 # Triton warps (forward with float32 / bfloat16 matmuls, backward state sweep and chunk kernel), from sm_90
-# cubins for head_dim 64/128, d_state 64/128, chunk 64 and H200 timings. The chunk kernel with 4 warps spills
-# ~2 KB per thread (bf16; 8 warps: 0.4 KB) yet ran faster (L8192 p64 n128 forward+backward 3.0 vs 3.4 ms);
-# 2 warps ran 7x slower. float32 inputs spill 4-5 KB per thread either way (3-pass TF32 operands) and time
-# the same with 4 or 8 warps (13.2 / 13.0 ms).
+# cubins for head_dim 64/128, d_state 64/128, chunk 64 and H200 timings. The chunk kernel spills more registers
+# with 4 warps than with 8 yet ran faster; 2 warps ran far slower. float32 inputs spill either way (3-pass TF32
+# operands) and time the same with 4 or 8 warps.
 GPU_WARPS = {"fwd_f32": 4, "fwd_bf16": 8, "bwd_state": 4, "bwd_chunk": 4}
 
 

@@ -211,7 +211,7 @@ class _Run:
 
   def compile(self):
     s = self.settings
-    # "unsafe_rbg" keys: initialising with threefry compiled 5x slower on CPU (11 s vs 2 s, tiny backbone).
+    # "unsafe_rbg" keys: initialising with threefry keys compiles several times slower on CPU.
     model = self.build(nnx.Rngs(jax.random.key(s["seed"], impl="unsafe_rbg")))
     model.eval()
     eval_graphdef = nnx.split(model)[0]
