@@ -94,7 +94,7 @@ class LayoutProgram:
     seed's order), checking the loss every `check_every` steps; the result's status says how it ended."""
     params, opt_state = self.init(layout, seed)
     batches = make_loader(ArraySource.from_split(self.task.splits()["train"]), batch_size=batch_size, seed=seed,
-                          read_threads=1, prefetch_buffer_size=2)
+                          read_threads=0, prefetch_buffer_size=0)
     return self.trainer.run(params, opt_state, batches, Budget(max_steps=steps), check_every=check_every,
                             lr_scale=functools.partial(lr_multiplier, self.optimizer, total_steps=steps),
                             model_inputs=self.model_inputs(layout), analytic_flops_per_step=analytic_flops_per_step)

@@ -185,6 +185,8 @@ def muon_dimension_numbers(params):
 
 
 def _adamw(config: OptimizerConfig, lr_scale) -> optax.GradientTransformation:
+  if config.weight_decay == 0:  # Adam: no pass over the parameters for a decay of zero
+    return optax.adam(config.lr * lr_scale, b1=config.b1, b2=config.b2, eps=config.eps)
   return optax.adamw(config.lr * lr_scale, b1=config.b1, b2=config.b2, eps=config.eps,
                      weight_decay=config.weight_decay,
                      mask=lambda tree: weight_decay_mask(tree, config.decay_embeddings))

@@ -182,14 +182,16 @@ def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, model
     compute_dtype: when set (e.g. "bfloat16"), parameters are cast to it inside the forward pass; gradients
       and the update stay in the parameters' dtype. The model also casts activations to `ModelConfig.dtype`.
   Returns:
-    (new params, new opt_state, metrics): float32 scalars "loss", "ce", "z_loss", "accuracy", "tokens",
-    "grad_norm" (global L2 norm of the gradient before the optimizer's clipping).
+    (new params, new opt_state, metrics): float32 scalars "loss", "ce", "z_loss", "tokens", "grad_norm"
+    (global L2 norm of the gradient before the optimizer's clipping). Accuracy is left to `eval_step`: its
+    argmax over the vocabulary at every position is a measurable share of a small model's step.
   """
   metrics, grads = loss_and_grads(params, batch, model_inputs, graphdef=graphdef, grad_accum_steps=grad_accum_steps,
                                   parallel_branches=parallel_branches, z_loss=z_loss, compute_dtype=compute_dtype)
   updates, opt_state = optimizer.update(grads, set_lr_scale(opt_state, lr_scale), params)
   params = optax.apply_updates(params, updates)
-  return params, opt_state, {**metrics, "grad_norm": optax.tree.norm(grads)}
+  kept = {name: value for name, value in metrics.items() if name != "accuracy"}
+  return params, opt_state, {**kept, "grad_norm": optax.tree.norm(grads)}
 
 
 def eval_step(params: nnx.State, batch: Batch, model_inputs: ModelInputs | None = None, *, graphdef: nnx.GraphDef,

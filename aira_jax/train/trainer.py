@@ -129,7 +129,7 @@ class Trainer:
     self._step_fn = None
     self._eval_fn = None
     self._eval_compiled: set[tuple] = set()
-    self._compiled: dict[tuple, tuple[Any, PreflightReport]] = {}
+    self._compiled: dict[tuple, PreflightReport] = {}
 
   def init(self, params, opt_state=None) -> tuple[Any, Any]:
     """(params, opt_state) placed on the mesh by the logical-axis rules; opt_state = `optimizer.init(params)`
@@ -142,11 +142,13 @@ class Trainer:
     return jax.device_put(dict(model_inputs or {}), replicated(self.mesh))
 
   def compile(self, params, opt_state, batch, model_inputs: ModelInputs) -> tuple[Any, PreflightReport, float]:
-    """(compiled step, its preflight report, seconds spent compiling now: 0 when reused) for these inputs'
-    signature. Raises PreflightError when the step does not fit the device's memory or fails to compile."""
+    """(step, its preflight report, seconds spent compiling now: 0 when reused) for these inputs' signature.
+    The step is compiled ahead (lower + compile) and checked against the device's memory; the returned jitted
+    function then dispatches to that executable (jax caches it: no second compile) through jit's fast path.
+    Raises PreflightError when the step does not fit the device's memory or fails to compile."""
     key = _signature(params, opt_state, batch, model_inputs)
     if key in self._compiled:
-      return (*self._compiled[key], 0.0)
+      return self._step_fn, self._compiled[key], 0.0
     if self._step_fn is None:
       self._step_fn = jit_train_step(self.graphdef, self.optimizer, self.mesh, params, opt_state, **self.step_kwargs)
     started = time.perf_counter()
@@ -159,10 +161,11 @@ class Trainer:
       raise PreflightError(f"{what}compiling the train step failed: {type(error).__name__}: {error}") from error
     seconds = time.perf_counter() - started
     self.compile_seconds += seconds
-    report = report_compiled(compiled, label=self.label, params=params, lower_seconds=lowered_at - started, compile_seconds=seconds - (lowered_at - started))
+    report = report_compiled(compiled, label=self.label, params=params, lower_seconds=lowered_at - started,
+                             compile_seconds=seconds - (lowered_at - started))
     check_fits(report, self.device_memory)
-    self._compiled[key] = (compiled, report)
-    return compiled, report, seconds
+    self._compiled[key] = report
+    return self._step_fn, report, seconds
 
   def run(self, params, opt_state, batches: Iterator[dict[str, np.ndarray]], budget: Budget, *,
           lr_scale: Callable[[int], float] | None = None, model_inputs: ModelInputs | None = None,

@@ -3,7 +3,8 @@
 The new primitive, C, is a gated causal depthwise short convolution (the short convolution of H3 / Hyena,
 gated as in Mamba's output) defined in this module. Registered once for the module, it goes through layout
 parsing, the LanguageModel, exact parameter counting, analytic FLOPs against XLA's cost analysis, the scale
-stage's three FLOPs methods, the switch model (equal to the dedicated model) and the compose evaluator. The
+stage's three FLOPs methods and its trainer, the switch model (equal to the dedicated model) and the compose
+evaluator. The
 fixture unregisters it, so no other test sees it.
 """
 
@@ -16,10 +17,10 @@ import pytest
 from flax import nnx
 
 from aira_jax import primitives
-from aira_jax.compose.config import EvaluatorConfig
+from aira_jax.compose.config import ComposeConfig, EvaluatorConfig, ScaleConfig
 from aira_jax.compose.evaluator import LayoutEvaluator
 from aira_jax.compose.flops import METHODS, training_flops_per_token
-from aira_jax.compose.scale import width_config
+from aira_jax.compose.scale import _PointTrainer, scale_task, width_config
 from aira_jax.compose.switch_model import SwitchLanguageModel, load_dedicated
 from aira_jax.layers.mamba2 import causal_depthwise_conv
 from aira_jax.layers.norm import RMSNorm
@@ -192,3 +193,21 @@ def test_registration_errors_and_removal():
     Layout.parse("QA")
   with pytest.raises(ValueError, match="unknown primitive 'Q'"):
     primitives.unregister_primitive("Q")
+
+
+def test_scale_stage_trains_and_scores_a_point_of_the_new_primitive(tmp_path):
+  """The scale stage's trainer (a switch program over "CM", the one training loop) trains an isoFLOP point of a
+  layout with the new primitive; it learns (validation loss well under the uniform ln 257)."""
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("\n\n".join(f"document {i}: " + " ".join(f"w{(i * j) % 37}" for j in range(30))
+                                for i in range(150)))
+  scale = ScaleConfig(widths=(16,), head_dim=4, seq_len=16, batch_size=8, eval_tokens=128, trainer="switch",
+                      task_options={"path": str(corpus)})
+  config = ComposeConfig(scale=scale, evaluator=EvaluatorConfig(model={"d_model": 16, "num_heads": 2,
+                                                                       "ffn_dim": 32, "ssm_head_dim": 8}))
+  task = scale_task(config)
+  model_config = width_config(preset_config("proxy", **config.evaluator.model), 16, task.spec.vocab_size, 16,
+                              head_dim=4)
+  layout = Layout.parse("CMCM", space="CM")
+  scores = _PointTrainer(config, task, "CM").train(layout, model_config, tokens=8 * 16 * 40, seed=0)
+  assert scores["steps"] == 40 and math.isfinite(scores["loss"]) and scores["loss"] < math.log(257) - 1.0

@@ -8,7 +8,10 @@ end record (`aira_jax.design.records`), stopping at the first failure:
              backbone evaluated abstractly (`nnx.eval_shape` / `jax.eval_shape`) for shapes.
   lowering   only when Pallas is used (hooks mode, or "pallas" in the source): the hooked attention (hooks) or
              the Mixer (forward and gradient) exported for "tpu" and "cuda" from this host.
-  compile    the jit'd train and eval steps lowered and compiled (seconds recorded).
+  compile    the jit'd train and eval steps lowered and compiled (seconds recorded), and the preflight: the
+             train step's memory per device (XLA's analysis) against the device's, a candidate that cannot fit
+             failing here as "does not fit: needs X of Y per device" before any data is read; its FLOPs and
+             memory are recorded.
   numerics   the data read from `settings["data_dir"]` (training inputs and labels, validation and test
              inputs: no held-out labels exist in this process); one forward on validation inputs (finite,
              right shape) and the first train step (finite loss and gradient norm).
@@ -41,6 +44,7 @@ from aira_jax.design.channel import send_array
 from aira_jax.design.records import record_end, record_start
 from aira_jax.design.tasks import lra_training as training
 from aira_jax.design.tasks.lra_backbone import Backbone, HookAttention, check_hooks, validate_hyperparameters
+from aira_jax.train.preflight import PreflightError, check_fits, device_memory_bytes, report_compiled
 
 HYPER_KEYS = ("d_model", "num_heads", "num_layers", "ffn_mult", "lr", "weight_decay", "warmup_fraction")
 REQUIRED = HYPER_KEYS + ("task", "setting", "seq_len", "batch_size", "steps", "train_seconds", "seed", "data_dir")
@@ -226,7 +230,17 @@ class _Run:
         self.params, self.opt_state, self.other, self.batch_structs(s["batch_size"])).compile()
     self.eval_step = jax.jit(eval_step).lower(self.params, self.other, self.batch_structs(s["batch_size"])).compile()
     self.compile_seconds = time.perf_counter() - started
-    return None, {"compile_seconds": self.compile_seconds}
+    report = report_compiled(self.train_step, params=self.params)
+    try:
+      check_fits(report, device_memory_bytes())
+    except PreflightError as e:
+      raise CandidateError(str(e)) from None
+    metrics = {"compile_seconds": self.compile_seconds}
+    if report.flops is not None:
+      metrics["train_step_flops"] = report.flops * report.num_devices
+    if report.peak_memory_bytes is not None:
+      metrics["train_step_memory_bytes"] = report.peak_memory_bytes
+    return None, metrics
 
   def numerics(self):
     s = self.settings

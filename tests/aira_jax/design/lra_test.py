@@ -193,6 +193,23 @@ def test_broken_candidate_fails_at_the_right_stage(case, tmp_path):
   assert message in error
 
 
+def test_a_candidate_that_cannot_fit_the_device_fails_at_compile_before_any_data(tmp_path, monkeypatch):
+  """The compile stage's preflight: XLA's memory analysis of the train step against the device's memory (1 KiB
+  here) refuses the candidate with what it needs; the numerics stage, which reads the data, never runs."""
+  monkeypatch.setattr("aira_jax.design.tasks.lra_harness.device_memory_bytes", lambda: 1024)
+  results, metrics = _run(tmp_path, mechanism_source("linear"))
+  stage, error = _failed(results)
+  assert (stage, metrics) == ("compile", None) and [r.stage for r in results] == ["import", "interface", "compile"]
+  assert error.startswith("does not fit: needs ") and "of 1.0 KiB per device" in error
+
+
+def test_the_compile_stage_records_the_train_steps_flops_and_memory(tmp_path):
+  results, _ = _run(tmp_path, mechanism_source("linear"), stop_after="compile")
+  compiled = results[-1].metrics
+  assert results[-1].stage == "compile" and results[-1].ok
+  assert compiled["train_step_flops"] > 0 and compiled["train_step_memory_bytes"] > 0
+
+
 def test_hyperparameters_honoured_when_configurable_and_ignored_when_fixed(tmp_path):
   source = mechanism_source("linear", hyperparameters={"d_model": 24, "num_heads": 3, "lr": 0.01})
   results, _ = _run(tmp_path, source, stop_after="interface", setting="configurable")
