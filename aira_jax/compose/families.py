@@ -2,7 +2,7 @@
 
 Baselines at a target depth (layers; a Llama block is two layers, attention then MLP):
 - "llama": alternating attention and MLP, "AMAM..." (Llama 3.2's layout).
-- "composer": Composer's 16-layer pattern "2A+5M+2A+3M+1A+3M", stretched to the depth (REFERENCE.md section 2).
+- "composer": Composer's 16-layer pattern "2A+5M+2A+3M+1A+3M", stretched to the depth.
 - "composer6": Composer's 6-layer pattern "2A+4M", stacked to the depth.
 - "nemotron": a Nemotron-H-like hybrid with its MoE replaced by MLPs: mixer and MLP layers alternate
   ("xMxM..."); the mixers are Mamba-2 (S) except about one in seven, which are attention, spread evenly with

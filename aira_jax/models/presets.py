@@ -1,6 +1,6 @@
 """Named model sizes: `tiny` (tests), `proxy` (the search scale), and `350m`, `1b`, `3b` (scale-up).
 
-`1b` and `3b` match Llama 3.2's widths (REFERENCE.md section 4). A Llama block (attention + MLP) is two layers
+`1b` and `3b` match Llama 3.2 1B's and 3B's widths. A Llama block (attention + MLP) is two layers
 here, so their default depth is twice Llama's block count: 1B = 16 blocks = 32 layers, 3B = 28 blocks = 56
 layers.
 

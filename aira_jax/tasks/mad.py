@@ -2,9 +2,9 @@
 
 Why: MAD's synthetic token tasks each isolate one skill (recall, fuzzy recall, recall under noise, selective
 copying, compression, memorization) and their mean accuracy tracked compute-optimal perplexity across
-architectures, so they are a cheap first filter for a layout search (REFERENCE.md section 3).
+architectures, so they are a cheap first filter for a layout search.
 
-Settings (`MADSetting`, frozen) follow the REFERENCE table: base in `BASE_SETTINGS`, difficulty axes in
+Settings (`MADSetting`, frozen) follow the MAD paper's task table: base in `BASE_SETTINGS`, difficulty axes in
 `HARDER_VALUES` (one axis varied at a time with `.harder(axis, value)`); test set 1,280 examples; the
 validation split (not in MAD) has the test set's size. Where the table is silent this module chooses:
 12,800 training examples for selective copying and compression (as for recall), and the token layouts

@@ -1,7 +1,7 @@
 """Zoology's multi-query associative recall (MQAR, Arora et al. 2023) as the registered task "mqar".
 
 Why: associative recall explains most of the quality gap between attention and attention-free models, and
-MQAR measures it with many queries per example (REFERENCE.md section 3).
+MQAR measures it with many queries per example.
 
 Layout of one row of L = seq_len tokens, V = vocab_size, P = num_pairs:
 - positions 0..2P-1, the context: P (key, value) pairs; keys are P distinct tokens of [1, V/2) (the lower

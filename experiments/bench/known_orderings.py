@@ -1,6 +1,6 @@
 """Known orderings: does the compose proxy fitness rank 16-layer layouts the way MAD does?
 
-MAD (Poli et al. 2024; REFERENCE.md section 3) found hybrids that mix attention with other layers at the top
+MAD (Poli et al. 2024, "Mechanistic Design and Scaling of Hybrid Architectures") found hybrids that mix attention with other layers at the top
 of mean MAD accuracy, and layouts without token mixing (MLP only) at the bottom. This script scores a handful
 of 16-layer AM layouts with the project's own `LayoutEvaluator` on MAD-lite (its default tasks) at the default
 evaluator's model and training settings (width 32, batch 16, lr 3e-3, 128 validation rows, switch mode;

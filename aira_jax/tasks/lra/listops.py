@@ -3,7 +3,7 @@
 Spec followed (LRA's generator): operators MIN, MAX, MED (integer median: the mean of the two middle values
 rounded down for an even count, i.e. int(np.median)), SM (sum mod 10); digits 0..9. The root has depth 1;
 a node above the depth limit (10) is an operator with probability `operator_probability` = 0.25 — else a
-digit — and an operator takes 2..10 arguments uniformly. NOTE: REFERENCE.md words this as "a leaf with
+digit — and an operator takes 2..10 arguments uniformly. NOTE: it is sometimes summarised as "a leaf with
 probability 0.25"; the released LRA code draws an operator with probability 0.25 (a digit otherwise), and only
 that reading gives trees of 500..2000 tokens at a useful rate (with 0.75 operators nearly every tree grows
 to the depth limit with ~10^6 tokens), so this module follows the code. Token length = digits + 2 per
