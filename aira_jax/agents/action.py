@@ -1,24 +1,28 @@
-"""`Action` (what a policy asks for next) and the fitness normalisation the policies share.
+"""`Action` (what a policy asks for next), the analysis schedule, and the fitness normalisation the policies share.
 
 A policy never runs an operator itself: it returns which operator to apply to which parents, so the same
-policy drives LLM operators (design, compose) and the built-in heuristic agent alike.
+policy drives LLM operators (design, compose) and the built-in heuristic agent alike. Policies choose among
+draft, improve, debug and crossover; "analyze" (an agent reviews its results in writing, nothing is evaluated)
+comes from `analysis_due`, a schedule the ensemble applies to every agent before asking its policy, so every
+policy gets it the same way and no policy sees analyses (they read `Journal.candidates_only`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from aira_jax.agents.journal import PARENT_COUNTS, Journal, Node
 
-_ACTION_OPERATORS = ("draft", "improve", "debug", "crossover")
+_ACTION_OPERATORS = ("draft", "improve", "debug", "crossover", "analyze")
 
 
 @dataclasses.dataclass(frozen=True)
 class Action:
-  """Apply `operator` to the nodes `parent_ids` (empty for a draft, two for a crossover)."""
+  """Apply `operator` to the nodes `parent_ids` (empty for a draft, two for a crossover; for an analysis, the
+  agent's latest step)."""
 
   operator: str
   parent_ids: tuple[str, ...] = ()
@@ -37,6 +41,29 @@ class Policy(Protocol):
   def next_action(self, journal: Journal, rng: random.Random) -> Action:
     """The next step to take; reads the journal, never changes it; randomness only from `rng`."""
     ...
+
+
+def analysis_due(agent_nodes: Sequence[Node], every: int) -> Action | None:
+  """`Action("analyze", (latest step,))` when the agent's steps since its last analysis number `every` or more;
+  None otherwise, or when `every` is 0 (never).
+
+  `agent_nodes`: one agent's nodes in append order. A step is any node that is not an analysis (scored, failed or
+  a duplicate). A failed analysis counts as an analysis, so a broken one is retried `every` steps later, not at
+  once. A pure function of the journal, so a resumed run keeps the schedule.
+  """
+  if every < 0:
+    raise ValueError(f"every must be >= 0 (0 = never), got {every}")
+  if every == 0:
+    return None
+  since = 0
+  for node in reversed(agent_nodes):
+    if node.is_analysis:
+      break
+    since += 1
+  if since < every:
+    return None
+  latest = next(n for n in reversed(agent_nodes) if not n.is_analysis)
+  return Action("analyze", (latest.id,))
 
 
 def normalized_fitness(nodes: Iterable[Node], lower_is_better: bool) -> dict[str, float]:

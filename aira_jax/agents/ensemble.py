@@ -3,9 +3,14 @@
 Each agent is a policy (which node to work on next) plus an operator (what one step writes: a layout or code,
 from an LLM or the built-in heuristic). One step: the policy picks an `Action` from the agent's own nodes (or
 from everyone's with `shared_tree=True`), the operator proposes a payload, the queue evaluates it, and the
-result is appended to the journal as a `Node`. Failures are data, not crashes:
+result is appended to the journal as a `Node`. An agent with `analyze_every` > 0 also writes, every that many
+steps, an analysis of its results (`action.analysis_due`; the operator's `analyze` method): an "analyze" node
+that is never evaluated, has no metric, does not count against `steps_per_agent` (its tokens do count against
+`max_tokens`) and is left out of what policies read (`Journal.candidates_only`), so it changes no search
+decision; operators see it and put the latest one in their prompts. Failures are data, not crashes:
 - an operator error (bad LLM reply, invalid layout, LLM error) becomes a buggy node with the reason (and the
-  rejected payload, plan and tokens when the error carries them as attributes);
+  rejected payload, plan and tokens when the error carries them as attributes); a failed analysis too (a buggy
+  "analyze" node, which no policy debugs; the next one is due `analyze_every` steps later);
 - the candidate's fault in an evaluation (invalid payload, divergence, a failed sandbox stage) becomes a
   buggy node (the queue makes it a buggy result);
 - an infrastructure fault in an evaluation (aira_jax.faults: the evaluator's own failure, after the queue's
@@ -13,13 +18,13 @@ result is appended to the journal as a `Node`. Failures are data, not crashes:
   `infrastructure_failures`, and the agent goes on (at most `max_restarts` times);
 - anything else that escapes an agent's step is a crash, recorded in the report, and the agent restarts (at
   most `max_restarts` times), continuing from the journal.
-Budgets: wall-clock seconds for the whole run, steps per agent and LLM tokens over the journal; an agent stops
-when its budget is spent, the run when all agents have stopped. Ctrl-C (`aira_jax.faults.stop_on_ctrl_c`) stops
-the agents: a running evaluation stops within a training step (`Interrupted`, no node), and an agent still
-busy `STOP_GRACE_S` later (an LLM call, a compilation) is left behind and writes nothing more; the report is
-marked interrupted. The journal file is complete up to there, so a run started again on the same journal
-(`Journal.load`) resumes: steps already taken count against the budgets and evaluated payloads are answered
-from the cache.
+Budgets: wall-clock seconds for the whole run, steps per agent (analyses aside) and LLM tokens over the journal;
+an agent stops when its budget is spent, the run when all agents have stopped. Ctrl-C
+(`aira_jax.faults.stop_on_ctrl_c`) stops the agents: a running evaluation stops within a training step
+(`Interrupted`, no node), and an agent still busy `STOP_GRACE_S` later (an LLM call, a compilation) is left
+behind and writes nothing more; the report is marked interrupted. The journal file is complete up to there, so
+a run started again on the same journal (`Journal.load`) resumes: steps already taken count against the budgets,
+evaluated payloads are answered from the cache, and the analysis schedule goes on where it was.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from aira_jax.agents.action import Action, Policy
+from aira_jax.agents.action import Action, Policy, analysis_due
 from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
 from aira_jax.agents.journal import Journal
 from aira_jax.agents.node import Node, new_node_id
@@ -53,7 +58,11 @@ class Proposal:
 
 class Operator(Protocol):
   """Turns an action into a proposal. Returns a `Proposal` or a (plan, payload) pair; raises `ValueError`
-  (bad reply, invalid payload) or `LLMError` for a failed step."""
+  (bad reply, invalid payload) or `LLMError` for a failed step.
+
+  An operator that can analyse also has `analyze(action, journal, rng) -> Proposal` for an "analyze" action:
+  the payload is the analysis text, the plan the directions it draws (same failures as `propose`). Only agents
+  whose operator has it may set `AgentSpec.analyze_every`."""
 
   def propose(self, action: Action, journal: Journal, rng: random.Random) -> Proposal | tuple[str, str]:
     ...
@@ -61,17 +70,24 @@ class Operator(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class AgentSpec:
-  """One agent: a name, a policy, an operator, and the seed of its random choices."""
+  """One agent: a name, a policy, an operator, the seed of its random choices, and how many of its steps pass
+  between two analyses of its results (0 = it never analyses; the operator must have `analyze` otherwise)."""
 
   agent_id: str
   policy: Policy
   operator: Operator
   seed: int = 0
+  analyze_every: int = 0
+
+  def __post_init__(self):
+    if self.analyze_every < 0:
+      raise ValueError(f"agent {self.agent_id}: analyze_every must be >= 0 (0 = never), got {self.analyze_every}")
 
 
 @dataclasses.dataclass(frozen=True)
 class Budgets:
-  """Limits of a run; None = unlimited. `max_tokens` counts the tokens recorded on the journal's nodes."""
+  """Limits of a run; None = unlimited. `steps_per_agent` counts an agent's nodes other than analyses;
+  `max_tokens` counts the tokens recorded on all the journal's nodes."""
 
   wall_clock_s: float | None = None
   steps_per_agent: int | None = None
@@ -80,8 +96,8 @@ class Budgets:
 
 @dataclasses.dataclass
 class EnsembleReport:
-  """What a run did: steps per agent, crashes (agent id, traceback), why each agent stopped, timings, and the
-  steps skipped for infrastructure faults (agent id, traceback), which no node records."""
+  """What a run did: steps per agent (analyses aside), crashes (agent id, traceback), why each agent stopped,
+  timings, and the steps skipped for infrastructure faults (agent id, traceback), which no node records."""
 
   steps: dict[str, int]
   stop_reasons: dict[str, str]
@@ -100,6 +116,11 @@ def _as_proposal(value: Any) -> Proposal:
     return value
   plan, payload = value
   return Proposal(plan=str(plan), payload=str(payload))
+
+
+def _steps(journal: Journal, agent_id: str) -> int:
+  """How many steps `agent_id` has taken: its nodes other than analyses."""
+  return sum(not n.is_analysis for n in journal.by_agent(agent_id))
 
 
 def _agent_view(journal: Journal, agent_id: str) -> Journal:
@@ -131,7 +152,7 @@ class _Run:
       return "interrupted"
     if budgets.wall_clock_s is not None and time.monotonic() - self.start >= budgets.wall_clock_s:
       return "wall-clock budget"
-    if budgets.steps_per_agent is not None and len(self.journal.by_agent(agent_id)) >= budgets.steps_per_agent:
+    if budgets.steps_per_agent is not None and _steps(self.journal, agent_id) >= budgets.steps_per_agent:
       return "step budget"
     if budgets.max_tokens is not None and sum(n.tokens for n in self.journal.nodes) >= budgets.max_tokens:
       return "token budget"
@@ -139,10 +160,13 @@ class _Run:
 
   def step(self, agent: AgentSpec, rng: random.Random) -> None:
     view = self.journal if self.shared_tree else _agent_view(self.journal, agent.agent_id)
-    action = agent.policy.next_action(view, rng)
+    action = analysis_due(self.journal.by_agent(agent.agent_id), agent.analyze_every)
+    if action is None:
+      action = agent.policy.next_action(view.candidates_only(), rng)
     started = time.perf_counter()
+    write = agent.operator.analyze if action.operator == "analyze" else agent.operator.propose
     try:
-      proposal = _as_proposal(agent.operator.propose(action, view, rng))
+      proposal = _as_proposal(write(action, view, rng))
     except LLMBudgetExceeded:
       raise
     except _STEP_FAILURES as e:  # a rejected proposal keeps what was proposed and the tokens it cost
@@ -151,16 +175,22 @@ class _Run:
       self.record(agent, action, rejected, None, time.perf_counter() - started, error=f"{type(e).__name__}: {e}")
       return
     propose_s = time.perf_counter() - started
+    if action.operator == "analyze":  # an analysis is written, never evaluated
+      self.record(agent, action, proposal, None, propose_s)
+      return
     self.record(agent, action, proposal, self.queue.evaluate(proposal.payload), propose_s)
 
   def record(self, agent, action, proposal, result: EvalResult | None, propose_s, error=None) -> Node:
+    """Appends the step's node: `result` None means not evaluated, which is a failure (`error`) except for an
+    analysis that succeeded."""
     timings = {"propose": propose_s}
     if result is not None and not result.cached:
       timings["evaluate"] = result.seconds
+    written = action.operator == "analyze" and error is None
     node = Node(
         id=new_node_id(), operator=action.operator, parent_ids=action.parent_ids, plan=proposal.plan,
         payload=proposal.payload, metric=None if result is None or result.is_buggy else result.metric,
-        is_buggy=result is None or result.is_buggy,
+        is_buggy=not written and (result is None or result.is_buggy),
         error=error if result is None else result.error, output_excerpt="" if result is None else result.output,
         timings=timings, tokens=proposal.tokens, agent_id=agent.agent_id, lower_is_better=self.lower_is_better)
     with self.lock:
@@ -210,16 +240,27 @@ def print_progress(node: Node, journal: Journal, *, stream=None) -> None:
   import sys
   best = journal.best(1)
   best_text = f"{best[0].metric:.4g}" if best else "-"
-  result = f"metric {node.metric:.4g}" if node.metric is not None else f"buggy: {(node.error or '')[:60]}"
+  if node.is_buggy:
+    result = f"buggy: {(node.error or '')[:60]}"
+  elif node.is_analysis:
+    result = f"analysis: {analysis_headline(node)[:60]}"
+  else:
+    result = f"metric {node.metric:.4g}"
   print(f"[{node.agent_id} #{len(journal.by_agent(node.agent_id))}] {node.operator:9s} {result}  (best {best_text}, "
         f"{len(journal)} nodes)", file=stream or sys.stderr, flush=True)
+
+
+def analysis_headline(node: Node) -> str:
+  """The first non-empty line of an analysis's text."""
+  return next((line.strip() for line in node.payload.splitlines() if line.strip()), "(empty)")
 
 
 def seed_queue_from_journal(queue: EvaluationQueue, journal: Journal) -> None:
   """Lets a resumed run answer already-evaluated payloads from the cache."""
   for node in journal.nodes:
-    # Operator failures have no payload, or a rejected one (invalid here, so the evaluator would reject it too).
-    if node.payload:
+    # Operator failures have no payload, or a rejected one (invalid here, so the evaluator would reject it too);
+    # an analysis's payload is its text, never evaluated.
+    if node.payload and not node.is_analysis:
       queue.seed(node.payload, EvalResult(metric=node.metric, is_buggy=node.is_buggy, error=node.error,
                                           output=node.output_excerpt))
 
@@ -242,6 +283,10 @@ def run_ensemble(agents: list[AgentSpec], journal: Journal, queue: EvaluationQue
   ids = [a.agent_id for a in agents]
   if len(set(ids)) != len(ids) or not ids:
     raise ValueError(f"agents need distinct ids and at least one agent; got {ids}")
+  for agent in agents:
+    if agent.analyze_every and not callable(getattr(agent.operator, "analyze", None)):
+      raise ValueError(f"agent {agent.agent_id}: analyze_every={agent.analyze_every} but its operator "
+                       f"{type(agent.operator).__name__} cannot analyse (it has no analyze method); use 0")
   if budgets.wall_clock_s is None and budgets.steps_per_agent is None and budgets.max_tokens is None:
     raise ValueError("give at least one budget (wall_clock_s, steps_per_agent or max_tokens) so the run ends")
   run = _Run(journal, queue, budgets, lower_is_better, shared_tree, max_restarts, on_node)
@@ -252,7 +297,7 @@ def run_ensemble(agents: list[AgentSpec], journal: Journal, queue: EvaluationQue
   with run.lock:
     stop_reasons = {**{i: "interrupted (left busy)" for i in ids}, **run.stop_reasons}
     return EnsembleReport(
-        steps={i: len(journal.by_agent(i)) for i in ids}, stop_reasons=stop_reasons, crashes=list(run.crashes),
+        steps={i: _steps(journal, i) for i in ids}, stop_reasons=stop_reasons, crashes=list(run.crashes),
         evaluations=queue.evaluations - before, seconds=time.monotonic() - run.start, interrupted=interrupted,
         infrastructure_failures=list(run.infrastructure_failures))
 

@@ -1,8 +1,9 @@
 """`Journal`: the append-only record of a search, optionally backed by a JSONL file that survives crashes.
 
-Policies read it to pick the next action, memory builders read it to write prompts, reports read it after the
-run. Each appended node becomes one line of the file, flushed and fsync'd before `append` returns, so a crash
-loses at most the line being written; `Journal.load` drops such a truncated last line and resumes.
+Policies read it (without the agents' analyses, `candidates_only`) to pick the next action, memory builders
+read it to write prompts, reports read it after the run. Each appended node becomes one line of the file,
+flushed and fsync'd before `append` returns, so a crash loses at most the line being written; `Journal.load`
+drops such a truncated last line and resumes.
 `Node` lives in `node.py` and is re-exported here.
 """
 
@@ -160,6 +161,23 @@ class Journal:
   def drafts(self) -> list[Node]:
     """Nodes made by the draft operator (the roots of the search tree)."""
     return [n for n in self._nodes if n.operator == "draft"]
+
+  def analyses(self) -> list[Node]:
+    """Nodes made by the analyze operator: agents' written reviews, never evaluated (node.py)."""
+    return [n for n in self._nodes if n.is_analysis]
+
+  def candidates_only(self) -> Journal:
+    """The journal without its analyses, which is what search policies read: itself when it holds none, else an
+    in-memory copy of the other nodes (no node names an analysis as a parent, so the copy is a valid journal;
+    appends to it are not saved)."""
+    nodes = self.nodes
+    if not any(n.is_analysis for n in nodes):
+      return self
+    view = Journal()
+    for node in nodes:
+      if not node.is_analysis:
+        view._add(node)
+    return view
 
   def good_nodes(self) -> list[Node]:
     """Nodes that are not buggy and have a metric."""

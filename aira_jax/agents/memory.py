@@ -1,15 +1,19 @@
-"""Prompt memory built from the journal: what worked (for draft / improve) and what failed (for debug).
+"""Prompt memory built from the journal: what worked (for draft / improve), what failed (for debug), and the
+agent's latest written analysis of its results.
 
 aira-dojo gives draft and improve operators a summary of the good nodes, and the debug operator the chain
-of failed fixes that led to the node it repairs. Both texts have a character budget, because prompts do;
-when trimmed they say so, so the model (and whoever reads the log) knows something was left out.
+of failed fixes that led to the node it repairs. On top of that, an agent that analyses its results on a
+schedule (`aira_jax.agents.action.analysis_due`) sees its latest analysis in later prompts
+(`analysis_memory`). Every text has a character budget, because prompts do; when trimmed they say so, so the
+model (and whoever reads the log) knows something was left out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aira_jax.agents.journal import Journal
+from aira_jax.agents.journal import Journal, Node
+from aira_jax.agents.node import trim_excerpt
 
 DEFAULT_MAX_CHARS = 6000
 MIN_MAX_CHARS = 80
@@ -85,3 +89,30 @@ def debug_chain(journal: Journal, node_id: str, max_chars: int = DEFAULT_MAX_CHA
       for i, node in enumerate(chain, start=1)
   ]
   return fit_entries(entries, max_chars, keep="tail", what="attempts")
+
+
+def latest_analysis(journal: Journal) -> Node | None:
+  """The most recent analysis that did not fail, or None."""
+  for node in reversed(journal.nodes):
+    if node.is_analysis and not node.is_buggy:
+      return node
+  return None
+
+
+def analysis_memory(journal: Journal, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+  """The latest analysis (`latest_analysis`) for a prompt: after how many steps it was written, its text and
+  the directions it drew; "" when there is none. Over budget, the text keeps its head and tail."""
+  if max_chars < MIN_MAX_CHARS:
+    raise ValueError(f"max_chars must be >= {MIN_MAX_CHARS}, got {max_chars}")
+  node = latest_analysis(journal)
+  if node is None:
+    return ""
+  steps = 0
+  for earlier in journal.nodes:
+    if earlier.id == node.id:
+      break
+    steps += not earlier.is_analysis
+  text = f"(analysis {node.id}, written after {steps} steps)\n{node.payload.strip()}"
+  if node.plan.strip():
+    text += f"\nNext directions: {node.plan.strip()}"
+  return trim_excerpt(text, max_chars)

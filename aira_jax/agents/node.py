@@ -3,6 +3,11 @@
 Every draft, improvement, fix, merge and review an agent makes is one node: what it planned, what it produced
 (a layout text or code), how it scored or why it failed, how long it took and how many tokens it used. Nodes
 are immutable values that serialise to one line of JSON, so a journal of them is append-only JSONL.
+
+An "analyze" node is the one kind that is not a candidate: an agent's written review of its results so far
+(payload = the analysis, plan = the directions it draws), hung under the agent's latest step. It is never
+evaluated and never has a metric; search policies, step budgets and reports' candidate counts leave it out
+(`Node.is_analysis`, `Journal.candidates_only`), and prompts show the latest one (agents/memory.py).
 """
 
 from __future__ import annotations
@@ -52,9 +57,9 @@ class Node:
     id: unique within a journal.
     operator: one of `OPERATORS`.
     parent_ids: () for drafts, one id for improve / debug / analyze, two for crossover (first = primary).
-    plan: the agent's stated intent.
-    payload: what was evaluated: a layout text ("2A+5M") or source code.
-    metric: the score, finite, or None when unscored (buggy, or not evaluated yet).
+    plan: the agent's stated intent (for an analysis: the directions it draws).
+    payload: what was evaluated: a layout text ("2A+5M") or source code (for an analysis: its text).
+    metric: the score, finite, or None when unscored (buggy, not evaluated yet, or an analysis).
     is_buggy: the payload failed (bad reply, invalid layout, crash, out of memory, ...).
     error: short description of the failure, None when not buggy.
     output_excerpt: terminal output, trimmed to `MAX_EXCERPT_CHARS` on construction.
@@ -98,8 +103,15 @@ class Node:
         raise ValueError(f"node {self.id}: metric must be finite or None, got {self.metric!r}; "
                          "record a diverged run as buggy with metric None")
       object.__setattr__(self, "metric", metric)
+    if self.operator == "analyze" and self.metric is not None:
+      raise ValueError(f"node {self.id}: an analysis is never evaluated, so it has no metric (got {self.metric!r})")
     object.__setattr__(self, "output_excerpt", trim_excerpt(self.output_excerpt))
     object.__setattr__(self, "timings", {str(k): float(v) for k, v in self.timings.items()})
+
+  @property
+  def is_analysis(self) -> bool:
+    """Made by the analyze operator: a written review, not a candidate (see the module docstring)."""
+    return self.operator == "analyze"
 
   @property
   def is_good(self) -> bool:

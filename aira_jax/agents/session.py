@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import IO, Protocol
 
-from aira_jax.agents.ensemble import AgentSpec, Budgets, EnsembleReport, run_ensemble
+from aira_jax.agents.ensemble import AgentSpec, Budgets, EnsembleReport, analysis_headline, run_ensemble
 from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
 from aira_jax.agents.journal import Journal, Node
 
@@ -35,7 +35,8 @@ class NodeStore(Protocol):
 
 
 class SearchProgress:
-  """One line per node: time, agent, what it did, the evaluator's status, the best so far."""
+  """One line per node: time, agent, what it did (an analysis: its first line), the steps taken (analyses
+  aside) out of the budget, the evaluator's status, the best so far."""
 
   def __init__(self, total_steps: int | None, status: Callable[[], str], stream: IO[str] | None = None,
                show: Callable[[str], str] = lambda payload: payload):
@@ -48,10 +49,13 @@ class SearchProgress:
     best_text = f"{best[0].metric:.4f} {self.show(best[0].payload)}" if best else "-"
     if node.is_buggy:
       result = f"failed: {(node.error or '')[:70]}"
+    elif node.is_analysis:
+      result = f"wrote: {analysis_headline(node)[:70]}"
     else:
       result = f"{node.metric:.4f}" + (" (duplicate)" if "evaluate" not in node.timings else "")
-    steps = f"{len(journal)}/{self.total_steps}" if self.total_steps else f"{len(journal)}"
-    print(f"[{time.monotonic() - self.start:6.0f}s] {node.agent_id:>12} {node.operator:9s} {result} | nodes {steps} "
+    taken = sum(not n.is_analysis for n in journal.nodes)
+    steps = f"{taken}/{self.total_steps}" if self.total_steps else f"{taken}"
+    print(f"[{time.monotonic() - self.start:6.0f}s] {node.agent_id:>12} {node.operator:9s} {result} | steps {steps} "
           f"| {self.status()} | best {best_text}", file=self.stream, flush=True)
 
 

@@ -66,9 +66,12 @@ DEFAULT_AGENTS = (AgentConfig("greedy", "greedy"), AgentConfig("mcts", "mcts"),
 class SearchConfig:
   """Stage 1. `space` "AM" or "AMS"; `depth` layers per layout; budgets: `steps_per_agent` (evaluations
   asked for per agent, duplicates included), `wall_clock_s`, `max_llm_tokens` (None = unlimited);
-  `workers` evaluations at once (None = one per device). After the search the `race_top` best layouts are
-  raced (compose/racing.py): re-evaluated with up to `race_repeats` seeds in all (the search's own included)
-  until paired `race_confidence` t intervals separate them from the leader; 0 or 1 turns racing off."""
+  `workers` evaluations at once (None = one per device). `analyze_every`: every agent writes an analysis of its
+  results after every that many of its steps (0 = never); an analysis is a journal node that is never evaluated
+  and does not count as a step, and later prompts of LLM agents show the latest one (agents/ensemble.py). After
+  the search the `race_top` best layouts are raced (compose/racing.py): re-evaluated with up to `race_repeats`
+  seeds in all (the search's own included) until paired `race_confidence` t intervals separate them from the
+  leader; 0 or 1 turns racing off."""
 
   space: str = "AM"
   depth: int = 16
@@ -78,6 +81,7 @@ class SearchConfig:
   max_llm_tokens: int | None = None
   workers: int | None = None
   shared_tree: bool = False
+  analyze_every: int = 8
   race_top: int = 6
   race_repeats: int = 5
   race_confidence: float = 0.9
@@ -279,6 +283,7 @@ def validate(config: ComposeConfig) -> None:
   check_agents(search.agents)
   check_budgets(search)
   need(search.workers is None or search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")
+  need(search.analyze_every >= 0, f"search.analyze_every must be >= 0 (0 = never), got {search.analyze_every}")
   need(search.race_top >= 0 and search.race_repeats >= 0, "search.race_top and search.race_repeats must be >= 0")
   need(0 < search.race_confidence < 1, f"search.race_confidence must lie in (0, 1), got {search.race_confidence}")
   need(evaluator.steps >= 1 and evaluator.batch_size >= 1 and evaluator.eval_examples >= 1,

@@ -18,13 +18,18 @@ a baseline to beat. Three operators, all deterministic given a seeded `random.Ra
 - `crossover(a, b, rng)`: per-layer uniform mix of two parents of equal depth.
 
 `HeuristicOperator.propose(action, journal, rng)` maps a policy's `Action` onto these and returns a one-line
-plan with the layout text, the same contract the LLM operators follow.
+plan with the layout text, the same contract the LLM operators follow. `HeuristicOperator.analyze` writes the
+agent's scheduled analysis: the journal's statistics (compose/analysis.py) as text and the directions they
+suggest. Its own proposals do not read the analysis: the statistics are what it would act on, and a prior that
+drifts with them would make the agent's search depend on the analysis schedule.
 """
 
 from __future__ import annotations
 
 import random
 
+from aira_jax.agents.ensemble import Proposal
+from aira_jax.compose.analysis import analyze_layouts
 from aira_jax.compose.layout_mutations import (MUTATION_KINDS, MUTATIONS, Mutation, applicable_kinds,
                                                space_symbols)
 from aira_jax.layout import Layout, as_layout
@@ -150,7 +155,8 @@ class HeuristicOperator:
 
   draft -> `draft`; improve -> `mutate` of the parent's layout; crossover -> `crossover` of the two parents
   (parents of different depths: a mutation of the first instead); debug -> a mutation of the nearest
-  ancestor of the buggy node that is not buggy and whose layout is valid here, or a fresh draft if none is.
+  ancestor of the buggy node that is not buggy and whose layout is valid here, or a fresh draft if none is;
+  analyze -> `analyze` (statistics of the journal; draws nothing from `rng`).
   """
 
   def __init__(self, space, depth: int):
@@ -191,9 +197,20 @@ class HeuristicOperator:
       frontier = next_frontier
     return None
 
-  def propose(self, action, journal, rng: random.Random) -> tuple[str, str]:
-    """(one-line plan, layout text) for `action` (an `Action`), reading parents from `journal`."""
+  def analyze(self, action, journal, rng: random.Random) -> Proposal:
+    """The analysis of `journal` (the agent's view) for an "analyze" `action`: payload = the statistics of
+    `analyze_layouts`, plan = its directions. Deterministic; `rng` is not drawn from, so analysing leaves the
+    agent's later proposals as they would have been."""
+    del action, rng
+    analysis = analyze_layouts(journal, self.space)
+    return Proposal(plan=analysis.directions, payload=analysis.text)
+
+  def propose(self, action, journal, rng: random.Random) -> tuple[str, str] | Proposal:
+    """(one-line plan, layout text) for `action` (an `Action`), reading parents from `journal`; for an
+    "analyze" action, `analyze`'s Proposal."""
     operator, parents = action.operator, action.parent_ids
+    if operator == "analyze":
+      return self.analyze(action, journal, rng)
     if operator == "draft":
       layout, plan = draft_with_plan(self.space, self.depth, rng)
       return plan, layout.text

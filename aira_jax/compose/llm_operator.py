@@ -2,8 +2,12 @@
 
 `LayoutLLMOperator.propose(action, journal, rng)` follows the contract of `HeuristicOperator`: it turns a
 policy's `Action` (draft / improve / debug / crossover) into a prompt from `aira_jax/compose/prompts/*.md`,
-with memory from the journal (the best good nodes; for debug also the chain of failed fixes), and asks the
-client for JSON matching `LAYOUT_REPLY_SCHEMA` ({"plan", "layout"}). Two kinds of bad reply are told apart:
+with memory from the journal (the best good nodes; the agent's latest analysis; for debug also the chain of
+failed fixes), and asks the client for JSON matching `LAYOUT_REPLY_SCHEMA` ({"plan", "layout"}).
+`LayoutLLMOperator.analyze` answers the ensemble's scheduled "analyze" action: the analyze prompt shows the
+journal's statistics (compose/analysis.py, the numbers the built-in agent writes), the steps since the previous
+analysis and the memory, and asks for JSON matching `ANALYZE_REPLY_SCHEMA` ({"analysis", "next_directions"}),
+which becomes the analysis node's text and directions. Two kinds of bad reply are told apart:
 
 - the reply is not usable JSON (not JSON, wrong fields): the model gets the error quoted back and answers
   again, at most `max_repairs` times (`parse_with_repair`); past that the last `LLMResponseError` /
@@ -14,8 +18,10 @@ client for JSON matching `LAYOUT_REPLY_SCHEMA` ({"plan", "layout"}). Two kinds o
   step shows the model its own mistake. This is how aira-dojo treats a submission that fails to run, and
   it keeps one bad idea from costing several calls.
 
-Every error raised by `propose` carries `tokens`, the tokens spent on all attempts of this step, so budgets
-count failed steps too. `LLMBudgetExceeded` propagates unchanged (the ensemble stops the agent).
+An analyze reply that is not usable JSON (or whose analysis is empty) is repaired and fails the same way; it
+has no second kind. Every error raised by `propose` and `analyze` carries `tokens`, the tokens spent on all
+attempts of this step, so budgets count failed steps too. `LLMBudgetExceeded` propagates unchanged (the
+ensemble stops the agent).
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ from aira_jax import primitives
 from aira_jax.agents.action import Action
 from aira_jax.agents.ensemble import Proposal
 from aira_jax.agents.journal import Journal, Node
-from aira_jax.agents.memory import DEFAULT_MAX_CHARS, debug_chain, summarize_good_nodes
+from aira_jax.agents.memory import DEFAULT_MAX_CHARS, analysis_memory, debug_chain, summarize_good_nodes
 from aira_jax.agents.replies import ReplyParseError, UsageRecorder, extract_json, parse_with_repair
-from aira_jax.compose.prompts import LAYOUT_REPLY_SCHEMA, describe_space, render, space_text
+from aira_jax.compose.analysis import analyze_layouts
+from aira_jax.compose.prompts import ANALYZE_REPLY_SCHEMA, LAYOUT_REPLY_SCHEMA, describe_space, render, space_text
 from aira_jax.layout import Layout
 from aira_jax.llm.base import Completion, LLMError, Message
 from aira_jax.llm.schema import schema_errors
 
 NO_MEMORY = "Nothing yet: no layout has been scored so far."
+NO_ANALYSIS = "None yet."
 FIRST_FIX = "None: this is the first attempt to fix it."
+MAX_RECENT = 12
+"""How many of the steps since the previous analysis the analyze prompt lists (the latest ones)."""
 MAX_OUTPUT_CHARS = 1500
 """How much of a failed evaluation's output (its tail) the debug prompt quotes next to the error."""
 
@@ -68,6 +78,18 @@ def parse_layout_reply(completion: Completion) -> tuple[str, str]:
   return value["plan"].strip(), value["layout"].strip()
 
 
+def parse_analysis_reply(completion: Completion) -> tuple[str, str]:
+  """(analysis, next directions) of an analyze reply; ReplyParseError when it does not match
+  `ANALYZE_REPLY_SCHEMA` or the analysis is empty."""
+  value = completion.parsed if completion.parsed is not None else extract_json(completion.text)
+  errors = schema_errors(value, ANALYZE_REPLY_SCHEMA)
+  if errors:
+    raise ReplyParseError(f"the JSON does not match the requested format: {'; '.join(errors)}")
+  if not value["analysis"].strip():
+    raise ReplyParseError("the analysis is empty; write a few sentences about the results")
+  return value["analysis"].strip(), value["next_directions"].strip()
+
+
 class LayoutLLMOperator:
   """Proposes layouts with an LLM; see the module docstring for how bad replies are handled.
 
@@ -81,7 +103,7 @@ class LayoutLLMOperator:
     max_repairs: repair round-trips after a reply that is not usable JSON (0 = none).
     temperature: sampling temperature; None keeps the client's default.
     memory_k: how many of the best good nodes the memory shows.
-    max_memory_chars: character budget of the memory text and of the debug history.
+    max_memory_chars: character budget of the memory text, of the debug history and of the latest analysis.
   """
 
   def __init__(self, client, *, space: str, depth: int, task_description: str, metric_name: str,
@@ -130,12 +152,27 @@ class LayoutLLMOperator:
       error += f"\n  output (last {MAX_OUTPUT_CHARS} chars):\n{node.output_excerpt[-MAX_OUTPUT_CHARS:]}"
     return error
 
+  def _recent_steps(self, journal: Journal) -> str:
+    """The steps since the previous analysis (the latest `MAX_RECENT`), oldest first, one line each."""
+    recent: list[Node] = []
+    for node in reversed(journal.nodes):
+      if node.is_analysis:
+        break
+      recent.append(node)
+    shown = recent[:MAX_RECENT][::-1]
+    lines = [f"- {node.operator} {node.id}: {self._layout_view(node.payload)} -> {self._score(node)}"
+             + (f"; plan: {node.plan}" if node.plan else "") for node in shown]
+    if len(recent) > len(shown):
+      lines.insert(0, f"({len(recent) - len(shown)} earlier steps since the previous analysis not shown)")
+    return "\n".join(lines) or "(none)"
+
   def prompt_values(self, action: Action, journal: Journal) -> dict[str, Any]:
     """Every field the system prompt and `action.operator`'s template use."""
     memory = summarize_good_nodes(journal, k=self.memory_k, max_chars=self.max_memory_chars)
     values: dict[str, Any] = {
         "task": self.task_description, "space": space_text(self.space), "depth": self.depth,
         "primitives": describe_space(self.space), "memory": memory or NO_MEMORY,
+        "analysis": analysis_memory(journal, max_chars=self.max_memory_chars) or NO_ANALYSIS,
     }
     parents = [journal.get(p) for p in action.parent_ids]
     if action.operator == "improve":
@@ -150,6 +187,10 @@ class LayoutLLMOperator:
                  else debug_chain(journal, buggy.id, max_chars=self.max_memory_chars))
       values.update(buggy_layout=self._layout_view(buggy.payload), error=self._error_view(buggy),
                     debug_history=history)
+    elif action.operator == "analyze":
+      values.update(statistics=analyze_layouts(journal, self.space).text, recent=self._recent_steps(journal),
+                    metric_name=self.metric_name,
+                    direction="lower is better" if self.lower_is_better else "higher is better")
     return values
 
   def build_messages(self, action: Action, journal: Journal) -> list[Message]:
@@ -169,8 +210,31 @@ class LayoutLLMOperator:
       raise ValueError(f"layout {layout_text!r} has {layout.depth} layers; exactly {self.depth} are required")
     return layout
 
+  def _ask(self, action: Action, journal: Journal, rng: random.Random, schema: dict[str, Any], parse):
+    """(parse's value, tokens spent) of one LLM step with repair; errors get `tokens` and propagate."""
+    messages = self.build_messages(action, journal)
+    recorder = UsageRecorder(self.client)
+    kwargs: dict[str, Any] = {"schema": schema, "seed": rng.randrange(2**31)}
+    if self.temperature is not None:
+      kwargs["temperature"] = self.temperature
+    try:
+      value, _ = parse_with_repair(recorder, messages, parse, max_repairs=self.max_repairs, **kwargs)
+    except (ReplyParseError, LLMError) as error:
+      error.tokens = recorder.total_tokens
+      raise
+    return value, recorder.total_tokens
+
+  def analyze(self, action: Action, journal: Journal, rng: random.Random) -> Proposal:
+    """One LLM step for an "analyze" `action`: a `Proposal` whose payload is the model's analysis and whose plan
+    is its next directions. Raises ReplyParseError / LLMResponseError / LLMError (with `tokens`) like `propose`."""
+    if action.operator != "analyze":
+      raise ValueError(f"analyze answers an 'analyze' action, got {action.operator!r}")
+    (analysis, directions), tokens = self._ask(action, journal, rng, ANALYZE_REPLY_SCHEMA, parse_analysis_reply)
+    return Proposal(plan=directions, payload=analysis, tokens=tokens)
+
   def propose(self, action: Action, journal: Journal, rng: random.Random) -> Proposal:
-    """One LLM step for `action`: a `Proposal` with the model's plan and the canonical layout text.
+    """One LLM step for `action`: a `Proposal` with the model's plan and the canonical layout text (for an
+    "analyze" action, `analyze`'s Proposal).
 
     Raises:
       InvalidLayoutProposal: the reply's layout is invalid (carries plan, payload and tokens).
@@ -178,20 +242,11 @@ class LayoutLLMOperator:
       LLMError (LLMBudgetExceeded included): from the client, unchanged.
     Each carries `tokens`, the tokens spent on this step.
     """
-    messages = self.build_messages(action, journal)
-    recorder = UsageRecorder(self.client)
-    kwargs: dict[str, Any] = {"schema": LAYOUT_REPLY_SCHEMA, "seed": rng.randrange(2**31)}
-    if self.temperature is not None:
-      kwargs["temperature"] = self.temperature
-    try:
-      (plan, layout_text), _ = parse_with_repair(recorder, messages, parse_layout_reply,
-                                                 max_repairs=self.max_repairs, **kwargs)
-    except (ReplyParseError, LLMError) as error:
-      error.tokens = recorder.total_tokens
-      raise
+    if action.operator == "analyze":
+      return self.analyze(action, journal, rng)
+    (plan, layout_text), tokens = self._ask(action, journal, rng, LAYOUT_REPLY_SCHEMA, parse_layout_reply)
     try:
       layout = self.check_layout(layout_text)
     except ValueError as error:
-      raise InvalidLayoutProposal(str(error), plan=plan, payload=layout_text,
-                                  tokens=recorder.total_tokens) from None
-    return Proposal(plan=plan, payload=layout.text, tokens=recorder.total_tokens)
+      raise InvalidLayoutProposal(str(error), plan=plan, payload=layout_text, tokens=tokens) from None
+    return Proposal(plan=plan, payload=layout.text, tokens=tokens)

@@ -2,8 +2,9 @@
 
 The text lives in `aira_jax/compose/prompts/*.md` (shipped as package data, see setup.cfg) so it can be read and
 edited without touching code; loading and filling is the shared `aira_jax.agents.templates` (fields such as
-`{task}`, `{space}`, `{depth}`, `{memory}`; a missing one is named, never sent as a hole). Operators ask for JSON
-matching `LAYOUT_REPLY_SCHEMA` (draft, improve, debug, crossover) or `ANALYZE_REPLY_SCHEMA` (analyze).
+`{task}`, `{space}`, `{depth}`, `{memory}`, `{analysis}`; a missing one is named, never sent as a hole). Operators
+ask for JSON matching `LAYOUT_REPLY_SCHEMA` (draft, improve, debug, crossover) or `ANALYZE_REPLY_SCHEMA` (analyze:
+the agent's scheduled review of its results so far, which draft, improve and crossover prompts then show).
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ LAYOUT_REPLY_SCHEMA: dict[str, Any] = {
 ANALYZE_REPLY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "is_bug": {"type": "boolean"},
-        "summary": {"type": "string"},
-        "metric": {"type": ["number", "null"]},
+        "analysis": {"type": "string"},
+        "next_directions": {"type": "string"},
     },
-    "required": ["is_bug", "summary", "metric"],
+    "required": ["analysis", "next_directions"],
     "additionalProperties": False,
 }
-"""Reply of analyze: did the run fail, what happened, the final metric (null when none)."""
+"""Reply of analyze: what the results so far show (a few sentences, with numbers) and where to search next. It
+becomes an "analyze" node (payload = analysis, plan = next_directions) that later prompts quote as {analysis}."""
 
 
 def template_path(name: str):

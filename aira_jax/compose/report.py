@@ -3,9 +3,9 @@
 Everything comes from the journal and the store, so `python -m aira_jax.compose report RUN_DIR` rewrites it
 at any time (also for an interrupted run): the verdict in words (each family against each baseline: wins,
 loses or tie, with its interval), the leaderboard (raced layouts: mean over seeds, t interval, repeats, which
-are tied with the best), search summary (per agent, failures, duplicates, evaluation cost), noise floor,
-aggregation (members next to the aggregate) and extrapolation, the scaling study (runs with the FLOPs they
-counted, per-budget optima, frontiers with t intervals, comparisons) and PNG plots next to it.
+are tied with the best), search summary (per agent, failures, duplicates, evaluation cost, each agent's latest
+analysis), noise floor, aggregation (members next to the aggregate) and extrapolation, the scaling study (runs
+with the FLOPs they counted, per-budget optima, frontiers with t intervals, comparisons) and PNG plots next to it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from aira_jax.agents.journal import Journal, Node
 from aira_jax.agents.session import distinct_best, fault_lines
 from aira_jax.compose.aggregate import aggregate
+from aira_jax.compose.analysis import failure_kind
 from aira_jax.compose.config import ComposeConfig
 from aira_jax.compose.families import scale_families
 from aira_jax.compose.flops import DESCRIPTIONS as FLOPS_DESCRIPTIONS
@@ -97,16 +98,21 @@ def _race_summary(standings: list[Standing]) -> str:
                  "seeds, whose effect is shared by every layout, so it is not comparable with a single score.")
 
 
-def _failure_kind(node: Node) -> str:
-  error = node.error or "unknown"
-  return error.split(":", 1)[0][:60]
+MAX_ANALYSIS_CHARS = 1200
+"""How much of an agent's latest analysis (and of its directions) the report quotes."""
 
 
 def _search_summary(journal: Journal, store: ResultStore, task: str) -> str:
+  """Counts, tokens, failures, a table per agent and each agent's latest analysis. Analyses are nodes that are
+  not steps: counted apart, never as scored or failed layouts."""
   nodes = journal.nodes
+  steps = [n for n in nodes if not n.is_analysis]
+  analyses = journal.analyses()
   evaluations = store.evaluations(task=task)
-  lines = [f"- nodes: {len(nodes)} ({sum(n.is_good for n in nodes)} scored, {sum(n.is_buggy for n in nodes)} "
-           f"failed, {sum(n.is_good and 'evaluate' not in n.timings for n in nodes)} answered as duplicates)"]
+  written = (f", {len(analyses)} analyses ({sum(n.is_buggy for n in analyses)} failed)" if analyses else "")
+  lines = [f"- nodes: {len(nodes)} ({sum(n.is_good for n in steps)} scored, {sum(n.is_buggy for n in steps)} "
+           f"failed, {sum(n.is_good and 'evaluate' not in n.timings for n in steps)} answered as duplicates"
+           f"{written})"]
   if evaluations:
     seconds = sum(row.seconds or 0.0 for row in evaluations)
     compiling = sum(row.compile_seconds or 0.0 for row in evaluations)
@@ -116,20 +122,30 @@ def _search_summary(journal: Journal, store: ResultStore, task: str) -> str:
   tokens = sum(n.tokens for n in nodes)
   if tokens:
     lines.append(f"- LLM tokens: {tokens:,}")
-  kinds = collections.Counter(_failure_kind(n) for n in nodes if n.is_buggy)
+  kinds = collections.Counter(failure_kind(n) for n in steps if n.is_buggy)
   if kinds:
     lines.append("- failures: " + ", ".join(f"{kind} x{count}" for kind, count in kinds.most_common()))
-  per_agent = []
+  per_agent, latest = [], []
   for agent in sorted({n.agent_id for n in nodes}):
     mine = journal.by_agent(agent)
     good = [n for n in mine if n.is_good]
     best = (min if journal.lower_is_better else max)(good, key=lambda n: n.metric, default=None)
-    per_agent.append({"agent": agent, "steps": len(mine), "scored": len(good),
-                      "failed": sum(n.is_buggy for n in mine),
+    per_agent.append({"agent": agent, "steps": sum(not n.is_analysis for n in mine), "scored": len(good),
+                      "failed": sum(n.is_buggy and not n.is_analysis for n in mine),
                       "operators": ", ".join(f"{k} {v}" for k, v in collections.Counter(n.operator for n in mine)
                                              .items()),
                       "best": f"{best.metric:.4f} {Layout.parse(best.payload).run_length()}" if best else "-"})
-  return "\n".join(lines) + "\n\n" + markdown_table(per_agent)
+    analysis = next((n for n in reversed(mine) if n.is_analysis and not n.is_buggy), None)
+    if analysis is not None:
+      after = sum(not n.is_analysis for n in mine[:mine.index(analysis)])
+      text = " ".join(line.strip() for line in analysis.payload.splitlines() if line.strip())
+      latest.append(f"- **{agent}**, after {after} steps: {text[:MAX_ANALYSIS_CHARS]}"
+                    + (f" *Next:* {analysis.plan[:MAX_ANALYSIS_CHARS]}" if analysis.plan else ""))
+  out = "\n".join(lines) + "\n\n" + markdown_table(per_agent)
+  if latest:
+    out += "\n\nLatest analysis of each agent (written every `search.analyze_every` steps, never evaluated):\n\n"
+    out += "\n".join(latest)
+  return out
 
 
 def _noise_section(noise: dict[str, list[float]]) -> str:

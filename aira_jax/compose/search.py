@@ -1,7 +1,8 @@
 """Stage 1 of compose: an ensemble of agents proposes layouts, the evaluator trains and scores each one.
 
 `run_search(config, files)` wires the harness (aira_jax.agents) to the compose evaluator: agents are the
-built-in heuristic operator or `LayoutLLMOperator` with an LLM client, under the configured policies; one
+built-in heuristic operator or `LayoutLLMOperator` with an LLM client, under the configured policies, each
+writing an analysis of its results every `search.analyze_every` steps (an "analyze" node, never evaluated); one
 `EvaluationQueue` de-duplicates layouts by canonical text; every node goes to the journal and the store, every
 finished evaluation to the store at once (before its node is written), so a run killed at any point and resumed
 loses no finished evaluation and repeats none: the queue is seeded from the journal and from the store.
@@ -92,7 +93,7 @@ def make_agents(config: ComposeConfig, evaluator: LayoutEvaluator, files: RunFil
                                    task_description=describe_task(evaluator), metric_name=evaluator.metric_name,
                                    lower_is_better=evaluator.lower_is_better)
     agents.append(AgentSpec(agent.name, make_policy(agent.policy, **dict(agent.policy_options)), operator,
-                             seed=config.seed + number))
+                             seed=config.seed + number, analyze_every=search.analyze_every))
   return agents
 
 

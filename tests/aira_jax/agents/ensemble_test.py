@@ -1,5 +1,5 @@
 """Tests for the agent ensemble and the shared evaluation queue: budgets, failures as nodes, crashes restarted,
-duplicates from the cache, Ctrl-C, and resuming from the journal file."""
+duplicates from the cache, Ctrl-C, resuming from the journal file, and scheduled analyses."""
 
 import signal
 import threading
@@ -8,7 +8,8 @@ import time
 import pytest
 
 from aira_jax.agents import Journal, make_policy
-from aira_jax.agents.ensemble import AgentSpec, Budgets, Proposal, print_progress, run_ensemble
+from aira_jax.agents.ensemble import (AgentSpec, Budgets, Proposal, print_progress, run_ensemble,
+                                      seed_queue_from_journal)
 from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
 from aira_jax.compose.heuristic import HeuristicOperator
 from aira_jax.layout import Layout
@@ -264,3 +265,103 @@ def test_an_agent_still_busy_after_the_grace_period_is_left_behind_and_writes_no
   release.set()  # the blocked step returns after the run ended
   time.sleep(0.3)
   assert len(Journal.load(path)) == 1 and report.steps == {"a": 1} and not report.crashes
+
+
+# Analyses: written on a schedule, never evaluated, invisible to the policies and the step budget.
+
+
+def _candidates(journal):
+  """(operator, payload, metric, parent payloads) of each step: what the search did, without node ids."""
+  return [(n.operator, n.payload, n.metric, tuple(journal.get(p).payload for p in n.parent_ids))
+          for n in journal.nodes if not n.is_analysis]
+
+
+@pytest.mark.parametrize("policy", ["greedy", "mcts", "evolutionary"])
+def test_analyses_come_every_n_steps_and_change_no_search_decision(policy, capsys):
+  runs = {}
+  for every in (0, 3):
+    journal = Journal()
+    queue = EvaluationQueue(attention_fraction, key=canonical)
+    agent = AgentSpec("a", make_policy(policy), HeuristicOperator("AM", 8), seed=4, analyze_every=every)
+    report = run_ensemble([agent], journal, queue, Budgets(steps_per_agent=11), on_node=print_progress)
+    runs[every] = journal, report, queue.evaluations
+  (plain, plain_report, plain_evaluations), (analysed, report, evaluations) = runs[0], runs[3]
+  assert _candidates(analysed) == _candidates(plain)  # the same steps, in the same order, with the same scores
+  assert report.steps == plain_report.steps == {"a": 11} and evaluations == plain_evaluations
+  assert [n.operator == "analyze" for n in analysed.nodes] == [False] * 3 + [True] + ([False] * 3 + [True]) * 2 + \
+      [False] * 2  # after steps 3, 6 and 9; none after the last step
+  for analysis in analysed.analyses():
+    assert analysis.metric is None and not analysis.is_buggy and "evaluate" not in analysis.timings
+    parent = analysed.get(analysis.parent_ids[0])
+    assert analysed.nodes.index(parent) == analysed.nodes.index(analysis) - 1  # hung under the latest step
+    assert "steps:" in analysis.payload and "Best layouts:" in analysis.payload and analysis.plan
+  lines = [line for line in capsys.readouterr().err.splitlines() if "analyze" in line]
+  assert len(lines) == 3 and all(" analysis: " in line for line in lines)
+
+
+class AnalysingOperator:
+  """The heuristic operator with an analyze step that fails every other time (a bad reply)."""
+
+  def __init__(self):
+    self.inner, self.analyses = HeuristicOperator("AM", 8), 0
+
+  def propose(self, action, journal, rng):
+    return self.inner.propose(action, journal, rng)
+
+  def analyze(self, action, journal, rng):
+    self.analyses += 1
+    if self.analyses % 2:
+      error = ValueError("the reply is not JSON")
+      error.tokens = 7
+      raise error
+    return Proposal("next: more attention", f"analysis {self.analyses} of {len(journal)} nodes", tokens=5)
+
+
+def test_a_failed_analysis_is_a_buggy_node_no_policy_debugs_and_a_resumed_run_keeps_the_schedule(tmp_path):
+  path = tmp_path / "journal.jsonl"
+  policy = make_policy("greedy", num_drafts=2, debug_prob=1.0)  # would debug any buggy leaf it saw
+  agent = AgentSpec("a", policy, AnalysingOperator(), analyze_every=2)
+  report = run_ensemble([agent], Journal(path), EvaluationQueue(attention_fraction), Budgets(steps_per_agent=5))
+  assert report.steps == {"a": 5}
+  first = Journal.load(path)
+  assert [n.operator for n in first.nodes if n.is_analysis] == ["analyze"] * 2
+  failed, written = first.analyses()
+  assert failed.is_buggy and failed.error == "ValueError: the reply is not JSON" and failed.tokens == 7
+  assert not written.is_buggy and written.payload.startswith("analysis 2") and written.plan == "next: more attention"
+
+  resumed = Journal.load(path)
+  report = run_ensemble([agent], resumed, EvaluationQueue(attention_fraction), Budgets(steps_per_agent=9))
+  journal = Journal.load(path)
+  assert report.steps == {"a": 9} and len(journal) == 9 + 4
+  assert "".join("A" if n.is_analysis else "s" for n in journal.nodes) == "ssAssAs" + "sAssAs"  # as if unbroken
+  assert all(journal.get(n.parent_ids[0]).operator != "analyze" for n in journal.nodes if n.parent_ids)
+  assert sum(n.tokens for n in journal.nodes) == 7 * 2 + 5 * 2  # analyses' tokens are counted
+
+
+def test_analyses_need_an_operator_that_can_analyse():
+  class ProposeOnly:
+    def propose(self, action, journal, rng):
+      return HeuristicOperator("AM", 8).propose(action, journal, rng)
+
+  with pytest.raises(ValueError, match="agent p: analyze_every=4 but its operator ProposeOnly cannot analyse"):
+    run_ensemble([AgentSpec("p", make_policy("greedy"), ProposeOnly(), analyze_every=4)], Journal(),
+                 EvaluationQueue(attention_fraction), Budgets(steps_per_agent=1))
+  with pytest.raises(ValueError, match="analyze_every must be >= 0"):
+    AgentSpec("p", make_policy("greedy"), ProposeOnly(), analyze_every=-1)
+
+
+def test_a_shared_tree_analyses_per_agent_and_seeds_no_analysis_into_the_queue():
+  journal = Journal()
+  agents = [AgentSpec(f"a{i}", make_policy("mcts"), HeuristicOperator("AM", 8), seed=i, analyze_every=2)
+            for i in range(2)]
+  run_ensemble(agents, journal, EvaluationQueue(attention_fraction, key=canonical), Budgets(steps_per_agent=5),
+               shared_tree=True)
+  for agent in ("a0", "a1"):
+    mine = journal.by_agent(agent)
+    assert "".join("A" if n.is_analysis else "s" for n in mine) == "ssAssAs"
+    assert all(journal.get(n.parent_ids[0]).agent_id == agent for n in mine if n.is_analysis)
+  queue = EvaluationQueue(attention_fraction, key=canonical)
+  seed_queue_from_journal(queue, journal)  # what a resumed run does
+  for node in journal.nodes:
+    queue.evaluate(node.payload)
+  assert queue.evaluations == len(journal.analyses())  # steps come from the cache; no analysis was put there

@@ -33,6 +33,8 @@ def test_node_validates_operator_parents_and_metric():
     _node("a", "crossover", ("b",))
   with pytest.raises(ValueError, match="finite"):
     _node("a", metric=float("nan"))
+  with pytest.raises(ValueError, match="an analysis is never evaluated, so it has no metric"):
+    _node("a", "analyze", ("b",), metric=0.5)
 
 
 def test_node_json_round_trip_and_unknown_field():
@@ -69,6 +71,22 @@ def test_queries():
   assert journal.get("g1").error == "shape"
   with pytest.raises(KeyError, match="nope"):
     journal.get("nope")
+
+
+def test_analyses_are_listed_apart_and_left_out_of_the_candidates_view(tmp_path):
+  journal = _sample_journal(tmp_path / "journal.jsonl")
+  assert journal.candidates_only() is journal  # nothing to leave out: the journal itself
+  journal.append(_node("an1", "analyze", ("d2",), payload="2 steps: 1 scored", plan="try more A", agent_id="b"))
+  journal.append(_node("an2", "analyze", ("g2",), buggy=True, error="ReplyParseError: no JSON"))
+  journal.append(_node("d3", metric=0.9, agent_id="b"))
+  assert [n.id for n in journal.analyses()] == ["an1", "an2"]
+  assert journal.get("an1").is_analysis and not journal.get("an1").is_good and not journal.get("d3").is_analysis
+  view = journal.candidates_only()
+  assert view is not journal and view.path is None
+  assert [n.id for n in view.nodes] == ["d1", "d2", "i1", "g1", "g2", "x1", "d3"]
+  assert [n.id for n in view.buggy_leaves()] == ["g2"]  # its analysis child hides g2 in the journal itself
+  assert [n.id for n in journal.buggy_leaves()] == ["an2"]
+  assert [n.id for n in Journal.load(tmp_path / "journal.jsonl").analyses()] == ["an1", "an2"]  # resumes
 
 
 def test_best_respects_lower_is_better():

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aira_jax.agents.journal import Journal, Node
-from aira_jax.agents.memory import debug_chain, fit_entries, summarize_good_nodes
+from aira_jax.agents.memory import analysis_memory, debug_chain, fit_entries, latest_analysis, summarize_good_nodes
 
 
 def _journal(lower=False):
@@ -82,3 +82,21 @@ def test_property_fit_entries_never_exceeds_the_budget(entries, max_chars, keep)
     assert text == "\n\n".join(entries)
   else:
     assert "trimmed" in text
+
+
+def test_analysis_memory_shows_the_latest_analysis_that_did_not_fail():
+  journal = _journal()
+  assert latest_analysis(journal) is None and analysis_memory(journal) == ""
+  journal.append(Node(id="an1", operator="analyze", parent_ids=("d2",), payload="3 steps: 3 scored\nbest 0.8",
+                      plan="more attention"))
+  journal.append(Node(id="d9", operator="draft", metric=0.1))
+  journal.append(Node(id="an2", operator="analyze", parent_ids=("d9",), is_buggy=True, error="bad reply"))
+  assert latest_analysis(journal).id == "an1"
+  text = analysis_memory(journal)
+  assert text == "(analysis an1, written after 6 steps)\n3 steps: 3 scored\nbest 0.8\nNext directions: more attention"
+  assert summarize_good_nodes(journal).count("node ") == 4  # analyses never rank among the good nodes
+  journal.append(Node(id="an3", operator="analyze", parent_ids=("d9",), payload="x" * 5000))
+  trimmed = analysis_memory(journal, max_chars=300)
+  assert len(trimmed) <= 300 and "trimmed" in trimmed and trimmed.startswith("(analysis an3, written after 7 steps)")
+  with pytest.raises(ValueError, match="max_chars"):
+    analysis_memory(journal, max_chars=10)

@@ -1,4 +1,5 @@
-"""Tests for `aira_jax.agents.policies`: one-shot, greedy, MCTS, evolutionary and the registry."""
+"""Tests for `aira_jax.agents.policies`: one-shot, greedy, MCTS, evolutionary, the registry, and the analysis
+schedule of `aira_jax.agents.action`."""
 
 import math
 import random
@@ -7,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aira_jax.agents.action import analysis_due
 from aira_jax.agents.journal import Journal, Node
 from aira_jax.agents.policies import (Action, EvolutionaryPolicy, GreedyPolicy, MCTSPolicy, OneShotPolicy, accept,
                                       cap_island, island_assignment, island_populations, make_policy,
@@ -233,6 +235,27 @@ def test_evolutionary_targets_the_smallest_live_island():
   journal.append(_node("c", "improve", ("d0",), metric=3.0))  # island 0 now has 2 nodes, island 1 has 1
   for seed in range(20):
     assert policy.next_action(journal, random.Random(seed)) == Action("improve", ("d1",))
+
+
+# The analysis schedule.
+
+
+def test_analysis_is_due_every_n_steps_after_the_latest_step():
+  journal = _drafts([0.1, None, 0.3])
+  assert analysis_due(journal.nodes, 0) is None  # never
+  assert analysis_due(journal.nodes[:2], 3) is None
+  assert analysis_due(journal.nodes, 3) == Action("analyze", ("d2",))
+  assert analysis_due(journal.nodes, 2) == Action("analyze", ("d2",))  # overdue: still once, on the latest
+  journal.append(_node("a1", "analyze", ("d2",)))
+  assert analysis_due(journal.nodes, 1) is None  # nothing new since the analysis
+  journal.append(_node("d3", metric=0.2))
+  assert analysis_due(journal.nodes, 1) == Action("analyze", ("d3",))
+  assert analysis_due(journal.nodes, 2) is None
+  journal.append(_node("a2", "analyze", ("d3",), buggy=True))  # a failed analysis still restarts the count
+  assert analysis_due(journal.nodes, 1) is None
+  assert analysis_due([], 1) is None
+  with pytest.raises(ValueError, match="every must be >= 0"):
+    analysis_due(journal.nodes, -1)
 
 
 # Registry.

@@ -59,7 +59,8 @@ def test_empty_yaml_file_gives_the_defaults(tmp_path):
 def test_overrides_parse_numbers_lists_and_null():
   config = load_config(overrides=["search.depth=8", "evaluator.lr=1e-2", "search.wall_clock_s=1e3",
                                   "scale.budgets=[1e10,2e10]", "scale.target_loss=2.5", "search.workers=null",
-                                  "search.max_llm_tokens=100000", "search.shared_tree=true"])
+                                  "search.max_llm_tokens=100000", "search.shared_tree=true",
+                                  "search.analyze_every=0"])
   assert config.search.depth == 8 and isinstance(config.search.depth, int)
   assert config.evaluator.lr == 0.01
   assert config.search.wall_clock_s == 1000.0 and isinstance(config.search.wall_clock_s, float)
@@ -69,6 +70,7 @@ def test_overrides_parse_numbers_lists_and_null():
   assert config.search.workers is None
   assert config.search.max_llm_tokens == 100_000
   assert config.search.shared_tree is True
+  assert config.search.analyze_every == 0 and ComposeConfig().search.analyze_every == 8
 
 
 def test_exponent_without_a_dot_becomes_a_float():
@@ -131,6 +133,7 @@ def test_unknown_key_lists_the_allowed_keys():
     ("evaluator.lr=fast", r"evaluator\.lr: expected a number"),
     ("scale.budgets=[1e10, big]", r"scale\.budgets\[1\]: expected a number"),
     ("search.shared_tree=1", r"search\.shared_tree: expected true or false"),
+    ("search.analyze_every=often", r"search\.analyze_every: expected an integer, got 'often'"),
     ("evaluator.model=[1, 2]", r"evaluator\.model: expected a mapping"),
     ("search=3", r"search: expected a mapping of SearchConfig fields"),
     ("search.agents=[3]", r"search\.agents\[0\]: expected a mapping of AgentConfig fields"),
@@ -264,6 +267,7 @@ def test_a_missing_scripted_file_stops_before_the_run_directory_exists(tmp_path)
     ("search.steps_per_agent=-1", r"search\.steps_per_agent must be positive"),
     ("search.wall_clock_s=-5", r"search\.wall_clock_s must be positive"),
     ("search.max_llm_tokens=0", r"search\.max_llm_tokens must be positive"),
+    ("search.analyze_every=-1", r"search\.analyze_every must be >= 0 \(0 = never\), got -1"),
     ("scale.baselines=[foo]", r"scale\.baselines\[0\]: must be one of llama, composer"),
     ("scale.target_depth=1", r"scale\.target_depth=1 is below search\.depth=16"),
     ("evaluator.task=bogus", r"evaluator\.task: unknown 'bogus'; choose mad-lite or one of"),

@@ -211,3 +211,16 @@ def test_operator_is_deterministic_by_seed():
   actions = [Action("draft"), Action("improve", ("d2",)), Action("crossover", ("d1", "d2"))]
   first = [operator.propose(a, journal, random.Random(11)) for a in actions]
   assert first == [operator.propose(a, journal, random.Random(11)) for a in actions]
+
+
+def test_operator_analyses_the_journal_without_drawing_randomness():
+  journal, operator = make_journal(), heuristic.HeuristicOperator("AM", 16)
+  rng = random.Random(5)
+  state = rng.getstate()
+  proposal = operator.analyze(Action("analyze", ("b0",)), journal, rng)
+  assert rng.getstate() == state  # a later proposal is what it would have been without the analysis
+  assert proposal.payload.splitlines()[0] == ("5 steps: 2 scored (2 distinct layouts), 3 failed (bad x1, depth x1, "
+                                              "bad symbol x1). Metric: higher is better.")
+  assert "Best layouts: 0.6 1A+1M+1A+1M" in proposal.payload and "By attention share: 50-75% n=2" in proposal.payload
+  assert proposal.plan.startswith("Best so far: ") and proposal.tokens == 0
+  assert operator.propose(Action("analyze", ("b0",)), journal, rng) == proposal

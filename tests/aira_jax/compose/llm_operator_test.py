@@ -1,5 +1,6 @@
 """Tests for the LLM layout operator: prompts per action, one repair for bad JSON, invalid layouts as buggy
-proposals that carry their text, token counts, and a scripted end-to-end ensemble run."""
+proposals that carry their text, token counts, analyses (their prompt, reply schema, bad replies, and the later
+prompts that show them), and scripted end-to-end ensemble runs."""
 
 import json
 import random
@@ -12,9 +13,9 @@ from aira_jax.agents.ensemble import _STEP_FAILURES, AgentSpec, Budgets, Proposa
 from aira_jax.agents.evaluation import EvalResult, EvaluationQueue
 from aira_jax.agents.journal import Node
 from aira_jax.agents.replies import ReplyParseError
-from aira_jax.compose.llm_operator import (FIRST_FIX, NO_MEMORY, InvalidLayoutProposal, LayoutLLMOperator,
-                                           parse_layout_reply)
-from aira_jax.compose.prompts import template_fields
+from aira_jax.compose.llm_operator import (FIRST_FIX, NO_ANALYSIS, NO_MEMORY, InvalidLayoutProposal,
+                                           LayoutLLMOperator, parse_analysis_reply, parse_layout_reply)
+from aira_jax.compose.prompts import ANALYZE_REPLY_SCHEMA, LAYOUT_REPLY_SCHEMA, template_fields
 from aira_jax.llm import Completion, LLMBudgetExceeded, LLMError, LLMResponseError, ScriptedClient, Usage
 
 TASK = "MAD synthetic suite: in-context recall, fuzzy recall, noisy recall, selective copying, memorize, compress."
@@ -70,7 +71,7 @@ def test_prompt_values_cover_every_template_placeholder():
                       error="wrong depth"))
   op, _ = operator([])
   for action in (Action("draft"), Action("improve", ("good2",)), Action("crossover", ("good1", "good2")),
-                 Action("debug", ("bug",))):
+                 Action("debug", ("bug",)), Action("analyze", ("bug",))):
     values = op.prompt_values(action, journal)
     assert set(template_fields("system")) <= set(values)
     assert set(template_fields(action.operator)) <= set(values), action.operator
@@ -216,3 +217,86 @@ def test_end_to_end_scripted_run_records_failures_and_good_nodes():
   assert [n.payload for n in good] == ["AAAAMMMM", "AMAMAMAM", "AMMMMMMM", "AAAAAMMM"]
   assert all(n.tokens > 0 for n in good)
   assert journal.best(1)[0].metric == pytest.approx(5 / 8)
+
+
+def analysis_reply(analysis="AAAAMMMM (4A:4M) beat AAAMMMMM by 0.13; more attention helped.",
+                   directions="try 5A:3M with attention at the bottom"):
+  return json.dumps({"analysis": analysis, "next_directions": directions})
+
+
+def test_analyze_asks_with_the_statistics_and_parses_the_reply_with_its_own_schema():
+  journal = scored_journal()
+  journal.append(Node(id="bug", operator="improve", parent_ids=("good1",), payload="AAA", is_buggy=True,
+                      error="InvalidLayoutProposal: layout 'AAA' has 3 layers", plan="shorter"))
+  op, client = operator([analysis_reply()] * 2)
+  proposal = op.analyze(Action("analyze", ("bug",)), journal, random.Random(0))
+  assert proposal.payload == "AAAAMMMM (4A:4M) beat AAAMMMMM by 0.13; more attention helped."
+  assert proposal.plan == "try 5A:3M with attention at the bottom" and proposal.tokens > 0
+  [call] = client.calls
+  assert call.schema == ANALYZE_REPLY_SCHEMA and call.schema != LAYOUT_REPLY_SCHEMA
+  system, user = call.messages
+  assert system.role == "system" and user.content.startswith("# Analyse the results so far")
+  text = user.content
+  assert "3 steps: 2 scored (2 distinct layouts), 1 failed (InvalidLayoutProposal x1)" in text  # the statistics
+  assert "By attention share: 25-50% n=1 best 0.61 mean 0.61; 50-75% n=1 best 0.74" in text
+  assert "- improve bug: AAA (runs 3A, ratio 3A) -> not scored (failed: InvalidLayoutProposal" in text  # recent
+  assert "- draft good2: AMAMAMAM (runs 1A+1M+1A+1M+1A+1M+1A+1M, ratio 4A:4M) -> 0.74 (mean accuracy" in text
+  assert "mean accuracy (higher is better)" in text and NO_ANALYSIS in text
+  assert op.propose(Action("analyze", ("bug",)), journal, random.Random(0)) == proposal  # propose hands it on
+  with pytest.raises(ValueError, match="answers an 'analyze' action"):
+    op.analyze(Action("draft"), journal, random.Random(0))
+
+
+def test_later_prompts_show_the_latest_analysis():
+  journal = scored_journal()
+  op, client = operator([reply("AMAMAMMM")] * 4)
+  op.propose(Action("draft"), journal, random.Random(0))
+  assert "Your latest analysis of the results:\n" + NO_ANALYSIS in prompt_of(client)
+  journal.append(Node(id="an1", operator="analyze", parent_ids=("good2",), payload="interleaving won: 0.74 vs 0.61",
+                      plan="interleave with more attention"))
+  for action in (Action("draft"), Action("improve", ("good2",)), Action("crossover", ("good1", "good2"))):
+    op.propose(action, journal, random.Random(0))
+    text = prompt_of(client)
+    assert ("(analysis an1, written after 2 steps)\ninterleaving won: 0.74 vs 0.61\nNext directions: interleave "
+            "with more attention") in text, action.operator
+    assert NO_ANALYSIS not in text
+
+
+def test_a_bad_analyze_reply_is_repaired_once_then_fails_the_step_with_its_tokens():
+  op, client = operator([reply("AMAMAMAM"), analysis_reply()])  # a layout is not an analysis: repaired
+  assert op.analyze(Action("analyze", ("good1",)), scored_journal(), random.Random(0)).payload.startswith("AAAAM")
+  assert "missing required property 'analysis'" in client.calls[1].messages[-1].content
+  op, client = operator([analysis_reply(analysis="  "), "not json"])
+  with pytest.raises(LLMResponseError) as info:
+    op.analyze(Action("analyze", ("good1",)), scored_journal(), random.Random(0))
+  assert "the analysis is empty" in client.calls[1].messages[-1].content
+  assert isinstance(info.value, _STEP_FAILURES) and len(client.calls) == 2 and info.value.tokens > 0
+  with pytest.raises(ReplyParseError, match="analysis is empty"):
+    parse_analysis_reply(Completion(text=analysis_reply(analysis=""), parsed=None, usage=Usage(), latency_s=0.0,
+                                    model="m"))
+
+
+def test_end_to_end_scripted_run_with_analyses():
+  replies = [
+      reply("AAAAMMMM", plan="first"), reply("AMAMAMAM", plan="second"),
+      "no JSON here", "none here either",                  # the first analysis fails: a buggy analyze node
+      reply("AMMMMMMM", plan="third"), reply("AAAAAMMM", plan="fourth"),
+      analysis_reply("4 layouts; 5A:3M best at 0.625.", "more attention"),
+      reply("AAAAAAMM", plan="fifth"),
+  ]
+  op, client = operator(replies)
+  journal = Journal()
+  agent = AgentSpec("llm", make_policy("greedy", num_drafts=5), op, analyze_every=2)
+  report = run_ensemble([agent], journal, EvaluationQueue(lambda p: EvalResult(metric=p.count("A") / len(p))),
+                        Budgets(steps_per_agent=5))
+  assert report.steps == {"llm": 5} and not report.crashes and client.remaining == 0
+  assert "".join("A" if n.is_analysis else "s" for n in journal.nodes) == "ssAssAs"
+  failed, written = journal.analyses()
+  assert failed.is_buggy and "LLMResponseError" in failed.error and failed.tokens > 0 and failed.metric is None
+  assert not written.is_buggy and written.metric is None and written.payload == "4 layouts; 5A:3M best at 0.625."
+  assert written.plan == "more attention" and written.tokens > 0
+  assert [call.schema for call in client.calls] == [LAYOUT_REPLY_SCHEMA] * 2 + [ANALYZE_REPLY_SCHEMA] * 2 + \
+      [LAYOUT_REPLY_SCHEMA] * 2 + [ANALYZE_REPLY_SCHEMA] + [LAYOUT_REPLY_SCHEMA]
+  last = prompt_of(client)
+  assert "4 layouts; 5A:3M best at 0.625.\nNext directions: more attention" in last
+  assert "written after 4 steps" in last

@@ -30,8 +30,10 @@ def full_context():
 def test_every_template_loads_and_fills(name):
   fields = prompts.template_fields(name)
   assert {"task", "space", "depth"} <= set(fields)
-  if name != "system" and name != "analyze":
+  if name != "system":
     assert "memory" in fields
+  if name in ("draft", "improve", "crossover", "analyze"):
+    assert "analysis" in fields  # the latest analysis (for analyze: the previous one)
   markers = {f: f"@@{f}@@" for f in fields}
   text = prompts.render(name, markers)
   for field in fields:
@@ -46,9 +48,10 @@ def test_layout_templates_ask_for_plan_and_layout_json(name):
   assert '{"plan": ' in text and '"layout": ' in text
 
 
-def test_analyze_asks_for_bug_summary_metric():
+def test_analyze_asks_for_an_analysis_and_next_directions_from_the_statistics():
   text = prompts.render("analyze", full_context())
-  assert '"is_bug"' in text and '"summary"' in text and '"metric"' in text
+  assert '{"analysis": ' in text and '"next_directions": ' in text and '"layout"' not in text
+  assert "<statistics>" in text and "<recent>" in text and "<metric_name>" in text
 
 
 def test_system_describes_the_space():
@@ -100,6 +103,10 @@ def test_reply_schemas_accept_good_and_reject_bad_replies():
   assert Layout.parse(good["layout"]).depth == 16
   assert schema_errors({"plan": "p"}, prompts.LAYOUT_REPLY_SCHEMA)
   assert schema_errors({**good, "extra": 1}, prompts.LAYOUT_REPLY_SCHEMA)
-  for metric in (0.73, None, 2):
-    assert schema_errors({"is_bug": False, "summary": "ok", "metric": metric}, prompts.ANALYZE_REPLY_SCHEMA) == []
-  assert schema_errors({"is_bug": "no", "summary": "ok", "metric": None}, prompts.ANALYZE_REPLY_SCHEMA)
+  analysis = {"analysis": "layouts with 25-50% attention scored best (mean 0.66 over 4)",
+              "next_directions": "try two attention runs in the middle"}
+  assert schema_errors(analysis, prompts.ANALYZE_REPLY_SCHEMA) == []
+  assert schema_errors({"analysis": "only this"}, prompts.ANALYZE_REPLY_SCHEMA)
+  assert schema_errors({**analysis, "metric": 0.7}, prompts.ANALYZE_REPLY_SCHEMA)
+  assert schema_errors({**analysis, "analysis": 3}, prompts.ANALYZE_REPLY_SCHEMA)
+  assert schema_errors(good, prompts.ANALYZE_REPLY_SCHEMA)  # a layout reply is not an analysis
