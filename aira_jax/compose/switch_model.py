@@ -1,17 +1,18 @@
 """`SwitchLanguageModel`: one compiled program for every layout of a (depth, config, search space).
 
 A search evaluates thousands of layouts of the same depth and width. A dedicated `LanguageModel` per layout
-costs a fresh compile each time (3.4 s on CPU, measured before). Here every layer holds the parameters of every
-primitive of the space, stacked with a leading "layers" axis per primitive; the layer kinds are an int32 array
-*argument* (traced, not static); each layer is `lax.switch(kind, branches, x)` over the primitives, and the
-stacked layers are run by `lax.scan`. Each branch is wrapped in `jax.checkpoint`: without it the untaken
-branches' residuals are kept for the backward pass and steps were 1.2-3.5x slower (measured before). Compiled
-once for 12 layouts it reached the first step of a new layout in 0.35 s, stepped at 0.8-1.2x the dedicated
-model's time, and matched its loss exactly at step 0.
+costs a fresh compile each time. Here every layer holds the parameters of every primitive of the space, stacked
+with a leading "layers" axis per primitive; the layer kinds are an int32 array *argument* (traced, not static);
+each layer is `lax.switch(kind, branches, x)` over the primitives, and the stacked layers are run by
+`lax.scan`. Each branch is wrapped in `jax.checkpoint`, so the untaken branches' residuals are not kept for the
+backward pass. What this buys per evaluation is measured by `experiments/bench/search_throughput.py` (switch
+against dedicated mode; RESULTS.md).
 
 Layer i of kind k reads slot i of primitive space[k]'s stack; the other primitives' slot i is unused for that
-layout and gets exactly zero gradient. Layers are initialised with the model's `depth`, as a dedicated model
-of that depth would be. `load_dedicated` / `to_dedicated` copy parameters between the two forms.
+layout and gets exactly zero gradient. With the dedicated model's parameters in the used slots
+(`switch_params`, `load_dedicated`) the switch model computes the dedicated model's function: the same logits
+and loss up to floating-point order (tests/aira_jax/compose/switch_model_test.py). `to_dedicated` copies them
+back.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class SwitchLanguageModel(nnx.Module):
     depth: number of layers; also scales the output projections' init as in a dedicated model.
     space: the primitives a layer may be, e.g. "AM" or "AMS"; kind k means space[k].
     rngs: parameter initialisation randomness.
-    remat: checkpoint each switch branch (default; without it steps were 1.2-3.5x slower).
+    remat: checkpoint each switch branch (default; without it the untaken branches' residuals are kept).
   Parameters: embed (vocab, d_model), stacks[k] (primitive space[k]'s layer with every parameter stacked to
   (depth, ...)), final_norm, and head (d_model, vocab) when embeddings are untied.
   """

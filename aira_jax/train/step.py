@@ -96,15 +96,28 @@ def _cast_floats(tree, dtype):
   return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
-def _summed_loss(params: nnx.State, batch: Batch, model_inputs: ModelInputs, graphdef: nnx.GraphDef, z_loss: float,
-                 compute_dtype):
-  """(sum of per-token losses, sums) for one micro-batch; the gradient of the first is what accumulates."""
+def lm_forward(model: nnx.Module, batch: Batch, model_inputs: ModelInputs) -> jax.Array:
+  """The default forward: `model(batch["inputs"], **model_inputs)` -> logits."""
+  return model(batch["inputs"], **model_inputs)
+
+
+def split_params(state: nnx.State) -> tuple[nnx.State, nnx.State]:
+  """(parameters, the rest) of a model's state: gradients and the optimizer see the `nnx.Param`s; the rest
+  (e.g. dropout RNG counters, a candidate's own counters) is threaded through the step as the model leaves it.
+  A language model's rest is empty."""
+  return nnx.split_state(state, nnx.Param, ...)
+
+
+def _summed_loss(params: nnx.State, rest: nnx.State, batch: Batch, model_inputs: ModelInputs, graphdef: nnx.GraphDef,
+                 z_loss: float, compute_dtype, forward: Callable):
+  """(sum of per-token losses, (sums, the rest as the model left it)) for one micro-batch; the gradient of the
+  first is what accumulates."""
   if compute_dtype is not None:
     params = _cast_floats(params, jnp.dtype(compute_dtype))
-  model = nnx.merge(graphdef, params)
-  logits = model(batch["inputs"], **model_inputs)
-  sums = lm_loss_sums(logits, batch["targets"], z_loss)
-  return sums["ce"] + sums["z_loss"], sums
+  rest = jax.tree.map(lambda v: v, rest)  # fresh Variables at this trace level, so the forward may update them
+  model = nnx.merge(graphdef, params, rest)
+  sums = lm_loss_sums(forward(model, batch, model_inputs), batch["targets"], z_loss)
+  return sums["ce"] + sums["z_loss"], (sums, nnx.state(model, nnx.Not(nnx.Param)))
 
 
 def _split_micro_batches(batch: Batch, steps: int) -> Batch:
@@ -122,57 +135,64 @@ def _split_micro_batches(batch: Batch, steps: int) -> Batch:
 
 def loss_and_grads(params: nnx.State, batch: Batch, model_inputs: ModelInputs | None = None, *,
                    graphdef: nnx.GraphDef, grad_accum_steps: int = 1, parallel_branches: int = 1, z_loss: float = 0.0,
-                   compute_dtype=None) -> tuple[Metrics, nnx.State]:
-  """Metrics and the gradient of the mean loss over all counted tokens of `batch` (token-weighted
-  accumulation over `grad_accum_steps` micro-batches, one after another, each computed as `parallel_branches`
-  independent slices whose gradients are summed). Gradients have the params' structure and dtype.
+                   compute_dtype=None, forward: Callable = lm_forward
+                   ) -> tuple[Metrics, nnx.State, nnx.State]:
+  """Metrics, the gradient of the mean loss over all counted tokens of `batch` (token-weighted accumulation over
+  `grad_accum_steps` micro-batches, one after another, each computed as `parallel_branches` independent slices
+  whose gradients are summed), and the model's new non-parameter state. `params` is the model's whole state;
+  the gradient has the structure and dtypes of its `nnx.Param` part (`split_params`). The rest is threaded
+  through the micro-batches in order (of parallel branches, the first one's is kept).
 
   Branches are for CPU: XLA:CPU runs most ops of a program on one thread and overlaps only independent ops,
-  so two independent halves of a batch keep two cores busier (proxy64 on 2 cores: 1.18x -> 1.10x of
-  PyTorch eager's step time; experiments/bench/RESULTS.md).
+  so two independent halves of a batch keep two cores busier (`experiments/bench/train_step.py --branches 2`;
+  RESULTS.md).
   """
   if grad_accum_steps < 1 or parallel_branches < 1:
     raise ValueError(f"grad_accum_steps ({grad_accum_steps}) and parallel_branches ({parallel_branches}) must be "
                      ">= 1")
   summed_grad = jax.grad(_summed_loss, has_aux=True)
-
   model_inputs = {} if model_inputs is None else model_inputs
+  params, rest = split_params(params)
+  kwargs = dict(graphdef=graphdef, z_loss=z_loss, compute_dtype=compute_dtype, forward=forward)
 
-  def grad_fn(params, micro_batch, **kwargs):
+  def grad_fn(rest, micro_batch):
     if parallel_branches == 1:
-      return summed_grad(params, micro_batch, model_inputs, **kwargs)
+      return summed_grad(params, rest, micro_batch, model_inputs, **kwargs)
     slices = _split_micro_batches(micro_batch, parallel_branches)
-    branches = [summed_grad(params, jax.tree.map(lambda x: x[i], slices), model_inputs, **kwargs)
+    branches = [summed_grad(params, rest, jax.tree.map(lambda x: x[i], slices), model_inputs, **kwargs)
                 for i in range(parallel_branches)]
-    return jax.tree.map(lambda *parts: functools.reduce(jnp.add, parts), *branches)
+    grads, sums = jax.tree.map(lambda *parts: functools.reduce(jnp.add, parts),
+                               *[(g, s) for g, (s, _) in branches])
+    return grads, (sums, branches[0][1][1])
 
-  kwargs = dict(graphdef=graphdef, z_loss=z_loss, compute_dtype=compute_dtype)
   if grad_accum_steps == 1:
-    grad_sum, sums = grad_fn(params, batch, **kwargs)
+    grad_sum, (sums, rest) = grad_fn(rest, batch)
   else:
     def accumulate(carry, micro_batch):
-      grads, sums = grad_fn(params, micro_batch, **kwargs)
-      return jax.tree.map(jnp.add, carry, (grads, sums)), None
+      grad_total, sum_total, rest = carry
+      grads, (sums, rest) = grad_fn(rest, micro_batch)
+      return (jax.tree.map(jnp.add, grad_total, grads), jax.tree.map(jnp.add, sum_total, sums), rest), None
 
     zero_sums = {k: jnp.zeros((), jnp.float32) for k in ("ce", "z_loss", "correct", "tokens")}
-    zeros = (jax.tree.map(jnp.zeros_like, params), zero_sums)
-    (grad_sum, sums), _ = jax.lax.scan(accumulate, zeros, _split_micro_batches(batch, grad_accum_steps))
+    zeros = (jax.tree.map(jnp.zeros_like, params), zero_sums, rest)
+    (grad_sum, sums, rest), _ = jax.lax.scan(accumulate, zeros, _split_micro_batches(batch, grad_accum_steps))
   denominator = jnp.maximum(sums["tokens"], 1.0)
   grads = jax.tree.map(lambda g: (g / denominator).astype(g.dtype), grad_sum)
-  return metrics_from_sums(sums), grads
+  return metrics_from_sums(sums), grads, rest
 
 
 def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, model_inputs: ModelInputs | None = None,
                lr_scale: jax.Array | float = 1.0, *, graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation,
                grad_accum_steps: int = 1, parallel_branches: int = 1, z_loss: float = 0.0,
-               compute_dtype=None) -> tuple[nnx.State, optax.OptState, Metrics]:
+               compute_dtype=None, forward: Callable = lm_forward) -> tuple[nnx.State, optax.OptState, Metrics]:
   """One optimizer step on `batch`.
 
   Args:
-    params: the model's parameters (`nnx.split(model)[1]`), float32 in mixed precision.
-    opt_state: `optimizer.init(params)`.
-    batch: {"inputs": (B, L) int32, "targets": (B, L) int32 with IGNORE = -100}; B divisible by
-      grad_accum_steps.
+    params: the model's state (`nnx.split(model)[1]`): its `nnx.Param`s (float32 in mixed precision) are
+      trained; anything else (RNG counters) is carried as the forward pass leaves it.
+    opt_state: `optimizer.init(split_params(params)[0])` (for a language model, `optimizer.init(params)`).
+    batch: {"inputs": (B, L) int32, "targets": (B, L) int32 with IGNORE = -100}, or whatever `forward` reads
+      with targets matching its logits (e.g. a classifier's (B,) labels); B divisible by grad_accum_steps.
     model_inputs: keyword inputs of the model besides the tokens (`ModelInputs`), default none.
     lr_scale: the schedule's factor at this step (`optimizers.lr_multiplier`), set as the optimizer's traced
       `lr_scale` hyperparameter (ignored by an optimizer without one).
@@ -181,26 +201,32 @@ def train_step(params: nnx.State, opt_state: optax.OptState, batch: Batch, model
       `loss_and_grads`); grad_accum_steps x parallel_branches must divide B.
     compute_dtype: when set (e.g. "bfloat16"), parameters are cast to it inside the forward pass; gradients
       and the update stay in the parameters' dtype. The model also casts activations to `ModelConfig.dtype`.
+    forward: `forward(model, batch, model_inputs) -> logits` (default `lm_forward`); the loss is the
+      cross-entropy of the logits against batch["targets"] (`lm_loss_sums`).
   Returns:
     (new params, new opt_state, metrics): float32 scalars "loss", "ce", "z_loss", "tokens", "grad_norm"
     (global L2 norm of the gradient before the optimizer's clipping). Accuracy is left to `eval_step`: its
     argmax over the vocabulary at every position is a measurable share of a small model's step.
   """
-  metrics, grads = loss_and_grads(params, batch, model_inputs, graphdef=graphdef, grad_accum_steps=grad_accum_steps,
-                                  parallel_branches=parallel_branches, z_loss=z_loss, compute_dtype=compute_dtype)
-  updates, opt_state = optimizer.update(grads, set_lr_scale(opt_state, lr_scale), params)
-  params = optax.apply_updates(params, updates)
+  metrics, grads, rest = loss_and_grads(params, batch, model_inputs, graphdef=graphdef,
+                                        grad_accum_steps=grad_accum_steps, parallel_branches=parallel_branches,
+                                        z_loss=z_loss, compute_dtype=compute_dtype, forward=forward)
+  trained = split_params(params)[0]
+  updates, opt_state = optimizer.update(grads, set_lr_scale(opt_state, lr_scale), trained)
+  params = nnx.merge_state(optax.apply_updates(trained, updates), rest)
   kept = {name: value for name, value in metrics.items() if name != "accuracy"}
   return params, opt_state, {**kept, "grad_norm": optax.tree.norm(grads)}
 
 
 def eval_step(params: nnx.State, batch: Batch, model_inputs: ModelInputs | None = None, *, graphdef: nnx.GraphDef,
-              metrics_fn: Callable[[jax.Array, jax.Array], Metrics] | None = None) -> Metrics:
+              metrics_fn: Callable[[jax.Array, jax.Array | None], Metrics] | None = None,
+              forward: Callable = lm_forward) -> Metrics:
   """`metrics_fn(logits, targets)` of the model on `batch` (default: `lm_loss`'s metrics; a task passes its
-  own, e.g. `Task.metrics` with val_bpb)."""
+  own, e.g. `Task.metrics` with val_bpb; targets None when the batch has none). The model's state changes
+  made by the forward pass are dropped."""
   model = nnx.merge(graphdef, params)
-  logits = model(batch["inputs"], **({} if model_inputs is None else model_inputs))
-  return (metrics_fn or lm_metrics)(logits, batch["targets"])
+  logits = forward(model, batch, {} if model_inputs is None else model_inputs)
+  return (metrics_fn or lm_metrics)(logits, batch.get("targets"))
 
 
 def jit_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, mesh: Mesh, params: nnx.State,
@@ -212,7 +238,7 @@ def jit_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformati
     mesh: from `make_mesh`; params / opt_state shardings follow the logical-axis rules, the batch is split
       over ("data", "fsdp"), model inputs, lr_scale and metrics are replicated.
     params, opt_state: arrays or `jax.ShapeDtypeStruct`s giving the structure the shardings are built for.
-    step_kwargs: grad_accum_steps, parallel_branches, z_loss, compute_dtype.
+    step_kwargs: grad_accum_steps, parallel_branches, z_loss, compute_dtype, forward.
   Returns:
     step(params, opt_state, batch, model_inputs, lr_scale) -> (params, opt_state, metrics), whose params and
     opt_state arguments are donated (do not reuse them after the call). Place params and opt_state first with
@@ -232,9 +258,10 @@ def jit_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformati
 
 
 def jit_eval_step(graphdef: nnx.GraphDef, mesh: Mesh, params: nnx.State,
-                  metrics_fn: Callable[[jax.Array, jax.Array], Metrics] | None = None):
+                  metrics_fn: Callable[[jax.Array, jax.Array | None], Metrics] | None = None,
+                  forward: Callable = lm_forward):
   """`eval_step` wrapped in `jax.jit`: params keep their shardings, the batch is split over the batch axes,
   model inputs and metrics are replicated. Returns eval(params, batch, model_inputs) -> metrics."""
   rep = replicated(mesh)
-  return jax.jit(functools.partial(eval_step, graphdef=graphdef, metrics_fn=metrics_fn),
+  return jax.jit(functools.partial(eval_step, graphdef=graphdef, metrics_fn=metrics_fn, forward=forward),
                  in_shardings=(param_shardings(params, mesh), batch_sharding(mesh), rep), out_shardings=rep)

@@ -39,7 +39,7 @@ from aira_jax.train.mesh import MeshConfig, make_mesh, place_train_state, replic
 from aira_jax.train.optimizers import OptimizerConfig, lr_multiplier, make_optimizer
 from aira_jax.train.preflight import (PreflightError, PreflightReport, check_fits, device_memory_bytes,
                                       report_compiled)
-from aira_jax.train.step import ModelInputs, jit_eval_step, jit_train_step
+from aira_jax.train.step import ModelInputs, jit_eval_step, jit_train_step, lm_forward, split_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,16 +111,20 @@ class Trainer:
     optimizer: from `make_optimizer` (its `lr_scale` hyperparameter carries the schedule), or any optax
       transformation (then `lr_scale` is ignored and its own schedule applies).
     mesh: default `make_mesh(MeshConfig())` over all devices.
-    metrics_fn: `metrics_fn(logits, targets)` for `score` (default: `lm_loss`'s metrics).
+    metrics_fn: `metrics_fn(logits, targets)` for `score` / `eval` (default: `lm_loss`'s metrics).
+    forward: `forward(model, batch, model_inputs) -> logits` (default `lm_forward`; e.g. a classifier's call).
+    eval_graphdef: the graph `score` / `eval` run (default `graphdef`; e.g. the model in eval mode, dropout off).
     device_memory: bytes per device the preflight checks against; "auto" reads the mesh's first device
       (None on CPU: not checked).
     step_kwargs: grad_accum_steps, parallel_branches, z_loss, compute_dtype (see `train_step`).
   """
 
   def __init__(self, graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, *, mesh=None,
-               metrics_fn: Callable | None = None, device_memory: int | None | str = "auto", label: str = "",
+               metrics_fn: Callable | None = None, forward: Callable = lm_forward,
+               eval_graphdef: nnx.GraphDef | None = None, device_memory: int | None | str = "auto", label: str = "",
                **step_kwargs):
-    self.graphdef, self.optimizer = graphdef, optimizer
+    self.graphdef, self.optimizer, self.forward = graphdef, optimizer, forward
+    self.eval_graphdef = graphdef if eval_graphdef is None else eval_graphdef
     self.mesh = mesh if mesh is not None else make_mesh(MeshConfig())
     self.metrics_fn, self.step_kwargs, self.label = metrics_fn, step_kwargs, label
     self.device_memory = (device_memory_bytes(self.mesh.devices.flat[0]) if device_memory == "auto"
@@ -132,9 +136,9 @@ class Trainer:
     self._compiled: dict[tuple, PreflightReport] = {}
 
   def init(self, params, opt_state=None) -> tuple[Any, Any]:
-    """(params, opt_state) placed on the mesh by the logical-axis rules; opt_state = `optimizer.init(params)`
-    when not given."""
-    opt_state = self.optimizer.init(params) if opt_state is None else opt_state
+    """(params, opt_state) placed on the mesh by the logical-axis rules. `params` is the model's state; opt_state
+    is `optimizer.init` of its `nnx.Param` part when not given."""
+    opt_state = self.optimizer.init(split_params(params)[0]) if opt_state is None else opt_state
     return place_train_state(params, opt_state, self.mesh)
 
   def model_inputs(self, model_inputs: ModelInputs | None) -> ModelInputs:
@@ -150,7 +154,8 @@ class Trainer:
     if key in self._compiled:
       return self._step_fn, self._compiled[key], 0.0
     if self._step_fn is None:
-      self._step_fn = jit_train_step(self.graphdef, self.optimizer, self.mesh, params, opt_state, **self.step_kwargs)
+      self._step_fn = jit_train_step(self.graphdef, self.optimizer, self.mesh, params, opt_state, forward=self.forward,
+                                     **self.step_kwargs)
     started = time.perf_counter()
     try:
       lowered = self._step_fn.lower(params, opt_state, batch, model_inputs, np.float32(1.0))
@@ -259,25 +264,25 @@ class Trainer:
                        seconds=seconds, compile_seconds=compile_seconds, final_metrics=metrics, evals=evals,
                        params=params, opt_state=opt_state, preflight=report, notes=tuple(notes))
 
+  def eval(self, params, batch: dict[str, np.ndarray], model_inputs: ModelInputs | None = None):
+    """`metrics_fn(logits, targets)` of `eval_graphdef` on one batch (this process's rows); the first call per
+    batch shape compiles, timed into `compile_seconds`."""
+    if self._eval_fn is None:
+      self._eval_fn = jit_eval_step(self.eval_graphdef, self.mesh, params, self.metrics_fn, self.forward)
+    placed = self.model_inputs(model_inputs)
+    key = (_signature(params, placed), tuple(np.shape(x) for x in batch.values()))
+    if key in self._eval_compiled:
+      return self._eval_fn(params, global_batch(batch, self.mesh), placed)
+    started = time.perf_counter()
+    out = jax.block_until_ready(self._eval_fn(params, global_batch(batch, self.mesh), placed))
+    self.compile_seconds += time.perf_counter() - started
+    self._eval_compiled.add(key)
+    return out
+
   def score(self, params, inputs: np.ndarray, targets: np.ndarray, batch_size: int,
             model_inputs: ModelInputs | None = None) -> dict[str, float]:
     """`metrics_fn` over the rows (inputs, targets), `batch_size` rows at a time (`score_in_batches`)."""
-    if self._eval_fn is None:
-      self._eval_fn = jit_eval_step(self.graphdef, self.mesh, params, self.metrics_fn)
-    placed = self.model_inputs(model_inputs)
-    params_key = _signature(params, placed)
-
-    def score(batch):
-      key = (params_key, tuple(np.shape(x) for x in batch.values()))
-      if key in self._eval_compiled:
-        return self._eval_fn(params, global_batch(batch, self.mesh), placed)
-      started = time.perf_counter()  # the first call per signature compiles: timed with one evaluation
-      out = jax.block_until_ready(self._eval_fn(params, global_batch(batch, self.mesh), placed))
-      self.compile_seconds += time.perf_counter() - started
-      self._eval_compiled.add(key)
-      return out
-
-    return score_in_batches(score, inputs, targets, batch_size)
+    return score_in_batches(lambda batch: self.eval(params, batch, model_inputs), inputs, targets, batch_size)
 
 
 def _flops_notes(report: PreflightReport | None) -> list[str]:
@@ -301,21 +306,23 @@ def train(model: nnx.Module, batches: Iterator[dict[str, np.ndarray]],
       steps when set, else over `config.total_steps`), or an optax transformation (with `lr_scale`).
     mesh: default `make_mesh(MeshConfig())` over all devices.
     params, opt_state, start_step: resume from restored state instead of the model's initial parameters.
-  Other keywords go to `Trainer` (metrics_fn, label, grad_accum_steps, parallel_branches, z_loss,
-  compute_dtype) or `Trainer.run` (model_inputs, check_every, flops_per_step, analytic_flops_per_step,
+  Other keywords go to `Trainer` (metrics_fn, forward, eval_graphdef, label, grad_accum_steps,
+  parallel_branches, z_loss, compute_dtype) or `Trainer.run` (model_inputs, check_every, flops_per_step, analytic_flops_per_step,
   eval_every, evaluate, logger, log_every, progress, checkpointer, checkpoint_every, data_state).
   """
   graphdef, initial = nnx.split(model)
   params = initial if params is None else params
   if isinstance(optimizer, OptimizerConfig):
-    config, optimizer = optimizer, make_optimizer(optimizer, params)
+    config, optimizer = optimizer, make_optimizer(optimizer, split_params(params)[0])
     if lr_scale is None:
       total = budget.max_steps + start_step if budget.max_steps is not None else None
       lr_scale = lambda step: lr_multiplier(config, step, total)  # noqa: E731
-  elif lr_scale is None and "lr_scale" in getattr(jax.eval_shape(optimizer.init, params), "hyperparams", {}):
+  elif lr_scale is None and "lr_scale" in getattr(jax.eval_shape(optimizer.init, split_params(params)[0]),
+                                                  "hyperparams", {}):
     raise ValueError("this optimizer's schedule is its lr_scale input: pass the OptimizerConfig itself (its "
                      "schedule then runs over the budget's steps) or lr_scale=lambda step: ...")
-  trainer_keys = ("metrics_fn", "label", "grad_accum_steps", "parallel_branches", "z_loss", "compute_dtype")
+  trainer_keys = ("metrics_fn", "forward", "eval_graphdef", "label", "grad_accum_steps", "parallel_branches",
+                  "z_loss", "compute_dtype")
   trainer = Trainer(graphdef, optimizer, mesh=mesh, device_memory=device_memory, **{k: kwargs.pop(k) for k in trainer_keys if k in kwargs})
   params, opt_state = trainer.init(params, opt_state)
   return trainer.run(params, opt_state, batches, budget, lr_scale=lr_scale, start_step=start_step, **kwargs)

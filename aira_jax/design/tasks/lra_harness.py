@@ -26,6 +26,7 @@ accuracies are never computed here, and nothing this process writes can set them
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import json
 import pathlib
@@ -44,7 +45,12 @@ from aira_jax.design.channel import send_array
 from aira_jax.design.records import record_end, record_start
 from aira_jax.design.tasks import lra_training as training
 from aira_jax.design.tasks.lra_backbone import Backbone, HookAttention, check_hooks, validate_hyperparameters
-from aira_jax.train.preflight import PreflightError, check_fits, device_memory_bytes, report_compiled
+from aira_jax.train.data import ArraySource, global_batch, make_loader
+from aira_jax.train.mesh import MeshConfig, make_mesh
+from aira_jax.train.optimizers import lr_multiplier, make_optimizer
+from aira_jax.train.preflight import PreflightError
+from aira_jax.train.step import split_params
+from aira_jax.train.trainer import Budget, Trainer
 
 HYPER_KEYS = ("d_model", "num_heads", "num_layers", "ffn_mult", "lr", "weight_decay", "warmup_fraction")
 REQUIRED = HYPER_KEYS + ("task", "setting", "seq_len", "batch_size", "steps", "train_seconds", "seed", "data_dir")
@@ -84,6 +90,7 @@ class _Run:
     self.results: list[StageResult] = []
     self.vocab_size, self.num_classes, self.dual = training.TASKS[settings["task"]]
     self.hyper = {key: settings[key] for key in HYPER_KEYS}
+    self.losses: list[float] = []
 
   def stage(self, name: str, fn) -> Any:
     started = record_start(name)
@@ -215,26 +222,29 @@ class _Run:
 
   def compile(self):
     s = self.settings
-    # "unsafe_rbg" keys: initialising with threefry keys compiles several times slower on CPU.
+    # "unsafe_rbg" keys: initialising with threefry compiled several times slower on CPU (tiny backbone).
     model = self.build(nnx.Rngs(jax.random.key(s["seed"], impl="unsafe_rbg")))
     model.eval()
     eval_graphdef = nnx.split(model)[0]
     model.train()
-    graphdef, self.params, self.other = nnx.split(model, nnx.Param, ...)
-    self.optimizer = training.make_optimizer(self.hyper["lr"], self.hyper["weight_decay"],
-                                             self.hyper["warmup_fraction"], s["steps"])
-    self.opt_state = self.optimizer.init(self.params)
-    train_step, eval_step = training.make_steps(graphdef, eval_graphdef, self.optimizer)
-    started = time.perf_counter()
-    self.train_step = jax.jit(train_step, donate_argnums=(0, 1, 2)).lower(
-        self.params, self.opt_state, self.other, self.batch_structs(s["batch_size"])).compile()
-    self.eval_step = jax.jit(eval_step).lower(self.params, self.other, self.batch_structs(s["batch_size"])).compile()
-    self.compile_seconds = time.perf_counter() - started
-    report = report_compiled(self.train_step, params=self.params)
+    graphdef, state = nnx.split(model)
+    self.optimizer = training.optimizer_config(self.hyper["lr"], self.hyper["weight_decay"],
+                                               self.hyper["warmup_fraction"])
+    mesh = make_mesh(MeshConfig(), devices=jax.local_devices()[:1])
+    self.trainer = Trainer(graphdef, make_optimizer(self.optimizer, split_params(state)[0]), mesh=mesh,
+                           forward=training.backbone_forward, eval_graphdef=eval_graphdef,
+                           metrics_fn=training.logits_only, label="the candidate")
+    self.state, self.opt_state = self.trainer.init(state)
+    example = {name: np.zeros(struct.shape, struct.dtype) for name, struct in self.batch_structs(s["batch_size"]).items()}
     try:
-      check_fits(report, device_memory_bytes())
+      _, report, _ = self.trainer.compile(self.state, self.opt_state, global_batch(example, mesh),
+                                          self.trainer.model_inputs({}))
     except PreflightError as e:
-      raise CandidateError(str(e)) from None
+      if "does not fit" in str(e):
+        raise CandidateError(str(e)) from None
+      raise
+    self.trainer.eval(self.state, example)  # compiles the eval step
+    self.compile_seconds = self.trainer.compile_seconds
     metrics = {"compile_seconds": self.compile_seconds}
     if report.flops is not None:
       metrics["train_step_flops"] = report.flops * report.num_devices
@@ -248,31 +258,38 @@ class _Run:
     self.splits = training.read_public_splits(s["data_dir"])
     metrics = {"data_seconds": time.perf_counter() - started}
     batch, _ = next(training.eval_batches(self.splits["validation"], s["batch_size"]))
-    logits = np.asarray(self.eval_step(self.params, self.other, batch))
+    logits = np.asarray(self.trainer.eval(self.state, batch))
     if logits.shape != (s["batch_size"], self.num_classes) or not np.isfinite(logits).all():
       raise CandidateError(f"the forward pass gave non-finite or misshapen logits {logits.shape} "
                            f"(finite: {np.isfinite(logits).mean():.0%})")
-    self.batches = training.train_batches(self.splits["train"], s["batch_size"], s["seed"])
+    self.batches = make_loader(ArraySource.from_split(self.splits["train"]), batch_size=s["batch_size"],
+                               seed=s["seed"], read_threads=0, prefetch_buffer_size=0)
     self.train_started = time.perf_counter()
-    self.losses = [self.step()]
-    if not np.isfinite(self.losses[0]) or not np.isfinite(self.last_grad_norm):
-      raise CandidateError(f"the first train step gave loss {self.losses[0]} and gradient norm "
-                           f"{self.last_grad_norm}: not finite")
-    metrics.update(first_loss=self.losses[0], grad_norm=self.last_grad_norm)
+    first = self._run(Budget(max_steps=1))
+    loss, grad_norm = first.final_metrics.get("loss", np.nan), first.final_metrics.get("grad_norm", np.nan)
+    if first.status != "completed" or not np.isfinite(loss) or not np.isfinite(grad_norm):
+      raise CandidateError(f"the first train step gave loss {loss} and gradient norm {grad_norm}: not finite")
+    metrics.update(first_loss=loss, grad_norm=grad_norm)
     return None, metrics
 
-  def step(self) -> float:
-    self.params, self.opt_state, self.other, out = self.train_step(self.params, self.opt_state, self.other,
-                                                                   next(self.batches))
-    self.last_grad_norm = float(out["grad_norm"])
-    return float(out["loss"])
+  def _run(self, budget: Budget):
+    """Trains on with the project's one loop (aira_jax.train.trainer) from where the last run stopped."""
+    losses = _Losses()
+    result = self.trainer.run(self.state, self.opt_state, self.batches, budget, start_step=len(self.losses),
+                              lr_scale=functools.partial(lr_multiplier, self.optimizer,
+                                                         total_steps=self.settings["steps"]),
+                              logger=losses, log_every=1)
+    self.state, self.opt_state = result.params, result.opt_state
+    self.losses += losses.values
+    return result
 
   def train(self):
     s = self.settings
-    while len(self.losses) < s["steps"] and time.perf_counter() - self.train_started < s["train_seconds"]:
-      self.losses.append(self.step())
-      if not np.isfinite(self.losses[-1]):
-        raise CandidateError(f"diverged: the loss is {self.losses[-1]} at step {len(self.losses)}")
+    remaining = s["train_seconds"] - (time.perf_counter() - self.train_started)
+    if len(self.losses) < s["steps"] and remaining > 0:
+      result = self._run(Budget(max_steps=s["steps"] - len(self.losses), max_seconds=remaining))
+      if result.status == "diverged":
+        raise CandidateError(f"diverged: {result.stop_reason}")
     self.train_seconds = time.perf_counter() - self.train_started
     return None, {"steps": len(self.losses), "train_seconds": self.train_seconds,
                   "train_loss": float(np.mean(self.losses[-10:]))}
@@ -281,7 +298,7 @@ class _Run:
     """(examples, num_classes) float32 logits of every example of `split`, in order."""
     out = []
     for batch, real in training.eval_batches(split, self.settings["batch_size"]):
-      out.append(np.asarray(self.eval_step(self.params, self.other, batch), np.float32)[:real])
+      out.append(np.asarray(self.trainer.eval(self.state, batch), np.float32)[:real])
     return np.concatenate(out, axis=0)
 
   def predict(self):
@@ -290,6 +307,16 @@ class _Run:
     return None, {"train_loss": float(np.mean(self.losses[-10:])), "first_train_loss": self.losses[0],
                   "steps": len(self.losses), "train_seconds": self.train_seconds,
                   "compile_seconds": self.compile_seconds, "mode": self.mode}
+
+
+class _Losses:
+  """A metric logger keeping every step's loss."""
+
+  def __init__(self):
+    self.values: list[float] = []
+
+  def log(self, step: int, metrics) -> None:
+    self.values.append(float(metrics["loss"]))
 
 
 def run_stages(settings: dict[str, Any], workdir: str | pathlib.Path, *, stop_after: str | None = None,

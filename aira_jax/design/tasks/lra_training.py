@@ -1,5 +1,6 @@
-"""The fixed parts of the LRA harness that do not depend on the candidate: data, optimiser, train and eval steps,
-and cross-lowering of Pallas code for TPU and CUDA from a CPU host.
+"""The fixed parts of the LRA harness that do not depend on the candidate: data, the optimiser and the backbone's
+forward / eval outputs for the project's one training loop, and cross-lowering of Pallas code for TPU and CUDA
+from a CPU host.
 
 Data is generated (ListOps, Pathfinder) or read from the user's files (Text, Retrieval, Image, or released ListOps
 / Pathfinder) by the trusted scorer in the parent (`load_splits`), which writes only what a candidate may see
@@ -8,8 +9,9 @@ its requested size after a seeded shuffle. Pixel tasks (Image, Pathfinder) flatt
 image_size^2 tokens, token = intensity + 1 (1..256), so that 0 stays the backbone's padding id: no position is
 padding (a black pixel is a real token). Image downsamples CIFAR-10's 32x32 by averaging blocks when image_size is
 16 or 8.
-Training: AdamW (weight decay on matrices only), global-norm clipping at 1, linear warm-up then cosine decay
-to 10% of the peak learning rate over `steps`; cross-entropy on the class logits.
+Training goes through aira_jax.train (`Trainer`: the same step, loop, preflight and data loader as every other
+training run of the project): AdamW (weight decay on matrices only), global-norm clipping at 1, linear warm-up
+then cosine decay to 10% of the peak learning rate over `steps`; cross-entropy on the class logits.
 """
 
 from __future__ import annotations
@@ -24,12 +26,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
 
-from aira_jax.tasks.base import Split, cross_entropy
+from aira_jax.tasks.base import Split
 from aira_jax.tasks.lra import listops, pathfinder
 from aira_jax.tasks.lra.tokenize import BYTE_VOCAB_SIZE, LISTOPS_VOCAB_SIZE, pad_or_truncate
+from aira_jax.train.optimizers import OptimizerConfig
 from pallas_kernels import triton_inspect
 
 PIXEL_VOCAB_SIZE = 257  # 0 padding (never used: images fill the sequence), 1..256 intensity 0..255
@@ -144,16 +145,6 @@ def batch_of(split: Split, index: np.ndarray) -> dict[str, np.ndarray]:
   return batch
 
 
-def train_batches(split: Split, batch_size: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
-  """Endless batches of `batch_size`, a fresh seeded permutation per epoch (a short last batch is dropped)."""
-  rng = np.random.default_rng(seed)
-  size = min(batch_size, len(split))
-  while True:
-    order = rng.permutation(len(split))
-    for start in range(0, len(order) - size + 1, size):
-      yield batch_of(split, order[start:start + size])
-
-
 def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
   """(batch, real rows) covering `split` once; the last batch is filled up with copies of its first row."""
   for start in range(0, len(split), batch_size):
@@ -162,41 +153,23 @@ def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[dict[str, np.n
     yield batch_of(split, np.concatenate([index, np.full(batch_size - real, index[0])])), real
 
 
-def make_optimizer(lr: float, weight_decay: float, warmup_fraction: float, steps: int) -> optax.GradientTransformation:
-  """AdamW (decay on parameters with >= 2 dimensions) after global-norm clipping at 1, warm-up + cosine."""
-  warmup = int(round(warmup_fraction * steps))
-  schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup, 1), max(steps, warmup + 1), lr * 0.1)
-  decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
-  return optax.chain(optax.clip_by_global_norm(1.0),
-                     optax.adamw(schedule, weight_decay=weight_decay, mask=decay_mask))
+def optimizer_config(lr: float, weight_decay: float, warmup_fraction: float) -> OptimizerConfig:
+  """The candidate's optimizer: AdamW (b2 0.999; decay on parameters with >= 2 dimensions) after global-norm
+  clipping at 1, linear warm-up over `warmup_fraction` of the steps, then cosine to 10% of `lr` at the last."""
+  return OptimizerConfig(name="adamw", lr=lr, weight_decay=weight_decay, b1=0.9, b2=0.999, clip_norm=1.0,
+                         schedule="warmup_cosine", warmup_fraction=warmup_fraction, min_lr_ratio=0.1)
 
 
-def make_steps(graphdef, eval_graphdef, optimizer: optax.GradientTransformation) -> tuple[Callable, Callable]:
-  """(train_step, eval_step), plain functions to jit.
+def backbone_forward(model, batch: dict[str, jax.Array], model_inputs) -> jax.Array:
+  """The backbone's logits (batch, num_classes) of a batch (its "inputs2" too for the dual-input tasks)."""
+  del model_inputs
+  return model(batch["inputs"], batch.get("inputs2"))
 
-  train_step(params, opt_state, other, batch) -> (params, opt_state, other, {"loss", "grad_norm"});
-  eval_step(params, other, batch) -> logits (batch, num_classes) float32. `other` is the model's non-parameter
-  state (e.g. dropout RNG counters), threaded through.
-  """
 
-  def loss_fn(params, other, batch):
-    # Fresh Variables at this trace level: ones from outside value_and_grad cannot be mutated inside it (flax 0.12).
-    other = jax.tree.map(lambda v: v, other)
-    model = nnx.merge(graphdef, params, other)
-    logits = model(batch["inputs"], batch.get("inputs2"))
-    return cross_entropy(logits, batch["targets"]), nnx.state(model, nnx.Not(nnx.Param))
-
-  def train_step(params, opt_state, other, batch):
-    (loss, other), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, other, batch)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, other, {"loss": loss,
-                                                                    "grad_norm": optax.tree.norm(grads)}
-
-  def eval_step(params, other, batch):
-    model = nnx.merge(eval_graphdef, params, other)
-    return model(batch["inputs"], batch.get("inputs2")).astype(jnp.float32)
-
-  return train_step, eval_step
+def logits_only(logits: jax.Array, targets) -> jax.Array:
+  """What the harness's eval step returns: the logits as float32 (the labels stay with the trusted scorer)."""
+  del targets
+  return logits.astype(jnp.float32)
 
 
 class _JaxOnBackend:

@@ -196,11 +196,11 @@ def test_broken_candidate_fails_at_the_right_stage(case, tmp_path):
 def test_a_candidate_that_cannot_fit_the_device_fails_at_compile_before_any_data(tmp_path, monkeypatch):
   """The compile stage's preflight: XLA's memory analysis of the train step against the device's memory (1 KiB
   here) refuses the candidate with what it needs; the numerics stage, which reads the data, never runs."""
-  monkeypatch.setattr("aira_jax.design.tasks.lra_harness.device_memory_bytes", lambda: 1024)
+  monkeypatch.setattr("aira_jax.train.trainer.device_memory_bytes", lambda device: 1024)
   results, metrics = _run(tmp_path, mechanism_source("linear"))
   stage, error = _failed(results)
   assert (stage, metrics) == ("compile", None) and [r.stage for r in results] == ["import", "interface", "compile"]
-  assert error.startswith("does not fit: needs ") and "of 1.0 KiB per device" in error
+  assert error.startswith("the candidate: does not fit: needs ") and "of 1.0 KiB per device" in error
 
 
 def test_the_compile_stage_records_the_train_steps_flops_and_memory(tmp_path):

@@ -317,10 +317,12 @@ def test_patching_the_scoring_code(mode, arena, baseline):
   assert "ATTACK patch ran in aira_jax.design.tasks.lra_harness runs patched: 1" in evaluation.stdout
   # The patches only change what the candidate's own process sends: the trusted parent scores what arrived
   # (here one-hot class 0 for every example, i.e. a constant predictor), never the patched scorer's 1.0.
+  # (The honest seed trains 3 steps on 64 examples: whether it beats a constant predictor on 24 validation
+  # examples is chance, so the attack is compared with the constant predictor it sent, not with the honest run.)
   if result.failed_stage is None:
     assert result.metrics == evaluation.constant_class0, (result.metrics, evaluation.constant_class0)
-    assert result.metrics["val_accuracy"] <= honest.metrics["val_accuracy"]
     assert result.metrics["val_accuracy"] < 1.0 or evaluation.constant_class0["chance"] == 1.0
+    assert honest.metrics != result.metrics
 
 
 # -- 4. writes outside ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Tests for the LM loss, the pure train step (accumulation, remat, mixed precision) and the jitted, sharded
 step on a (2, 2, 2) mesh of fake CPU devices."""
 
+import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,7 @@ from aira_jax.models.presets import preset_config
 from aira_jax.tasks.base import IGNORE
 from aira_jax.train.mesh import MeshConfig, make_mesh, place_train_state
 from aira_jax.train.optimizers import OptimizerConfig, make_optimizer
-from aira_jax.train.step import jit_train_step, lm_loss, loss_and_grads, train_step
+from aira_jax.train.step import jit_train_step, lm_loss, loss_and_grads, split_params, train_step
 
 LAYOUT = "AMSM"
 
@@ -69,10 +70,11 @@ def test_grad_accumulation_equals_big_batch(uneven, accum_steps, branches):
   batch = fixed_batch()
   if uneven:  # micro-batches count different numbers of tokens: token weighting still matches exactly
     batch["targets"] = batch["targets"].at[0, :11].set(IGNORE).at[5, 3:].set(IGNORE)
-  big_metrics, big_grads = jax.jit(lambda p, b: loss_and_grads(p, b, graphdef=graphdef, z_loss=1e-3))(
+  big_metrics, big_grads = jax.jit(lambda p, b: loss_and_grads(p, b, graphdef=graphdef, z_loss=1e-3)[:2])(
       params, batch)
   acc_metrics, acc_grads = jax.jit(lambda p, b: loss_and_grads(
-      p, b, graphdef=graphdef, grad_accum_steps=accum_steps, parallel_branches=branches, z_loss=1e-3))(params, batch)
+      p, b, graphdef=graphdef, grad_accum_steps=accum_steps, parallel_branches=branches, z_loss=1e-3)[:2])(
+          params, batch)
   np.testing.assert_allclose(acc_metrics["loss"], big_metrics["loss"], rtol=1e-5)
   assert float(acc_metrics["tokens"]) == float(big_metrics["tokens"])
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7), acc_grads, big_grads)
@@ -91,8 +93,8 @@ def test_remat_gives_identical_loss_and_grads():
   batch = fixed_batch()
   graphdef, params = nnx.split(tiny_model())
   remat_graphdef, remat_params = nnx.split(tiny_model(remat=True))
-  metrics, grads = jax.jit(lambda p, b: loss_and_grads(p, b, graphdef=graphdef))(params, batch)
-  remat_metrics, remat_grads = jax.jit(lambda p, b: loss_and_grads(p, b, graphdef=remat_graphdef))(
+  metrics, grads = jax.jit(lambda p, b: loss_and_grads(p, b, graphdef=graphdef)[:2])(params, batch)
+  remat_metrics, remat_grads = jax.jit(lambda p, b: loss_and_grads(p, b, graphdef=remat_graphdef)[:2])(
       remat_params, batch)
   np.testing.assert_allclose(remat_metrics["loss"], metrics["loss"], rtol=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8), remat_grads, grads)
@@ -179,3 +181,43 @@ def test_lr_scale_is_the_schedule_and_an_input_of_one_compiled_step():
   full, third = update(1.0), update(1 / 3)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a / 3, rtol=1e-3, atol=2e-7), full, third)
   assert step._cache_size() == 1
+
+
+class _CountingClassifier(nnx.Module):
+  """A classifier with state besides its parameters: a call counter and dropout's RNG."""
+
+  def __init__(self, rngs):
+    self.embed = nnx.Param(jax.random.normal(rngs.params(), (64, 8)))
+    self.head = nnx.Param(jax.random.normal(rngs.params(), (8, 3)) * 0.3)
+    self.calls = nnx.Variable(jnp.zeros((), jnp.int32))
+    self.dropout = nnx.Dropout(0.5, rngs=rngs)
+
+  def __call__(self, tokens, extra):
+    self.calls[...] = self.calls[...] + 1
+    pooled = jnp.mean(self.embed[...][tokens] + self.embed[...][extra], axis=1)
+    return self.dropout(pooled) @ self.head[...]
+
+
+@pytest.mark.parametrize("accum_steps", [1, 2])
+def test_a_classifier_with_state_trains_through_the_same_step(accum_steps):
+  """A custom forward (two inputs, (B, classes) logits against (B,) labels), non-parameter state threaded
+  through the micro-batches (the counter advances once per micro-batch; the optimizer sees only Params), and
+  the loss matches a plain jnp cross-entropy."""
+  model = _CountingClassifier(nnx.Rngs(0, dropout=1))
+  model.eval()  # deterministic, so the loss can be checked by hand
+  graphdef, state = nnx.split(model)
+  params = split_params(state)[0]
+  optimizer = make_optimizer(OptimizerConfig(lr=1e-2, weight_decay=0.0), params)
+  rng = np.random.default_rng(0)
+  batch = {"inputs": rng.integers(0, 64, (4, 5)).astype(np.int32),
+           "extra": rng.integers(0, 64, (4, 5)).astype(np.int32), "targets": np.array([0, 1, 2, 1], np.int32)}
+  forward = lambda m, b, _: m(b["inputs"], b["extra"])  # noqa: E731
+  step = jax.jit(functools.partial(train_step, graphdef=graphdef, optimizer=optimizer, forward=forward,
+                                   grad_accum_steps=accum_steps))
+  new_state, _, metrics = step(state, optimizer.init(params), batch, {}, np.float32(1.0))
+  logits = (np.asarray(state["embed"][...])[batch["inputs"]] + np.asarray(state["embed"][...])[batch["extra"]]
+            ).mean(1) @ np.asarray(state["head"][...])
+  log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  np.testing.assert_allclose(metrics["loss"], -log_p[np.arange(4), batch["targets"]].mean(), rtol=1e-5)
+  assert int(new_state["calls"][...]) == accum_steps
+  assert not np.allclose(new_state["head"][...], state["head"][...])
