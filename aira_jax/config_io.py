@@ -147,7 +147,7 @@ def from_mapping(cls, values: Mapping[str, Any], where: str = ""):
   kwargs = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
   try:
     return cls(**kwargs)
-  except TypeError as e:
+  except (TypeError, ValueError) as e:  # a dataclass's own checks (__post_init__) included
     raise ConfigError(f"{where or 'config'}: {e}") from None
 
 

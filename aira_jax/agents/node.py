@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 
 OPERATORS = ("draft", "improve", "debug", "crossover", "analyze")
-"""What produced a node; see REFERENCE.md section 1 (aira-dojo operators)."""
+"""What produced a node: aira-dojo's operators (draft, improve, debug, crossover) and analyze."""
 
 PARENT_COUNTS = {"draft": 0, "improve": 1, "debug": 1, "crossover": 2, "analyze": 1}
 """How many parents each operator takes."""

@@ -2,7 +2,7 @@
 
 Each policy is a frozen dataclass config whose `next_action(journal, rng)` is a pure function of the
 journal, the config and a `random.Random`: it reads the journal and returns an `Action`; it keeps no state,
-so a resumed run continues with the same behaviour. Defaults are aira-dojo's (REFERENCE.md section 1).
+so a resumed run continues with the same behaviour. Defaults are aira-dojo's (Toledo et al. 2025, "AI Research Agents for Machine Learning").
 One-shot and greedy live here; MCTS and evolutionary have their own modules and are re-exported.
 """
 

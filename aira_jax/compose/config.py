@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from aira_jax.cli_common import PolicyName
+from aira_jax.train.optimizers import OptimizerConfig
 from aira_jax.config_io import (ConfigError, Overrides, apply_overrides, check_types, from_mapping, load_dataclass,
                                 to_plain)
 
@@ -127,6 +128,13 @@ class ModelOverrides(Overrides):
   scan_impl: str | None = None
 
 
+PROXY_OPTIMIZER = OptimizerConfig(name="adamw", lr=3e-3, weight_decay=0.0, b1=0.9, b2=0.95, clip_norm=1.0,
+                                  schedule="warmup_cosine", warmup_fraction=0.1, min_lr_ratio=0.1)
+"""The optimizer of compose's training runs: Adam (no weight decay) after clipping at 1, 10% warmup, cosine to 10%
+of the peak at the last step. Each run's schedule spans its own steps (`total_steps` is not used);
+`warmup_steps` applies only with `warmup_fraction: null`."""
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluatorConfig:
   """How one layout is scored.
@@ -136,9 +144,9 @@ class EvaluatorConfig:
   program for every layout of a depth and width), "dedicated" (a program per layout) or "auto" (switch; see
   evaluator.py). The model is the `preset` with `model` overrides (a `ModelOverrides`; a plain mapping given in
   Python is converted). `task_options` stays a plain mapping: its keys are the task's own (aira_jax.tasks'
-  constructors, which check them when the evaluator builds the task). Training: `steps` of
-  Adam with a cosine schedule peaking at `lr`, `batch_size` rows a step; the score is the task's metric on
-  `eval_examples` validation rows.
+  constructors, which check them when the evaluator builds the task). Training: `steps` steps of `batch_size`
+  rows with `optimizer` (an `aira_jax.train.OptimizerConfig`, default `PROXY_OPTIMIZER`: set e.g.
+  `evaluator.optimizer.lr=1e-2`); the score is the task's metric on `eval_examples` validation rows.
 
   The default proxy is the scale stage's own text task, small: text/bytes at seq 64, width 32, 180 steps
   (val_bpb, lower is better). It is the candidate whose ranking of layouts agreed best with a larger text/bytes
@@ -156,7 +164,7 @@ class EvaluatorConfig:
   model: ModelOverrides = ModelOverrides(d_model=32, num_heads=2, ffn_dim=96, ssm_head_dim=16)
   steps: int = 180
   batch_size: int = 16
-  lr: float = 3e-3
+  optimizer: OptimizerConfig = PROXY_OPTIMIZER
   eval_examples: int = 128
   seed: int = 0
 
@@ -176,14 +184,16 @@ class ScaleConfig:
   family is compared with.
   isoFLOP study on `task` (a text LM built with `task_options`, e.g. {path: my_corpus/}) at `budgets`
   (FLOPs) x `widths` (d_model; attention and Mamba heads of `head_dim`, FFN `ffn_ratio` x width), `seq_len`,
-  `batch_size`, `lr`. `task_options` is a plain mapping of the task's own settings (checked when the task is
-  built). Each run trains on D = C / F tokens, F = its model's training FLOPs per token counted by `flops`
-  ("xla": XLA's cost analysis of forward + backward, the default; "analytic": matrix products only; "6n": 6 x
+  `batch_size`, `optimizer` (the evaluator's default at peak lr 1e-2). `task_options` is a plain mapping of
+  the task's own settings (checked when the task is built). Each run trains on D = C / F tokens, F = its
+  model's training FLOPs per token counted by `flops` ("xla": XLA's cost analysis of forward + backward, the default; "analytic": matrix products only; "6n": 6 x
   parameters, the Chinchilla convention that leaves out attention scores; compose/flops.py). A (budget, width)
   pair whose D gives fewer than `min_steps` steps is dropped and reported. Score: validation loss on
-  `eval_tokens` tokens. `trainer`: "switch" (one compiled program per width for all families, one device),
-  "sharded" (a dedicated model per run through aira_jax.train's sharded trainer, for GPUs and TPU pods) or
-  "auto" (switch on CPU, else sharded).
+  `eval_tokens` tokens. Every run goes through the project's one training loop (aira_jax.train.trainer);
+  `trainer` picks the model and mesh: "switch" (one compiled switch program per width for all families, one
+  device), "sharded" (each family's own model, sharded over every local device: for GPUs and TPU pods) or
+  "auto" (switch on CPU, else sharded). Both start from the same parameters and batches, so they give the
+  same losses up to floating-point order.
   Fits: `bootstrap` resamples; `target_loss` for the compute-to-loss comparison (None: chosen from the
   data, see scaling.py). `from_runs`: pool the search results of these run directories too."""
 
@@ -200,7 +210,7 @@ class ScaleConfig:
   ffn_ratio: float = 3.0
   seq_len: int = 64
   batch_size: int = 16
-  lr: float = 1e-2
+  optimizer: OptimizerConfig = dataclasses.replace(PROXY_OPTIMIZER, lr=1e-2)
   flops: FlopsCount = "xla"
   min_steps: int = 20
   eval_tokens: int = 65536
@@ -288,7 +298,8 @@ def validate(config: ComposeConfig) -> None:
   need(0 < search.race_confidence < 1, f"search.race_confidence must lie in (0, 1), got {search.race_confidence}")
   need(evaluator.steps >= 1 and evaluator.batch_size >= 1 and evaluator.eval_examples >= 1,
        "evaluator.steps, evaluator.batch_size and evaluator.eval_examples must be positive")
-  need(evaluator.lr > 0, f"evaluator.lr must be positive, got {evaluator.lr}")
+  need(evaluator.optimizer.lr > 0, f"evaluator.optimizer.lr must be positive, got {evaluator.optimizer.lr}")
+  need(scale.optimizer.lr > 0, f"scale.optimizer.lr must be positive, got {scale.optimizer.lr}")
   need(scale.target_depth >= 1, f"scale.target_depth must be at least 1, got {scale.target_depth}")
   need("stretch" not in scale.methods or scale.target_depth >= search.depth,
        f"scale.target_depth={scale.target_depth} is below search.depth={search.depth}: stretch keeps every run of "

@@ -38,7 +38,7 @@ import numpy as np
 
 from aira_jax.agents.evaluation import EvalResult
 from aira_jax.compose.config import ConfigError, EvaluatorConfig
-from aira_jax.compose.programs import LayoutProgram, compose_optimizer
+from aira_jax.compose.programs import LayoutProgram
 from aira_jax.faults import InfrastructureError, Interrupted
 from aira_jax.layout import Layout
 from aira_jax.models.presets import preset_config
@@ -158,7 +158,7 @@ class LayoutEvaluator:
                                           max_seq_len=max(task.spec.seq_len, self.base_config.max_seq_len))
         program = LayoutProgram(task, config, depth=self.depth, space=self.space,
                                 layout=None if self.mode == "switch" else layout,
-                                optimizer=compose_optimizer(self.config.lr),
+                                optimizer=self.config.optimizer,
                                 mesh=make_mesh(MeshConfig(), devices=[device]))
         self._programs[key] = program
     return program

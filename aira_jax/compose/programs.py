@@ -7,10 +7,10 @@ A `LayoutProgram` holds one model graph for a fixed (task, model config, depth, 
 - "dedicated" (`layout=...`): the layout's own `LanguageModel`, compiled for it alone.
 Both start a layout from the same parameters: the dedicated model's initialisation from the seed, which a
 switch program places in the slots the layout uses (`switch_params`), so the two modes train the same
-function and give the same losses up to floating-point order. Every run uses the same optimizer (AdamW from
-`OptimizerConfig`; compose's default: no weight decay, b2 0.95, clipping at 1, 10% warmup, cosine to 10%)
-and the same data path (`make_loader`: a seeded shuffle of the task's train split, so the seed orders the
-batches and repeats of a seed see the same batches).
+function and give the same losses up to floating-point order. Every run uses the configured optimizer
+(`OptimizerConfig`; compose's default is `compose.config.PROXY_OPTIMIZER`) and the same data path
+(`make_loader`: a seeded shuffle of the task's train split, so the seed orders the batches and repeats of a seed
+see the same batches).
 """
 
 from __future__ import annotations
@@ -33,12 +33,6 @@ from aira_jax.train.step import ModelInputs
 from aira_jax.train.trainer import Budget, Trainer, TrainResult
 
 
-def compose_optimizer(lr: float) -> OptimizerConfig:
-  """The optimizer of every compose training run at peak learning rate `lr`."""
-  return OptimizerConfig(name="adamw", lr=lr, weight_decay=0.0, b1=0.9, b2=0.95, clip_norm=1.0,
-                         schedule="warmup_cosine", warmup_fraction=0.1, min_lr_ratio=0.1)
-
-
 class LayoutProgram:
   """Trains and scores layouts of `depth` layers in `space` on `task`; see the module docstring.
 
@@ -47,7 +41,8 @@ class LayoutProgram:
     config: the model config (vocab_size must equal the task's).
     depth, space: layouts this program trains.
     layout: None for switch mode (any layout of `depth` in `space`), else the one layout (dedicated mode).
-    optimizer: the optimizer config (`compose_optimizer(lr)`); each run stretches its schedule over its steps.
+    optimizer: the optimizer config (`evaluator.optimizer` / `scale.optimizer`); each run's schedule spans
+      its own steps.
     mesh: where it trains (default: the default device alone).
     device_memory: bytes per device for the preflight ("auto": the device's own limit; None: not checked).
   """

@@ -35,7 +35,7 @@ from aira_jax.results import plots
 from aira_jax.results.store import ResultStore
 
 SCALING_DEFINITIONS = (
-    "Method (Chinchilla approach 2, REFERENCE.md section 5; definitions in aira_jax/compose/scaling.py): for each "
+    "Method (Chinchilla's approach 2, Hoffmann et al. 2022; definitions in aira_jax/compose/scaling.py): for each "
     "budget C every width is trained on D = C / F tokens, F = the model's training FLOPs per token ({flops}); a "
     "parabola in ln N gives the budget's optimum L* (marked not interior when the grid misses the vertex, then "
     "the best observed point); the frontier L*(C) = a C^-b is a least-squares line in log-log; its intervals are "

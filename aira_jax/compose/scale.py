@@ -30,7 +30,7 @@ from aira_jax.compose.aggregate import Aggregation, aggregate
 from aira_jax.compose.config import ComposeConfig, ConfigError
 from aira_jax.compose.families import scale_families, space_of
 from aira_jax.compose.flops import training_flops_per_token
-from aira_jax.compose.programs import LayoutProgram, compose_optimizer
+from aira_jax.compose.programs import LayoutProgram
 from aira_jax.faults import Interrupted, check_stop, retry_infrastructure
 from aira_jax.results.run_files import RunFiles
 from aira_jax.compose.scaling import (Comparison, FamilyFit, IsoFlopPoint, compare_families, fit_family,
@@ -136,7 +136,7 @@ class _PointTrainer:
     if key not in self._programs:
       self._programs[key] = LayoutProgram(self.task, model_config, depth=layout.depth, space=self.space,
                                           layout=layout if dedicated else None,
-                                          optimizer=compose_optimizer(self.config.scale.lr), mesh=self.mesh)
+                                          optimizer=self.config.scale.optimizer, mesh=self.mesh)
     return self._programs[key]
 
   def train(self, layout: Layout, model_config: ModelConfig, tokens: int, seed: int,

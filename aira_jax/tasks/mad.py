@@ -84,7 +84,7 @@ class MADSetting:
     return 2 * self.seq_len if self.task == "compression" else self.seq_len
 
   def harder(self, axis: str, value) -> MADSetting:
-    """This setting with one difficulty axis set to one of the REFERENCE table's values (HARDER_VALUES)."""
+    """This setting with one difficulty axis set to one of MAD's harder values (HARDER_VALUES, from Poli et al. 2024)."""
     allowed = HARDER_VALUES[self.task]
     if axis not in allowed:
       raise ValueError(f"{self.task} has no difficulty axis {axis!r}; axes: {', '.join(allowed)}")

@@ -1,8 +1,8 @@
 """Training: the device mesh and sharding rules, optimizers and schedules, the one jit'd train step, grain input
 pipelines, orbax checkpoints, compile-ahead preflight, metric loggers, the training loop and multi-host start-up.
 
-Submodules: mesh, step, optimizers, data (and sources), evaluate, checkpoint, preflight, loggers (and progress), trainer,
-distributed.
+Submodules: mesh, step, optimizers, data (and sources), evaluate, checkpoint, preflight, loggers (and progress),
+trainer, distributed.
 """
 
 from aira_jax.train.mesh import (MeshConfig, batch_sharding, make_mesh, param_shardings, place_train_state,

@@ -147,26 +147,55 @@ def _is_embedding(names: list[str]) -> bool:
   return bool(names) and names[0] in EMBEDDING_NAMES
 
 
-def weight_decay_mask(params, decay_embeddings: bool = True):
-  """A pytree of bools like `params`: True where weight decay applies (ndim >= 2; embeddings optional)."""
-  def decays(path, x):
-    return len(x.shape) >= 2 and (decay_embeddings or not _is_embedding(_names(path)))
+STACK_AXIS = "layers"
+"""Logical name of a leading axis that stacks one weight per layer (the compose switch model's): the weight's
+own dimensions are the others, so a stacked norm scale is still a vector and a stacked matrix still a matrix."""
 
-  return jax.tree_util.tree_map_with_path(decays, params)
+
+def _stacked(spec) -> bool:
+  return bool(spec) and spec[0] == STACK_AXIS
+
+
+def _own_ndim(x, spec) -> int:
+  """Dimensions of one weight: its array's, less a leading stack axis."""
+  return len(x.shape) - (1 if _stacked(spec) else 0)
+
+
+def _with_specs(fn, params):
+  """`fn(path, leaf, partition spec)` over `params` (specs from the NNX metadata; None for plain arrays). Inside
+  `optax.multi_transform` the tree holds MaskedNode for the other group's parameters: those stay as they are."""
+  specs = nnx.get_partition_spec(params)
+  masked = lambda x: isinstance(x, optax.MaskedNode)  # noqa: E731
+  return jax.tree_util.tree_map_with_path(lambda path, x, spec: x if masked(x) else fn(path, x, spec), params,
+                                          specs, is_leaf=lambda x: x is None or masked(x))
+
+
+def weight_decay_mask(params, decay_embeddings: bool = True):
+  """A pytree of bools like `params`: True where weight decay applies (weights with >= 2 dimensions of their
+  own; embeddings optional)."""
+  def decays(path, x, spec):
+    return _own_ndim(x, spec) >= 2 and (decay_embeddings or not _is_embedding(_names(path)))
+
+  return _with_specs(decays, params)
 
 
 def muon_labels(params):
   """A pytree of "muon" / "adamw" labels like `params` (see the module docstring for the rule)."""
-  def label(path, x):
+  def label(path, x, spec):
     names = _names(path)
     is_conv = any(name.startswith("conv") for name in names)
-    return "muon" if len(x.shape) >= 2 and not _is_embedding(names) and not is_conv else "adamw"
+    return "muon" if _own_ndim(x, spec) >= 2 and not _is_embedding(names) and not is_conv else "adamw"
 
-  return jax.tree_util.tree_map_with_path(label, params)
+  return _with_specs(label, params)
 
 
 def _matrix_dims(spec, ndim: int) -> MuonDimensionNumbers:
-  """Reduction (input) and output axes of a weight as used in its matmul, from its logical axis names."""
+  """Reduction (input) and output axes of a weight as used in its matmul, from its logical axis names; a stack
+  axis (`STACK_AXIS`) in front is a batch of such matrices."""
+  if _stacked(spec):
+    inner = _matrix_dims(tuple(spec)[1:], ndim - 1)
+    shift = lambda a: tuple(i + 1 for i in a) if isinstance(a, tuple) else a + 1  # noqa: E731
+    return MuonDimensionNumbers(reduction_axis=shift(inner.reduction_axis), output_axis=shift(inner.output_axis))
   axes = tuple(range(ndim))
   names = tuple(spec or ()) + (None,) * ndim
   if ndim > 2 and names[ndim - 1] == "embed" and names[0] != "embed":

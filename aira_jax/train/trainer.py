@@ -307,8 +307,9 @@ def train(model: nnx.Module, batches: Iterator[dict[str, np.ndarray]],
     mesh: default `make_mesh(MeshConfig())` over all devices.
     params, opt_state, start_step: resume from restored state instead of the model's initial parameters.
   Other keywords go to `Trainer` (metrics_fn, forward, eval_graphdef, label, grad_accum_steps,
-  parallel_branches, z_loss, compute_dtype) or `Trainer.run` (model_inputs, check_every, flops_per_step, analytic_flops_per_step,
-  eval_every, evaluate, logger, log_every, progress, checkpointer, checkpoint_every, data_state).
+  parallel_branches, z_loss, compute_dtype) or `Trainer.run` (model_inputs, check_every, flops_per_step,
+  analytic_flops_per_step, eval_every, evaluate, logger, log_every, progress, checkpointer, checkpoint_every,
+  data_state).
   """
   graphdef, initial = nnx.split(model)
   params = initial if params is None else params
@@ -323,6 +324,7 @@ def train(model: nnx.Module, batches: Iterator[dict[str, np.ndarray]],
                      "schedule then runs over the budget's steps) or lr_scale=lambda step: ...")
   trainer_keys = ("metrics_fn", "forward", "eval_graphdef", "label", "grad_accum_steps", "parallel_branches",
                   "z_loss", "compute_dtype")
-  trainer = Trainer(graphdef, optimizer, mesh=mesh, device_memory=device_memory, **{k: kwargs.pop(k) for k in trainer_keys if k in kwargs})
+  trainer = Trainer(graphdef, optimizer, mesh=mesh, device_memory=device_memory,
+                    **{k: kwargs.pop(k) for k in trainer_keys if k in kwargs})
   params, opt_state = trainer.init(params, opt_state)
   return trainer.run(params, opt_state, batches, budget, lr_scale=lr_scale, start_step=start_step, **kwargs)

@@ -159,7 +159,7 @@ def main():
   if args.json:
     with open(args.json, "w") as f:
       json.dump(dict(tasks=tasks, seeds=seeds, metric=metric, per_task=per_task, config=dict(
-          steps=config.steps, batch_size=config.batch_size, lr=config.lr, eval_examples=config.eval_examples,
+          steps=config.steps, batch_size=config.batch_size, optimizer=config.optimizer, eval_examples=config.eval_examples,
           model=dict(config.model))), f, indent=1)
 
 

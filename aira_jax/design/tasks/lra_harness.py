@@ -235,7 +235,8 @@ class _Run:
                            forward=training.backbone_forward, eval_graphdef=eval_graphdef,
                            metrics_fn=training.logits_only, label="the candidate")
     self.state, self.opt_state = self.trainer.init(state)
-    example = {name: np.zeros(struct.shape, struct.dtype) for name, struct in self.batch_structs(s["batch_size"]).items()}
+    structs = self.batch_structs(s["batch_size"])
+    example = {name: np.zeros(struct.shape, struct.dtype) for name, struct in structs.items()}
     try:
       _, report, _ = self.trainer.compile(self.state, self.opt_state, global_batch(example, mesh),
                                           self.trainer.model_inputs({}))

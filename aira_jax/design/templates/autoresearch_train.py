@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from optax.contrib import MuonDimensionNumbers, scale_by_muon
 
-# Sizes: the REFERENCE baseline on an accelerator, a tiny model on CPU.
+# Sizes: autoresearch's baseline model on an accelerator, a tiny model on CPU.
 ON_ACCELERATOR = jax.default_backend() != "cpu"
 DEPTH = 8 if ON_ACCELERATOR else 2
 WIDTH = 512 if ON_ACCELERATOR else 64

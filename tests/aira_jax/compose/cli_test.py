@@ -155,7 +155,8 @@ def test_ctrl_c_in_the_scale_stage_stops_its_training_and_records_no_run(tmp_pat
      "error: search.agents[gemini-greedy].llm: no Gemini API key: set GOOGLE_API_KEY or GEMINI_API_KEY (or pass "
      "api_key=...)"),
     (["search.steps_per_agent=-1"], "error: search.steps_per_agent must be positive (or null for no limit), got -1"),
-    (["scale.baselines=[foo]"], "error: scale.baselines: unknown 'foo'; choose from "),
+    (["scale.baselines=[foo]"], "error: scale.baselines[0]: must be one of llama, composer, composer6, nemotron; "
+                                "got 'foo'"),
     (["search.agents=[{name: a, llm: 'bogus:x'}]"], "error: search.agents[a]: unknown LLM backend 'bogus'"),
 ])
 def test_config_errors_are_one_line_before_any_work(tmp_path, args, line):

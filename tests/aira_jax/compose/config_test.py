@@ -57,12 +57,12 @@ def test_empty_yaml_file_gives_the_defaults(tmp_path):
 
 
 def test_overrides_parse_numbers_lists_and_null():
-  config = load_config(overrides=["search.depth=8", "evaluator.lr=1e-2", "search.wall_clock_s=1e3",
+  config = load_config(overrides=["search.depth=8", "evaluator.optimizer.lr=1e-2", "search.wall_clock_s=1e3",
                                   "scale.budgets=[1e10,2e10]", "scale.target_loss=2.5", "search.workers=null",
                                   "search.max_llm_tokens=100000", "search.shared_tree=true",
                                   "search.analyze_every=0"])
   assert config.search.depth == 8 and isinstance(config.search.depth, int)
-  assert config.evaluator.lr == 0.01
+  assert config.evaluator.optimizer.lr == 0.01
   assert config.search.wall_clock_s == 1000.0 and isinstance(config.search.wall_clock_s, float)
   assert config.scale.budgets == (1e10, 2e10)
   assert all(isinstance(b, float) for b in config.scale.budgets)
@@ -76,9 +76,9 @@ def test_overrides_parse_numbers_lists_and_null():
 def test_exponent_without_a_dot_becomes_a_float():
   # YAML 1.1 reads "1e12" (no dot) as a string; float fields must still accept it.
   assert yaml.safe_load("1e12") == "1e12"
-  config = load_config(overrides=["scale.budgets=[1e12, 2e12]", "evaluator.lr=3e-3"])
+  config = load_config(overrides=["scale.budgets=[1e12, 2e12]", "evaluator.optimizer.lr=3e-3"])
   assert config.scale.budgets == (1e12, 2e12)
-  assert config.evaluator.lr == 0.003
+  assert config.evaluator.optimizer.lr == 0.003
 
 
 def test_null_clears_an_optional_field():
@@ -130,7 +130,11 @@ def test_unknown_key_lists_the_allowed_keys():
     ("search.depth=abc", r"search\.depth: expected an integer, got 'abc'"),
     ("search.depth=2.5", r"search\.depth: expected an integer"),
     ("search.depth=true", r"search\.depth: expected an integer"),
-    ("evaluator.lr=fast", r"evaluator\.lr: expected a number"),
+    ("evaluator.optimizer.lr=fast", r"evaluator\.optimizer\.lr: expected a number"),
+    ("evaluator.optimizer.schedule=cosine", r"evaluator\.optimizer\.schedule: must be one of warmup_cosine, "),
+    ("scale.optimizer.warmup_fraction=1.5", r"scale\.optimizer: warmup_fraction must lie in \[0, 1\), got 1\.5"),
+    ("evaluator.optimizer.rate=1", r"evaluator\.optimizer: unknown key\(s\) rate; allowed: name, lr, "),
+    ("evaluator.optimizer.clip_norm=big", r"evaluator\.optimizer\.clip_norm: expected a number, got 'big'"),
     ("scale.budgets=[1e10, big]", r"scale\.budgets\[1\]: expected a number"),
     ("search.shared_tree=1", r"search\.shared_tree: expected true or false"),
     ("search.analyze_every=often", r"search\.analyze_every: expected an integer, got 'often'"),
@@ -144,8 +148,8 @@ def test_wrong_type_names_the_key(override, fragment):
 
 
 def test_bool_is_not_a_number():
-  with pytest.raises(ConfigError, match=r"evaluator\.lr"):
-    load_config(overrides=["evaluator.lr=true"])
+  with pytest.raises(ConfigError, match=r"evaluator\.optimizer\.lr"):
+    load_config(overrides=["evaluator.optimizer.lr=true"])
 
 
 @pytest.mark.parametrize("override", ["search.depth", "=8", "  =8"])
@@ -195,7 +199,7 @@ def test_invalid_yaml_file(tmp_path):
     (["scale.budgets=1e10"], r"scale\.budgets: a frontier fit needs at least 2 budgets"),
     (["scale.budgets=[1e10, -1e10]"], r"scale\.budgets must be positive"),
     (["scale.widths=[8, 16]"], r"scale\.widths: a parabola fit needs at least 3 sizes"),
-    (["evaluator.lr=0"], r"evaluator\.lr must be positive"),
+    (["evaluator.optimizer.lr=0"], r"evaluator\.optimizer\.lr must be positive"),
     (["evaluator.steps=0"], r"evaluator\.steps"),
     (["scale.methods=[]"], r"scale\.methods: give at least one"),
     (["scale.target_depth=0"], r"scale\.target_depth must be at least 1"),
@@ -362,10 +366,14 @@ def test_choices_list_the_literal_settings():
       "evaluator.mode": ("auto", "switch", "dedicated"),
       "evaluator.preset": ("tiny", "proxy", "350m", "1b", "3b"),
       "evaluator.model.mlp_activation": ("swiglu", "relu2"),
+      "evaluator.optimizer.name": ("adamw", "muon"),
+      "evaluator.optimizer.schedule": ("warmup_cosine", "linear", "constant_then_decay", "constant"),
       "scale.methods[]": ("stretch", "stack"),
       "scale.baselines[]": ("llama", "composer", "composer6", "nemotron"),
       "scale.flops": ("xla", "analytic", "6n"),
       "scale.trainer": ("auto", "switch", "sharded"),
+      "scale.optimizer.name": ("adamw", "muon"),
+      "scale.optimizer.schedule": ("warmup_cosine", "linear", "constant_then_decay", "constant"),
   }
 
 

@@ -145,6 +145,20 @@ def test_switch_and_dedicated_modes_train_the_same_function(evaluator, scores):
   assert abs(switch_amam - switch_mmaa) > 100 * abs(switch_amam - dedicated_amam)
 
 
+@pytest.mark.parametrize("optimizer", [dict(weight_decay=0.1), dict(name="muon", weight_decay=0.1)],
+                         ids=["adamw", "muon"])
+def test_switch_and_dedicated_modes_agree_under_weight_decay_and_muon(optimizer, scores):
+  """The switch model stacks each weight along a leading "layers" axis: weight decay and Muon treat a stacked
+  weight as the per-layer weights it holds (a stacked norm scale is not decayed, a stacked matrix is
+  orthogonalised per layer), so both modes still train the same function."""
+  config = dataclasses.replace(CONFIG, optimizer=dataclasses.replace(CONFIG.optimizer, **optimizer))
+  for mode in ("switch", "dedicated"):
+    LayoutEvaluator(dataclasses.replace(config, mode=mode), space=SPACE, depth=DEPTH,
+                    devices=jax.devices()[:1]).evaluate("AMMA", seed=2)
+  switch, dedicated = (s["loss"] for s in scores)
+  assert dedicated == pytest.approx(switch, rel=1e-5)
+
+
 def test_call_returns_an_eval_result(evaluator):
   result = evaluator("2A+2M")
   assert isinstance(result, EvalResult)
@@ -169,7 +183,8 @@ def test_on_evaluation_receives_every_evaluation(evaluator, monkeypatch):
 
 def test_a_huge_learning_rate_diverges():
   seen = []
-  evaluator = LayoutEvaluator(dataclasses.replace(CONFIG, lr=1e30), space=SPACE, depth=DEPTH,
+  huge = dataclasses.replace(CONFIG.optimizer, lr=1e30)
+  evaluator = LayoutEvaluator(dataclasses.replace(CONFIG, optimizer=huge), space=SPACE, depth=DEPTH,
                               devices=jax.devices()[:1], on_evaluation=seen.append)
   evaluation = evaluator.evaluate("AMAM")
   assert evaluation.is_buggy and evaluation.metric is None and evaluation.per_task == {}

@@ -53,8 +53,8 @@ def scores(evaluator):
 
 def test_config_is_the_default_but_for_the_task():
   default = EvaluatorConfig()
-  assert (CONFIG.steps, CONFIG.batch_size, CONFIG.lr, CONFIG.eval_examples, dict(CONFIG.model)) == (
-      default.steps, default.batch_size, default.lr, default.eval_examples, dict(default.model))
+  assert (CONFIG.steps, CONFIG.batch_size, CONFIG.optimizer, CONFIG.eval_examples, dict(CONFIG.model)) == (
+      default.steps, default.batch_size, default.optimizer, default.eval_examples, dict(default.model))
   assert CONFIG.task == "mad-lite" and TASK in default.mad_tasks
 
 

@@ -10,8 +10,8 @@ from flax import nnx
 
 from aira_jax.models.language_model import LanguageModel
 from aira_jax.models.presets import preset_config
-from aira_jax.train.optimizers import (OptimizerConfig, lr_schedule, make_optimizer, muon_labels,
-                                       weight_decay_mask)
+from aira_jax.train.optimizers import (OptimizerConfig, lr_schedule, make_optimizer, muon_dimension_numbers,
+                                       muon_labels, weight_decay_mask)
 
 
 def tiny_params(layout="AMSM"):
@@ -125,3 +125,17 @@ def test_muon_update_is_near_orthogonal_and_adamw_handles_the_rest():
   # Adam's first step moves every entry by ~lr * sign(grad).
   scale = updates["final_norm"]["scale"][...]
   np.testing.assert_allclose(np.abs(scale), 1e-3, rtol=1e-3)
+
+
+def test_stacked_weights_are_treated_as_the_weights_they_stack():
+  """The switch model's (layers, ...) stacks: a stacked norm scale is a vector (no decay, AdamW), a stacked
+  projection a matrix (decay, Muon) whose Muon dimensions skip the stack axis."""
+  from aira_jax.compose.switch_model import SwitchLanguageModel
+  state = nnx.split(SwitchLanguageModel(preset_config("tiny"), 4, "AM", rngs=nnx.Rngs(0)))[1]
+  decay, labels = weight_decay_mask(state), muon_labels(state)
+  attention = lambda tree: tree["stacks"][0]  # noqa: E731  (space "AM": kind 0 is attention)
+  assert leaf(attention(decay)["norm"]["scale"]) is False and leaf(attention(labels)["norm"]["scale"]) == "adamw"
+  assert leaf(attention(decay)["wq"]) is True and leaf(attention(labels)["wq"]) == "muon"
+  dims = attention(muon_dimension_numbers(state))["wq"]
+  dims = dims.get_value() if hasattr(dims, "get_value") else dims
+  assert attention(state)["wq"][...].ndim == 4 and (dims.reduction_axis, dims.output_axis) == (1, (2, 3))
