@@ -19,8 +19,10 @@ and it never reaches the worker threads that run evaluations. What a flag cannot
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -89,6 +91,23 @@ def stop_on_ctrl_c(last_words: Callable[[], str] | None = None):
     signal.signal(signal.SIGINT, previous)
     _HANDLER_INSTALLED.clear()
     _STOP.clear()
+
+
+def import_entry_point(module: str) -> Callable[..., int]:
+  """`module.main` for `python -m ...`, imported with Ctrl-C watched. Importing jax and flax takes seconds, and a
+  KeyboardInterrupt raised meanwhile can land in a finalizer or garbage-collection callback, where the
+  interpreter prints a traceback and drops it; so a Ctrl-C here is only recorded, and once the imports are done
+  the process prints one line and exits with status 130 (no run directory exists yet)."""
+  seen: list[int] = []
+  previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+  try:
+    main = importlib.import_module(module).main
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if seen:
+    print("interrupted before the run directory was made; nothing to resume", file=sys.stderr)
+    sys.exit(130)
+  return main
 
 
 def retry_infrastructure(evaluate: Callable[[], T], *, retries: int = 2, pause_s: float = 1.0,

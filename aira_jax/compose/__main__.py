@@ -1,12 +1,9 @@
 """`python -m aira_jax.compose`: see aira_jax/compose/cli.py."""
 
-import sys
+from aira_jax.faults import import_entry_point
 
-try:
-  from aira_jax.cli_common import exit_process
-  from aira_jax.compose.cli import main
-except KeyboardInterrupt:
-  print("interrupted before the run directory was made; nothing to resume", file=sys.stderr)
-  sys.exit(130)
+main = import_entry_point("aira_jax.compose.cli")
+
+from aira_jax.cli_common import exit_process  # noqa: E402  (imported by the line above)
 
 exit_process(main())

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from aira_jax.faults import (InfrastructureError, Interrupted, check_stop, request_stop, retry_infrastructure,
-                             stop_on_ctrl_c, stop_requested)
+from aira_jax.faults import (InfrastructureError, Interrupted, check_stop, import_entry_point, request_stop,
+                             retry_infrastructure, stop_on_ctrl_c, stop_requested)
 
 
 def failing(*errors):
@@ -91,3 +91,18 @@ def test_a_second_ctrl_c_prints_the_last_words_and_exits_at_once(tmp_path):
   _, err = process.communicate(timeout=10)
   assert process.returncode == 130
   assert err == "interrupted; resume with: X --resume RUN\n"
+
+
+def test_ctrl_c_while_the_entry_point_imports_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
+  """A SIGINT during the imports is recorded, not raised (raised, it can land in a garbage-collection callback
+  and be dropped): after the import the process exits 130 with one line; without one, `main` comes back."""
+  (tmp_path / "slow_entry.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n"
+                                          "def main():\n  return 0\n")
+  (tmp_path / "quiet_entry.py").write_text("def main():\n  return 7\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  with pytest.raises(SystemExit) as exit_info:
+    import_entry_point("slow_entry")
+  assert exit_info.value.code == 130
+  assert capsys.readouterr().err == "interrupted before the run directory was made; nothing to resume\n"
+  assert import_entry_point("quiet_entry")() == 7
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
