@@ -19,26 +19,16 @@ TEMPLATE_PACKAGE = "aira_jax.compose"
 TEMPLATE_NAMES = ("system", "draft", "improve", "debug", "crossover", "analyze")
 """Every template; each is `prompts/<name>.md`."""
 
-LAYOUT_REPLY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "plan": {"type": "string"},
-        "layout": {"type": "string"},
-    },
-    "required": ["plan", "layout"],
-    "additionalProperties": False,
-}
+def _strings_schema(*names: str) -> dict[str, Any]:
+  """The JSON schema of an object with exactly these string fields, all required."""
+  return {"type": "object", "properties": {name: {"type": "string"} for name in names}, "required": list(names),
+          "additionalProperties": False}
+
+
+LAYOUT_REPLY_SCHEMA: dict[str, Any] = _strings_schema("plan", "layout")
 """Reply of draft / improve / debug / crossover: the idea and the layout text."""
 
-ANALYZE_REPLY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "analysis": {"type": "string"},
-        "next_directions": {"type": "string"},
-    },
-    "required": ["analysis", "next_directions"],
-    "additionalProperties": False,
-}
+ANALYZE_REPLY_SCHEMA: dict[str, Any] = _strings_schema("analysis", "next_directions")
 """Reply of analyze: what the results so far show (a few sentences, with numbers) and where to search next. It
 becomes an "analyze" node (payload = analysis, plan = next_directions) that later prompts quote as {analysis}."""
 

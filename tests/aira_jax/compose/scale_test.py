@@ -154,3 +154,17 @@ def test_one_device_switch_and_eight_device_sharded_runs_give_the_same_losses(tm
   assert seen == {"sharded": 8, "switch": 1}
   assert all(math.isfinite(v) and v < math.log(257) - 1.0 for v, _ in losses.values()), losses
   np.testing.assert_allclose(losses["sharded"], losses["switch"], rtol=2e-4)
+
+
+def test_a_point_that_cannot_fit_is_a_failed_run_with_the_reason(tmp_path, corpus, monkeypatch):
+  """The preflight refuses a point whose step needs more memory than the device has (1 KiB here) before any
+  step; the stage stores it as a failed run and its notes say why (a resumed stage does not retry it)."""
+  monkeypatch.setattr("aira_jax.train.trainer.device_memory_bytes", lambda device: 1024)
+  config, files = api.open_run(_config(tmp_path, corpus, baselines=("llama",), widths=(8, 12, 16), budgets=(2e7,)))
+  result = api.scale(config, files)
+  assert result.points == {} and "llama" not in result.fits
+  assert any("does not fit: needs" in note and "of 1.0 KiB per device" in note for note in result.notes), result.notes
+  with ResultStore(files.store, read_only=True) as store:
+    runs = store.training_runs()
+  assert len(runs) == 3 and {run.status for run in runs} == {"does not fit"} and all(r.loss is None for r in runs)
+  assert all(run.details["steps"] == 0 for run in runs)
