@@ -19,7 +19,9 @@
 # benchmark row starts later), BENCH_TIMEOUT (140 s: hard stop), BENCH_DTYPE (bfloat16), BENCH_IMPLS
 # (xla,pallas,cudnn,triton; e.g. add pallas_split,pallas_fused to time both attention backwards), F32_BUDGET (25 s;
 # 0 skips the float32 step), F32_TIMEOUT (45 s), BENCH_EXTRA (more benchmark flags for both benchmark steps, e.g.
-# "--quick --set quick" for a CPU dry run of this script; SWEEP_EXTRA likewise "--quick").
+# "--quick --set quick" for a CPU dry run of this script; SWEEP_EXTRA likewise "--quick"), TRAIN_STEP_TIMEOUT (0: skip;
+# else run experiments/bench/gpu_train_step.py, a whole 350m model's training step: tokens/s, MFU, memory, appended
+# to bench.log; about 150 s covers its defaults), TRAIN_STEP_EXTRA (its flags, e.g. "--layouts llama --impls auto,xla").
 set -u -o pipefail
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_check}
@@ -97,6 +99,15 @@ if [ "${F32_BUDGET:-25}" != 0 ]; then
   f32_rc=$?
 fi
 
+train_rc=skipped
+if [ "${TRAIN_STEP_TIMEOUT:-0}" != 0 ]; then
+  step "a whole model's training step (experiments/bench/gpu_train_step.py; appended to $OUT/bench.log)"
+  read -r -a train_extra <<< "${TRAIN_STEP_EXTRA:-}"
+  timeout -k 10 "$TRAIN_STEP_TIMEOUT" "$PY" experiments/bench/gpu_train_step.py ${train_extra[@]+"${train_extra[@]}"} \
+    2>>"$OUT/stderr.log" | tee -a "$OUT/bench.log"
+  train_rc=$?
+fi
+
 step "summary"
 echo "gpu tests: $(status $test_rc)"
 grep -c -E '(^| )PASSED( |$)' "$OUT/gpu_tests.log" | sed 's/$/ passed (counted from the log)/'
@@ -105,6 +116,7 @@ echo "sweep: $(status $sweep_rc)"
 [ -s "$OUT/sweep.log" ] && sed -n '/^best per head_dim/,$p' "$OUT/sweep.log"
 echo "benchmark bf16: $(status $bench_rc); float32: $(status $f32_rc);" \
   "$(grep -c '^=== .* failed ===' "$OUT/stderr.log") row tracebacks in stderr.log"
+echo "training step: $(status $train_rc)"
 echo "total ${SECONDS}s"
 # The tables (printed, not saved: at most 8 files come back from a device run, and the JSON files hold the rows).
 for json in "$OUT/bench.json" "$OUT/bench_f32.json"; do
@@ -115,3 +127,7 @@ for json in "$OUT/bench.json" "$OUT/bench_f32.json"; do
     echo "no benchmark rows in $(basename "$json")"
   fi
 done
+if [ "$train_rc" != skipped ]; then
+  echo
+  sed -n '/^| layout | impl /,/^run time/p' "$OUT/bench.log"
+fi
