@@ -7,13 +7,15 @@
   "pallas"           the Pallas kernel compiled for the current backend (Mosaic on TPU, Triton on GPU).
   "pallas_interpret" the Pallas kernel run by the Pallas interpreter (any backend; used in CPU tests).
   "triton"           a raw Triton kernel through jax_triton (GPU only, `[gpu]` extra; scans only).
+  "cudnn"            cuDNN's fused attention through `jax.nn.dot_product_attention` (CUDA GPU only; attention
+                     only, without softcap or score/mask hooks).
 """
 
 from __future__ import annotations
 
 import jax
 
-IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton")
+IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton", "cudnn")
 
 
 GPU_BACKENDS = ("gpu", "cuda", "rocm")
@@ -46,6 +48,8 @@ def resolve_impl(impl: str, *, kernel: str | None = None, available: tuple[str, 
       impl = "pallas" if backend == "tpu" and "pallas" in available else "xla"
   if impl not in available:
     raise ValueError(f"impl {impl!r} is not offered by this kernel; choose one of {', '.join(available)}")
+  if impl == "cudnn" and (backend or jax.default_backend()) not in GPU_BACKENDS:
+    raise ValueError(f"impl 'cudnn' needs a CUDA GPU; this backend is {backend or jax.default_backend()}")
   return impl
 
 

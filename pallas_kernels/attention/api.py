@@ -9,7 +9,7 @@ from pallas_kernels import _dispatch
 from pallas_kernels.attention import _common
 from pallas_kernels.attention.xla_attention import xla_attention
 
-_AVAILABLE = ("auto", "xla", "pallas", "pallas_interpret")
+_AVAILABLE = ("auto", "xla", "pallas", "pallas_interpret", "cudnn")
 
 
 def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=None,
@@ -30,7 +30,8 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
       over Python scalars but not over arrays (the Pallas kernel cannot capture array constants). Prefer
       lax.div to `//` on indices if the kernel must be cross-lowered for TPU from a non-TPU host.
     mask_mod: fn(q_idx, kv_idx, head) -> bool broadcastable to (Q, K), True = keep; ANDed with the others.
-    impl: "auto" | "xla" | "pallas" | "pallas_interpret" (see `pallas_kernels._dispatch`).
+    impl: "auto" | "xla" | "pallas" | "pallas_interpret" | "cudnn" (see `pallas_kernels._dispatch`; "cudnn":
+      causal with q_len == kv_len, sliding_window and scale only, on a CUDA GPU).
     block_q, block_k: Pallas block sizes of the forward kernel and both backward kernels. Defaults: GPU per
       kernel and head_dim (`tiling.GPU_DEFAULTS`, measured), clamped down to the power of two >= 16 covering
       short sequences; TPU 128/128; interpret 64/64 clamped to the length rounded up to 8. GPU blocks must be
@@ -55,8 +56,13 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
   _common.check_inputs(q, k, v)
   kwargs = dict(causal=causal, sliding_window=sliding_window, softcap=softcap, scale=scale,
                 score_mod=score_mod, mask_mod=mask_mod)
+  if impl == "cudnn":
+    check_cudnn_options(q, k, **kwargs)
   resolved = _dispatch.resolve_impl(impl, kernel="flash_attention", available=_AVAILABLE,
                                      backend=_backend)
+  if resolved == "cudnn":
+    return dot_product_attention(q, k, v, causal=causal, sliding_window=sliding_window, scale=scale,
+                                 implementation="cudnn")
   if resolved == "xla":
     return xla_attention(q, k, v, **kwargs)
   from pallas_kernels.attention import pallas_attention  # imported lazily: needs jax.experimental.pallas
@@ -68,3 +74,25 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
     backend = _backend or jax.default_backend()
   return pallas_attention.pallas_flash_attention(q, k, v, spec, backend=backend, block_q=block_q,
                                                  block_k=block_k, block_sizes=block_sizes)
+
+
+def check_cudnn_options(q, k, *, causal, sliding_window, softcap, scale, score_mod, mask_mod) -> None:
+  """ValueError naming what impl="cudnn" cannot do: softcap, score/mask hooks, a causal mask with q_len !=
+  kv_len (cuDNN aligns it top-left; this API bottom-right)."""
+  del sliding_window, scale
+  unsupported = [name for name, value in (("softcap", softcap), ("score_mod", score_mod), ("mask_mod", mask_mod))
+                 if value is not None]
+  if unsupported:
+    raise ValueError(f"impl='cudnn' takes causal, sliding_window and scale only, not {', '.join(unsupported)}; "
+                     "use impl='pallas' or 'xla'")
+  if causal and q.shape[1] != k.shape[1]:
+    raise ValueError(f"impl='cudnn' with causal=True needs q_len == kv_len, got {q.shape[1]} and {k.shape[1]}")
+
+
+def dot_product_attention(q, k, v, *, causal, sliding_window, scale, implementation):
+  """This API's attention through `jax.nn.dot_product_attention` (grouped KV heads as they are). The window only
+  bounds how far back a key may be (q_idx - kv_idx < sliding_window), so `local_window_size` is
+  (sliding_window - 1, kv_len): later keys stay unless `causal` masks them."""
+  window = None if sliding_window is None else (sliding_window - 1, k.shape[1])
+  return jax.nn.dot_product_attention(q, k, v, scale=scale, is_causal=causal, local_window_size=window,
+                                      implementation=implementation)
