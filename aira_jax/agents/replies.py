@@ -5,6 +5,8 @@ several blocks, or forget the fence. The extractors here apply one documented ru
 `ReplyParseError` with a short reason a model can act on. `parse_with_repair` sends that reason back as a
 follow-up message ("your reply could not be used because ...; answer again") a bounded number of times, so a
 slip costs one more call instead of a failed node. Every attempt's tokens are kept on the returned completions.
+`ANALYZE_REPLY_SCHEMA` and `parse_analysis_reply` are the reply of the analyze operator, the same in every
+pipeline that has one (compose and design).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aira_jax.llm.base import Completion, LLMResponseError, Message, Usage, as_messages
+from aira_jax.llm.schema import schema_errors
 
 _FENCE_OPEN = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\s`]*)[^\n`]*$")
 
@@ -144,6 +147,31 @@ def extract_json(text: str) -> dict[str, Any]:
   if "{" in text:
     raise ReplyParseError("found '{' but no complete, valid JSON object (check quotes, commas and braces)")
   raise ReplyParseError("no JSON object found; answer with one JSON object")
+
+
+def strings_schema(*names: str) -> dict[str, Any]:
+  """The JSON schema of an object with exactly these string fields, all required."""
+  return {"type": "object", "properties": {name: {"type": "string"} for name in names}, "required": list(names),
+          "additionalProperties": False}
+
+
+ANALYZE_REPLY_SCHEMA: dict[str, Any] = strings_schema("analysis", "next_directions")
+"""Reply of analyze: what the results so far show (a few sentences, with numbers) and where to search next. It
+becomes an "analyze" node (payload = analysis, plan = next_directions) that later prompts quote
+(`aira_jax.agents.memory.analysis_memory`)."""
+
+
+def parse_analysis_reply(completion: Completion) -> tuple[str, str]:
+  """(analysis, next directions) of an analyze reply; ReplyParseError when it does not match
+  `ANALYZE_REPLY_SCHEMA` or the analysis is empty. Uses the client's validated `parsed` value when there is
+  one, else finds the JSON in the text."""
+  value = completion.parsed if completion.parsed is not None else extract_json(completion.text)
+  errors = schema_errors(value, ANALYZE_REPLY_SCHEMA)
+  if errors:
+    raise ReplyParseError(f"the JSON does not match the requested format: {'; '.join(errors)}")
+  if not value["analysis"].strip():
+    raise ReplyParseError("the analysis is empty; write a few sentences about the results")
+  return value["analysis"].strip(), value["next_directions"].strip()
 
 
 def total_usage(completions: list[Completion]) -> Usage:

@@ -6,7 +6,7 @@ evaluations, which are written the moment an evaluation finishes, before its nod
 prints one progress line per node. So a run killed at any point and started again on the same directory
 loses no finished evaluation and repeats none. An evaluation that failed for infrastructure reasons is in
 neither (aira_jax.faults), so a resumed run evaluates it again; `fault_meta` and `fault_lines` put crashes,
-such failures and an interruption into the run's report.
+such failures and an interruption into the run's report, and `latest_analysis_lines` each agent's latest analysis.
 """
 
 from __future__ import annotations
@@ -138,3 +138,26 @@ def distinct_best(journal: Journal, k: int) -> list[Node]:
     if len(best) == k:
       break
   return best
+
+
+MAX_ANALYSIS_CHARS = 1200
+"""How much of an agent's latest analysis (and of its directions) a report quotes."""
+
+
+def latest_analysis_lines(journal: Journal, max_chars: int = MAX_ANALYSIS_CHARS) -> list[str]:
+  """For a report: a heading and one Markdown bullet per agent with its latest analysis that did not fail (after
+  how many of its steps, the text on one line, the directions); nothing when no agent wrote one."""
+  latest = []
+  for agent in sorted({n.agent_id for n in journal.nodes}):
+    mine = journal.by_agent(agent)
+    analysis = next((n for n in reversed(mine) if n.is_analysis and not n.is_buggy), None)
+    if analysis is None:
+      continue
+    after = sum(not n.is_analysis for n in mine[:mine.index(analysis)])
+    text = " ".join(line.strip() for line in analysis.payload.splitlines() if line.strip())
+    latest.append(f"- **{agent}**, after {after} steps: {text[:max_chars]}"
+                  + (f" *Next:* {analysis.plan[:max_chars]}" if analysis.plan else ""))
+  if not latest:
+    return []
+  return ["Latest analysis of each agent (written every `search.analyze_every` steps, never evaluated):", "",
+          *latest]

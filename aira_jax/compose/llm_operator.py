@@ -34,7 +34,8 @@ from aira_jax.agents.action import Action
 from aira_jax.agents.ensemble import Proposal
 from aira_jax.agents.journal import Journal, Node
 from aira_jax.agents.memory import DEFAULT_MAX_CHARS, analysis_memory, debug_chain, summarize_good_nodes
-from aira_jax.agents.replies import ReplyParseError, UsageRecorder, extract_json, parse_with_repair
+from aira_jax.agents.replies import (ReplyParseError, UsageRecorder, extract_json, parse_analysis_reply,
+                                    parse_with_repair)
 from aira_jax.compose.analysis import analyze_layouts
 from aira_jax.compose.prompts import ANALYZE_REPLY_SCHEMA, LAYOUT_REPLY_SCHEMA, describe_space, render, space_text
 from aira_jax.layout import Layout
@@ -76,18 +77,6 @@ def parse_layout_reply(completion: Completion) -> tuple[str, str]:
   if errors:
     raise ReplyParseError(f"the JSON does not match the requested format: {'; '.join(errors)}")
   return value["plan"].strip(), value["layout"].strip()
-
-
-def parse_analysis_reply(completion: Completion) -> tuple[str, str]:
-  """(analysis, next directions) of an analyze reply; ReplyParseError when it does not match
-  `ANALYZE_REPLY_SCHEMA` or the analysis is empty."""
-  value = completion.parsed if completion.parsed is not None else extract_json(completion.text)
-  errors = schema_errors(value, ANALYZE_REPLY_SCHEMA)
-  if errors:
-    raise ReplyParseError(f"the JSON does not match the requested format: {'; '.join(errors)}")
-  if not value["analysis"].strip():
-    raise ReplyParseError("the analysis is empty; write a few sentences about the results")
-  return value["analysis"].strip(), value["next_directions"].strip()
 
 
 class LayoutLLMOperator:

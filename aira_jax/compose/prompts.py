@@ -14,23 +14,19 @@ from typing import Any
 
 from aira_jax import primitives
 from aira_jax.agents import templates
+from aira_jax.agents.replies import ANALYZE_REPLY_SCHEMA, strings_schema
+
+__all__ = ["ANALYZE_REPLY_SCHEMA", "LAYOUT_REPLY_SCHEMA", "TEMPLATE_NAMES", "TEMPLATE_PACKAGE", "describe_space",
+           "load_template", "render", "space_text", "template_fields", "template_path"]
 
 TEMPLATE_PACKAGE = "aira_jax.compose"
 TEMPLATE_NAMES = ("system", "draft", "improve", "debug", "crossover", "analyze")
 """Every template; each is `prompts/<name>.md`."""
 
-def _strings_schema(*names: str) -> dict[str, Any]:
-  """The JSON schema of an object with exactly these string fields, all required."""
-  return {"type": "object", "properties": {name: {"type": "string"} for name in names}, "required": list(names),
-          "additionalProperties": False}
-
-
-LAYOUT_REPLY_SCHEMA: dict[str, Any] = _strings_schema("plan", "layout")
-"""Reply of draft / improve / debug / crossover: the idea and the layout text."""
-
-ANALYZE_REPLY_SCHEMA: dict[str, Any] = _strings_schema("analysis", "next_directions")
-"""Reply of analyze: what the results so far show (a few sentences, with numbers) and where to search next. It
-becomes an "analyze" node (payload = analysis, plan = next_directions) that later prompts quote as {analysis}."""
+LAYOUT_REPLY_SCHEMA: dict[str, Any] = strings_schema("plan", "layout")
+"""Reply of draft / improve / debug / crossover: the idea and the layout text. The analyze reply,
+`ANALYZE_REPLY_SCHEMA` ({"analysis", "next_directions"}), is shared with design (aira_jax.agents.replies); later
+prompts quote it as {analysis}."""
 
 
 def template_path(name: str):

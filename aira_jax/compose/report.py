@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from aira_jax.agents.journal import Journal, Node
-from aira_jax.agents.session import distinct_best, fault_lines
+from aira_jax.agents.session import distinct_best, fault_lines, latest_analysis_lines
 from aira_jax.compose.aggregate import aggregate
 from aira_jax.compose.analysis import failure_kind
 from aira_jax.compose.config import ComposeConfig
@@ -98,10 +98,6 @@ def _race_summary(standings: list[Standing]) -> str:
                  "seeds, whose effect is shared by every layout, so it is not comparable with a single score.")
 
 
-MAX_ANALYSIS_CHARS = 1200
-"""How much of an agent's latest analysis (and of its directions) the report quotes."""
-
-
 def _search_summary(journal: Journal, store: ResultStore, task: str) -> str:
   """Counts, tokens, failures, a table per agent and each agent's latest analysis. Analyses are nodes that are
   not steps: counted apart, never as scored or failed layouts."""
@@ -125,7 +121,7 @@ def _search_summary(journal: Journal, store: ResultStore, task: str) -> str:
   kinds = collections.Counter(failure_kind(n) for n in steps if n.is_buggy)
   if kinds:
     lines.append("- failures: " + ", ".join(f"{kind} x{count}" for kind, count in kinds.most_common()))
-  per_agent, latest = [], []
+  per_agent = []
   for agent in sorted({n.agent_id for n in nodes}):
     mine = journal.by_agent(agent)
     good = [n for n in mine if n.is_good]
@@ -135,16 +131,10 @@ def _search_summary(journal: Journal, store: ResultStore, task: str) -> str:
                       "operators": ", ".join(f"{k} {v}" for k, v in collections.Counter(n.operator for n in mine)
                                              .items()),
                       "best": f"{best.metric:.4f} {Layout.parse(best.payload).run_length()}" if best else "-"})
-    analysis = next((n for n in reversed(mine) if n.is_analysis and not n.is_buggy), None)
-    if analysis is not None:
-      after = sum(not n.is_analysis for n in mine[:mine.index(analysis)])
-      text = " ".join(line.strip() for line in analysis.payload.splitlines() if line.strip())
-      latest.append(f"- **{agent}**, after {after} steps: {text[:MAX_ANALYSIS_CHARS]}"
-                    + (f" *Next:* {analysis.plan[:MAX_ANALYSIS_CHARS]}" if analysis.plan else ""))
   out = "\n".join(lines) + "\n\n" + markdown_table(per_agent)
+  latest = latest_analysis_lines(journal)
   if latest:
-    out += "\n\nLatest analysis of each agent (written every `search.analyze_every` steps, never evaluated):\n\n"
-    out += "\n".join(latest)
+    out += "\n\n" + "\n".join(latest)
   return out
 
 

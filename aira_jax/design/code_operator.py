@@ -6,6 +6,14 @@ interface, the memory of the best candidates, the parent code, and for debug the
 and the chain of earlier fixes. The reply's code is one ```python block, or (with `edits="diff"`) SEARCH/REPLACE
 edits of the parent's file (edits.py). A reply with no usable code gets one repair round-trip quoting why;
 past that the step fails (a buggy node the agent sees next). Code is never run here: the sandbox runs it.
+Draft, improve and crossover prompts also quote the agent's latest analysis (`analysis_memory`).
+
+`CodeLLMOperator.analyze` answers the ensemble's scheduled "analyze" action: the analyze prompt shows the
+journal's statistics (design/analysis.py, the numbers the built-in agent writes), the steps since the previous
+analysis and the memory, and asks for JSON matching the shared `ANALYZE_REPLY_SCHEMA` ({"analysis",
+"next_directions"}), which becomes the analysis node's text and directions. A reply that is not usable JSON (or
+whose analysis is empty) gets the same repair round-trip; past that the step fails (a buggy analyze node, which
+no policy debugs). Errors carry `tokens`, the tokens spent on every attempt.
 """
 
 from __future__ import annotations
@@ -16,18 +24,25 @@ from typing import Any
 from aira_jax.agents.action import Action
 from aira_jax.agents.ensemble import Proposal
 from aira_jax.agents.journal import Journal, Node
-from aira_jax.agents.memory import debug_chain, summarize_good_nodes
+from aira_jax.agents.memory import analysis_memory, debug_chain, summarize_good_nodes
 from aira_jax.agents.templates import render
-from aira_jax.agents.replies import ReplyParseError, UsageRecorder, parse_with_repair
+from aira_jax.agents.replies import (ANALYZE_REPLY_SCHEMA, ReplyParseError, UsageRecorder, parse_analysis_reply,
+                                    parse_with_repair)
+from aira_jax.design.analysis import analyze_candidates, describe_candidate
+from aira_jax.design.knobs import seed_name
 from aira_jax.design.edits import EDITS_FORMAT, WHOLE_FILE_FORMAT, code_from_reply, plan_of
 from aira_jax.design.tasks.base import DesignTask
 from aira_jax.llm.base import LLMError, Message
 
 PROMPT_PACKAGE = "aira_jax.design"
-PROMPT_NAMES = ("system", "draft", "improve", "debug", "crossover")
+PROMPT_NAMES = ("system", "draft", "improve", "debug", "crossover", "analyze")
 NO_MEMORY = "Nothing yet: no candidate has been scored so far."
+NO_ANALYSIS = "None yet."
 FIRST_FIX = "None: this is the first attempt to fix it."
 MAX_ERROR_CHARS = 3000
+MAX_RECENT = 12
+"""How many of the steps since the previous analysis the analyze prompt lists (the latest ones)."""
+ANALYSIS_FORMAT = "This step writes no code: answer with the JSON object the request asks for, and nothing else."
 
 
 class CodeLLMOperator:
@@ -54,15 +69,31 @@ class CodeLLMOperator:
       return f"nothing (failed: {(node.error or 'no error recorded')[:300]})"
     return f"{node.metric:.6g}"
 
+  def _recent_steps(self, journal: Journal) -> str:
+    """The steps since the previous analysis (the latest `MAX_RECENT`), oldest first, one line each."""
+    recent: list[Node] = []
+    for node in reversed(journal.nodes):
+      if node.is_analysis:
+        break
+      recent.append(node)
+    shown = recent[:MAX_RECENT][::-1]
+    lines = [f"- {node.operator} {node.id}: {describe_candidate(node.payload)} -> {self._score(node)}"
+             + (f"; plan: {node.plan}" if node.plan else "") for node in shown]
+    if len(recent) > len(shown):
+      lines.insert(0, f"({len(recent) - len(shown)} earlier steps since the previous analysis not shown)")
+    return "\n".join(lines) or "(none)"
+
   def prompt_values(self, action: Action, journal: Journal) -> dict[str, Any]:
     """Every field the system prompt and `action.operator`'s template use."""
     task = self.task
     memory = summarize_good_nodes(journal, k=self.memory_k, max_chars=self.max_memory_chars)
+    answer_format = EDITS_FORMAT if self.edits == "diff" and action.operator != "draft" else WHOLE_FILE_FORMAT
     values: dict[str, Any] = {
         "filename": task.filename, "task": task.description, "metric_name": task.metric,
         "direction": "lower is better" if task.lower_is_better else "higher is better",
-        "answer_format": EDITS_FORMAT if self.edits == "diff" and action.operator != "draft" else WHOLE_FILE_FORMAT,
+        "answer_format": ANALYSIS_FORMAT if action.operator == "analyze" else answer_format,
         "memory": memory or NO_MEMORY, "template": task.template,
+        "analysis": analysis_memory(journal, max_chars=self.max_memory_chars) or NO_ANALYSIS,
     }
     parents = [journal.get(p) for p in action.parent_ids]
     if action.operator == "improve":
@@ -77,6 +108,10 @@ class CodeLLMOperator:
                                                         if buggy.output_excerpt else "")
       history = FIRST_FIX if journal.debug_depth(buggy.id) == 0 else debug_chain(journal, buggy.id)
       values.update(buggy_code=buggy.payload or "(no code was recorded)", error=error, debug_history=history)
+    elif action.operator == "analyze":
+      seeds = [n for n in (seed_name(source) for source in task.seed_sources().values()) if n is not None]
+      values.update(statistics=analyze_candidates(journal, seeds=seeds, lower_is_better=task.lower_is_better).text,
+                    recent=self._recent_steps(journal))
     return values
 
   def build_messages(self, action: Action, journal: Journal) -> list[Message]:
@@ -89,16 +124,38 @@ class CodeLLMOperator:
       return journal.get(action.parent_ids[0]).payload or None
     return None
 
-  def propose(self, action: Action, journal: Journal, rng: random.Random) -> Proposal:
-    """One LLM step: a Proposal with the model's one-line plan and the complete new file.
-
-    Raises ReplyParseError / LLMError (with `tokens`) when no usable code came back.
-    """
-    parent = self._parent_source(action, journal)
-    recorder = UsageRecorder(self.client)
+  def _generate_kwargs(self, rng: random.Random) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"seed": rng.randrange(2**31)}
     if self.temperature is not None:
       kwargs["temperature"] = self.temperature
+    return kwargs
+
+  def analyze(self, action: Action, journal: Journal, rng: random.Random) -> Proposal:
+    """One LLM step for an "analyze" `action`: a Proposal whose payload is the model's analysis and whose plan
+    is its next directions. Raises ReplyParseError / LLMError (with `tokens`) when no usable JSON came back."""
+    if action.operator != "analyze":
+      raise ValueError(f"analyze answers an 'analyze' action, got {action.operator!r}")
+    recorder = UsageRecorder(self.client)
+    try:
+      (analysis, directions), _ = parse_with_repair(
+          recorder, self.build_messages(action, journal), parse_analysis_reply, max_repairs=self.max_repairs,
+          schema=ANALYZE_REPLY_SCHEMA, **self._generate_kwargs(rng))
+    except (ReplyParseError, LLMError) as error:
+      error.tokens = recorder.total_tokens
+      raise
+    return Proposal(plan=directions, payload=analysis, tokens=recorder.total_tokens)
+
+  def propose(self, action: Action, journal: Journal, rng: random.Random) -> Proposal:
+    """One LLM step: a Proposal with the model's one-line plan and the complete new file (for an "analyze"
+    action, `analyze`'s Proposal).
+
+    Raises ReplyParseError / LLMError (with `tokens`) when no usable code came back.
+    """
+    if action.operator == "analyze":
+      return self.analyze(action, journal, rng)
+    parent = self._parent_source(action, journal)
+    recorder = UsageRecorder(self.client)
+    kwargs = self._generate_kwargs(rng)
 
     def parse(completion):
       code = code_from_reply(completion.text, parent, edits=self.edits == "diff")

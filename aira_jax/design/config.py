@@ -46,7 +46,9 @@ class DesignAgentConfig:
 class DesignSearchConfig:
   """The search: `task` (see aira_jax.design.tasks) built with `task_options` (a plain mapping: each task takes
   its own settings, e.g. path= or d_model= for the LRA tasks, and checks them when it is built); agents;
-  budgets (`steps_per_agent`, `wall_clock_s`, `max_llm_tokens`); `workers` candidates evaluated at once."""
+  budgets (`steps_per_agent`, `wall_clock_s`, `max_llm_tokens`); `workers` candidates evaluated at once.
+  `analyze_every`: every agent writes an analysis of its results after every that many of its steps (0 =
+  never); an analysis is a journal node that is never evaluated and does not count as a step."""
 
   task: str = "lra-listops"
   task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -58,6 +60,7 @@ class DesignSearchConfig:
   max_llm_tokens: int | None = None
   workers: int = 1
   shared_tree: bool = False
+  analyze_every: int = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +108,7 @@ def validate(config: DesignConfig) -> None:
   check_agents(search.agents)
   check_budgets(search)
   need(search.workers >= 1, f"search.workers must be >= 1, got {search.workers}")
+  need(search.analyze_every >= 0, f"search.analyze_every must be >= 0 (0 = never), got {search.analyze_every}")
   need(config.sandbox.timeout_s is None or config.sandbox.timeout_s > 0, "sandbox.timeout_s must be positive")
   need(config.sandbox.memory_mb >= 512, f"sandbox.memory_mb must be at least 512, got {config.sandbox.memory_mb}")
 

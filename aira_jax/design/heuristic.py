@@ -7,36 +7,42 @@ the autoresearch baseline), each naming itself on a first line `# seed: <name>` 
 - improve: one knob of the parent changed to another allowed value (a parent without knobs, e.g. code an LLM
   agent wrote in a shared tree, gets a fresh draft instead);
 - crossover: parents from the same seed take each knob from either parent; otherwise an improve of the first;
-- debug: an improve of the nearest ancestor that scored, or a fresh draft.
+- debug: an improve of the nearest ancestor that scored, or a fresh draft;
+- analyze: the journal's statistics (design/analysis.py: scores by seed and by knob value, failures by stage)
+  as text and the directions they suggest; it draws nothing from the rng, and the proposals above do not read
+  it, so the agent's search does not depend on the analysis schedule.
 So `python -m aira_jax.design` runs offline and gives the LLM agents a baseline to beat.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Mapping
 
 from aira_jax.agents.ensemble import Proposal
-from aira_jax.design.knobs import describe, parse_knobs, set_knobs
+from aira_jax.design.analysis import analyze_candidates
+from aira_jax.design.knobs import describe, parse_knobs, seed_name, set_knobs
 
-_SEED_LINE = re.compile(r"^# seed: (?P<name>\S+)", re.MULTILINE)
 NEW_TRIES = 10
 
 
-def seed_name(source: str) -> str | None:
-  """The seed a file came from (its `# seed: <name>` line), or None."""
-  match = _SEED_LINE.search(source)
-  return match.group("name") if match else None
-
-
 class SeedVariationOperator:
-  """Proposes files by varying the knobs of `seeds` (name -> source); see the module docstring."""
+  """Proposes files by varying the knobs of `seeds` (name -> source); see the module docstring.
+  `lower_is_better`: the task metric's direction, for `analyze` (None: the journal's)."""
 
-  def __init__(self, seeds: Mapping[str, str]):
+  def __init__(self, seeds: Mapping[str, str], *, lower_is_better: bool | None = None):
     if not seeds:
       raise ValueError("the built-in design agent needs at least one seed file")
     self.seeds = dict(seeds)
+    self.lower_is_better = lower_is_better
+
+  def analyze(self, action, journal, rng: random.Random) -> Proposal:
+    """The analysis of `journal` (the agent's view) for an "analyze" `action`: payload = the statistics of
+    `analyze_candidates`, plan = its directions. Deterministic; `rng` is not drawn from."""
+    del action, rng
+    names = [n for n in (seed_name(source) for source in self.seeds.values()) if n is not None]
+    analysis = analyze_candidates(journal, seeds=names, lower_is_better=self.lower_is_better)
+    return Proposal(plan=analysis.directions, payload=analysis.text)
 
   def draft(self, rng: random.Random) -> Proposal:
     name = rng.choice(sorted(self.seeds))
@@ -63,7 +69,10 @@ class SeedVariationOperator:
 
   def propose(self, action, journal, rng: random.Random) -> Proposal:
     """A Proposal for the policy's `action`; up to `NEW_TRIES` draws avoid files the journal already holds
-    (a small knob space makes repeats likely, and a repeat only re-reads a known score)."""
+    (a small knob space makes repeats likely, and a repeat only re-reads a known score); for an "analyze"
+    action, `analyze`'s Proposal."""
+    if action.operator == "analyze":
+      return self.analyze(action, journal, rng)
     known = {node.payload for node in journal.nodes}
     for _ in range(NEW_TRIES):
       proposal = self._propose_once(action, journal, rng)

@@ -7,7 +7,8 @@ A knob is one line of the form
 an upper-case name, a Python literal, and after "# knob:" the comma-separated literals it may take. Seed
 mechanisms and the autoresearch baseline declare their knobs this way, so the offline agent can draft
 (random knob values), improve (change one knob) and cross over (each knob from either parent) while the file
-stays valid Python; an LLM agent may rewrite the file freely.
+stays valid Python; an LLM agent may rewrite the file freely. A seed file names itself on a first line
+`# seed: <name>` (`seed_name`), which its variations keep, so results can be grouped by seed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ import re
 
 _KNOB = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*)\s*=\s*(?P<value>.+?)\s*#\s*knob:\s*(?P<options>.+?)\s*$",
                    re.MULTILINE)
+_SEED_LINE = re.compile(r"^# seed: (?P<name>\S+)", re.MULTILINE)
+
+
+def seed_name(source: str) -> str | None:
+  """The seed a file came from (its `# seed: <name>` line), or None."""
+  match = _SEED_LINE.search(source)
+  return match.group("name") if match else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Leaderboard (search metric, the final metric such as test accuracy, which is never used for search) with the
 baselines a classifier must beat (the majority-class rate the scorer recorded, uniform chance), the search per
-agent, where candidates failed (by stage), the best metric so far over time (`best_so_far.png` next to
+agent (analyses counted apart from steps: never evaluated, never scored or failed candidates), each agent's latest
+analysis, where candidates failed (by stage), the best metric so far over time (`best_so_far.png` next to
 report.md, when matplotlib is installed), and the best candidate's code.
 """
 
@@ -15,7 +16,7 @@ import pathlib
 import jax
 
 from aira_jax.agents.journal import Journal
-from aira_jax.agents.session import distinct_best, fault_lines
+from aira_jax.agents.session import distinct_best, fault_lines, latest_analysis_lines
 from aira_jax.results.markdown import markdown_table
 from aira_jax.design.config import DesignConfig
 from aira_jax.design.evaluator import code_key
@@ -84,7 +85,7 @@ def _plots(files: RunFiles, journal: Journal, metric: str, lower_is_better: bool
     return []
   start = min(n.created_at for n in journal.nodes)
   series = collections.defaultdict(list)
-  for node in sorted(journal.nodes, key=lambda n: n.created_at):
+  for node in sorted((n for n in journal.nodes if not n.is_analysis), key=lambda n: n.created_at):
     series[node.agent_id].append(((node.created_at - start) / 60, node.metric if node.is_good else None))
   try:
     plots.plot_best_so_far(series, files.root / "best_so_far.png", lower_is_better=lower_is_better,
@@ -129,10 +130,13 @@ def write_report(config: DesignConfig, files: RunFiles) -> pathlib.Path:
   out += [markdown_table(leaderboard) or "No candidate was scored.", ""]
   out += _separation(best, rows, metric)
   nodes = journal.nodes
+  steps, analyses = [n for n in nodes if not n.is_analysis], journal.analyses()
+  written = f", {len(analyses)} analyses ({sum(n.is_buggy for n in analyses)} failed)" if analyses else ""
   failed = collections.Counter(row.details.get("failed_stage") or "unknown" for row in rows.values() if row.is_buggy)
   out += ["## Search", "",
-          f"- nodes: {len(nodes)} ({sum(n.is_good for n in nodes)} scored, {sum(n.is_buggy for n in nodes)} failed); "
-          f"candidates run in the sandbox: {len(rows)} ({sum(r.seconds or 0 for r in rows.values()):.0f} s)",
+          f"- nodes: {len(nodes)} ({sum(n.is_good for n in steps)} scored, {sum(n.is_buggy for n in steps)} failed"
+          f"{written}); candidates run in the sandbox: {len(rows)} "
+          f"({sum(r.seconds or 0 for r in rows.values()):.0f} s)",
           "- failures by stage: " + (", ".join(f"{k} x{v}" for k, v in failed.most_common()) or "none")]
   tokens = sum(n.tokens for n in nodes)
   if tokens:
@@ -143,9 +147,13 @@ def write_report(config: DesignConfig, files: RunFiles) -> pathlib.Path:
     good = [n for n in mine if n.is_good]
     pick = min if lower else max
     top = pick(good, key=lambda n: n.metric, default=None)
-    per_agent.append({"agent": agent, "steps": len(mine), "scored": len(good), "failed": len(mine) - len(good),
+    per_agent.append({"agent": agent, "steps": sum(not n.is_analysis for n in mine), "scored": len(good),
+                      "failed": sum(n.is_buggy and not n.is_analysis for n in mine),
                       "best": _fmt(top.metric) if top else "-"})
   out += ["", markdown_table(per_agent), ""]
+  latest = latest_analysis_lines(journal)
+  if latest:
+    out += [*latest, ""]
   made = _plots(files, journal, metric, lower)
   if made:
     out += ["## Plots", "", *made, ""]

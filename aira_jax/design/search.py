@@ -1,7 +1,8 @@
 """The AIRA-Design search: agents write candidate files, the sandbox scores them, everything lands in the run.
 
 `run_design(config, files)` builds the task, the sandboxed `CandidateEvaluator` and the agents (the built-in
-seed-variation agent, or `CodeLLMOperator` with a logged LLM client), then runs the shared search session
+seed-variation agent, or `CodeLLMOperator` with a logged LLM client; each writes an analysis of its results every
+`search.analyze_every` steps, an "analyze" node that is never evaluated), then runs the shared search session
 (aira_jax.agents.session): journal, store, de-duplicated evaluation queue, progress, resume. Every finished
 candidate is recorded in the store at once with its stages and metrics, and its files are kept under
 `candidates/<key>/`; a resumed run answers known candidates from there.
@@ -66,12 +67,12 @@ def make_agents(config: DesignConfig, task: DesignTask, files: RunFiles) -> list
   agents = []
   for number, agent in enumerate(config.search.agents):
     if agent.llm is None:
-      operator = SeedVariationOperator(task.seed_sources())
+      operator = SeedVariationOperator(task.seed_sources(), lower_is_better=task.lower_is_better)
     else:
       client = make_client(agent.llm, log=files.llm_log, options=agent.llm_options)
       operator = CodeLLMOperator(client, task, edits=agent.edits)
     agents.append(AgentSpec(agent.name, make_policy(agent.policy, **dict(agent.policy_options)), operator,
-                             seed=config.seed + number))
+                             seed=config.seed + number, analyze_every=config.search.analyze_every))
   return agents
 
 

@@ -42,6 +42,7 @@ def test_overrides_and_agent_shorthand():
     ("search.agents=[{name: a, llm: 'bogus:x'}]", "unknown LLM backend 'bogus'"),
     ("search.agents=[{name: a, llm: 'openai:m', llm_options: {retries: 3}}]", r"\['retries'\] are not options"),
     ("search.bogus=1", "unknown key"),
+    ("search.analyze_every=-1", r"search\.analyze_every must be >= 0 \(0 = never\), got -1"),
 ])
 def test_invalid_configs_name_the_key(override, key):
   with pytest.raises(ConfigError, match=key):
