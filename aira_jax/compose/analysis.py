@@ -22,6 +22,7 @@ import statistics
 from collections.abc import Callable
 
 from aira_jax import primitives
+from aira_jax.agents.analysis_text import fmt, overview_lines
 from aira_jax.agents.journal import Journal, Node
 from aira_jax.compose.layout_mutations import space_symbols
 from aira_jax.layout import Layout
@@ -72,14 +73,6 @@ def failure_kind(node: Node) -> str:
   return (node.error or "unknown").split(":", 1)[0][:60]
 
 
-def _fmt(value: float) -> str:
-  return f"{value:.4g}"
-
-
-def _steps(count: int) -> str:
-  return f"{count} step" + ("" if count == 1 else "s")
-
-
 def _scored_layouts(nodes: list[Node]) -> list[tuple[Layout, float]]:
   """(layout, score) of each distinct layout scored among `nodes`, in the order first scored."""
   seen, out = set(), []
@@ -111,29 +104,17 @@ def analyze_layouts(journal: Journal, space) -> Analysis:
   lower = journal.lower_is_better
   best_of = min if lower else max
   steps = [n for n in nodes if not n.is_analysis]
-  failed = [n for n in steps if n.is_buggy]
   scored = _scored_layouts(steps)
   symbol = focus_symbol(space)
   name = primitives.get_primitive(symbol).name
-  kinds = collections.Counter(failure_kind(n) for n in failed)
-  failures = f" ({', '.join(f'{k} x{v}' for k, v in kinds.most_common())})" if kinds else ""
-  lines = [f"{_steps(len(steps))}: {sum(n.is_good for n in steps)} scored ({len(scored)} distinct layouts), "
-           f"{len(failed)} failed{failures}. Metric: {'lower' if lower else 'higher'} is better."]
-
-  previous = next((i for i in range(len(nodes) - 1, -1, -1) if nodes[i].is_analysis), None)
-  if previous is not None:
-    before = [n.metric for n in nodes[:previous] if n.is_good]
-    after = [n for n in nodes[previous + 1:] if not n.is_analysis]
-    best_then = _fmt(best_of(before)) if before else "none"
-    best_now = _fmt(best_of(n.metric for n in steps if n.is_good)) if scored else "none"
-    lines.append(f"Since the previous analysis: {_steps(len(after))}, {sum(n.is_good for n in after)} scored; best "
-                 f"then {best_then}, now {best_now}.")
+  lines = overview_lines(nodes, lower_is_better=lower, distinct=len(scored), unit="layouts",
+                         failure_kind=failure_kind)
   if not scored:
     lines.append("No layout has been scored yet.")
     return Analysis("\n".join(lines), "Nothing scored yet: avoid what made the failures above fail.")
 
   ranked = sorted(scored, key=lambda pair: pair[1], reverse=not lower)[:BEST_SHOWN]
-  lines.append("Best layouts: " + "; ".join(f"{_fmt(score)} {layout.run_length()} ({layout.ratio_text()})"
+  lines.append("Best layouts: " + "; ".join(f"{fmt(score)} {layout.run_length()} ({layout.ratio_text()})"
                                             for layout, score in ranked) + ".")
   depth = ranked[0][0].depth
   properties = [  # (label, group of a layout, the groups a layout of this depth can fall in)
@@ -148,11 +129,11 @@ def analyze_layouts(journal: Journal, space) -> Analysis:
   for label, group, possible, order in properties:
     groups = _groups(scored, group, order)
     if groups:
-      lines.append(f"By {label}: " + "; ".join(f"{g} n={len(v)} best {_fmt(best_of(v))} mean "
-                                               f"{_fmt(statistics.fmean(v))}" for g, v in groups.items()) + ".")
+      lines.append(f"By {label}: " + "; ".join(f"{g} n={len(v)} best {fmt(best_of(v))} mean "
+                                               f"{fmt(statistics.fmean(v))}" for g, v in groups.items()) + ".")
     if len(groups) > 1:
       top = best_of(groups, key=lambda g: statistics.fmean(groups[g]))
-      leaders.append(f"{label}: {top} (mean {_fmt(statistics.fmean(groups[top]))} over {len(groups[top])})")
+      leaders.append(f"{label}: {top} (mean {fmt(statistics.fmean(groups[top]))} over {len(groups[top])})")
     missing = [g for g in order if g in possible and g not in groups] if len(space_symbols(space)) > 1 else []
     if missing:
       untried.append(f"{label}: {', '.join(missing)}")

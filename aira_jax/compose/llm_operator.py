@@ -31,6 +31,7 @@ from typing import Any
 
 from aira_jax import primitives
 from aira_jax.agents.action import Action
+from aira_jax.agents.analysis_text import recent_steps
 from aira_jax.agents.ensemble import Proposal
 from aira_jax.agents.journal import Journal, Node
 from aira_jax.agents.memory import DEFAULT_MAX_CHARS, analysis_memory, debug_chain, summarize_good_nodes
@@ -45,8 +46,6 @@ from aira_jax.llm.schema import schema_errors
 NO_MEMORY = "Nothing yet: no layout has been scored so far."
 NO_ANALYSIS = "None yet."
 FIRST_FIX = "None: this is the first attempt to fix it."
-MAX_RECENT = 12
-"""How many of the steps since the previous analysis the analyze prompt lists (the latest ones)."""
 MAX_OUTPUT_CHARS = 1500
 """How much of a failed evaluation's output (its tail) the debug prompt quotes next to the error."""
 
@@ -142,18 +141,8 @@ class LayoutLLMOperator:
     return error
 
   def _recent_steps(self, journal: Journal) -> str:
-    """The steps since the previous analysis (the latest `MAX_RECENT`), oldest first, one line each."""
-    recent: list[Node] = []
-    for node in reversed(journal.nodes):
-      if node.is_analysis:
-        break
-      recent.append(node)
-    shown = recent[:MAX_RECENT][::-1]
-    lines = [f"- {node.operator} {node.id}: {self._layout_view(node.payload)} -> {self._score(node)}"
-             + (f"; plan: {node.plan}" if node.plan else "") for node in shown]
-    if len(recent) > len(shown):
-      lines.insert(0, f"({len(recent) - len(shown)} earlier steps since the previous analysis not shown)")
-    return "\n".join(lines) or "(none)"
+    """The steps since the previous analysis, one line each (`agents.analysis_text.recent_steps`)."""
+    return recent_steps(journal, self._layout_view, self._score)
 
   def prompt_values(self, action: Action, journal: Journal) -> dict[str, Any]:
     """Every field the system prompt and `action.operator`'s template use."""

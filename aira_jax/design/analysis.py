@@ -23,6 +23,7 @@ import re
 import statistics
 from collections.abc import Iterable
 
+from aira_jax.agents.analysis_text import fmt, overview_lines
 from aira_jax.agents.journal import Journal, Node
 from aira_jax.design.knobs import Knob, describe, parse_knobs, seed_name
 
@@ -71,14 +72,6 @@ def describe_candidate(source: str) -> str:
   return f"{seed_name(source) or NO_SEED}" + (f" {knobs}" if knobs else "")
 
 
-def _fmt(value: float) -> str:
-  return f"{value:.4g}"
-
-
-def _steps(count: int) -> str:
-  return f"{count} step" + ("" if count == 1 else "s")
-
-
 def _direction(journal: Journal, lower_is_better: bool | None) -> bool:
   """The metric's direction: as given, else the scored nodes', else any step's (the ensemble records it on
   every node, failed ones included), else higher is better."""
@@ -100,8 +93,8 @@ def _scored(nodes: list[Node]) -> list[Node]:
 
 
 def _group_line(label: str, groups: dict[str, list[float]], best_of) -> str:
-  return f"{label}: " + "; ".join(f"{name} n={len(values)} best {_fmt(best_of(values))} mean "
-                                  f"{_fmt(statistics.fmean(values))}" for name, values in groups.items()) + "."
+  return f"{label}: " + "; ".join(f"{name} n={len(values)} best {fmt(best_of(values))} mean "
+                                  f"{fmt(statistics.fmean(values))}" for name, values in groups.items()) + "."
 
 
 def analyze_candidates(journal: Journal, *, seeds: Iterable[str] = (),
@@ -116,21 +109,9 @@ def analyze_candidates(journal: Journal, *, seeds: Iterable[str] = (),
   lower = _direction(journal, lower_is_better)
   best_of = min if lower else max
   steps = [n for n in nodes if not n.is_analysis]
-  failed = [n for n in steps if n.is_buggy]
   scored = _scored(steps)
-  kinds = collections.Counter(failure_kind(n) for n in failed)
-  failures = f" ({', '.join(f'{k} x{v}' for k, v in kinds.most_common())})" if kinds else ""
-  lines = [f"{_steps(len(steps))}: {sum(n.is_good for n in steps)} scored ({len(scored)} distinct candidates), "
-           f"{len(failed)} failed{failures}. Metric: {'lower' if lower else 'higher'} is better."]
-
-  previous = next((i for i in range(len(nodes) - 1, -1, -1) if nodes[i].is_analysis), None)
-  if previous is not None:
-    before = [n.metric for n in nodes[:previous] if n.is_good]
-    after = [n for n in nodes[previous + 1:] if not n.is_analysis]
-    best_then = _fmt(best_of(before)) if before else "none"
-    best_now = _fmt(best_of(n.metric for n in scored)) if scored else "none"
-    lines.append(f"Since the previous analysis: {_steps(len(after))}, {sum(n.is_good for n in after)} scored; best "
-                 f"then {best_then}, now {best_now}.")
+  lines = overview_lines(nodes, lower_is_better=lower, distinct=len(scored), unit="candidates",
+                         failure_kind=failure_kind)
   untried_seeds = [s for s in dict.fromkeys(seeds) if s not in {seed_name(n.payload) for n in steps}]
   if not scored:
     lines.append("No candidate has been scored yet.")
@@ -140,7 +121,7 @@ def analyze_candidates(journal: Journal, *, seeds: Iterable[str] = (),
     return Analysis("\n".join(lines), directions)
 
   ranked = sorted(scored, key=lambda n: n.metric, reverse=not lower)
-  lines.append("Best candidates: " + "; ".join(f"{_fmt(n.metric)} {describe_candidate(n.payload)} (node {n.id})"
+  lines.append("Best candidates: " + "; ".join(f"{fmt(n.metric)} {describe_candidate(n.payload)} (node {n.id})"
                                                for n in ranked[:BEST_SHOWN]) + ".")
   by_seed = collections.defaultdict(list)
   for node in scored:
@@ -149,7 +130,7 @@ def analyze_candidates(journal: Journal, *, seeds: Iterable[str] = (),
   leaders = []
   if len(by_seed) > 1:
     top = best_of(by_seed, key=lambda s: statistics.fmean(by_seed[s]))
-    leaders.append(f"seed {top} (mean {_fmt(statistics.fmean(by_seed[top]))} over {len(by_seed[top])})")
+    leaders.append(f"seed {top} (mean {fmt(statistics.fmean(by_seed[top]))} over {len(by_seed[top])})")
 
   best = ranked[0]
   seed, untried_values = seed_name(best.payload), []
@@ -166,7 +147,7 @@ def analyze_candidates(journal: Journal, *, seeds: Iterable[str] = (),
       lines.append(_group_line(f"Within {seed}, by {name}", groups, best_of))
       if len(groups) > 1:
         top = best_of(groups, key=lambda v: statistics.fmean(groups[v]))
-        leaders.append(f"{name}={top} (mean {_fmt(statistics.fmean(groups[top]))} over {len(groups[top])})")
+        leaders.append(f"{name}={top} (mean {fmt(statistics.fmean(groups[top]))} over {len(groups[top])})")
       tried = {knobs_of(n.payload)[name].value for n in steps
                if seed_name(n.payload) == seed and name in knobs_of(n.payload)}
       missing = [value for value in knob.options if value not in tried]

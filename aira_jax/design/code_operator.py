@@ -22,6 +22,7 @@ import random
 from typing import Any
 
 from aira_jax.agents.action import Action
+from aira_jax.agents.analysis_text import recent_steps
 from aira_jax.agents.ensemble import Proposal
 from aira_jax.agents.journal import Journal, Node
 from aira_jax.agents.memory import analysis_memory, debug_chain, summarize_good_nodes
@@ -40,8 +41,6 @@ NO_MEMORY = "Nothing yet: no candidate has been scored so far."
 NO_ANALYSIS = "None yet."
 FIRST_FIX = "None: this is the first attempt to fix it."
 MAX_ERROR_CHARS = 3000
-MAX_RECENT = 12
-"""How many of the steps since the previous analysis the analyze prompt lists (the latest ones)."""
 ANALYSIS_FORMAT = "This step writes no code: answer with the JSON object the request asks for, and nothing else."
 
 
@@ -70,18 +69,8 @@ class CodeLLMOperator:
     return f"{node.metric:.6g}"
 
   def _recent_steps(self, journal: Journal) -> str:
-    """The steps since the previous analysis (the latest `MAX_RECENT`), oldest first, one line each."""
-    recent: list[Node] = []
-    for node in reversed(journal.nodes):
-      if node.is_analysis:
-        break
-      recent.append(node)
-    shown = recent[:MAX_RECENT][::-1]
-    lines = [f"- {node.operator} {node.id}: {describe_candidate(node.payload)} -> {self._score(node)}"
-             + (f"; plan: {node.plan}" if node.plan else "") for node in shown]
-    if len(recent) > len(shown):
-      lines.insert(0, f"({len(recent) - len(shown)} earlier steps since the previous analysis not shown)")
-    return "\n".join(lines) or "(none)"
+    """The steps since the previous analysis, one line each (`agents.analysis_text.recent_steps`)."""
+    return recent_steps(journal, describe_candidate, self._score)
 
   def prompt_values(self, action: Action, journal: Journal) -> dict[str, Any]:
     """Every field the system prompt and `action.operator`'s template use."""
