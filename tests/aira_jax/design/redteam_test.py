@@ -310,7 +310,7 @@ print("ATTACK patch ran in", _harness.__spec__.name, "runs patched:", len(_runs)
 
 @pytest.mark.parametrize("mode", MODES)
 def test_patching_the_scoring_code(mode, arena, baseline):
-  honest = baseline(mode).result
+  baseline(mode)  # the honest seed passes (checked by the fixture)
   evaluation = _evaluate(mode, arena["root"], _attack(PATCH))
   _check(evaluation, arena)
   result = evaluation.result
@@ -322,7 +322,6 @@ def test_patching_the_scoring_code(mode, arena, baseline):
   if result.failed_stage is None:
     assert result.metrics == evaluation.constant_class0, (result.metrics, evaluation.constant_class0)
     assert result.metrics["val_accuracy"] < 1.0 or evaluation.constant_class0["chance"] == 1.0
-    assert honest.metrics != result.metrics
 
 
 # -- 4. writes outside ----------------------------------------------------------------------------------------------
