@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from aira_jax.cli_common import PolicyName
+from aira_jax.executor import ExecutorConfig, check_executor
 from aira_jax.train.optimizers import OptimizerConfig
 from aira_jax.config_io import (ConfigError, Overrides, apply_overrides, check_types, from_mapping, load_dataclass,
                                 to_plain)
@@ -227,6 +228,7 @@ class ComposeConfig:
   search: SearchConfig = SearchConfig()
   evaluator: EvaluatorConfig = EvaluatorConfig()
   scale: ScaleConfig = ScaleConfig()
+  executor: ExecutorConfig = ExecutorConfig()
   run_dir: str = "runs"
   run_id: str | None = None
   seed: int = 0
@@ -279,6 +281,7 @@ def validate(config: ComposeConfig) -> None:
   from aira_jax import primitives
   from aira_jax.cli_common import check_agents, check_budgets
   check_types(config)
+  check_executor(config.executor)
   search, evaluator, scale = config.search, config.evaluator, config.scale
 
   def need(condition: bool, message: str) -> None:

@@ -123,16 +123,29 @@ class LayoutEvaluator:
     except ValueError as e:
       raise ConfigError(f"evaluator.model: {e}") from None
     self.on_evaluation = on_evaluation
-    self.devices = list(devices or jax.local_devices())
-    # Last in, first out: a worker gets back the device it just used, whose programs are already compiled
-    # (a FIFO pool would rotate through every device and compile each program again on each one).
-    self._devices: queue.LifoQueue = queue.LifoQueue()
-    for device in reversed(self.devices):  # the first device is handed out first
-      self._devices.put(device)
+    self._device_list = list(devices) if devices else None
+    self._devices: queue.LifoQueue | None = None  # built on first use: a driver on Ray never touches devices
     self.done = 0  # evaluations finished
     self.running = 0  # evaluations in progress
     self._programs: dict[tuple, LayoutProgram] = {}
     self._lock = threading.Lock()
+
+  @property
+  def devices(self) -> list[jax.Device]:
+    """Where evaluations run (default: the local devices)."""
+    if self._device_list is None:
+      self._device_list = list(jax.local_devices())
+    return self._device_list
+
+  def _device_pool(self) -> queue.LifoQueue:
+    # Last in, first out: a worker gets back the device it just used, whose programs are already compiled
+    # (a FIFO pool would rotate through every device and compile each program again on each one).
+    with self._lock:
+      if self._devices is None:
+        self._devices = queue.LifoQueue()
+        for device in reversed(self.devices):  # the first device is handed out first
+          self._devices.put(device)
+      return self._devices
 
   def default_workers(self) -> int:
     """One evaluation per device on accelerators; one on CPU, where the "devices" share the same cores."""
@@ -189,9 +202,23 @@ class LayoutEvaluator:
     InfrastructureError when the evaluator itself fails (module docstring)."""
     layout = self.parse(text)
     seed = self.config.seed if seed is None else seed
-    device = self._devices.get()
     with self._lock:
       self.running += 1
+    try:
+      evaluation = self._run(layout, seed)
+    finally:
+      with self._lock:
+        self.running -= 1
+        self.done += 1
+    if self.on_evaluation is not None:
+      self.on_evaluation(evaluation)
+    return evaluation
+
+  def _run(self, layout: Layout, seed: int) -> Evaluation:
+    """Trains `layout` with `seed` on a device of this process (aira_jax.compose.remote runs it on a Ray
+    worker instead)."""
+    devices = self._device_pool()
+    device = devices.get()
     started = time.perf_counter()
     try:
       with jax.default_device(device):
@@ -199,17 +226,11 @@ class LayoutEvaluator:
     except Exception as e:  # noqa: BLE001  (whose fault: `_blame` says, or raises InfrastructureError)
       per_task, compile_seconds, error = {}, 0.0, self._blame(layout, e)
     finally:
-      self._devices.put(device)
-      with self._lock:
-        self.running -= 1
-        self.done += 1
+      devices.put(device)
     metric = None if error else float(np.mean(list(per_task.values())))
-    evaluation = Evaluation(layout=layout.text, seed=seed, metric=metric, per_task=per_task,
-                            is_buggy=error is not None, error=error, seconds=time.perf_counter() - started,
-                            compile_seconds=compile_seconds, device=str(device))
-    if self.on_evaluation is not None:
-      self.on_evaluation(evaluation)
-    return evaluation
+    return Evaluation(layout=layout.text, seed=seed, metric=metric, per_task=per_task, is_buggy=error is not None,
+                      error=error, seconds=time.perf_counter() - started, compile_seconds=compile_seconds,
+                      device=str(device))
 
   def _train_tasks(self, layout: Layout, seed: int) -> tuple[dict[str, float], float, str | None]:
     """(score per task, compile seconds, the first task's error or None), stopping at the first failed task."""

@@ -27,6 +27,7 @@ doubt. The correction makes "worse" a strong statement; "tied" means "not shown 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 import statistics
@@ -94,13 +95,28 @@ def _paired(a: Mapping[int, float], b: Mapping[int, float]) -> list[float]:
   return [a[seed] - b[seed] for seed in sorted(a.keys() & b.keys())]
 
 
+def _evaluate_round(evaluate: Callable[[str, int], float | None], layouts: list[str], seed: int,
+                    workers: int) -> list[float | None]:
+  """`evaluate(layout, seed)` for each layout, in order, `workers` at a time."""
+  if workers <= 1 or len(layouts) <= 1:
+    return [evaluate(layout, seed) for layout in layouts]
+  with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="race") as pool:
+    futures = [pool.submit(evaluate, layout, seed) for layout in layouts]
+    try:
+      return [future.result() for future in futures]
+    finally:
+      for future in futures:
+        future.cancel()
+
+
 def race(evaluate: Callable[[str, int], float | None], contenders: Sequence[str], seeds: Sequence[int], *,
          lower_is_better: bool, min_repeats: int = 3, confidence: float = 0.9,
-         on_round: Callable[[int, list[str]], None] | None = None) -> list[Standing]:
+         on_round: Callable[[int, list[str]], None] | None = None, workers: int = 1) -> list[Standing]:
   """Races `contenders` over `seeds` (module docstring); returns their standings, best first.
 
   `evaluate(layout, seed)` returns the score, or None when that evaluation failed (the contender is then out
-  as "failed"). Ties in the mean go to the earlier contender.
+  as "failed"); a round's evaluations run `workers` at a time (threads), and its results are taken in
+  contender order, so the outcome does not depend on `workers`. Ties in the mean go to the earlier contender.
   """
   if not 0 < confidence < 1:
     raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
@@ -117,8 +133,8 @@ def race(evaluate: Callable[[str, int], float | None], contenders: Sequence[str]
     return min(alive, key=lambda layout: sign * statistics.fmean(scores[layout].values()))
 
   for number, seed in enumerate(seeds, start=1):
-    for layout in list(alive):
-      score = evaluate(layout, seed)
+    round_scores = _evaluate_round(evaluate, list(alive), seed, workers)
+    for layout, score in zip(list(alive), round_scores):
       if score is None or not math.isfinite(score):
         alive.remove(layout)
         out[layout] = ("failed", number)

@@ -6,8 +6,9 @@
 3. isoFLOP study: every family (found layouts and baselines, families.py) at every budget C and width: N =
    exact parameter count, D = C / F tokens with F the model's own training FLOPs per token (`scale.flops`,
    compose/flops.py; XLA's count by default) rounded to whole steps, so every family really spends C; trained
-   from scratch with a cosine schedule and scored by validation loss (nats per token) on the text task. Each finished run is written to the store at once; a
-   resumed stage skips runs the store holds. Ctrl-C stops a training run between steps (nothing is written
+   from scratch with a cosine schedule and scored by validation loss (nats per token) on the text task. The runs
+   go to the configured executor (compose/remote.py: one after the other here, or side by side on Ray workers);
+   each finished run is written to the store at once, and a resumed stage skips runs the store holds. Ctrl-C stops a training run between steps (nothing is written
    for it); a training run that raises (not a divergence: the evaluator's own fault) is tried twice more,
    then the stage stops with InfrastructureError (aira_jax.faults).
 4. Fit each family (scaling.py) and compare every family with the first configured baseline.
@@ -30,9 +31,10 @@ from aira_jax.compose.config import ComposeConfig, ConfigError
 from aira_jax.compose.families import scale_families, space_of
 from aira_jax.compose.flops import training_flops_per_token
 from aira_jax.compose.programs import LayoutProgram
-from aira_jax.faults import Interrupted, check_stop, retry_infrastructure
+from aira_jax.faults import Interrupted, check_stop
 from aira_jax.results.run_files import RunFiles
-from aira_jax.compose.scaling import (Comparison, FamilyFit, IsoFlopPoint, compare_families, fit_family,
+from aira_jax.compose.remote import PointJob, point_runner
+from aira_jax.compose.scaling import (Comparison, FamilyFit, IsoFlopPoint, PlannedRun, compare_families, fit_family,
                                       plan_isoflop)
 from aira_jax.layout import Layout
 from aira_jax.model_config import ModelConfig
@@ -213,12 +215,11 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
     base = preset_config(evaluator.preset, **dict(evaluator.model))
     configs = {w: width_config(base, w, task.spec.vocab_size, scale.seq_len, head_dim=scale.head_dim,
                                ffn_ratio=scale.ffn_ratio) for w in scale.widths}
-    trainer = _PointTrainer(config, task, space_of(families))
     check_flops_method(store, scale.flops)
     tokens_per_step = scale.batch_size * scale.seq_len
     print(f"scale: counting each model's training FLOPs per token ({scale.flops}) for {len(families)} families x "
           f"{len(configs)} widths", file=stream, flush=True)
-    points: dict[str, list[IsoFlopPoint]] = {}
+    planned: list[tuple[PointJob, PlannedRun]] = []
     for family, layout in families.items():
       check_stop()
       stale = store.drop_training_runs(family, unless_layout=layout.text)
@@ -237,27 +238,33 @@ def run_scale(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None 
                      f"{run.tokens:,} tokens is under {scale.min_steps} steps")
       for number, run in enumerate(plan.runs, start=1):
         width = int(run.name[1:])
-        row = store.get_training_run(family, run.budget_flops, run.params)
-        if row is None:
-          t0 = time.perf_counter()
-          scores = retry_infrastructure(lambda: trainer.train(layout, configs[width], run.tokens, config.seed,
-                                                              analytic[f"d{width}"]), candidate_errors=())
+        label = f"{family} [{number}/{len(plan.runs)}] C={run.budget_flops:.3g} width {width}"
+        planned.append((PointJob(family, layout, configs[width], run.tokens, config.seed, analytic[run.name], label),
+                        run))
+    runs = {id(job): run for job, run in planned}
+    pending = [job for job, run in planned if store.get_training_run(job.family, run.budget_flops, run.params) is None]
+    if pending:
+      with point_runner(config, task, space_of(families), stream) as train_points:
+        for job, scores, seconds in train_points(pending):
+          run = runs[id(job)]
           loss = scores.get("loss", float("nan"))
           for note in ([scores["error"]] if "error" in scores else []) + scores.get("notes", []):
             if not any(note in earlier for earlier in notes):
-              notes.append(f"{family} at C={run.budget_flops:.3g}, width {width}: {note}")
-          row = store.add_training_run(family, layout.text, budget_flops=run.budget_flops, params=run.params,
-                                       loss=loss, tokens=run.tokens, seconds=time.perf_counter() - t0,
+              notes.append(f"{job.family} at C={run.budget_flops:.3g}, width {job.model_config.d_model}: {note}")
+          row = store.add_training_run(job.family, job.layout.text, budget_flops=run.budget_flops, params=run.params,
+                                       loss=loss, tokens=run.tokens, seconds=seconds,
                                        status=scores.get("status", "done"),
-                                       details={"width": width, "flops_method": scale.flops,
+                                       details={"width": job.model_config.d_model, "flops_method": scale.flops,
                                                 "flops_per_token": run.flops_per_token,
                                                 "realised_flops": run.realised_flops, **scores})
-          print(f"scale: {family} [{number}/{len(plan.runs)}] C={run.budget_flops:.3g} width {width} "
-                f"N={run.params:,} D={run.tokens:,}: loss {loss:.4f} ({row.seconds:.1f} s)", file=stream,
-                flush=True)
-        if row.loss is not None:
-          points.setdefault(family, []).append(IsoFlopPoint(family, run.budget_flops, run.params, run.tokens,
-                                                            row.loss))
+          print(f"scale: {job.label} N={run.params:,} D={run.tokens:,}: loss {loss:.4f} ({row.seconds:.1f} s)",
+                file=stream, flush=True)
+    points: dict[str, list[IsoFlopPoint]] = {}
+    for job, run in planned:
+      row = store.get_training_run(job.family, run.budget_flops, run.params)
+      if row is not None and row.loss is not None:
+        points.setdefault(job.family, []).append(IsoFlopPoint(job.family, run.budget_flops, run.params, run.tokens,
+                                                              row.loss))
     fits, comparisons = fit_all(points, scale.baselines, scale.bootstrap, config.seed, scale.target_loss, notes)
     store.set_meta("scale", {"families": {k: v.text for k, v in families.items()}, "notes": notes})
   return ScaleResult(aggregation=aggregation, families={k: v.text for k, v in families.items()}, points=points,

@@ -30,6 +30,7 @@ from aira_jax.compose.evaluator import Evaluation, LayoutEvaluator
 from aira_jax.compose.heuristic import HeuristicOperator
 from aira_jax.compose.llm_operator import LayoutLLMOperator
 from aira_jax.compose.racing import Standing, race
+from aira_jax.compose.remote import layout_evaluator
 from aira_jax.faults import retry_infrastructure
 from aira_jax.results.run_files import RunFiles
 from aira_jax.results.store import ResultStore
@@ -105,8 +106,9 @@ def known_results(store: ResultStore, task: str, seed: int) -> list[tuple[str, E
 
 
 def race_top_layouts(evaluator: LayoutEvaluator, store: ResultStore, layouts: list[str], seeds: list[int], *,
-                     min_repeats: int, confidence: float, stream: IO[str]) -> list[Standing]:
-  """Races `layouts` over `seeds` (racing.py), reusing every evaluation the store holds for a (layout, seed)."""
+                     min_repeats: int, confidence: float, stream: IO[str], workers: int = 1) -> list[Standing]:
+  """Races `layouts` over `seeds` (racing.py), reusing every evaluation the store holds for a (layout, seed);
+  a round's evaluations run `workers` at a time."""
   task = evaluator.config.task
 
   def evaluate(layout: str, seed: int) -> float | None:
@@ -122,7 +124,7 @@ def race_top_layouts(evaluator: LayoutEvaluator, store: ResultStore, layouts: li
           file=stream, flush=True)
 
   standings = race(evaluate, layouts, seeds, lower_is_better=evaluator.lower_is_better, min_repeats=min_repeats,
-                   confidence=confidence, on_round=on_round)
+                   confidence=confidence, on_round=on_round, workers=workers)
   for standing in standings:
     low, high = standing.interval
     print(f"race: {standing.status:6s} {standing.layout}: mean {standing.mean:.4f} "
@@ -146,9 +148,8 @@ def run_search(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None
   stream = stream or sys.stderr
   search = config.search
   started = time.monotonic()
-  with ResultStore(files.store) as store:
-    evaluator = LayoutEvaluator(config.evaluator, space=search.space, depth=search.depth,
-                                on_evaluation=record_evaluation(store, config.evaluator.task))
+  with ResultStore(files.store) as store, layout_evaluator(
+      config, on_evaluation=record_evaluation(store, config.evaluator.task), stream=stream) as evaluator:
     workers = search.workers or evaluator.default_workers()
     agents = make_agents(config, evaluator, files)
     total = search.steps_per_agent * len(agents) if search.steps_per_agent else None
@@ -170,7 +171,7 @@ def run_search(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None
       print(f"race: {len(top)} contenders, up to {len(seeds)} seeds each (common random numbers; paired "
             f"{round(100 * search.race_confidence)}% t intervals)", file=stream, flush=True)
       standings = race_top_layouts(evaluator, store, top, seeds, min_repeats=min(3, len(seeds)),
-                                   confidence=search.race_confidence, stream=stream)
+                                   confidence=search.race_confidence, stream=stream, workers=workers)
       store.set_meta("race", [standing.to_dict() for standing in standings])
     noise = NoiseFloor.from_scores({s.layout: list(s.scores.values()) for s in standings})
     store.set_meta("search", {"interrupted": report.interrupted, "stop_reasons": report.stop_reasons,

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from aira_jax.cli_common import PolicyName
+from aira_jax.executor import ExecutorConfig, check_executor
 from aira_jax.config_io import ConfigError, check_types, from_mapping, load_dataclass, to_plain
 
 __all__ = ["ConfigError", "DesignAgentConfig", "DesignConfig", "DesignSearchConfig", "SandboxConfig", "from_dict",
@@ -85,6 +86,7 @@ class DesignConfig:
 
   search: DesignSearchConfig = DesignSearchConfig()
   sandbox: SandboxConfig = SandboxConfig()
+  executor: ExecutorConfig = ExecutorConfig()
   run_dir: str = "runs"
   run_id: str | None = None
   seed: int = 0
@@ -99,6 +101,7 @@ def validate(config: DesignConfig) -> None:
   ConfigError naming the key."""
   from aira_jax.cli_common import check_agents, check_budgets
   check_types(config)
+  check_executor(config.executor)
   search = config.search
 
   def need(condition: bool, message: str) -> None:
@@ -111,6 +114,9 @@ def validate(config: DesignConfig) -> None:
   need(search.analyze_every >= 0, f"search.analyze_every must be >= 0 (0 = never), got {search.analyze_every}")
   need(config.sandbox.timeout_s is None or config.sandbox.timeout_s > 0, "sandbox.timeout_s must be positive")
   need(config.sandbox.memory_mb >= 512, f"sandbox.memory_mb must be at least 512, got {config.sandbox.memory_mb}")
+  need(config.executor.backend == "local" or config.sandbox.isolation != "process",
+       "executor.backend=ray with sandbox.isolation=process: a candidate outside bwrap's network namespace could "
+       "reach the Ray cluster and run code as the trusted side; use sandbox.isolation=bwrap (or auto)")
 
 
 def from_dict(values: Mapping[str, Any] | None) -> DesignConfig:

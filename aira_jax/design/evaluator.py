@@ -106,20 +106,35 @@ class CandidateEvaluator:
       self._cleanup()
     self._scorer = self._data_root = None
 
-  def _keep(self, key: str, code: str, outcomes: list[SandboxOutcome], result: CandidateResult) -> None:
-    if self.candidates_dir is None:
-      return
-    folder = self.candidates_dir / key
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / self.task.filename).write_text(code)
+  def _kept_files(self, code: str, outcomes: list[SandboxOutcome], result: CandidateResult,
+                  workdirs: list[pathlib.Path]) -> dict[str, str]:
+    """What `candidates/<key>/` keeps of a candidate: its file, stdout, stderr, stage records, result."""
     sep = "\n" if len(outcomes) > 1 else ""
-    (folder / "stdout.txt").write_text(sep.join(o.stdout for o in outcomes))
-    (folder / "stderr.txt").write_text(sep.join(o.stderr for o in outcomes))
-    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for o in outcomes for r in o.records))
-    (folder / "result.json").write_text(json.dumps(dataclasses.asdict(result), indent=1, default=str))
+    files = {self.task.filename: code, "stdout.txt": sep.join(o.stdout for o in outcomes),
+             "stderr.txt": sep.join(o.stderr for o in outcomes),
+             "records.jsonl": "".join(json.dumps(r) + "\n" for o in outcomes for r in o.records),
+             "result.json": json.dumps(dataclasses.asdict(result), indent=1, default=str)}
+    if self.keep_workdirs:
+      files["workdir.txt"] = "".join(f"{w}\n" for w in workdirs)
+    return files
 
   def run(self, code: str) -> CandidateResult:
-    """Runs `code` through every phase in the sandbox and scores it on the trusted side."""
+    """Runs `code` through every phase in the sandbox, scores it on the trusted side, keeps its files in
+    `candidates/<key>/` and reports it to `on_result`."""
+    result, files = self.score(code)
+    if self.candidates_dir is not None:
+      folder = self.candidates_dir / result.key
+      folder.mkdir(parents=True, exist_ok=True)
+      for name, text in files.items():
+        (folder / name).write_text(text)
+    self.done += 1
+    if self.on_result is not None:
+      self.on_result(result)
+    return result
+
+  def score(self, code: str) -> tuple[CandidateResult, dict[str, str]]:
+    """Runs `code` through every phase in the sandbox and scores it on the trusted side: its result and the
+    files to keep (aira_jax.design.remote runs this on a Ray worker)."""
     key, scorer = code_key(code), self.scorer
     files = {self.task.filename: code, "settings.json": json.dumps(dict(scorer.harness_settings()))}
     secrets = secret_values()
@@ -154,13 +169,7 @@ class CandidateEvaluator:
                              reported={k: v for k, v in verdict.reported.items() if k not in verdict.metrics
                                        and k != self.task.metric and k != self.task.final_metric},
                              isolation=self.isolation)
-    self._keep(key, code, outcomes, result)
-    if self.keep_workdirs and self.candidates_dir is not None:
-      (self.candidates_dir / key / "workdir.txt").write_text("".join(f"{w}\n" for w in workdirs))
-    self.done += 1
-    if self.on_result is not None:
-      self.on_result(result)
-    return result
+    return result, self._kept_files(code, outcomes, result, workdirs)
 
   def __call__(self, code: str) -> EvalResult:
     """The `EvaluationQueue` interface: payload = the file's source. InfrastructureError when the evaluator

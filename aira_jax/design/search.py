@@ -10,7 +10,6 @@ candidate is recorded in the store at once with its stages and metrics, and its 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
 import time
@@ -21,8 +20,9 @@ from aira_jax.agents.journal import Node
 from aira_jax.agents.session import SearchProgress, distinct_best, fault_meta, run_session
 from aira_jax.design.code_operator import CodeLLMOperator
 from aira_jax.design.config import ConfigError, DesignConfig
-from aira_jax.design.evaluator import CandidateEvaluator, CandidateResult, code_key
+from aira_jax.design.evaluator import CandidateResult, code_key
 from aira_jax.design.heuristic import SeedVariationOperator, seed_name
+from aira_jax.design.remote import candidate_evaluator
 from aira_jax.design.bubblewrap import bwrap_problem, gpu_devices
 from aira_jax.design.sandbox import SandboxLimits, SandboxUnavailable, describe_isolation, resolve_isolation
 from aira_jax.design.tasks import DesignTask, make_design_task
@@ -105,24 +105,28 @@ def run_design(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None 
   task = build_task(config)
   search = config.search
   limits = SandboxLimits(timeout_s=config.sandbox.timeout_s or task.timeout_s, memory_mb=config.sandbox.memory_mb)
-  isolation = sandbox_isolation(config)
-  block = config.sandbox.block_processes if config.sandbox.block_processes is not None else not gpu_devices()
-  print(f"design: sandbox {describe_isolation(isolation, block)}", file=stream, flush=True)
-  if isolation == "process" and config.sandbox.isolation == "auto":
-    print(f"design: WARNING bwrap is not used because {bwrap_problem()}", file=stream, flush=True)
-  with ResultStore(files.store) as store, contextlib.closing(CandidateEvaluator(
-      task, limits, isolation=isolation, candidates_dir=files.candidates, on_result=record_result(store, task),
-      keep_workdirs=config.sandbox.keep_workdirs, block_processes=config.sandbox.block_processes)) as evaluator:
+  if config.executor.backend == "local":
+    isolation = sandbox_isolation(config)
+    block = config.sandbox.block_processes if config.sandbox.block_processes is not None else not gpu_devices()
+    print(f"design: sandbox {describe_isolation(isolation, block)}", file=stream, flush=True)
+    if isolation == "process" and config.sandbox.isolation == "auto":
+      print(f"design: WARNING bwrap is not used because {bwrap_problem()}", file=stream, flush=True)
+  else:
+    isolation = "bwrap"  # on the workers (aira_jax.design.remote)
+  with ResultStore(files.store) as store, candidate_evaluator(
+      config, task, limits, isolation=isolation, candidates_dir=files.candidates,
+      on_result=record_result(store, task), stream=stream) as evaluator:
     agents = make_agents(config, task, files)
     total = search.steps_per_agent * len(agents) if search.steps_per_agent else None
     progress = SearchProgress(total, lambda: f"candidates run {evaluator.done}", stream,
                               show=lambda code: f"{seed_name(code) or 'code'} {code_key(code)}")
+    workers = evaluator.pool.size if config.executor.backend == "ray" else search.workers
     print(f"design: {len(agents)} agents on {task.name} ({task.filename}, {task.metric}) in {files.root}; sandbox "
-          f"timeout {limits.timeout_s:.0f} s, {search.workers} worker(s)", file=stream, flush=True)
+          f"timeout {limits.timeout_s:.0f} s, {workers} worker(s)", file=stream, flush=True)
     budgets = Budgets(wall_clock_s=search.wall_clock_s, steps_per_agent=search.steps_per_agent,
                       max_tokens=search.max_llm_tokens)
     report, journal = run_session(agents, evaluator, journal_path=files.journal, store=store, key=code_key,
-                                  budgets=budgets, lower_is_better=task.lower_is_better, workers=search.workers,
+                                  budgets=budgets, lower_is_better=task.lower_is_better, workers=workers,
                                   shared_tree=search.shared_tree, known=known_candidates(store, files, task),
                                   progress=progress)
     best = distinct_best(journal, 10)

@@ -1,0 +1,271 @@
+"""The Ray backend: join (or start) a cluster, keep a pool of worker actors, call them, survive losing one.
+
+`ray_cluster(config)` connects the driver (`executor.address`: "local" starts a private instance on this
+machine and stops it on exit, "auto" joins the cluster `ray start` made here, HOST:PORT the cluster whose head
+listens there) and yields a `RayCluster` with the cluster's resources; a missing Ray or an address where no
+cluster answers is a ConfigError of one line, raised before any work.
+
+`WorkerPool(cluster, worker_class, args, config)` starts `size` actors of `worker_class(*args)` (a subclass of
+`RemoteWorker`), each holding `executor.resources`, and `pool.call("method", ...)` runs one call on an idle
+actor, blocking the calling thread (the pipelines call it from their evaluation threads, one per worker):
+
+- the call's own exception comes back as itself (a ValueError stays the candidate's, an InfrastructureError
+  the evaluator's: aira_jax.faults);
+- a worker that dies during the call (its process killed, its node lost, its creation failed) is replaced by a
+  new actor, which Ray places wherever the resources are (another node when its node is gone), and the call
+  raises `WorkerLost`, an InfrastructureError: the caller's retry runs it again on another worker, and since
+  results are written by the driver only when a call returns, a lost call leaves nothing behind and is never
+  recorded twice;
+- Ctrl-C (aira_jax.faults.check_stop, polled every 0.2 s) kills the busy actor at once, so a long training
+  run stops without waiting for its next step, and raises Interrupted.
+
+Actors are started with no restarts and no task retries of Ray's own: the pool decides what is retried, so a
+call is never run twice behind its back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import queue
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
+
+from aira_jax.config_io import ConfigError
+from aira_jax.executor.config import ExecutorConfig
+from aira_jax.faults import InfrastructureError, Interrupted, check_stop
+
+_POLL_S = 0.2
+
+
+class WorkerLost(InfrastructureError):
+  """A Ray worker died during a call (process killed, node lost, actor creation failed); it was replaced."""
+
+
+class RemoteWorker:
+  """Base of the pipelines' actor classes: says where it runs."""
+
+  def where(self) -> dict[str, Any]:
+    """This worker's Ray node id, host name and process id."""
+    import ray
+    return {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid()}
+
+
+@dataclasses.dataclass(frozen=True)
+class RayCluster:
+  """The cluster the driver joined: the address asked for, whether this process started it, its resources."""
+
+  address: str
+  started_here: bool
+  resources: dict[str, float]
+
+  def describe(self) -> str:
+    shown = ", ".join(f"{name} {amount:g}" for name, amount in sorted(self.resources.items())
+                      if name in ("CPU", "GPU", "TPU") or not (name.startswith("node:") or "memory" in name))
+    where = "a private Ray instance on this machine" if self.started_here else f"the Ray cluster at {self.address}"
+    return f"{where} ({shown})"
+
+
+def _import_ray():
+  try:
+    import ray
+  except ImportError:
+    raise ConfigError("executor.backend=ray needs Ray: pip install 'aira_jax[ray]' (or executor.backend=local)") \
+        from None
+  return ray
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+  """ConfigError unless something accepts a TCP connection at HOST:PORT (Ray would retry for a minute)."""
+  host, _, port = address.removeprefix("ray://").rpartition(":")
+  try:
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+      pass
+  except OSError as e:
+    reason = e.strerror or type(e).__name__
+    raise ConfigError(f"executor.address={address}: no Ray cluster answers there ({reason}); start one with "
+                      "`ray start --head --port=PORT` on the head node, or use executor.address=local") from None
+
+
+@contextlib.contextmanager
+def ray_cluster(config: ExecutorConfig) -> Iterator[RayCluster]:
+  """The driver connected to the configured cluster for the block (module docstring). A connection that
+  already exists (a library user's own `ray.init`) is used as it is and left open."""
+  ray = _import_ray()
+  if ray.is_initialized():
+    yield RayCluster("existing", False, dict(ray.cluster_resources()))
+    return
+  if config.address not in ("local", "auto"):
+    _probe(config.address)
+  options = {"log_to_driver": False, "logging_level": logging.ERROR}
+  if config.address == "local":
+    options["include_dashboard"] = False
+  try:
+    ray.init(address=config.address, **options)
+  except (ConnectionError, RuntimeError, ValueError) as e:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    raise ConfigError(f"executor.address={config.address}: cannot join a Ray cluster: {first}") from None
+  try:
+    yield RayCluster(config.address, config.address == "local", dict(ray.cluster_resources()))
+  finally:
+    ray.shutdown()
+
+
+def worker_count(config: ExecutorConfig, cluster: RayCluster) -> int:
+  """`executor.max_concurrent`, or with 0 as many workers as the cluster's totals fit bundles of
+  `executor.resources`; ConfigError when not even one fits."""
+  fits = min(int(cluster.resources.get(name, 0.0) // amount) for name, amount in config.resources.items())
+  if fits < 1:
+    raise ConfigError(f"executor.resources={dict(config.resources)}: {cluster.describe()} has not enough for one "
+                      "worker; ask for less, or add nodes with those resources")
+  return config.max_concurrent or fits
+
+
+def actor_options(resources: Mapping[str, float]) -> dict[str, Any]:
+  """Ray actor options holding `resources` (CPU and GPU by their own keywords, TPU and others as custom
+  resources), with Ray's restarts and retries off (the pool retries) and a second thread for `where`."""
+  custom = {name: float(amount) for name, amount in resources.items() if name not in ("CPU", "GPU")}
+  options: dict[str, Any] = {"num_cpus": float(resources.get("CPU", 0)), "max_restarts": 0, "max_task_retries": 0,
+                             "max_concurrency": 2}
+  if "GPU" in resources:
+    options["num_gpus"] = float(resources["GPU"])
+  if custom:
+    options["resources"] = custom
+  return options
+
+
+def _lost_reason(error: Exception) -> str:
+  """A one-line reason from Ray's long actor-death message."""
+  text = " ".join(str(error).split())
+  for marker in ("The actor died because of an error raised in its creation task",
+                 "The actor is dead because its worker process has died",
+                 "The actor is dead because its node has died", "The actor died unexpectedly",
+                 "The node", "The worker died"):
+    if marker in text:
+      start = text.index(marker)
+      return text[start:start + 300]
+  return text[:300]
+
+
+class WorkerPool:
+  """`size` actors of `worker_class(*args)` with `config.resources` each; `call` runs one method on an idle
+  one (module docstring). `worker_losses` counts calls lost to a dead worker."""
+
+  def __init__(self, worker_class: type[RemoteWorker], args: tuple, *, size: int, config: ExecutorConfig):
+    ray = _import_ray()
+    self._ray = ray
+    self._actor_class = ray.remote(worker_class).options(**actor_options(config.resources))
+    self._args = args
+    self.size = size
+    self.worker_losses = 0
+    self._idle: queue.Queue = queue.Queue()
+    self._busy: dict[int, Any] = {}  # thread id -> the actor it is calling
+    self._lock = threading.Lock()
+    self._actors: list = []  # the current workers
+    for _ in range(size):
+      self._idle.put(self._start())
+
+  def _start(self, replacing=None):
+    actor = self._actor_class.remote(*self._args)
+    with self._lock:
+      if replacing is not None and replacing in self._actors:
+        self._actors.remove(replacing)
+      self._actors.append(actor)
+    return actor
+
+  def _take(self):
+    while True:
+      check_stop()
+      try:
+        return self._idle.get(timeout=_POLL_S)
+      except queue.Empty:
+        continue
+
+  def call(self, method: str, *args: Any) -> Any:
+    """`method(*args)` on an idle worker; its result, or its own exception; WorkerLost or Interrupted."""
+    ray = self._ray
+    actor = self._take()
+    with self._lock:
+      self._busy[threading.get_ident()] = actor
+    try:
+      ref = getattr(actor, method).remote(*args)
+      while not ray.wait([ref], timeout=_POLL_S)[0]:
+        check_stop()
+      return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:  # the method raised: give the caller its own exception
+      cause = e.cause if isinstance(e.cause, Exception) else None
+      if cause is None:
+        raise InfrastructureError(f"a Ray worker failed in {method}: {str(e).strip().splitlines()[-1][:300]}") \
+            from None
+      raise cause from None
+    except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+            ray.exceptions.ObjectLostError) as e:
+      with self._lock:
+        self.worker_losses += 1
+      actor = self._start(replacing=actor)
+      raise WorkerLost(f"a Ray worker was lost during {method} and replaced: {_lost_reason(e)}") from None
+    except Interrupted:
+      ray.kill(actor)
+      actor = self._start(replacing=actor)
+      raise
+    finally:
+      with self._lock:
+        self._busy.pop(threading.get_ident(), None)
+      self._idle.put(actor)
+
+  def busy_workers(self) -> list[dict[str, Any]]:
+    """Where the workers running a call now are (`RemoteWorker.where`; they answer while busy)."""
+    with self._lock:
+      actors = list(self._busy.values())
+    return self._ray.get([actor.where.remote() for actor in actors])
+
+  def all_workers(self) -> list[dict[str, Any]]:
+    """Where every current worker is."""
+    with self._lock:
+      actors = list(self._actors)
+    return self._ray.get([actor.where.remote() for actor in actors])
+
+  def close(self) -> None:
+    """Kills every worker (a busy one's call then raises WorkerLost)."""
+    with self._lock:
+      actors, self._actors = list(self._actors), []
+    for actor in actors:
+      with contextlib.suppress(Exception):
+        self._ray.kill(actor)
+
+
+@contextlib.contextmanager
+def worker_pool(config: ExecutorConfig, worker_class: type[RemoteWorker], args: tuple, *, what: str,
+                stream: IO[str]) -> Iterator[WorkerPool]:
+  """A `WorkerPool` of `worker_class(*args)` on the configured cluster for the block, sized by `worker_count`;
+  prints where `what` runs, and at the end how many calls were lost with a worker and run again."""
+  with ray_cluster(config) as cluster:
+    size = worker_count(config, cluster)
+    print(f"executor: {what} on {cluster.describe()}: {size} worker(s) holding {dict(config.resources)} each",
+          file=stream, flush=True)
+    pool = WorkerPool(worker_class, args, size=size, config=config)
+    try:
+      yield pool
+    finally:
+      pool.close()
+      if pool.worker_losses:
+        print(f"executor: {pool.worker_losses} call(s) lost with their worker were run again", file=stream,
+              flush=True)
+
+
+def map_unordered(call: Callable[[Any], Any], items: list, workers: int) -> Iterator[tuple[Any, Any]]:
+  """(item, call(item)) as each finishes, `workers` at a time on threads; the first exception is raised after
+  the calls already running end (Ctrl-C makes them end at once)."""
+  import concurrent.futures
+  with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="remote") as pool:
+    futures = {pool.submit(call, item): item for item in items}
+    try:
+      for future in concurrent.futures.as_completed(futures):
+        yield futures[future], future.result()
+    finally:
+      for future in futures:
+        future.cancel()
