@@ -32,3 +32,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
       if marker in item.keywords:
         item.add_marker(skip)
+
+
+@pytest.fixture
+def ray_local():
+  """This test process connected to its private Ray instance (tests/ray_testing.py); skips without Ray."""
+  from ray_testing import connect_private
+  connect_private()
+
+
+@pytest.fixture(scope="module")
+def loopback_cluster():
+  """A two-node Ray cluster on 127.0.0.1 (nodes "node_head" and "node_b", one CPU each), this process connected."""
+  from ray_testing import LoopbackCluster, import_ray
+  import_ray()
+  cluster = LoopbackCluster()
+  try:
+    cluster.start_head()
+    cluster.add_node("node_b")
+    cluster.connect()
+    yield cluster
+  finally:
+    cluster.stop()

@@ -20,6 +20,7 @@ from aira_jax.compose.config import ComposeConfig, from_dict, load_config
 from aira_jax.compose.report import write_report
 from aira_jax.results.run_files import RunFiles, read_config, resume_run, start_run
 from aira_jax.compose.evaluator import LayoutEvaluator
+from aira_jax.executor.ray_pool import check_reachable
 from aira_jax.compose.scale import ScaleResult, run_scale, scale_task, width_config
 from aira_jax.compose.search import SearchResult, run_search
 from aira_jax.models.presets import preset_config
@@ -44,11 +45,12 @@ def open_run(config: ComposeConfig | None = None, *, config_path: str | None = N
 
 def check_before_work(config: ComposeConfig, *, check_scale: bool = False) -> None:
   """What `load_config` cannot check without building things: the agents' resources (API key, scripted
-  file), the evaluator (model preset and overrides, task options), and with `check_scale` the scale task and
-  a model at every width; ConfigError."""
+  file), the evaluator (model preset and overrides, task options), the executor's Ray cluster (reachable, Ray
+  installed), and with `check_scale` the scale task and a model at every width; ConfigError."""
   check_agent_resources(config.search.agents)
   check_llm_endpoints(config.search.agents)
   LayoutEvaluator(config.evaluator, space=config.search.space, depth=config.search.depth)  # builds no program
+  check_reachable(config.executor)
   if check_scale:
     check_scale_task(config)
 

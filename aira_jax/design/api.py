@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from aira_jax.cli_common import check_agent_resources, check_llm_endpoints
+from aira_jax.executor.ray_pool import check_reachable
 from aira_jax.design.config import DesignConfig, from_dict, load_config
 from aira_jax.design.report import write_report
 from aira_jax.design.search import DesignResult, build_task, run_design, sandbox_isolation
@@ -36,11 +37,14 @@ def open_run(config: DesignConfig | None = None, *, config_path: str | None = No
 
 
 def check_before_work(config: DesignConfig) -> None:
-  """The agents' resources (API key, scripted file), the task and the sandbox isolation; ConfigError."""
+  """The agents' resources (API key, scripted file), the task, the sandbox isolation (here, unless candidates
+  run on Ray workers) and the executor's cluster; ConfigError."""
   check_agent_resources(config.search.agents)
   check_llm_endpoints(config.search.agents)
   build_task(config)
-  sandbox_isolation(config)
+  if config.executor.backend == "local":
+    sandbox_isolation(config)
+  check_reachable(config.executor)
 
 
 def search(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None = None) -> DesignResult:

@@ -11,11 +11,12 @@ actor, blocking the calling thread (the pipelines call it from their evaluation 
 
 - the call's own exception comes back as itself (a ValueError stays the candidate's, an InfrastructureError
   the evaluator's: aira_jax.faults);
-- a worker that dies during the call (its process killed, its node lost, its creation failed) is replaced by a
-  new actor, which Ray places wherever the resources are (another node when its node is gone), and the call
-  raises `WorkerLost`, an InfrastructureError: the caller's retry runs it again on another worker, and since
-  results are written by the driver only when a call returns, a lost call leaves nothing behind and is never
-  recorded twice;
+- a worker that dies during the call (its process killed, its node lost, its creation failed) is dropped and
+  the call raises `WorkerLost`, an InfrastructureError: the caller's retry runs it again on another worker, and
+  since results are written by the driver only when a call returns, a lost call leaves nothing behind and is
+  never recorded twice. A replacement actor is started at once and joins the pool when Ray has placed it
+  (wherever the resources are; on a cluster that lost a node, possibly never), so a retry never waits on a
+  worker that cannot be placed while another one lives;
 - Ctrl-C (aira_jax.faults.check_stop, polled every 0.2 s) kills the busy actor at once, so a long training
   run stops without waiting for its next step, and raises Interrupted.
 
@@ -79,7 +80,31 @@ def _import_ray():
   return ray
 
 
-def _probe(address: str, timeout_s: float = 5.0) -> None:
+def _resolve(ray, address: str) -> str:
+  """The address to pass to `ray.init`, checked to answer: "auto" becomes the cluster that Ray's own lookup
+  finds (RAY_ADDRESS, else the last `ray start` here), which must still be alive (Ray would try a dead one's
+  address for minutes); ConfigError when there is none."""
+  if address == "local":
+    return address
+  if address == "auto":
+    try:
+      from ray._private.services import get_ray_address_from_environment
+    except ImportError:  # Ray moved its lookup: let ray.init find the cluster
+      return address
+    try:
+      address = get_ray_address_from_environment("auto", None)
+    except ConnectionError:
+      raise ConfigError("executor.address=auto: no Ray cluster runs on this machine; start one with "
+                        "`ray start --head` (or use executor.address=local for a private one)") from None
+    if address == "auto":
+      return address
+    _probe(address, shown=f"auto (found {address}, the cluster last started here)")
+    return address
+  _probe(address, shown=address)
+  return address
+
+
+def _probe(address: str, *, shown: str, timeout_s: float = 5.0) -> None:
   """ConfigError unless something accepts a TCP connection at HOST:PORT (Ray would retry for a minute)."""
   host, _, port = address.removeprefix("ray://").rpartition(":")
   try:
@@ -87,7 +112,7 @@ def _probe(address: str, timeout_s: float = 5.0) -> None:
       pass
   except OSError as e:
     reason = e.strerror or type(e).__name__
-    raise ConfigError(f"executor.address={address}: no Ray cluster answers there ({reason}); start one with "
+    raise ConfigError(f"executor.address={shown}: no Ray cluster answers there ({reason}); start one with "
                       "`ray start --head --port=PORT` on the head node, or use executor.address=local") from None
 
 
@@ -99,20 +124,33 @@ def ray_cluster(config: ExecutorConfig) -> Iterator[RayCluster]:
   if ray.is_initialized():
     yield RayCluster("existing", False, dict(ray.cluster_resources()))
     return
-  if config.address not in ("local", "auto"):
-    _probe(config.address)
+  address = _resolve(ray, config.address)
   options = {"log_to_driver": False, "logging_level": logging.ERROR}
   if config.address == "local":
     options["include_dashboard"] = False
   try:
-    ray.init(address=config.address, **options)
+    ray.init(address=address, **options)
   except (ConnectionError, RuntimeError, ValueError) as e:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    if "auth" in f"{e} {e.__cause__}".lower():
+      first += ("; the cluster uses token authentication: give this machine its token (~/.ray/auth_token or "
+                "RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token")
     raise ConfigError(f"executor.address={config.address}: cannot join a Ray cluster: {first}") from None
   try:
     yield RayCluster(config.address, config.address == "local", dict(ray.cluster_resources()))
   finally:
     ray.shutdown()
+
+
+def check_reachable(config: ExecutorConfig) -> None:
+  """Before any work: for the ray backend, Ray importable and, for auto or HOST:PORT, a cluster that takes
+  this driver (joined and left again); ConfigError of one line."""
+  if config.backend != "ray":
+    return
+  _import_ray()
+  if config.address != "local":
+    with ray_cluster(config):
+      pass
 
 
 def worker_count(config: ExecutorConfig, cluster: RayCluster) -> int:
@@ -153,7 +191,8 @@ def _lost_reason(error: Exception) -> str:
 
 class WorkerPool:
   """`size` actors of `worker_class(*args)` with `config.resources` each; `call` runs one method on an idle
-  one (module docstring). `worker_losses` counts calls lost to a dead worker."""
+  one (module docstring). `worker_losses` counts calls lost to a dead worker, `failed_starts` replacements
+  that could not be started."""
 
   def __init__(self, worker_class: type[RemoteWorker], args: tuple, *, size: int, config: ExecutorConfig):
     ray = _import_ray()
@@ -161,21 +200,50 @@ class WorkerPool:
     self._actor_class = ray.remote(worker_class).options(**actor_options(config.resources))
     self._args = args
     self.size = size
-    self.worker_losses = 0
+    self.worker_losses = self.failed_starts = 0
     self._idle: queue.Queue = queue.Queue()
     self._busy: dict[int, Any] = {}  # thread id -> the actor it is calling
     self._lock = threading.Lock()
-    self._actors: list = []  # the current workers
+    self._actors: list = []  # the live workers, idle or busy
+    self._starting = 0  # replacements not placed yet
+    self._closed = False
     for _ in range(size):
-      self._idle.put(self._start())
-
-  def _start(self, replacing=None):
-    actor = self._actor_class.remote(*self._args)
-    with self._lock:
-      if replacing is not None and replacing in self._actors:
-        self._actors.remove(replacing)
+      actor = self._actor_class.remote(*self._args)
       self._actors.append(actor)
-    return actor
+      self._idle.put(actor)
+
+  def _replace(self, dead) -> None:
+    """Drops `dead` and starts a replacement, which joins the idle workers once Ray has placed it: a retry
+    never waits on a worker that cannot be placed (the lost node's resources are gone) while another lives."""
+    ray = self._ray
+    with self._lock:
+      if dead in self._actors:
+        self._actors.remove(dead)
+      self._starting += 1
+    actor = self._actor_class.remote(*self._args)
+    ready = actor.where.remote()
+
+    def join() -> None:
+      placed = False
+      try:
+        while not self._closed and not placed:
+          placed = bool(ray.wait([ready], timeout=1.0)[0])
+        if placed:
+          ray.get(ready)
+      except Exception:  # noqa: BLE001  (its creation failed: the pool goes on with the workers it has)
+        placed = False
+        with self._lock:
+          self.failed_starts += 1
+      with self._lock:
+        self._starting -= 1
+        if placed and not self._closed:
+          self._actors.append(actor)
+          self._idle.put(actor)
+          return
+      with contextlib.suppress(Exception):
+        ray.kill(actor)
+
+    threading.Thread(target=join, name="ray-worker-start", daemon=True).start()
 
   def _take(self):
     while True:
@@ -183,7 +251,10 @@ class WorkerPool:
       try:
         return self._idle.get(timeout=_POLL_S)
       except queue.Empty:
-        continue
+        with self._lock:
+          if not self._actors and not self._starting:
+            raise InfrastructureError("no Ray worker is left: every worker was lost and none could be started "
+                                      "again (the errors above say why)") from None
 
   def call(self, method: str, *args: Any) -> Any:
     """`method(*args)` on an idle worker; its result, or its own exception; WorkerLost or Interrupted."""
@@ -206,16 +277,19 @@ class WorkerPool:
             ray.exceptions.ObjectLostError) as e:
       with self._lock:
         self.worker_losses += 1
-      actor = self._start(replacing=actor)
+      self._replace(actor)
+      actor = None
       raise WorkerLost(f"a Ray worker was lost during {method} and replaced: {_lost_reason(e)}") from None
     except Interrupted:
       ray.kill(actor)
-      actor = self._start(replacing=actor)
+      self._replace(actor)
+      actor = None
       raise
     finally:
       with self._lock:
         self._busy.pop(threading.get_ident(), None)
-      self._idle.put(actor)
+      if actor is not None:
+        self._idle.put(actor)
 
   def busy_workers(self) -> list[dict[str, Any]]:
     """Where the workers running a call now are (`RemoteWorker.where`; they answer while busy)."""
@@ -224,14 +298,15 @@ class WorkerPool:
     return self._ray.get([actor.where.remote() for actor in actors])
 
   def all_workers(self) -> list[dict[str, Any]]:
-    """Where every current worker is."""
+    """Where every live worker is."""
     with self._lock:
       actors = list(self._actors)
     return self._ray.get([actor.where.remote() for actor in actors])
 
   def close(self) -> None:
-    """Kills every worker (a busy one's call then raises WorkerLost)."""
+    """Kills every worker (a busy one's call then raises WorkerLost) and stops replacements."""
     with self._lock:
+      self._closed = True
       actors, self._actors = list(self._actors), []
     for actor in actors:
       with contextlib.suppress(Exception):

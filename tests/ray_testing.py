@@ -1,0 +1,128 @@
+"""Ray for the tests: one private instance per test process, and a cluster of nodes on loopback.
+
+Every test that uses Ray carries `RAY` (the xdist group "ray", so they share one pytest worker and never start
+clusters side by side on the 2 cores) and takes the `ray_local` or `loopback_cluster` fixture (tests/conftest.py).
+The pipelines reuse a connection that exists (aira_jax.executor.ray_pool.ray_cluster), so a test's
+`executor.backend=ray` run goes to the cluster its fixture connected.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+RAY = pytest.mark.xdist_group("ray")
+
+# Fast node-death detection for the loopback cluster (Ray's defaults take tens of seconds).
+HEALTH_CHECK_ENV = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
+                    "RAY_health_check_initial_delay_ms": "0", "RAY_health_check_timeout_ms": "500"}
+
+_connected = {"to": None}
+
+
+def import_ray():
+  return pytest.importorskip("ray")
+
+
+def connect_private(num_cpus: int = 2) -> None:
+  """This process connected to its own private Ray instance (started on first use, about 3 s)."""
+  ray = import_ray()
+  if _connected["to"] == "private" and ray.is_initialized():
+    return
+  if ray.is_initialized():
+    ray.shutdown()
+  ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+  _connected["to"] = "private"
+
+
+def pickle_by_value(module_name: str) -> None:
+  """Ray workers cannot import test modules: send `module_name`'s classes and functions by value."""
+  ray = import_ray()
+  ray.cloudpickle.register_pickle_by_value(sys.modules[module_name])
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+class LoopbackCluster:
+  """A head node and worker nodes, each a `ray start --block` process group on 127.0.0.1 with its own CPUs and
+  a custom resource naming it; `kill(name)` SIGKILLs a node's whole process group (node loss)."""
+
+  def __init__(self):
+    self.port = free_port()
+    self.address = f"127.0.0.1:{self.port}"
+    self.nodes: dict[str, subprocess.Popen] = {}
+    self.env = {**os.environ, **HEALTH_CHECK_ENV, "RAY_AUTH_MODE": "token"}
+
+  def _start(self, name: str, args: list[str], num_cpus: int) -> None:
+    argv = ["ray", "start", *args, f"--num-cpus={num_cpus}", f'--resources={{"{name}": 1}}',
+            "--node-ip-address=127.0.0.1", "--block"]
+    self.nodes[name] = subprocess.Popen(argv, env=self.env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+
+  def start_head(self, name: str = "node_head", num_cpus: int = 1) -> None:
+    self._start(name, ["--head", f"--port={self.port}", "--include-dashboard=false"], num_cpus)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+      try:
+        socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        return
+      except OSError:
+        if self.nodes[name].poll() is not None:
+          raise RuntimeError(f"ray start --head exited with {self.nodes[name].returncode}")
+        time.sleep(0.2)
+    raise RuntimeError("the head node did not come up in 60 s")
+
+  def add_node(self, name: str, num_cpus: int = 1) -> None:
+    self._start(name, [f"--address={self.address}"], num_cpus)
+
+  def connect(self) -> None:
+    """This process connected to the cluster, once every node has joined."""
+    ray = import_ray()
+    if ray.is_initialized():
+      ray.shutdown()
+    os.environ["RAY_AUTH_MODE"] = "token"
+    ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
+    _connected["to"] = self.address
+    self.wait_for_nodes()
+
+  def wait_for_nodes(self, timeout_s: float = 60) -> None:
+    ray = import_ray()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+      resources = ray.cluster_resources()
+      if all(resources.get(name, 0) >= 1 for name in self.nodes if self.nodes[name].poll() is None):
+        return
+      time.sleep(0.2)
+    raise RuntimeError(f"nodes did not join: {ray.cluster_resources()}")
+
+  def node_id(self, name: str) -> str:
+    """The Ray node id of the node holding the resource `name`."""
+    ray = import_ray()
+    for node in ray.nodes():
+      if node["Alive"] and name in node["Resources"]:
+        return node["NodeID"]
+    raise KeyError(name)
+
+  def kill(self, name: str) -> None:
+    os.killpg(self.nodes[name].pid, signal.SIGKILL)
+    self.nodes[name].wait(30)
+
+  def stop(self) -> None:
+    ray = import_ray()
+    if _connected["to"] == self.address:
+      ray.shutdown()
+      _connected["to"] = None
+    for name, process in self.nodes.items():
+      if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
