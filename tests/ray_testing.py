@@ -19,6 +19,18 @@ import pytest
 
 RAY = pytest.mark.xdist_group("ray")
 
+# Ray reads its authentication mode when it is imported: token mode for every cluster the tests start or join
+# (a private instance uses it anyway; the loopback nodes and this driver must agree).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+# The evaluator of the compose tests on Ray: one MAD task, 3 steps, a width-16 model (seconds per layout).
+COMPOSE_TINY = {"task": "mad-lite", "mad_tasks": ("in_context_recall",), "steps": 3, "batch_size": 4,
+                "eval_examples": 16, "model": {"d_model": 16, "num_heads": 2, "ffn_dim": 32, "ssm_head_dim": 8}}
+# The design runs on Ray: the built-in agent, two candidates, a tiny LRA ListOps, bwrap required.
+DESIGN_TINY = ["--quiet", "search.agents=[greedy]", "search.steps_per_agent=2",
+               "search.task_options={num_train: 200, num_validation: 64, num_test: 64, seq_len: 32, max_depth: 3, "
+               "steps: 10, batch_size: 16, d_model: 16, num_heads: 2, num_layers: 1}", "sandbox.isolation=bwrap"]
+
 # Fast node-death detection for the loopback cluster (Ray's defaults take tens of seconds).
 HEALTH_CHECK_ENV = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
                     "RAY_health_check_initial_delay_ms": "0", "RAY_health_check_timeout_ms": "500"}
@@ -90,7 +102,6 @@ class LoopbackCluster:
     ray = import_ray()
     if ray.is_initialized():
       ray.shutdown()
-    os.environ["RAY_AUTH_MODE"] = "token"
     ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
     _connected["to"] = self.address
     self.wait_for_nodes()

@@ -15,8 +15,16 @@ from ray_testing import RAY, pickle_by_value
 from aira_jax import faults
 from aira_jax.config_io import ConfigError
 from aira_jax.executor import ExecutorConfig, check_executor
-from aira_jax.executor.ray_pool import (RayCluster, RemoteWorker, WorkerLost, WorkerPool, actor_options,
-                                        map_unordered, ray_cluster, worker_count)
+from aira_jax.executor.ray_pool import (
+  RayCluster,
+  RemoteWorker,
+  WorkerLost,
+  WorkerPool,
+  actor_options,
+  map_unordered,
+  ray_cluster,
+  worker_count,
+)
 from aira_jax.faults import InfrastructureError, Interrupted
 
 
