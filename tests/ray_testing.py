@@ -49,7 +49,7 @@ def connect_private(num_cpus: int = 2) -> None:
     return
   if ray.is_initialized():
     ray.shutdown()
-  ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+  ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
   _connected["to"] = "private"
 
 

@@ -374,6 +374,7 @@ def test_choices_list_the_literal_settings():
       "scale.trainer": ("auto", "switch", "sharded"),
       "scale.optimizer.name": ("adamw", "muon"),
       "scale.optimizer.schedule": ("warmup_cosine", "linear", "constant_then_decay", "constant"),
+      "executor.backend": ("local", "ray"),
   }
 
 

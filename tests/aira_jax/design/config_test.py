@@ -84,7 +84,8 @@ def test_choices_list_the_literal_settings_and_mirror_the_registries():
   from aira_jax.design.sandbox import ISOLATIONS
   found = choices(DesignConfig)
   assert found == {"search.agents[].policy": ("one_shot", "greedy", "mcts", "evolutionary"),
-                   "search.agents[].edits": ("whole", "diff"), "sandbox.isolation": ("auto", "bwrap", "process")}
+                   "search.agents[].edits": ("whole", "diff"), "sandbox.isolation": ("auto", "bwrap", "process"),
+                   "executor.backend": ("local", "ray")}
   assert set(found["search.agents[].policy"]) == set(POLICIES)
   assert set(found["sandbox.isolation"]) == set(ISOLATIONS)
   for isolation in ISOLATIONS:

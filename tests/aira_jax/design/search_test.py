@@ -13,8 +13,8 @@ from aira_jax.results.store import ResultStore
 SEEDS = [seed_name(source) for source in seed_sources().values()]
 
 
-def scripted_run(self, code):
-  """What `CandidateEvaluator.run` returns, without the sandbox: linear files fail in train, the others score a
+def scripted_score(self, code):
+  """What `CandidateEvaluator.score` returns, without the sandbox: linear files fail in train, the others score a
   number drawn from their text."""
   key = code_key(code)
   if seed_name(code) == "linear":
@@ -24,10 +24,7 @@ def scripted_run(self, code):
     score = int(key, 16) % 997 / 997
     result = CandidateResult(key=key, stages={"score": {"ok": True}}, metrics={"val_accuracy": score},
                              failed_stage=None, error=None, seconds=0.0, killed=None, returncode=0)
-  self._keep(key, code, [], result)
-  self.done += 1
-  self.on_result(result)
-  return result
+  return result, self._kept_files(code, [], result, [])
 
 
 def _shape(nodes):
@@ -35,7 +32,7 @@ def _shape(nodes):
 
 
 def test_a_design_search_writes_analyses_on_schedule_and_resumes_them(tmp_path, monkeypatch):
-  monkeypatch.setattr(CandidateEvaluator, "run", scripted_run)
+  monkeypatch.setattr(CandidateEvaluator, "score", scripted_score)
   run = tmp_path / "runs" / "run"
   args = ["--quiet", "sandbox.isolation=process", "search.agents=[greedy, evolutionary]", "search.analyze_every=3"]
   assert main([f"run_dir={tmp_path / 'runs'}", "run_id=run", *args, "search.steps_per_agent=7"]) == 0
