@@ -33,6 +33,7 @@ import os
 import queue
 import socket
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
@@ -129,7 +130,11 @@ def ray_cluster(config: ExecutorConfig) -> Iterator[RayCluster]:
   if config.address == "local":
     options["include_dashboard"] = False
   try:
-    ray.init(address=address, **options)
+    with warnings.catch_warnings():
+      # Starting a private instance forks and at once execs Ray's processes (subprocess's fork_exec), which
+      # JAX's at-fork hook warns about although nothing of this process runs in the child.
+      warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+      ray.init(address=address, **options)
   except (ConnectionError, RuntimeError, ValueError) as e:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
     if "auth" in f"{e} {e.__cause__}".lower():

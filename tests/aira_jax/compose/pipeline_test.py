@@ -1,5 +1,6 @@
 """End-to-end compose runs at toy size: heuristic agents through search, scale and report; an LLM agent fed
-scripted replies (malformed JSON, invalid layouts); a search killed with SIGKILL and resumed."""
+scripted replies (malformed JSON, invalid layouts); a search killed with SIGKILL and resumed (evaluating here,
+and on a private Ray instance)."""
 
 import json
 import os
@@ -10,6 +11,7 @@ import sys
 import time
 
 import pytest
+from ray_testing import RAY
 
 from aira_jax.agents.journal import Journal
 from aira_jax.compose.cli import main
@@ -104,9 +106,12 @@ def test_scripted_llm_agent_with_bad_replies(tmp_path, corpus):
   assert "## Leaderboard" in (run / "report.md").read_text()
 
 
-def test_killed_search_resumes_without_losing_or_repeating_evaluations(tmp_path):
+@pytest.mark.parametrize("backend", ["local", pytest.param("ray", marks=RAY)])
+def test_killed_search_resumes_without_losing_or_repeating_evaluations(tmp_path, backend):
+  if backend == "ray":
+    pytest.importorskip("ray")
   overrides = [f"run_dir={tmp_path / 'runs'}", "run_id=run", *TINY, "search.steps_per_agent=40",
-               "search.race_repeats=0", "search.agents=[greedy]", "evaluator.steps=20"]
+               "search.race_repeats=0", "search.agents=[greedy]", "evaluator.steps=20", f"executor.backend={backend}"]
   env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
   process = subprocess.Popen([sys.executable, "-m", "aira_jax.compose", "search", "--quiet", *overrides],
                              env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -124,7 +129,7 @@ def test_killed_search_resumes_without_losing_or_repeating_evaluations(tmp_path)
   with ResultStore(run / "results.sqlite", read_only=True) as store:
     before = [(row.key, row.seed, row.metric) for row in store.evaluations()]
   assert before, "nothing was evaluated before the kill"
-  assert main(["search", "--resume", str(run), "--quiet", "search.steps_per_agent=8"]) == 0
+  assert main(["search", "--resume", str(run), "--quiet", "search.steps_per_agent=8"]) == 0  # same backend
   with ResultStore(run / "results.sqlite", read_only=True) as store:
     after = [(row.key, row.seed, row.metric) for row in store.evaluations()]
   assert after[:len(before)] == before  # nothing finished was lost
