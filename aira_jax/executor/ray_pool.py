@@ -5,18 +5,20 @@ machine and stops it on exit, "auto" joins the cluster `ray start` made here, HO
 listens there) and yields a `RayCluster` with the cluster's resources; a missing Ray or an address where no
 cluster answers is a ConfigError of one line, raised before any work.
 
-`WorkerPool(cluster, worker_class, args, config)` starts `size` actors of `worker_class(*args)` (a subclass of
-`RemoteWorker`), each holding `executor.resources`, and `pool.call("method", ...)` runs one call on an idle
-actor, blocking the calling thread (the pipelines call it from their evaluation threads, one per worker):
+`WorkerPool(worker_class, args, size=, config=)` starts `size` actors of `worker_class(*args)` (a subclass of
+`RemoteWorker`), each holding `executor.resources`; an actor joins the pool's idle workers once Ray has placed
+it and it answers (a call never waits on an actor the cluster cannot place while another is idle; while none
+is placed, a notice every 30 s says so). `pool.call("method", ...)` runs one call on an idle worker, blocking
+the calling thread (the pipelines call it from their evaluation threads, one per worker):
 
 - the call's own exception comes back as itself (a ValueError stays the candidate's, an InfrastructureError
   the evaluator's: aira_jax.faults);
 - a worker that dies during the call (its process killed, its node lost, its creation failed) is dropped and
   the call raises `WorkerLost`, an InfrastructureError: the caller's retry runs it again on another worker, and
   since results are written by the driver only when a call returns, a lost call leaves nothing behind and is
-  never recorded twice. A replacement actor is started at once and joins the pool when Ray has placed it
-  (wherever the resources are; on a cluster that lost a node, possibly never), so a retry never waits on a
-  worker that cannot be placed while another one lives;
+  never recorded twice. A replacement actor is started at once and joins when Ray has placed it (wherever
+  the resources are; on a cluster that lost a node, possibly never); when no worker is left and none can be
+  started, calls raise InfrastructureError;
 - Ctrl-C (aira_jax.faults.check_stop, polled every 0.2 s) kills the busy actor at once, so a long training
   run stops without waiting for its next step, and raises Interrupted.
 
@@ -33,6 +35,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
@@ -42,6 +45,7 @@ from aira_jax.executor.config import ExecutorConfig
 from aira_jax.faults import InfrastructureError, Interrupted, check_stop
 
 _POLL_S = 0.2
+_NOTICE_AFTER_S = 30.0
 
 
 class WorkerLost(InfrastructureError):
@@ -199,31 +203,30 @@ class WorkerPool:
   one (module docstring). `worker_losses` counts calls lost to a dead worker, `failed_starts` replacements
   that could not be started."""
 
-  def __init__(self, worker_class: type[RemoteWorker], args: tuple, *, size: int, config: ExecutorConfig):
+  def __init__(self, worker_class: type[RemoteWorker], args: tuple, *, size: int, config: ExecutorConfig,
+               notice: Callable[[str], None] | None = None):
     ray = _import_ray()
     self._ray = ray
     self._actor_class = ray.remote(worker_class).options(**actor_options(config.resources))
     self._args = args
+    self._resources = dict(config.resources)
+    self._notice = notice
     self.size = size
     self.worker_losses = self.failed_starts = 0
     self._idle: queue.Queue = queue.Queue()
     self._busy: dict[int, Any] = {}  # thread id -> the actor it is calling
     self._lock = threading.Lock()
-    self._actors: list = []  # the live workers, idle or busy
-    self._starting = 0  # replacements not placed yet
+    self._actors: list = []  # the placed workers, idle or busy
+    self._starting = 0  # workers Ray has not placed yet
     self._closed = False
     for _ in range(size):
-      actor = self._actor_class.remote(*self._args)
-      self._actors.append(actor)
-      self._idle.put(actor)
+      self._start_worker()
 
-  def _replace(self, dead) -> None:
-    """Drops `dead` and starts a replacement, which joins the idle workers once Ray has placed it: a retry
-    never waits on a worker that cannot be placed (the lost node's resources are gone) while another lives."""
+  def _start_worker(self) -> None:
+    """Starts an actor, which joins the idle workers once Ray has placed it and it answers; a call never waits
+    on a worker that cannot be placed (busy cluster, a lost node's resources) while another one is idle."""
     ray = self._ray
     with self._lock:
-      if dead in self._actors:
-        self._actors.remove(dead)
       self._starting += 1
     actor = self._actor_class.remote(*self._args)
     ready = actor.where.remote()
@@ -250,16 +253,30 @@ class WorkerPool:
 
     threading.Thread(target=join, name="ray-worker-start", daemon=True).start()
 
+  def _replace(self, dead) -> None:
+    """Drops `dead` and starts another worker in its place."""
+    with self._lock:
+      if dead in self._actors:
+        self._actors.remove(dead)
+    self._start_worker()
+
   def _take(self):
+    started, next_notice = time.monotonic(), _NOTICE_AFTER_S
     while True:
       check_stop()
       try:
         return self._idle.get(timeout=_POLL_S)
       except queue.Empty:
+        waited = time.monotonic() - started
         with self._lock:
-          if not self._actors and not self._starting:
-            raise InfrastructureError("no Ray worker is left: every worker was lost and none could be started "
-                                      "again (the errors above say why)") from None
+          placed, starting = len(self._actors), self._starting
+        if not placed and not starting:
+          raise InfrastructureError("no Ray worker is left: every worker was lost and none could be started "
+                                    "again (the errors above say why)") from None
+        if not placed and waited >= next_notice and self._notice is not None:
+          self._notice(f"executor: waiting {waited:.0f} s for Ray to place a worker holding {self._resources}: the "
+                       "cluster is busy or lacks those resources (Ctrl-C stops)")
+          next_notice += _NOTICE_AFTER_S
 
   def call(self, method: str, *args: Any) -> Any:
     """`method(*args)` on an idle worker; its result, or its own exception; WorkerLost or Interrupted."""
@@ -327,7 +344,8 @@ def worker_pool(config: ExecutorConfig, worker_class: type[RemoteWorker], args: 
     size = worker_count(config, cluster)
     print(f"executor: {what} on {cluster.describe()}: {size} worker(s) holding {dict(config.resources)} each",
           file=stream, flush=True)
-    pool = WorkerPool(worker_class, args, size=size, config=config)
+    pool = WorkerPool(worker_class, args, size=size, config=config,
+                      notice=lambda line: print(line, file=stream, flush=True))
     try:
       yield pool
     finally:

@@ -15,8 +15,10 @@ the time spent compiling (`Evaluation.compile_seconds`: the first call of the st
 which includes one step's run time), and the evaluations-per-hour ratio over dedicated.
 
   python experiments/bench/search_throughput.py [--layouts 6] [--quick] [--steps N] [--task mad-lite]
-      [--depth 16] [--space AM] [--modes switch,dedicated] [--seed 0]
+      [--depth 16] [--space AM] [--modes switch,dedicated] [--seed 0] [--executor local|ray] [--rounds 3]
 --quick: 3 layouts. Runs ~3 min on 2 CPU cores with the defaults.
+--executor ray: instead of the modes, compare the executors (switch mode): this process against Ray actors at
+1 and 2 workers, and Ray's overhead per evaluation (executor_throughput.py; needs the [ray] extra).
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ def main():
   parser.add_argument("--space", default="AM")
   parser.add_argument("--modes", default="switch,dedicated")
   parser.add_argument("--seed", type=int, default=0, help="seed of the layout draws")
+  parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                      help="ray: compare local x1 with Ray actors x1 and x2 (executor_throughput.py)")
+  parser.add_argument("--rounds", type=int, default=3, help="timed rounds per configuration (--executor ray)")
   args = parser.parse_args()
   count = 3 if args.quick else args.layouts
   if count < 2:
@@ -82,6 +87,11 @@ def main():
         f"{os.getloadavg()[0]:.2f}; task {args.task} ({', '.join(config.mad_tasks) if args.task == 'mad-lite' else ''})"
         f", model {dict(config.model)}, {args.steps} steps x batch {config.batch_size}, depth {args.depth}, "
         f"space {args.space}")
+  if args.executor == "ray":
+    import executor_throughput
+    drawn = distinct_layouts(args.space, args.depth, count + 2, args.seed)
+    executor_throughput.run(config, args.space, args.depth, drawn[2:], drawn[:2], args.rounds)
+    return
   layouts = distinct_layouts(args.space, args.depth, count, args.seed)
   evaluators = {m: LayoutEvaluator(EvaluatorConfig(task=args.task, steps=args.steps, mode=m), space=args.space,
                                    depth=args.depth) for m in modes}

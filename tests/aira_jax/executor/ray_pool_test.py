@@ -59,6 +59,7 @@ def _wait_until(condition, timeout_s: float = 30.0):
 
 @RAY
 def test_calls_return_results_and_the_callers_own_exceptions(pool):
+  _wait_until(lambda: len(pool.all_workers()) == 2)  # workers join once placed
   results = dict(map_unordered(lambda v: pool.call("echo", v), list(range(6)), workers=2))
   assert {k: v[:2] for k, v in results.items()} == {v: ("t", v) for v in range(6)}
   assert len({pid for _, _, pid in results.values()}) == 2  # both workers were used
@@ -72,6 +73,7 @@ def test_calls_return_results_and_the_callers_own_exceptions(pool):
 
 @RAY
 def test_a_worker_killed_mid_call_is_a_worker_loss_and_is_replaced(pool):
+  _wait_until(lambda: len(pool.all_workers()) == 2)
   pids = {w["pid"] for w in pool.all_workers()}
   outcome = {}
 
@@ -96,6 +98,36 @@ def test_a_worker_killed_mid_call_is_a_worker_loss_and_is_replaced(pool):
   _wait_until(lambda: len(pool.all_workers()) == 2)  # the replacement joined
   now = {w["pid"] for w in pool.all_workers()}
   assert busy["pid"] not in now and len(now & pids) == 1
+
+
+@RAY
+def test_a_worker_the_cluster_cannot_place_never_takes_a_call(ray_local):
+  pickle_by_value(__name__)
+  notices = []
+  pool = WorkerPool(EchoWorker, ("t",), size=1, config=ExecutorConfig(backend="ray", resources={"GPU": 1}),
+                    notice=notices.append)
+  import aira_jax.executor.ray_pool as ray_pool
+  outcome = {}
+  try:
+    ray_pool._NOTICE_AFTER_S = 0.5
+    thread = threading.Thread(target=lambda: outcome.setdefault("error", _call_or_error(pool)))
+    thread.start()
+    _wait_until(lambda: notices)
+    assert "waiting" in notices[0] and "{'GPU': 1}" in notices[0] and thread.is_alive()
+    faults.request_stop()
+    thread.join(5)
+    assert isinstance(outcome["error"], Interrupted)
+  finally:
+    faults._STOP.clear()
+    ray_pool._NOTICE_AFTER_S = 30.0
+    pool.close()
+
+
+def _call_or_error(pool):
+  try:
+    return pool.call("echo", 1)
+  except BaseException as e:  # noqa: BLE001
+    return e
 
 
 @RAY
