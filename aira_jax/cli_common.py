@@ -30,6 +30,11 @@ PolicyName = Literal["one_shot", "greedy", "mcts", "evolutionary"]
 them equal), written out here so that config modules need not import the agents."""
 
 
+EXECUTOR_HELP = ("where evaluations run: here (executor.backend=local, the default) or on Ray workers:\n"
+                 "  executor.backend=ray executor.address=local|auto|HOST:PORT 'executor.resources={GPU: 1}' "
+                 "executor.max_concurrent=N\n  (README.md, \"Running on a cluster\"; needs the [ray] extra)\n\n")
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, commands: tuple[str, ...]) -> None:
   """The positional command, run directory and overrides, and the --config / --resume / --quiet options."""
   parser.add_argument("command", nargs="?", default=commands[0], choices=commands,

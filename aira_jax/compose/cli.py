@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 
-from aira_jax.cli_common import (CliRun, add_run_arguments, open_run_from_args, parse_run_args, progress_stream,
-                                 report_only, run_search_stage)
+from aira_jax.cli_common import (EXECUTOR_HELP, CliRun, add_run_arguments, open_run_from_args, parse_run_args,
+                                 progress_stream, report_only, run_search_stage)
 from aira_jax.compose.config import ComposeConfig, ConfigError
 from aira_jax.config_io import choices_help
 from aira_jax.faults import check_stop
@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
              "overrides: dotted key=value pairs parsed as YAML, e.g. search.depth=8 search.space=AMS\n"
              "  evaluator.task=mqar scale.budgets=[1e11,3e11] 'search.agents=[{name: g, policy: greedy, "
              "llm: gemini:gemini-2.5-pro}]'\n  an LLM agent's client: llm_options: {timeout_s: 60, max_attempts: 3, "
-             "base_url: URL, headers: {...}} (headers: openai only)\n\nEverything goes to runs/<id>/: "
+             "base_url: URL, headers: {...}} (headers: openai only)\n\n" + EXECUTOR_HELP +
+             "Everything goes to runs/<id>/: "
              "resolved_config.yaml, journal.jsonl, results.sqlite, report.md, *.png.\n\n"
              f"settings with fixed choices ([] a list of them):\n{choices_help(ComposeConfig)}")
   add_run_arguments(parser, COMMANDS)

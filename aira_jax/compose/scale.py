@@ -8,9 +8,10 @@
    compose/flops.py; XLA's count by default) rounded to whole steps, so every family really spends C; trained
    from scratch with a cosine schedule and scored by validation loss (nats per token) on the text task. The runs
    go to the configured executor (compose/remote.py: one after the other here, or side by side on Ray workers);
-   each finished run is written to the store at once, and a resumed stage skips runs the store holds. Ctrl-C stops a training run between steps (nothing is written
-   for it); a training run that raises (not a divergence: the evaluator's own fault) is tried twice more,
-   then the stage stops with InfrastructureError (aira_jax.faults).
+   each finished run is written to the store at once, and a resumed stage skips runs the store holds. Ctrl-C
+   stops a training run between steps (nothing is written for it; on Ray the busy workers are killed); a
+   training run that raises (not a divergence: the evaluator's own fault) is tried twice more, then the stage
+   stops with InfrastructureError (aira_jax.faults) once the runs still going have been written.
 4. Fit each family (scaling.py) and compare every family with the first configured baseline.
 """
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-from aira_jax.cli_common import (CliRun, add_run_arguments, open_run_from_args, parse_run_args, progress_stream,
-                                 report_only, run_search_stage)
+from aira_jax.cli_common import (EXECUTOR_HELP, CliRun, add_run_arguments, open_run_from_args, parse_run_args,
+                                 progress_stream, report_only, run_search_stage)
 from aira_jax.config_io import choices_help
 from aira_jax.design.config import DesignConfig
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
              "data), autoresearch.\noverrides: dotted key=value pairs parsed as YAML, e.g. search.task=autoresearch\n"
              "  'search.agents=[{name: g, policy: greedy, llm: gemini:gemini-2.5-pro, edits: diff, "
              "llm_options: {timeout_s: 60, max_attempts: 3}}]' "
-             "sandbox.memory_mb=4096 sandbox.isolation=bwrap\n\nEverything goes to runs/<id>/: "
+             "sandbox.memory_mb=4096 sandbox.isolation=bwrap\n\n" + EXECUTOR_HELP + "Everything goes to runs/<id>/: "
              "resolved_config.yaml, journal.jsonl, results.sqlite, candidates/<key>/ (code, logs, stage records), "
              f"report.md.\n\nsettings with fixed choices ([] a list of them):\n{choices_help(DesignConfig)}")
   add_run_arguments(parser, COMMANDS)

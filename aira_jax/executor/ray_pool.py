@@ -356,14 +356,22 @@ def worker_pool(config: ExecutorConfig, worker_class: type[RemoteWorker], args: 
 
 
 def map_unordered(call: Callable[[Any], Any], items: list, workers: int) -> Iterator[tuple[Any, Any]]:
-  """(item, call(item)) as each finishes, `workers` at a time on threads; the first exception is raised after
-  the calls already running end (Ctrl-C makes them end at once)."""
+  """(item, call(item)) as each call finishes, `workers` at a time on threads. When a call raises (Ctrl-C
+  included), the calls not started yet are cancelled, the ones running still yield their results (finished
+  work is never dropped), and then the first exception is raised."""
   import concurrent.futures
   with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="remote") as pool:
     futures = {pool.submit(call, item): item for item in items}
-    try:
-      for future in concurrent.futures.as_completed(futures):
+    failure: BaseException | None = None
+    for future in concurrent.futures.as_completed(futures):
+      if future.cancelled():
+        continue
+      error = future.exception()
+      if error is None:
         yield futures[future], future.result()
-    finally:
-      for future in futures:
-        future.cancel()
+      elif failure is None:
+        failure = error
+        for other in futures:
+          other.cancel()
+    if failure is not None:
+      raise failure

@@ -223,3 +223,21 @@ def test_a_private_instance_is_started_and_stopped_in_a_fresh_process():
   out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.split() == ["True", str(os.cpu_count()), "True", "False"]
+
+
+def test_map_unordered_keeps_finished_work_when_a_call_fails():
+  started = []
+
+  def call(item):
+    started.append(item)
+    if item == 1:
+      raise InfrastructureError("broken")
+    time.sleep(0.3)
+    return item * 10
+
+  got = []
+  with pytest.raises(InfrastructureError, match="broken"):
+    for item, value in map_unordered(call, list(range(6)), workers=2):
+      got.append((item, value))
+  assert (0, 0) in got  # the call running beside the failure still delivered its result
+  assert len(started) <= 3  # calls not started yet were cancelled (one may have begun as the failure ended)
