@@ -147,6 +147,10 @@ class LayoutEvaluator:
           self._devices.put(device)
       return self._devices
 
+  def where(self) -> str:
+    """Where evaluations run, for the report."""
+    return "this process"
+
   def default_workers(self) -> int:
     """One evaluation per device on accelerators; one on CPU, where the "devices" share the same cores."""
     return 1 if self.devices[0].platform == "cpu" else len(self.devices)

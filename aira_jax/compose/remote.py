@@ -53,6 +53,9 @@ class RayLayoutEvaluator(LayoutEvaluator):
   def default_workers(self) -> int:
     return self.pool.size
 
+  def where(self) -> str:
+    return self.pool.describe()
+
   def _run(self, layout: Layout, seed: int) -> Evaluation:
     return self.pool.call("evaluate", layout.text, seed)
 

@@ -297,7 +297,8 @@ def write_report(config: ComposeConfig, files: RunFiles) -> pathlib.Path:
          f"Written {datetime.datetime.now():%Y-%m-%d %H:%M}; jax {jax.__version__} on {jax.default_backend()} "
          f"({jax.device_count()} device(s)). Space {{{', '.join(search.space)}}}, depth {search.depth}; proxy "
          f"task {config.evaluator.task} ({meta.get('metric', 'metric')}, "
-         f"{'lower' if lower else 'higher'} is better), evaluator mode {meta.get('mode', config.evaluator.mode)}; "
+         f"{'lower' if lower else 'higher'} is better), evaluator mode {meta.get('mode', config.evaluator.mode)}, "
+         f"evaluations on {meta.get('executor', 'this process')}; "
          f"agents: {agents}.", ""]
   out += fault_lines(meta, interrupted)
   out += ["## Verdict", ""] + _verdict(comparisons, fits, scale.flops)

@@ -176,7 +176,8 @@ def run_search(config: ComposeConfig, files: RunFiles, *, stream: IO[str] | None
     noise = NoiseFloor.from_scores({s.layout: list(s.scores.values()) for s in standings})
     store.set_meta("search", {"interrupted": report.interrupted, "stop_reasons": report.stop_reasons,
                               "metric": evaluator.metric_name, "lower_is_better": evaluator.lower_is_better,
-                              "noise_pooled_std": noise.pooled_std, "mode": evaluator.mode, **fault_meta(report)})
+                              "noise_pooled_std": noise.pooled_std, "mode": evaluator.mode, "executor": evaluator.where(),
+                              **fault_meta(report)})
     return SearchResult(metric_name=evaluator.metric_name, lower_is_better=evaluator.lower_is_better,
                         best=tuple(distinct_best(journal, 10)), nodes=len(journal),
                         evaluations_run=report.evaluations, noise=noise, standings=tuple(standings),

@@ -88,6 +88,10 @@ class CandidateEvaluator:
     self._scorer: TrustedScorer | None = None
     self._data_root: str | None = None
 
+  def where(self) -> str:
+    """Where candidates run, for the report."""
+    return "this machine"
+
   @property
   def scorer(self) -> TrustedScorer:
     """The task's trusted scorer, its data prepared on first use."""

@@ -51,6 +51,9 @@ class RayCandidateEvaluator(CandidateEvaluator):
   def score(self, code: str) -> tuple[CandidateResult, dict[str, str]]:
     return self.pool.call("score", code)
 
+  def where(self) -> str:
+    return self.pool.describe()
+
 
 @contextlib.contextmanager
 def candidate_evaluator(config: DesignConfig, task: DesignTask, limits: SandboxLimits, *, isolation: str,

@@ -113,8 +113,8 @@ def write_report(config: DesignConfig, files: RunFiles) -> pathlib.Path:
          + ", ".join(f"{a.name} ({a.policy}, {a.llm or 'built-in'})" for a in config.search.agents) + ".", ""]
   isolation = meta.get("isolation")
   if isolation is not None:
-    out += [f"**Sandbox: {describe_isolation(isolation)}.** Metrics were computed outside the candidates' "
-            "processes, from their predictions.", ""]
+    out += [f"**Sandbox: {describe_isolation(isolation)}, on {meta.get('executor', 'this machine')}.** Metrics "
+            "were computed outside the candidates' processes, from their predictions.", ""]
   out += fault_lines(meta, "search" if meta.get("interrupted") else None)
   leaderboard = []
   for rank, node in enumerate(best, start=1):

@@ -135,7 +135,8 @@ def run_design(config: DesignConfig, files: RunFiles, *, stream: IO[str] | None 
       for node in best:
         rows = store.evaluations(code_key(node.payload), task=task.name)
         final[node.id] = rows[-1].details.get("metrics", {}).get(task.final_metric) if rows else None
-    store.set_meta("design", {"isolation": isolation, "task": task.name, "metric": task.metric,
+    store.set_meta("design", {"isolation": isolation, "executor": evaluator.where(), "task": task.name,
+                              "metric": task.metric,
                               "lower_is_better": task.lower_is_better,
                               "final_metric": task.final_metric, "filename": task.filename,
                               "interrupted": report.interrupted, "stop_reasons": report.stop_reasons,

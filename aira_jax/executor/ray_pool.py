@@ -238,7 +238,7 @@ class WorkerPool:
           placed = bool(ray.wait([ready], timeout=1.0)[0])
         if placed:
           ray.get(ready)
-      except Exception:  # noqa: BLE001  (its creation failed: the pool goes on with the workers it has)
+      except BaseException:  # noqa: BLE001  (its creation failed, or Ray shut down: go on without it)
         placed = False
         with self._lock:
           self.failed_starts += 1
@@ -312,6 +312,11 @@ class WorkerPool:
         self._busy.pop(threading.get_ident(), None)
       if actor is not None:
         self._idle.put(actor)
+
+  def describe(self) -> str:
+    """Where calls ran, for reports: the workers, what each held, and calls lost with a worker."""
+    lost = f"; {self.worker_losses} call(s) lost with their worker and run again" if self.worker_losses else ""
+    return f"Ray workers ({self.size} holding {self._resources} each{lost})"
 
   def busy_workers(self) -> list[dict[str, Any]]:
     """Where the workers running a call now are (`RemoteWorker.where`; they answer while busy)."""

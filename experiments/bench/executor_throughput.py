@@ -25,6 +25,7 @@ import math
 import os
 import statistics
 import time
+import warnings
 
 from scipy import stats
 
@@ -61,8 +62,10 @@ def run(config: EvaluatorConfig, space: str, depth: int, layouts: list[str], war
   import ray
   # Three actors (x1 and x2) stay alive for the whole run, so the instance advertises 3 logical CPUs; Ray pins
   # no cores, and only one configuration runs at a time, sharing the machine's cores as a search would.
-  ray.init(address="local", num_cpus=max(3, os.cpu_count()), include_dashboard=False, log_to_driver=False,
-           logging_level="ERROR")
+  with warnings.catch_warnings():  # JAX's at-fork warning: Ray's processes are forked and exec'd at once
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+    ray.init(address="local", num_cpus=max(3, os.cpu_count()), include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR")
   started = time.perf_counter()
   pools = {w: WorkerPool(LayoutWorker, (config, space, depth), size=w, config=ExecutorConfig(backend="ray"))
            for w in (1, 2)}

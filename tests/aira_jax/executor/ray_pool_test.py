@@ -14,7 +14,7 @@ from ray_testing import RAY, pickle_by_value
 
 from aira_jax import faults
 from aira_jax.config_io import ConfigError
-from aira_jax.executor import ExecutorConfig, check_executor
+from aira_jax.executor import ExecutorConfig, check_executor, ray_pool
 from aira_jax.executor.ray_pool import (
   RayCluster,
   RemoteWorker,
@@ -75,16 +75,7 @@ def test_calls_return_results_and_the_callers_own_exceptions(pool):
 def test_a_worker_killed_mid_call_is_a_worker_loss_and_is_replaced(pool):
   _wait_until(lambda: len(pool.all_workers()) == 2)
   pids = {w["pid"] for w in pool.all_workers()}
-  outcome = {}
-
-  def slow_call():
-    try:
-      outcome["result"] = pool.call("echo", "x", 30.0)
-    except Exception as e:  # noqa: BLE001
-      outcome["error"] = e
-
-  thread = threading.Thread(target=slow_call)
-  thread.start()
+  thread, outcome = _call_in_thread(pool, "echo", "x", 30.0)
   _wait_until(lambda: pool.busy_workers())
   (busy,) = pool.busy_workers()
   started = time.monotonic()
@@ -100,18 +91,30 @@ def test_a_worker_killed_mid_call_is_a_worker_loss_and_is_replaced(pool):
   assert busy["pid"] not in now and len(now & pids) == 1
 
 
+def _call_in_thread(pool, method, *args):
+  """Starts `pool.call(method, *args)` on a thread: (the thread, {"result": ...} or {"error": ...})."""
+  outcome = {}
+
+  def call():
+    try:
+      outcome["result"] = pool.call(method, *args)
+    except BaseException as e:  # noqa: BLE001  (Interrupted too)
+      outcome["error"] = e
+
+  thread = threading.Thread(target=call)
+  thread.start()
+  return thread, outcome
+
+
 @RAY
-def test_a_worker_the_cluster_cannot_place_never_takes_a_call(ray_local):
+def test_a_worker_the_cluster_cannot_place_never_takes_a_call(ray_local, monkeypatch):
   pickle_by_value(__name__)
+  monkeypatch.setattr(ray_pool, "_NOTICE_AFTER_S", 0.5)
   notices = []
   pool = WorkerPool(EchoWorker, ("t",), size=1, config=ExecutorConfig(backend="ray", resources={"GPU": 1}),
                     notice=notices.append)
-  import aira_jax.executor.ray_pool as ray_pool
-  outcome = {}
   try:
-    ray_pool._NOTICE_AFTER_S = 0.5
-    thread = threading.Thread(target=lambda: outcome.setdefault("error", _call_or_error(pool)))
-    thread.start()
+    thread, outcome = _call_in_thread(pool, "echo", 1)
     _wait_until(lambda: notices)
     assert "waiting" in notices[0] and "{'GPU': 1}" in notices[0] and thread.is_alive()
     faults.request_stop()
@@ -119,29 +122,12 @@ def test_a_worker_the_cluster_cannot_place_never_takes_a_call(ray_local):
     assert isinstance(outcome["error"], Interrupted)
   finally:
     faults._STOP.clear()
-    ray_pool._NOTICE_AFTER_S = 30.0
     pool.close()
-
-
-def _call_or_error(pool):
-  try:
-    return pool.call("echo", 1)
-  except BaseException as e:  # noqa: BLE001
-    return e
 
 
 @RAY
 def test_ctrl_c_kills_the_busy_worker_at_once(pool):
-  outcome = {}
-
-  def slow_call():
-    try:
-      pool.call("echo", "x", 60.0)
-    except BaseException as e:  # noqa: BLE001
-      outcome["error"] = e
-
-  thread = threading.Thread(target=slow_call)
-  thread.start()
+  thread, outcome = _call_in_thread(pool, "echo", "x", 60.0)
   _wait_until(lambda: pool.busy_workers())
   (busy,) = pool.busy_workers()
   try:

@@ -31,7 +31,7 @@ def _cli(module: str, args: list[str], cluster, timeout_s: float = 300) -> None:
 
 @RAY
 def test_a_compose_search_places_a_worker_on_each_node_and_matches_local(loopback_cluster, tmp_path):
-  _cli("aira_jax.compose", ["search", f"run_dir={tmp_path}", "run_id=r", "search.depth=4", "search.steps_per_agent=2",
+  _cli("aira_jax.compose", ["search", f"run_dir={tmp_path}", "run_id=r", "search.depth=4", "search.steps_per_agent=3",
                             "search.race_repeats=0", "evaluator.task=mad-lite",
                             "evaluator.mad_tasks=[in_context_recall]", "evaluator.steps=3", "evaluator.batch_size=4",
                             "evaluator.eval_examples=16",
