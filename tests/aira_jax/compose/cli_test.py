@@ -182,6 +182,23 @@ def test_an_unreachable_llm_endpoint_stops_the_run_before_any_work(tmp_path):
   assert process.stderr.count("\n") == 1 and not (tmp_path / "runs").exists()
 
 
+def test_an_unreachable_ray_cluster_stops_the_run_before_any_work(tmp_path):
+  pytest.importorskip("ray")
+  import socket
+  with socket.socket() as probe:  # a port nothing listens on
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+  started = time.monotonic()
+  process = subprocess.run([sys.executable, "-m", "aira_jax.compose", "search", "executor.backend=ray",
+                            f"executor.address=127.0.0.1:{port}", f"run_dir={tmp_path / 'runs'}"],
+                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+  assert process.returncode == 2 and time.monotonic() - started < 60
+  assert process.stderr == (f"error: executor.address=127.0.0.1:{port}: no Ray cluster answers there (Connection "
+                            "refused); start one with `ray start --head --port=PORT` on the head node, or use "
+                            "executor.address=local\n"), process.stderr
+  assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["search", "evaluator.model={d_model: 16, num_heads: 3}"], "error: evaluator.model: invalid ModelConfig: "),
     (["search", "evaluator.preset=huge"], "error: evaluator.preset: must be one of tiny, proxy, 350m, 1b, 3b; "

@@ -106,7 +106,7 @@ def test_scripted_llm_agent_with_bad_replies(tmp_path, corpus):
   assert "## Leaderboard" in (run / "report.md").read_text()
 
 
-@pytest.mark.parametrize("backend", ["local", pytest.param("ray", marks=RAY)])
+@pytest.mark.parametrize("backend", ["local", pytest.param("ray", marks=[RAY, pytest.mark.slow])])  # ray: ~30 s
 def test_killed_search_resumes_without_losing_or_repeating_evaluations(tmp_path, backend):
   if backend == "ray":
     pytest.importorskip("ray")

@@ -53,6 +53,8 @@ def test_invalid_configs_name_the_key(override, key):
     (["search.task=lra-text"], "error: search.task 'lra-text': lra-text needs path="),
     (["serch"], "error: unexpected argument 'serch': overrides look like key=value; commands: run, report"),
     (["search.agents=[{name: a, llm: 'scripted:missing.jsonl'}]"], "the scripted replies file 'missing.jsonl'"),
+    (["executor.backend=ray", "sandbox.isolation=process"],
+     "error: executor.backend=ray with sandbox.isolation=process: a candidate outside bwrap's network namespace"),
 ])
 def test_cli_errors_are_one_line_before_the_run_directory_exists(tmp_path, capsys, args, fragment):
   from aira_jax.design.cli import main
