@@ -1,27 +1,53 @@
 """Ray for the tests: one private instance per test process, and a cluster of nodes on loopback.
 
-Every test that uses Ray carries `RAY` (the xdist group "ray", so they share one pytest worker and never start
-clusters side by side on the 2 cores) and takes the `ray_local` or `loopback_cluster` fixture (tests/conftest.py).
-The pipelines reuse a connection that exists (aira_jax.executor.ray_pool.ray_cluster), so a test's
-`executor.backend=ray` run goes to the cluster its fixture connected.
+Tests that use Ray take the `ray_local` or `loopback_cluster` fixture (tests/conftest.py); `RAY` marks them (the
+marker `ray`). pytest-xdist may run them in both test processes at once: each process has its own private
+instance (a different port and session), a loopback cluster has its own port, and the authentication token
+they all read is made once, atomically, when this module is imported. The pipelines reuse a connection that
+exists (aira_jax.executor.ray_pool.ray_cluster), so a test's `executor.backend=ray` run goes to the cluster its
+fixture connected; a test that needs a particular cluster connects to it at its start.
 """
 
 from __future__ import annotations
 
 import os
+import pathlib
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 
-RAY = pytest.mark.xdist_group("ray")
+RAY = pytest.mark.ray
 
 # Ray reads its authentication mode when it is imported: token mode for every cluster the tests start or join
 # (a private instance uses it anyway; the loopback nodes and this driver must agree).
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+def _ensure_token() -> None:
+  """~/.ray/auth_token, made once: a fresh machine's first two Ray starts in two test processes would otherwise
+  each write their own and a cluster would refuse the other's clients."""
+  path = pathlib.Path(os.environ.get("RAY_AUTH_TOKEN_PATH", pathlib.Path.home() / ".ray" / "auth_token"))
+  if path.exists():
+    return
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, temporary = tempfile.mkstemp(dir=path.parent)
+  with os.fdopen(fd, "w") as f:
+    f.write(secrets.token_hex(32))
+  try:
+    os.link(temporary, path)  # atomic, and refuses to replace a token another process made first
+  except FileExistsError:
+    pass
+  finally:
+    os.unlink(temporary)
+
+
+_ensure_token()
 
 # The evaluator of the compose tests on Ray: one MAD task, 3 steps, a width-16 model (seconds per layout).
 COMPOSE_TINY = {"task": "mad-lite", "mad_tasks": ("in_context_recall",), "steps": 3, "batch_size": 4,
@@ -42,8 +68,10 @@ def import_ray():
   return pytest.importorskip("ray")
 
 
-def connect_private(num_cpus: int = 2) -> None:
-  """This process connected to its own private Ray instance (started on first use, about 3 s)."""
+def connect_private(num_cpus: int = 4) -> None:
+  """This process connected to its own private Ray instance (started on first use, about 3 s). It advertises 4
+  logical CPUs on the 2 cores, so a module's long-lived pool and a test's own run fit side by side (Ray pins no
+  cores; an actor Ray cannot place would make a run wait for resources)."""
   ray = import_ray()
   if _connected["to"] == "private" and ray.is_initialized():
     return
@@ -98,8 +126,11 @@ class LoopbackCluster:
     self._start(name, [f"--address={self.address}"], num_cpus)
 
   def connect(self) -> None:
-    """This process connected to the cluster, once every node has joined."""
+    """This process connected to the cluster (again, if another test connected it elsewhere), once every node
+    has joined."""
     ray = import_ray()
+    if _connected["to"] == self.address and ray.is_initialized():
+      return
     if ray.is_initialized():
       ray.shutdown()
     ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")

@@ -30,6 +30,7 @@ def _cli(module: str, args: list[str], cluster, timeout_s: float = 300) -> None:
 
 
 @RAY
+@pytest.mark.slow  # about 30 s; the node-loss test below also checks a worker on each node, in the default suite
 def test_a_compose_search_places_a_worker_on_each_node_and_matches_local(loopback_cluster, tmp_path):
   _cli("aira_jax.compose", ["search", f"run_dir={tmp_path}", "run_id=r", "search.depth=4", "search.steps_per_agent=3",
                             "search.race_repeats=0", "evaluator.task=mad-lite",
@@ -67,6 +68,7 @@ def test_a_design_search_on_two_nodes_matches_local(loopback_cluster, tmp_path):
 
 @RAY
 def test_losing_a_node_mid_evaluation_costs_a_retry_on_the_other_node(loopback_cluster):
+  loopback_cluster.connect()  # a test of another module may have connected this process elsewhere meanwhile
   recorded = []
   pool = WorkerPool(LayoutWorker, (TINY, "AM", 4), size=2, config=ExecutorConfig(backend="ray"))
   evaluator = RayLayoutEvaluator(TINY, space="AM", depth=4, pool=pool, on_evaluation=recorded.append)
