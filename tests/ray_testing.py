@@ -4,7 +4,7 @@ Tests that use Ray take the `ray_local` or `loopback_cluster` fixture (tests/con
 marker `ray`). pytest-xdist may run them in both test processes at once: each process has its own private
 instance (a different port and session), a loopback cluster has its own port, and the authentication token
 they all read is made once, atomically, when this module is imported. The pipelines reuse a connection that
-exists (aira_jax.executor.ray_pool.ray_cluster), so a test's `executor.backend=ray` run goes to the cluster its
+exists (aira_jax.executor.ray_cluster.ray_cluster), so a test's `executor.backend=ray` run goes to the cluster its
 fixture connected; a test that needs a particular cluster connects to it at its start.
 """
 

@@ -20,7 +20,7 @@ from aira_jax.compose.config import ComposeConfig, from_dict, load_config
 from aira_jax.compose.report import write_report
 from aira_jax.results.run_files import RunFiles, read_config, resume_run, start_run
 from aira_jax.compose.evaluator import LayoutEvaluator
-from aira_jax.executor.ray_pool import check_reachable
+from aira_jax.executor.ray_cluster import check_reachable
 from aira_jax.compose.scale import ScaleResult, run_scale, scale_task, width_config
 from aira_jax.compose.search import SearchResult, run_search
 from aira_jax.models.presets import preset_config

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from aira_jax.cli_common import check_agent_resources, check_llm_endpoints
-from aira_jax.executor.ray_pool import check_reachable
+from aira_jax.executor.ray_cluster import check_reachable
 from aira_jax.design.config import DesignConfig, from_dict, load_config
 from aira_jax.design.report import write_report
 from aira_jax.design.search import DesignResult, build_task, run_design, sandbox_isolation

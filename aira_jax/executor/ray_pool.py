@@ -1,9 +1,4 @@
-"""The Ray backend: join (or start) a cluster, keep a pool of worker actors, call them, survive losing one.
-
-`ray_cluster(config)` connects the driver (`executor.address`: "local" starts a private instance on this
-machine and stops it on exit, "auto" joins the cluster `ray start` made here, HOST:PORT the cluster whose head
-listens there) and yields a `RayCluster` with the cluster's resources; a missing Ray or an address where no
-cluster answers is a ConfigError of one line, raised before any work.
+"""The Ray backend's workers: a pool of actors, calls on them, surviving losing one (ray_cluster.py connects).
 
 `WorkerPool(worker_class, args, size=, config=)` starts `size` actors of `worker_class(*args)` (a subclass of
 `RemoteWorker`), each holding `executor.resources`; an actor joins the pool's idle workers once Ray has placed
@@ -29,19 +24,16 @@ call is never run twice behind its back.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import logging
 import os
 import queue
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
 
-from aira_jax.config_io import ConfigError
 from aira_jax.executor.config import ExecutorConfig
+from aira_jax.executor.ray_cluster import import_ray, ray_cluster, worker_count
 from aira_jax.faults import InfrastructureError, Interrupted, check_stop
 
 _POLL_S = 0.2
@@ -59,117 +51,6 @@ class RemoteWorker:
     """This worker's Ray node id, host name and process id."""
     import ray
     return {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid()}
-
-
-@dataclasses.dataclass(frozen=True)
-class RayCluster:
-  """The cluster the driver joined: the address asked for, whether this process started it, its resources."""
-
-  address: str
-  started_here: bool
-  resources: dict[str, float]
-
-  def describe(self) -> str:
-    shown = ", ".join(f"{name} {amount:g}" for name, amount in sorted(self.resources.items())
-                      if name in ("CPU", "GPU", "TPU") or not (name.startswith("node:") or "memory" in name))
-    where = "a private Ray instance on this machine" if self.started_here else f"the Ray cluster at {self.address}"
-    return f"{where} ({shown})"
-
-
-def _import_ray():
-  try:
-    import ray
-  except ImportError:
-    raise ConfigError("executor.backend=ray needs Ray: pip install 'aira_jax[ray]' (or executor.backend=local)") \
-        from None
-  return ray
-
-
-def _resolve(ray, address: str) -> str:
-  """The address to pass to `ray.init`, checked to answer: "auto" becomes the cluster that Ray's own lookup
-  finds (RAY_ADDRESS, else the last `ray start` here), which must still be alive (Ray would try a dead one's
-  address for minutes); ConfigError when there is none."""
-  if address == "local":
-    return address
-  if address == "auto":
-    try:
-      from ray._private.services import get_ray_address_from_environment
-    except ImportError:  # Ray moved its lookup: let ray.init find the cluster
-      return address
-    try:
-      address = get_ray_address_from_environment("auto", None)
-    except ConnectionError:
-      raise ConfigError("executor.address=auto: no Ray cluster runs on this machine; start one with "
-                        "`ray start --head` (or use executor.address=local for a private one)") from None
-    if address == "auto":
-      return address
-    _probe(address, shown=f"auto (found {address}, the cluster last started here)")
-    return address
-  _probe(address, shown=address)
-  return address
-
-
-def _probe(address: str, *, shown: str, timeout_s: float = 5.0) -> None:
-  """ConfigError unless something accepts a TCP connection at HOST:PORT (Ray would retry for a minute)."""
-  host, _, port = address.removeprefix("ray://").rpartition(":")
-  try:
-    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-      pass
-  except OSError as e:
-    reason = e.strerror or type(e).__name__
-    raise ConfigError(f"executor.address={shown}: no Ray cluster answers there ({reason}); start one with "
-                      "`ray start --head --port=PORT` on the head node, or use executor.address=local") from None
-
-
-@contextlib.contextmanager
-def ray_cluster(config: ExecutorConfig) -> Iterator[RayCluster]:
-  """The driver connected to the configured cluster for the block (module docstring). A connection that
-  already exists (a library user's own `ray.init`) is used as it is and left open."""
-  ray = _import_ray()
-  if ray.is_initialized():
-    yield RayCluster("existing", False, dict(ray.cluster_resources()))
-    return
-  address = _resolve(ray, config.address)
-  options = {"log_to_driver": False, "logging_level": logging.ERROR}
-  if config.address == "local":
-    options["include_dashboard"] = False
-  try:
-    with warnings.catch_warnings():
-      # Starting a private instance forks and at once execs Ray's processes (subprocess's fork_exec), which
-      # JAX's at-fork hook warns about although nothing of this process runs in the child.
-      warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
-      ray.init(address=address, **options)
-  except (ConnectionError, RuntimeError, ValueError) as e:
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-    if "auth" in f"{e} {e.__cause__}".lower():
-      first += ("; the cluster uses token authentication: give this machine its token (~/.ray/auth_token or "
-                "RAY_AUTH_TOKEN) and set RAY_AUTH_MODE=token")
-    raise ConfigError(f"executor.address={config.address}: cannot join a Ray cluster: {first}") from None
-  try:
-    yield RayCluster(config.address, config.address == "local", dict(ray.cluster_resources()))
-  finally:
-    ray.shutdown()
-
-
-def check_reachable(config: ExecutorConfig) -> None:
-  """Before any work: for the ray backend, Ray importable and, for auto or HOST:PORT, a cluster that takes
-  this driver (joined and left again); ConfigError of one line."""
-  if config.backend != "ray":
-    return
-  _import_ray()
-  if config.address != "local":
-    with ray_cluster(config):
-      pass
-
-
-def worker_count(config: ExecutorConfig, cluster: RayCluster) -> int:
-  """`executor.max_concurrent`, or with 0 as many workers as the cluster's totals fit bundles of
-  `executor.resources`; ConfigError when not even one fits."""
-  fits = min(int(cluster.resources.get(name, 0.0) // amount) for name, amount in config.resources.items())
-  if fits < 1:
-    raise ConfigError(f"executor.resources={dict(config.resources)}: {cluster.describe()} has not enough for one "
-                      "worker; ask for less, or add nodes with those resources")
-  return config.max_concurrent or fits
 
 
 def actor_options(resources: Mapping[str, float]) -> dict[str, Any]:
@@ -205,7 +86,7 @@ class WorkerPool:
 
   def __init__(self, worker_class: type[RemoteWorker], args: tuple, *, size: int, config: ExecutorConfig,
                notice: Callable[[str], None] | None = None):
-    ray = _import_ray()
+    ray = import_ray()
     self._ray = ray
     self._actor_class = ray.remote(worker_class).options(**actor_options(config.resources))
     self._args = args

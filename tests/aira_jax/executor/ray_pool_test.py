@@ -15,15 +15,13 @@ from ray_testing import RAY, pickle_by_value
 from aira_jax import faults
 from aira_jax.config_io import ConfigError
 from aira_jax.executor import ExecutorConfig, check_executor, ray_pool
+from aira_jax.executor.ray_cluster import RayCluster, ray_cluster, worker_count
 from aira_jax.executor.ray_pool import (
-  RayCluster,
   RemoteWorker,
   WorkerLost,
   WorkerPool,
   actor_options,
   map_unordered,
-  ray_cluster,
-  worker_count,
 )
 from aira_jax.faults import InfrastructureError, Interrupted
 
@@ -200,7 +198,7 @@ def test_without_ray_the_ray_backend_says_how_to_install_it(monkeypatch):
 def test_a_private_instance_is_started_and_stopped_in_a_fresh_process():
   pytest.importorskip("ray")
   script = ("from aira_jax.executor import ExecutorConfig\n"
-            "from aira_jax.executor.ray_pool import ray_cluster, worker_count\n"
+            "from aira_jax.executor.ray_cluster import ray_cluster, worker_count\n"
             "import ray\n"
             "config = ExecutorConfig(backend='ray', address='local')\n"
             "with ray_cluster(config) as cluster:\n"
