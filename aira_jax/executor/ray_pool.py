@@ -23,6 +23,7 @@ call is never run twice behind its back.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import queue
@@ -245,7 +246,6 @@ def map_unordered(call: Callable[[Any], Any], items: list, workers: int) -> Iter
   """(item, call(item)) as each call finishes, `workers` at a time on threads. When a call raises (Ctrl-C
   included), the calls not started yet are cancelled, the ones running still yield their results (finished
   work is never dropped), and then the first exception is raised."""
-  import concurrent.futures
   with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="remote") as pool:
     futures = {pool.submit(call, item): item for item in items}
     failure: BaseException | None = None

@@ -95,12 +95,17 @@ def run(config: EvaluatorConfig, space: str, depth: int, layouts: list[str], war
   print("| configuration | evaluations/h, steady (95% CI) | vs local x1 (95% CI) | overhead per evaluation s "
         "(mean, sd) |")
   print("|---|---|---|---|")
+  verdicts = []
   for name in names:
     mean, low, high = _interval(per_hour[name])
     ratio, r_low, r_high = _interval([a / b for a, b in zip(per_hour[name], per_hour["local x1"])])
     cost = (f"{statistics.fmean(overhead[name]):.3f} ({statistics.stdev(overhead[name]):.3f})"
             if name != "local x1" else "-")
     print(f"| {name} | {mean:,.0f} [{low:,.0f}, {high:,.0f}] | {ratio:.2f}x [{r_low:.2f}, {r_high:.2f}] | {cost} |")
+    verdicts.append(f"{name}: " + ("the baseline" if name == "local x1" else "ties local x1 (the interval holds 1)"
+                                   if not (r_low > 1 or r_high < 1) else "faster than local x1" if r_low > 1
+                                   else "slower than local x1"))
+  print("Verdict: " + "; ".join(verdicts) + f" ({rounds} rounds; with fewer than 2 rounds no interval).")
   for pool in pools.values():
     pool.close()
   ray.shutdown()
