@@ -9,13 +9,16 @@
   "triton"           a raw Triton kernel through jax_triton (GPU only, `[gpu]` extra; scans only).
   "cudnn"            cuDNN's fused attention through `jax.nn.dot_product_attention` (CUDA GPU only; attention
                      only, without softcap or score/mask hooks).
+  "mosaic"           attention only: the Hopper (sm_90) kernels written in Pallas Mosaic GPU (TMA, wgmma, warp
+                     specialisation), float16 / bfloat16, head_dim <= 128, every option and hook
+                     (`pallas_kernels.attention.mosaic_attention`).
 """
 
 from __future__ import annotations
 
 import jax
 
-IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton", "cudnn")
+IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton", "cudnn", "mosaic")
 
 
 GPU_BACKENDS = ("gpu", "cuda", "rocm")
@@ -48,8 +51,8 @@ def resolve_impl(impl: str, *, kernel: str | None = None, available: tuple[str, 
       impl = "pallas" if backend == "tpu" and "pallas" in available else "xla"
   if impl not in available:
     raise ValueError(f"impl {impl!r} is not offered by this kernel; choose one of {', '.join(available)}")
-  if impl == "cudnn" and (backend or jax.default_backend()) not in GPU_BACKENDS:
-    raise ValueError(f"impl 'cudnn' needs a CUDA GPU; this backend is {backend or jax.default_backend()}")
+  if impl in ("cudnn", "mosaic") and (backend or jax.default_backend()) not in GPU_BACKENDS:
+    raise ValueError(f"impl {impl!r} needs a CUDA GPU; this backend is {backend or jax.default_backend()}")
   return impl
 
 

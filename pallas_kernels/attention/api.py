@@ -9,7 +9,7 @@ from pallas_kernels import _dispatch
 from pallas_kernels.attention import _common
 from pallas_kernels.attention.xla_attention import xla_attention
 
-_AVAILABLE = ("auto", "xla", "pallas", "pallas_interpret", "cudnn")
+_AVAILABLE = ("auto", "xla", "pallas", "pallas_interpret", "cudnn", "mosaic")
 
 
 def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=None,
@@ -30,8 +30,10 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
       over Python scalars but not over arrays (the Pallas kernel cannot capture array constants). Prefer
       lax.div to `//` on indices if the kernel must be cross-lowered for TPU from a non-TPU host.
     mask_mod: fn(q_idx, kv_idx, head) -> bool broadcastable to (Q, K), True = keep; ANDed with the others.
-    impl: "auto" | "xla" | "pallas" | "pallas_interpret" | "cudnn" (see `pallas_kernels._dispatch`; "cudnn":
-      causal with q_len == kv_len, sliding_window and scale only, on a CUDA GPU).
+    impl: "auto" | "xla" | "pallas" | "pallas_interpret" | "cudnn" | "mosaic" (see `pallas_kernels._dispatch`;
+      "cudnn": causal with q_len == kv_len, sliding_window and scale only, on a CUDA GPU; "mosaic": the Hopper
+      kernels in Pallas Mosaic GPU, float16 / bfloat16 and head_dim <= 128, on an sm_90 or newer GPU, every option;
+      its hooks see full tiles, see `mosaic_common`).
     block_q, block_k: Pallas block sizes of the forward kernel and both backward kernels. Defaults: GPU per
       kernel and head_dim (`tiling.GPU_DEFAULTS`, measured), clamped down to the power of two >= 16 covering
       short sequences; TPU 128/128; interpret 64/64 clamped to the length rounded up to 8. GPU blocks must be
@@ -40,7 +42,8 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
     block_sizes: `pallas_kernels.attention.BlockSizes(forward=, dkdv=, dq=, fused=, backward=)` of
       `KernelBlocks(block_q, block_k, num_warps, num_stages)`: per-kernel blocks and, on GPU, Triton warps /
       pipeline stages; its values take precedence over block_q / block_k (None entries fall back to them, then to
-      the defaults). backward="fused" (GPU and interpreter) replaces the two backward kernels (dkdv, dq) by one
+      the defaults). With impl="mosaic": a `pallas_kernels.attention.MosaicBlocks` instead (block_q / block_k
+      are refused there). backward="fused" (GPU and interpreter) replaces the two backward kernels (dkdv, dq) by one
       (fused) that adds dq with atomics (slower on an H200: experiments/bench/RESULTS.md, sixth session;
       `autotune(..., backward="auto")` compares them).
     _backend: internal override of the backend the Pallas kernel is built for ("gpu", "tpu"), used to
@@ -65,6 +68,8 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
                                  implementation="cudnn")
   if resolved == "xla":
     return xla_attention(q, k, v, **kwargs)
+  if resolved == "mosaic":
+    return _mosaic(q, k, v, _common.make_spec(q, **kwargs), block_q, block_k, block_sizes, _backend)
   from pallas_kernels.attention import pallas_attention  # imported lazily: needs jax.experimental.pallas
 
   spec = _common.make_spec(q, **kwargs)
@@ -74,6 +79,22 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
     backend = _backend or jax.default_backend()
   return pallas_attention.pallas_flash_attention(q, k, v, spec, backend=backend, block_q=block_q,
                                                  block_k=block_k, block_sizes=block_sizes)
+
+
+def _mosaic(q, k, v, spec, block_q, block_k, block_sizes, backend):
+  """impl="mosaic": checks what only it refuses (block arguments, a GPU older than Hopper), then runs it."""
+  from pallas_kernels.attention import mosaic_attention, mosaic_blocks, tiling  # lazily: needs pallas.mosaic_gpu
+
+  if block_q is not None or block_k is not None:
+    raise ValueError("impl='mosaic' takes its block sizes as block_sizes=MosaicBlocks(...), not block_q / block_k")
+  if block_sizes is not None and not isinstance(block_sizes, mosaic_blocks.MosaicBlocks):
+    raise ValueError(f"impl='mosaic' takes block_sizes=MosaicBlocks(...); got {type(block_sizes).__name__}")
+  capability = None if backend else tiling.gpu_compute_capability()  # None when cross-lowering
+  major = (capability or "").split(".")[0]
+  if major.isdigit() and int(major) < 9:
+    raise ValueError(f"impl='mosaic' needs a Hopper (sm_90) or newer GPU (wgmma, TMA); this GPU is sm_{capability}: "
+                     "use impl='pallas'")
+  return mosaic_attention.mosaic_flash_attention(q, k, v, spec, blocks=block_sizes)
 
 
 def check_cudnn_options(q, k, *, causal, sliding_window, softcap, scale, score_mod, mask_mod) -> None:

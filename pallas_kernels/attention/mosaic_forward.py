@@ -1,0 +1,126 @@
+"""Forward kernel of the Mosaic GPU (Hopper) attention: online softmax over kv blocks with wgmma matmuls fed by TMA,
+returning the output and the base-2 log-sum-exp (the residual the backward kernels read), like
+`pallas_forward` computes them (`mosaic_common` describes the warpgroups and the ring of k/v slots).
+
+Program (head, q tile, batch): q tile = 2 blocks of `block_q` rows, one per compute warpgroup. Inputs are in the
+caller's (B, S, H, D) layout, zero padded (`layout.to_kernel_layout`); lse is (B, H, q_pad) float32.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import mosaic_gpu as plgpu
+
+from pallas_kernels.attention import _common, block_math, mosaic_blocks as mb, mosaic_common as mc
+from pallas_kernels.attention.tiling import Tiling
+
+
+def _kernel(q_ref, k_ref, v_ref, out_ref, lse_ref, q_smem, k_smem, v_smem, lse_smem, q_ready, k_ready, v_ready,
+            k_free, v_free, *, spec: _common.AttentionSpec, t: Tiling, stages: int):
+
+  batch, head, tile = lax.axis_index("batch"), lax.axis_index("heads"), lax.axis_index("q_tile")
+  wg = lax.axis_index("wg")
+  kv_head = lax.div(head, jnp.int32(t.groups))
+  lo, hi = mc.union_range(tile * mb.COMPUTE_WARPGROUPS, spec, t, block_math.kv_block_range)
+
+  def kv_rows(kv_block):
+    return batch, pl.ds(kv_block * t.block_k, t.block_k), kv_head
+
+  @pl.when(wg == mb.MEMORY_WARPGROUP)
+  def _memory():
+    plgpu.set_max_registers(mb.MEMORY_REGISTERS, action="decrease")
+
+    @pl.loop(lo, hi)
+    def _(kv_block):
+      step = kv_block - lo
+      slot = lax.rem(step, jnp.int32(stages))
+
+      @pl.when(step >= stages)  # the slot held block kv_block - stages: both compute warpgroups must be done
+      def _():
+        plgpu.barrier_wait(k_free.at[slot])
+      plgpu.copy_gmem_to_smem(k_ref.at[kv_rows(kv_block)], k_smem.at[slot], k_ready.at[slot])
+
+      @pl.when(step >= stages)
+      def _():
+        plgpu.barrier_wait(v_free.at[slot])
+      plgpu.copy_gmem_to_smem(v_ref.at[kv_rows(kv_block)], v_smem.at[slot], v_ready.at[slot])
+
+  @pl.when(wg < mb.MEMORY_WARPGROUP)
+  def _compute():
+    plgpu.set_max_registers(mb.COMPUTE_REGISTERS, action="increase")
+    q_block = tile * mb.COMPUTE_WARPGROUPS + wg
+    q_start = q_block * t.block_q
+    my_q = q_smem.at[wg]
+    plgpu.copy_gmem_to_smem(q_ref.at[batch, pl.ds(q_start, t.block_q), head], my_q, q_ready.at[wg])
+    plgpu.barrier_wait(q_ready.at[wg])
+    tile_shape = (t.block_q, t.block_k)
+
+    def make_body(masked):
+      def body(kv_block, carry):
+        m_prev, l_prev, acc = carry
+        slot = lax.rem(kv_block - lo, jnp.int32(stages))
+        plgpu.barrier_wait(k_ready.at[slot])
+        s_raw = mc.matmul(my_q, plgpu.transpose_ref(k_smem.at[slot], (1, 0)), tile_shape)
+        plgpu.barrier_arrive(k_free.at[slot])
+        s, keep = mc.tile_logits(s_raw, q_start, kv_block * t.block_k, head, spec, t, masked=masked)
+        if keep is not None:
+          s = jnp.where(keep, s, block_math.MASK_VALUE)
+        m_new = jnp.maximum(m_prev, s.max(axis=1))
+        p = jnp.exp2(s - mc.broadcast_rows(m_new, tile_shape))
+        if keep is not None:  # a row with nothing visible yet has m_new == MASK_VALUE and exp2(0) == 1
+          p = jnp.where(keep, p, 0.0)
+        alpha = jnp.exp2(m_prev - m_new)
+        l_new = alpha * l_prev + p.sum(axis=1)
+        acc = acc * mc.broadcast_rows(alpha, acc.shape)
+        plgpu.barrier_wait(v_ready.at[slot])
+        acc = mc.matmul(p.astype(v_smem.dtype), v_smem.at[slot], acc.shape, acc=acc)
+        plgpu.barrier_arrive(v_free.at[slot])
+        return m_new, l_new, acc
+      return body
+
+    unmasked = block_math.unmasked_kv_block_range(q_block, lo, hi, spec, t)
+    init = (mc.full_rows(t.block_q, block_math.MASK_VALUE), mc.zeros((t.block_q,)),
+            mc.zeros((t.block_q, t.head_dim_pad)))
+    m, l, acc = block_math.loop_blocks(lo, hi, unmasked, make_body, init, spec, t)
+    empty = l == 0.0
+    l_safe = jnp.where(empty, 1.0, l)
+    my_q[...] = (acc / mc.broadcast_rows(l_safe, acc.shape)).astype(my_q.dtype)  # q is no longer read
+    lse_smem.at[wg][...] = jnp.where(empty, block_math.FULLY_MASKED_LSE, m + jnp.log2(l_safe))
+    plgpu.commit_smem()
+    plgpu.copy_smem_to_gmem(my_q, out_ref.at[batch, pl.ds(q_start, t.block_q), head])
+    plgpu.copy_smem_to_gmem(lse_smem.at[wg], lse_ref.at[batch, head, pl.ds(q_start, t.block_q)])
+    plgpu.wait_smem_to_gmem(0)
+
+
+def forward(q, k, v, spec: _common.AttentionSpec, t: Tiling, stages: int):
+  """q: (B, q_pad, H, D_pad); k, v: (B, kv_pad, KH, D_pad), zero padded, float16 / bfloat16.
+
+  Returns out like q and the base-2 lse (B, H, q_pad) float32 (FULLY_MASKED_LSE for rows that see no key).
+  """
+  batch, _, heads, dim = q.shape
+  wgs = mb.COMPUTE_WARPGROUPS
+  return plgpu.kernel(
+      functools.partial(_kernel, spec=spec, t=t, stages=stages),
+      out_type=(jax.ShapeDtypeStruct(q.shape, q.dtype), jax.ShapeDtypeStruct((batch, heads, t.q_pad), jnp.float32)),
+      scratch_types=[
+          mc.smem((wgs, t.block_q, dim), q.dtype),
+          mc.smem((stages, t.block_k, dim), k.dtype),
+          mc.smem((stages, t.block_k, dim), v.dtype),
+          plgpu.SMEM((wgs, t.block_q), jnp.float32),
+          plgpu.Barrier(num_barriers=wgs),
+          plgpu.Barrier(num_barriers=stages),
+          plgpu.Barrier(num_barriers=stages),
+          plgpu.Barrier(num_arrivals=wgs, num_barriers=stages),
+          plgpu.Barrier(num_arrivals=wgs, num_barriers=stages),
+      ],
+      grid=(heads, t.q_pad // (wgs * t.block_q), batch),
+      grid_names=("heads", "q_tile", "batch"),
+      num_threads=wgs + 1,
+      thread_name="wg",
+      compiler_params=mc.compiler_params(),
+  )(q, k, v)
