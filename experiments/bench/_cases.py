@@ -18,7 +18,7 @@ from pallas_kernels.attention import BlockSizes
 
 KERNELS = ("attention", "ssd", "selective_scan")
 IMPLS = {
-    "attention": ("xla", "reference", "pallas", "pallas_split", "pallas_fused", "pallas_interpret", "cudnn"),
+    "attention": ("xla", "reference", "pallas", "pallas_split", "pallas_fused", "pallas_interpret", "cudnn", "mosaic"),
     "ssd": ("xla", "pallas", "pallas_interpret", "triton"),
     "selective_scan": ("xla", "pallas", "pallas_interpret", "triton"),
 }
@@ -45,6 +45,8 @@ def attention(b, s, h, kv, d, causal=True):
       return lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=causal, implementation="cudnn")
     if impl == "reference":  # plain jnp differentiated by JAX (impl="xla" runs xla_attention)
       return lambda q, k, v: pk.attention_reference(q, k, v, causal=causal)
+    if impl == "mosaic":  # the Hopper kernels in Pallas Mosaic GPU, their default MosaicBlocks
+      return lambda q, k, v: pk.flash_attention(q, k, v, causal=causal, impl="mosaic")
     sizes = ATTENTION_BLOCKS.get(d)
     if impl in ("pallas_split", "pallas_fused"):  # impl="pallas" with the given backward (the blocks as for pallas)
       sizes = dataclasses.replace(sizes or BlockSizes(), backward=impl.removeprefix("pallas_"))

@@ -17,7 +17,7 @@
 # Knobs (env): TEST_FILTER (pytest -k expression), QUICK, PYTHON, PYTEST_WORKERS (8), TEST_TIMEOUT (100 s),
 # SWEEP_BUDGET (0: no sweep; else no candidate starts later), SWEEP_TIMEOUT (170 s), BENCH_BUDGET (110 s: no
 # benchmark row starts later), BENCH_TIMEOUT (140 s: hard stop), BENCH_DTYPE (bfloat16), BENCH_IMPLS
-# (xla,pallas,cudnn,triton; e.g. add pallas_split,pallas_fused to time both attention backwards), F32_BUDGET (25 s;
+# (xla,pallas,cudnn,mosaic,triton; e.g. add pallas_split,pallas_fused to time both attention backwards), F32_BUDGET (25 s;
 # 0 skips the float32 step), F32_TIMEOUT (45 s), BENCH_EXTRA (more benchmark flags for both benchmark steps, e.g.
 # "--quick --set quick" for a CPU dry run of this script; SWEEP_EXTRA likewise "--quick"), TRAIN_STEP_TIMEOUT (0: skip;
 # else run experiments/bench/gpu_train_step.py, a whole 350m model's training step: tokens/s, MFU, memory, appended
@@ -81,8 +81,9 @@ if [ "${SWEEP_BUDGET:-0}" != 0 ]; then
 fi
 
 step "kernel benchmark, bfloat16, the issue's target shapes (log: $OUT/bench.log)"
-# Attention against cuDNN (no xla row), the scans against xla and, where jax_triton imports, their raw Triton kernels.
-bench_args=(--set targets --impls "${BENCH_IMPLS:-xla,pallas,cudnn,triton}" --no-baseline attention
+# Attention against cuDNN (no xla row; the Pallas-Triton and the Mosaic GPU kernels), the scans against xla and, where
+# jax_triton imports, their raw Triton kernels.
+bench_args=(--set targets --impls "${BENCH_IMPLS:-xla,pallas,cudnn,mosaic,triton}" --no-baseline attention
             --dtype "${BENCH_DTYPE:-bfloat16}" --json "$OUT/bench.json" --budget-s "${BENCH_BUDGET:-110}")
 [ -s "$OUT/sweep.json" ] && bench_args+=(--attention-blocks "$OUT/sweep.json")
 [ "$QUICK" = 1 ] && bench_args+=(--max-shapes 1 --target-s 0.2)

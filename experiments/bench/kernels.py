@@ -83,10 +83,10 @@ def select_cases(all_cases, kernels, shapes: str | None, max_shapes: int | None)
 
 def skip_reason(kernel, impl, backend, dtype_name="bfloat16"):
   """None when `impl` can run here on `dtype_name` inputs; else why not."""
-  if impl == "cudnn" and backend != "gpu":
-    return f"skip: cudnn needs gpu (backend {backend})"
-  if impl == "cudnn" and dtype_name not in ("bfloat16", "float16"):
-    return f"skip: cudnn attention takes 16-bit inputs, not {dtype_name}"
+  if impl in ("cudnn", "mosaic") and backend != "gpu":
+    return f"skip: {impl} needs gpu (backend {backend})"
+  if impl in ("cudnn", "mosaic") and dtype_name not in ("bfloat16", "float16"):
+    return f"skip: {impl} attention takes 16-bit inputs, not {dtype_name}"
   if impl in ("pallas", "pallas_split") and backend not in ("gpu", "tpu"):
     return f"skip: {impl} needs gpu/tpu (backend {backend})"
   if impl == "pallas_fused" and backend != "gpu":

@@ -32,7 +32,7 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
     mask_mod: fn(q_idx, kv_idx, head) -> bool broadcastable to (Q, K), True = keep; ANDed with the others.
     impl: "auto" | "xla" | "pallas" | "pallas_interpret" | "cudnn" | "mosaic" (see `pallas_kernels._dispatch`;
       "cudnn": causal with q_len == kv_len, sliding_window and scale only, on a CUDA GPU; "mosaic": the Hopper
-      kernels in Pallas Mosaic GPU, float16 / bfloat16 and head_dim <= 128, on an sm_90 or newer GPU, every option;
+      kernels in Pallas Mosaic GPU, float16 / bfloat16 and head_dim <= 128, on an sm_90 GPU, every option;
       its hooks see full tiles, see `mosaic_common`).
     block_q, block_k: Pallas block sizes of the forward kernel and both backward kernels. Defaults: GPU per
       kernel and head_dim (`tiling.GPU_DEFAULTS`, measured), clamped down to the power of two >= 16 covering
@@ -82,7 +82,7 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
 
 
 def _mosaic(q, k, v, spec, block_q, block_k, block_sizes, backend):
-  """impl="mosaic": checks what only it refuses (block arguments, a GPU older than Hopper), then runs it."""
+  """impl="mosaic": checks what only it refuses (block arguments, a GPU other than Hopper), then runs it."""
   from pallas_kernels.attention import mosaic_attention, mosaic_blocks, tiling  # lazily: needs pallas.mosaic_gpu
 
   if block_q is not None or block_k is not None:
@@ -91,9 +91,9 @@ def _mosaic(q, k, v, spec, block_q, block_k, block_sizes, backend):
     raise ValueError(f"impl='mosaic' takes block_sizes=MosaicBlocks(...); got {type(block_sizes).__name__}")
   capability = None if backend else tiling.gpu_compute_capability()  # None when cross-lowering
   major = (capability or "").split(".")[0]
-  if major.isdigit() and int(major) < 9:
-    raise ValueError(f"impl='mosaic' needs a Hopper (sm_90) or newer GPU (wgmma, TMA); this GPU is sm_{capability}: "
-                     "use impl='pallas'")
+  if major.isdigit() and int(major) != 9:
+    raise ValueError(f"impl='mosaic' needs a Hopper (sm_90) GPU (its kernels use Hopper's wgmma); this GPU is "
+                     f"sm_{capability}: use impl='pallas'")
   return mosaic_attention.mosaic_flash_attention(q, k, v, spec, blocks=block_sizes)
 
 

@@ -30,7 +30,8 @@ def test_no_match_exits_with_the_labels():
     kernels.select_cases(_cases.cases("targets"), ["attention"], "zzz", None)
 
 
-def test_cudnn_skips_float32_and_non_gpu_backends():
-  assert "16-bit" in kernels.skip_reason("attention", "cudnn", "gpu", "float32")
-  assert kernels.skip_reason("attention", "cudnn", "gpu", "bfloat16") is None
-  assert "needs gpu" in kernels.skip_reason("attention", "cudnn", "cpu", "bfloat16")
+@pytest.mark.parametrize("impl", ["cudnn", "mosaic"])
+def test_16_bit_gpu_impls_skip_float32_and_non_gpu_backends(impl):
+  assert "16-bit" in kernels.skip_reason("attention", impl, "gpu", "float32")
+  assert kernels.skip_reason("attention", impl, "gpu", "bfloat16") is None
+  assert "needs gpu" in kernels.skip_reason("attention", impl, "cpu", "bfloat16")

@@ -1,6 +1,7 @@
 """GPU tests of the compiled Pallas kernels (impl="pallas", Triton lowering), marked `gpu` (run with --run-gpu).
 
-flash_attention (split and fused backward), ssd and selective_scan in float32 and bfloat16 on fresh random inputs
+flash_attention (split and fused backward; and impl="mosaic" in bfloat16 and float16), ssd and selective_scan in
+float32 and bfloat16 on fresh random inputs
 with ragged lengths: the output and the gradient wrt every input (vjp with a random cotangent) against the
 reference run in float32, highest matmul precision, on the upcast inputs. Relative error ||got - want|| / ||want||
 of each array must stay below 2e-3 in float32 (Triton dots may run in tf32) and 2e-2 in bfloat16. As in the
@@ -22,13 +23,14 @@ from jax import lax
 
 from pallas_kernels import (attention_reference, flash_attention, selective_scan, selective_scan_reference, ssd,
                             ssd_reference)
-from pallas_kernels.attention import BlockSizes
+from pallas_kernels.attention import BlockSizes, MosaicBlocks
 from testing_utils import value_and_grads
 
 IMPL = os.environ.get("AIRA_GPU_TEST_IMPL", "pallas")
 TINY = IMPL == "pallas_interpret"
 DTYPES = {"f32": jnp.float32, "bf16": jnp.bfloat16}
-TOL = {"f32": 2e-3, "bf16": 2e-2}
+MOSAIC_DTYPES = {"bf16": jnp.bfloat16, "f16": jnp.float16}  # impl="mosaic" takes 16-bit inputs only
+TOL = {"f32": 2e-3, "bf16": 2e-2, "f16": 1e-2}
 
 pytestmark = pytest.mark.gpu
 
@@ -53,7 +55,7 @@ def _rel_err(got, want):
 def _check(kernel, reference, names, inputs, low, dtype_name, case_id):
   """Compares kernel and reference (value and vjp). inputs: float32 numpy; low[i]: input i takes the tested
   dtype (else float32)."""
-  dtype = DTYPES[dtype_name]
+  dtype = {**DTYPES, **MOSAIC_DTYPES}[dtype_name]
   rng = np.random.default_rng(zlib.crc32(f"{case_id}-{dtype_name}".encode()))
   args = tuple(jnp.asarray(x, dtype if lo else jnp.float32) for x, lo in zip(inputs(rng), low))
   out_spec = jax.eval_shape(kernel, *args)
@@ -112,6 +114,29 @@ def test_flash_attention(case_id, dtype_name, backward):
     return f(b, lq, h, d), f(b, lk, kv, d), f(b, lk, kv, d)
 
   kernel = lambda q, k, v: flash_attention(q, k, v, impl=IMPL, block_sizes=sizes, **kw)
+  reference = lambda q, k, v: attention_reference(q, k, v, **kw)
+  _check(kernel, reference, ("q", "k", "v"), inputs, (True,) * 3, dtype_name, case_id)
+
+
+@pytest.mark.parametrize("dtype_name", MOSAIC_DTYPES)
+@pytest.mark.parametrize("case_id", [*ATTENTION, "causal_d128_blocks"])
+def test_flash_attention_mosaic(case_id, dtype_name):
+  """impl="mosaic" (Hopper kernels in Pallas Mosaic GPU; 16-bit inputs only) on the same cases, plus head_dim 128
+  with non-default blocks. Needs an sm_90 GPU: jax's GPU interpreter cannot run these kernels."""
+  if TINY or str(jax.devices()[0].compute_capability).split(".")[0] != "9":
+    pytest.skip("impl='mosaic' needs a Hopper (sm_90) GPU; the interpreter cannot run it")
+  blocks = None
+  if case_id == "causal_d128_blocks":
+    (b, lq, lk, h, kv, d), kw = (2, 1000, 1000, 8, 4, 128), dict(causal=True)
+    blocks = MosaicBlocks(forward_q=128, forward_kv=64, dq_kv=128, dkdv_kv=128, stages=2)
+  else:
+    (b, lq, lk, h, kv, d), _, kw, _ = ATTENTION[case_id]
+
+  def inputs(rng):
+    f = lambda *shape: rng.standard_normal(shape, np.float32)
+    return f(b, lq, h, d), f(b, lk, kv, d), f(b, lk, kv, d)
+
+  kernel = lambda q, k, v: flash_attention(q, k, v, impl="mosaic", block_sizes=blocks, **kw)
   reference = lambda q, k, v: attention_reference(q, k, v, **kw)
   _check(kernel, reference, ("q", "k", "v"), inputs, (True,) * 3, dtype_name, case_id)
 

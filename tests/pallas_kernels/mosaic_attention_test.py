@@ -181,3 +181,14 @@ def test_mosaic_needs_a_cuda_gpu():
   q, k, v, _ = attention_inputs(0, 1, 8, 8, 2, 2, 64, jnp.bfloat16)
   with pytest.raises(ValueError, match="impl 'mosaic' needs a CUDA GPU; this backend is cpu"):
     flash_attention(q, k, v, impl="mosaic")
+
+
+@pytest.mark.parametrize("capability", ["8.0", "10.0"])
+def test_mosaic_refuses_gpus_other_than_hopper(monkeypatch, capability):
+  from pallas_kernels.attention import tiling
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  monkeypatch.setattr(tiling, "gpu_compute_capability", lambda: capability)
+  q, k, v, _ = attention_inputs(0, 1, 128, 128, 2, 2, 64, jnp.bfloat16)
+  with pytest.raises(ValueError, match=rf"needs a Hopper \(sm_90\) GPU .* this GPU is sm_{capability}: use "
+                     "impl='pallas'"):
+    flash_attention(q, k, v, impl="mosaic")
