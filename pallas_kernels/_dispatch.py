@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 
 IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "triton", "cudnn", "mosaic")
@@ -31,6 +33,41 @@ AUTO_ON_GPU = {"flash_attention": "pallas", "selective_scan": "pallas", "ssd": "
 # forward+backward is slower than XLA's (RESULTS.md, "chunk-parallel SSD backward"). float32 attention stays on
 # Pallas: faster than XLA at every shape measured (RESULTS.md, seventh session).
 AUTO_ON_GPU_FLOAT32 = {"ssd": "xla"}
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasuredChoice:
+  """What impl="auto" runs for one kernel in one shape range on one GPU generation, because it measured fastest there.
+
+  Applies to 16-bit inputs with `min_head_dim <= head_dim <= max_head_dim` and `min_seq <= seq < max_seq` (attention:
+  seq is kv_len) on a GPU whose compute capability's major version is `capability_major`. `source` names the
+  RESULTS.md section with the measurement. Rows come from `experiments/bench/auto_choices.py`, which keeps the
+  default wherever the measured speed-up's 95% interval holds 1.
+  """
+  kernel: str
+  capability_major: int
+  min_head_dim: int
+  max_head_dim: int
+  min_seq: int
+  max_seq: int
+  impl: str
+  source: str
+
+  def matches(self, kernel: str, capability_major: int | None, head_dim: int, seq: int) -> bool:
+    return (self.kernel == kernel and self.capability_major == capability_major
+            and self.min_head_dim <= head_dim <= self.max_head_dim and self.min_seq <= seq < self.max_seq)
+
+
+# None measured yet: the Mosaic GPU attention (impl="mosaic") has not run on a GPU (issue 23). A row goes here only
+# from a measurement (`auto_choices.py` prints them), with its RESULTS.md section.
+MEASURED_CHOICES: tuple[MeasuredChoice, ...] = ()
+
+
+def measured_choice(kernel: str, *, capability_major: int | None, head_dim: int, seq: int) -> str | None:
+  """The impl a `MEASURED_CHOICES` row picks for 16-bit inputs of this shape on this GPU generation, or None."""
+  return next((row.impl for row in MEASURED_CHOICES if row.matches(kernel, capability_major, head_dim, seq)), None)
 
 
 def resolve_impl(impl: str, *, kernel: str | None = None, available: tuple[str, ...] = IMPLS,

@@ -44,7 +44,8 @@ def compile_fn(fn, args, *, timed=True):
 
 
 def time_fn(fn, arg_sets, *, warmup, min_reps, max_reps, target_s):
-  """Per-call wall times in ms, rotating through `arg_sets`; the count aims at `target_s` seconds in all."""
+  """Per-call wall times in ms, rotating through `arg_sets`; the count aims at `target_s` seconds in all. Returns
+  their median, p10, p90, min, max, count and the times themselves (for intervals on ratios)."""
   for i in range(warmup):
     jax.block_until_ready(fn(*arg_sets[i % len(arg_sets)]))
   start = time.perf_counter()
@@ -59,7 +60,7 @@ def time_fn(fn, arg_sets, *, warmup, min_reps, max_reps, target_s):
     times.append((time.perf_counter() - start) * 1e3)
   t = np.asarray(times)
   return dict(median=float(np.median(t)), p10=float(np.percentile(t, 10)), p90=float(np.percentile(t, 90)),
-              min=float(t.min()), max=float(t.max()), n=reps)
+              min=float(t.min()), max=float(t.max()), n=reps, times=[round(x, 5) for x in times])
 
 
 def rel_err(got, want) -> float:

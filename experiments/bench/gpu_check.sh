@@ -6,7 +6,9 @@
 # whose compiles cost 15-30 s per shape; with the sweep's best blocks when it ran), then the float32 kernels at the
 # trainer's shapes (models compute in float32 by default, and impl="auto" must pick the faster path there too).
 # Logs go to $OUT/ (8 files at most, as a device run returns: env.log, gpu_tests.log, stderr.log (tracebacks),
-# bench.log, bench.json, bench_f32.json, sweep.log, sweep.json); the benchmark tables come last.
+# bench.log, bench.json, bench_f32.json, sweep.log, sweep.json); the benchmark tables come last, then impl="auto"'s
+# measured attention choices from the bfloat16 run (experiments/bench/auto_choices.py; rows for
+# pallas_kernels._dispatch.MEASURED_CHOICES).
 #
 #   OUT=/tmp/gpu_check bash experiments/bench/gpu_check.sh      # < 5 min on an H200 (the steps' timeouts: 285 s)
 #   SWEEP_BUDGET=100 ...                                         # the sweep first (+ up to 170 s)
@@ -128,6 +130,12 @@ for json in "$OUT/bench.json" "$OUT/bench_f32.json"; do
     echo "no benchmark rows in $(basename "$json")"
   fi
 done
+if [ -s "$OUT/bench.json" ]; then
+  echo
+  echo "impl=\"auto\"'s measured choices for attention from this run (experiments/bench/auto_choices.py):"
+  timeout -k 5 60 "$PY" experiments/bench/auto_choices.py "$OUT/bench.json" \
+    --source "RESULTS.md, gpu_check.sh of $(date +%F)" 2>&1
+fi
 if [ "$train_rc" != skipped ]; then
   echo
   sed -n '/^| layout | impl /,/^run time/p' "$OUT/bench.log"

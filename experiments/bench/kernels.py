@@ -66,6 +66,7 @@ def environment() -> dict:
   import jaxlib
   return dict(jax=jax.__version__, jaxlib=jaxlib.__version__, python=platform.python_version(),
               backend=jax.default_backend(), device_kind=jax.devices()[0].device_kind,
+              compute_capability=getattr(jax.devices()[0], "compute_capability", None),
               device_count=jax.device_count())
 
 

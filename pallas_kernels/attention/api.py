@@ -63,6 +63,9 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
     check_cudnn_options(q, k, **kwargs)
   resolved = _dispatch.resolve_impl(impl, kernel="flash_attention", available=_AVAILABLE,
                                      backend=_backend)
+  if impl == "auto" and (_backend or jax.default_backend()) in _dispatch.GPU_BACKENDS and not (
+      block_q or block_k or block_sizes):
+    resolved = measured_on_this_gpu(q, k, v, kwargs) or resolved
   if resolved == "cudnn":
     return dot_product_attention(q, k, v, causal=causal, sliding_window=sliding_window, scale=scale,
                                  implementation="cudnn")
@@ -79,6 +82,27 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
     backend = _backend or jax.default_backend()
   return pallas_attention.pallas_flash_attention(q, k, v, spec, backend=backend, block_q=block_q,
                                                  block_k=block_k, block_sizes=block_sizes)
+
+
+def measured_on_this_gpu(q, k, v, options) -> str | None:
+  """The impl `_dispatch.MEASURED_CHOICES` picks for this call on this GPU (16-bit inputs, measured shape range), if
+  that impl takes the call's options; else None (the GPU default runs)."""
+  from pallas_kernels.attention import mosaic_blocks, tiling
+
+  if any(jax.numpy.dtype(x.dtype).itemsize != 2 for x in (q, k, v)):
+    return None
+  capability = tiling.gpu_compute_capability() or ""
+  major = capability.split(".")[0]
+  picked = _dispatch.measured_choice("flash_attention", capability_major=int(major) if major.isdigit() else None,
+                                     head_dim=q.shape[3], seq=k.shape[1])
+  try:
+    if picked == "cudnn":
+      check_cudnn_options(q, k, **options)
+    elif picked == "mosaic":
+      mosaic_blocks.check_mosaic_inputs(q, k, v)
+  except ValueError:
+    return None
+  return picked
 
 
 def _mosaic(q, k, v, spec, block_q, block_k, block_sizes, backend):

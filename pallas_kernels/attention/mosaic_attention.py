@@ -68,7 +68,7 @@ def mosaic_flash_attention(q, k, v, spec: _common.AttentionSpec, *, blocks: mb.M
   """
   blocks = blocks or mb.MosaicBlocks()
   blocks.check()
-  mb.check_mosaic_inputs(q, k, v, spec)
+  mb.check_mosaic_inputs(q, k, v)
   dtype = jax.numpy.result_type(q.dtype, k.dtype, v.dtype)
   mb.check_shared_memory(blocks, mb.head_dim_pad(q.shape[3]), jax.numpy.dtype(dtype).itemsize)
   out = _attention(q.astype(dtype), k.astype(dtype), v.astype(dtype), spec, _plan(q, k, blocks))

@@ -8,7 +8,6 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from pallas_kernels.attention import _common
 from pallas_kernels.attention.tiling import Tiling
 
 COMPUTE_WARPGROUPS = 2
@@ -88,9 +87,8 @@ def check_shared_memory(blocks: MosaicBlocks, head_dim_pad: int, itemsize: int) 
                      f"KiB) at head_dim {head_dim_pad}: {listed}; use fewer stages or smaller blocks")
 
 
-def check_mosaic_inputs(q, k, v, spec: _common.AttentionSpec) -> None:
+def check_mosaic_inputs(q, k, v) -> None:
   """ValueError naming what impl="mosaic" cannot take: other dtypes than float16 / bfloat16, head_dim > 128."""
-  del spec
   for name, x in (("q", q), ("k", k), ("v", v)):
     if jnp.dtype(x.dtype) not in [jnp.dtype(d) for d in SUPPORTED_DTYPES]:
       raise ValueError(f"impl='mosaic' takes float16 or bfloat16 inputs (Hopper tensor-core matmuls); {name} is "
