@@ -23,7 +23,7 @@
 # 0 skips the float32 step), F32_TIMEOUT (45 s), BENCH_EXTRA (more benchmark flags for both benchmark steps, e.g.
 # "--quick --set quick" for a CPU dry run of this script; SWEEP_EXTRA likewise "--quick"), TRAIN_STEP_TIMEOUT (0: skip;
 # else run experiments/bench/gpu_train_step.py, a whole 350m model's training step: tokens/s, MFU, memory, appended
-# to bench.log; about 150 s covers its defaults), TRAIN_STEP_EXTRA (its flags, e.g. "--layouts llama --impls auto,xla").
+# to bench.log; about 200 s covers its defaults: 2 layouts x 4 impls), TRAIN_STEP_EXTRA (its flags, e.g. "--layouts llama --impls auto,xla").
 set -u -o pipefail
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_check}

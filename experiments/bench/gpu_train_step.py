@@ -2,8 +2,9 @@
 
 For each layout (default: the Llama-style "AM" alternation and the Nemotron-like hybrid with Mamba-2 layers, at
 the preset's depth) and each attention impl (`ModelConfig.attention_impl`: "auto" = the Pallas kernels on a GPU,
-"xla", "cudnn" = cuDNN's fused attention; an impl the device lacks becomes an error row), the project's one training path (`aira_jax.train.trainer.Trainer`: the step jitted once with shardings
-and donation, compiled ahead with its preflight) trains the preset (default `350m`) in mixed precision
+"mosaic" = the Hopper kernels in Pallas Mosaic GPU, "xla", "cudnn" = cuDNN's fused attention; an impl the device
+lacks becomes an error row), the project's one training path (`aira_jax.train.trainer.Trainer`: the step jitted once
+with shardings and donation, compiled ahead with its preflight) trains the preset (default `350m`) in mixed precision
 (float32 parameters and optimizer state, bfloat16 compute) on random tokens, `--batch` rows of `--seq` tokens
 a step (default 8 x 2048), with AdamW.
 
@@ -18,7 +19,7 @@ the step time is the median block's mean. Reported per row:
   analysis (the preflight), plus the process's peak bytes in use where the backend reports it;
 - the ratio of tokens/s to the first impl's in the same run.
 
-  python experiments/bench/gpu_train_step.py [--preset 350m] [--layouts llama,nemotron] [--impls auto,xla,cudnn]
+  python experiments/bench/gpu_train_step.py [--preset 350m] [--layouts llama,nemotron] [--impls auto,mosaic,xla,cudnn]
       [--batch 8] [--seq 2048] [--steps 10] [--repeats 3] [--warmup 2] [--json out.json]
   CPU dry run: --preset tiny --batch 2 --seq 64 --steps 2 --repeats 1 --warmup 1 --peak-size 256
 A layout is a baseline name (aira_jax.compose.families.BASELINES) or layout text ("AM" * 16, "2A+30M", ...).
@@ -133,7 +134,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--preset", default="350m", choices=sorted(PRESETS))
   parser.add_argument("--layouts", default="llama,nemotron", help="baseline names or layout text, comma-separated")
-  parser.add_argument("--impls", default="auto,xla,cudnn", help="attention impls, the first is the ratios' baseline")
+  parser.add_argument("--impls", default="auto,mosaic,xla,cudnn", help="attention impls, the first is the ratios' baseline")
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--seq", type=int, default=2048)
   parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
