@@ -12,6 +12,9 @@ from typing import Literal
 
 import jax.numpy as jnp
 
+from pallas_kernels.attention.api import ATTENTION_IMPLS, SIXTEEN_BIT_IMPLS
+from pallas_kernels.ssm.api import SSD_IMPLS
+
 MLPActivation = Literal["swiglu", "relu2"]
 
 
@@ -34,7 +37,9 @@ class ModelConfig:
     init_std (normal init of projections and embeddings), max_seq_len (documentation and positional limits).
   Numerics: param_dtype (stored), dtype (computation; "bfloat16" for mixed precision).
   Memory: remat (recompute each layer's activations in the backward pass instead of storing them).
-  Kernels: attention_impl / scan_impl are passed to `pallas_kernels` ("auto", "xla", "pallas", ...).
+  Kernels: attention_impl / scan_impl are passed to `pallas_kernels` ("auto", "xla", "pallas", ...; attention also
+    "cudnn" and "mosaic", which need dtype bfloat16 or float16; whether the device has them is checked where the
+    model runs).
   """
 
   vocab_size: int = 256
@@ -104,6 +109,11 @@ class ModelConfig:
     for name in ("param_dtype", "dtype"):
       value = getattr(self, name)
       need(value in ("float32", "bfloat16", "float16"), f"{name} must be float32, bfloat16 or float16, got {value!r}")
+    for name, choices in (("attention_impl", ATTENTION_IMPLS), ("scan_impl", SSD_IMPLS)):
+      value = getattr(self, name)
+      need(value in choices, f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    need(self.attention_impl not in SIXTEEN_BIT_IMPLS or self.dtype != "float32",
+         f"attention_impl={self.attention_impl!r} computes in 16 bits: set dtype to bfloat16 or float16 (got float32)")
 
   # Derived widths.
   @property

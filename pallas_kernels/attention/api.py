@@ -9,7 +9,8 @@ from pallas_kernels import _dispatch
 from pallas_kernels.attention import _common
 from pallas_kernels.attention.xla_attention import xla_attention
 
-_AVAILABLE = ("auto", "xla", "pallas", "pallas_interpret", "cudnn", "mosaic")
+ATTENTION_IMPLS = ("auto", "xla", "pallas", "pallas_interpret", "cudnn", "mosaic")
+SIXTEEN_BIT_IMPLS = ("cudnn", "mosaic")  # impls that take float16 / bfloat16 inputs only
 
 
 def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, scale=None,
@@ -61,7 +62,7 @@ def flash_attention(q, k, v, *, causal=True, sliding_window=None, softcap=None, 
                 score_mod=score_mod, mask_mod=mask_mod)
   if impl == "cudnn":
     check_cudnn_options(q, k, **kwargs)
-  resolved = _dispatch.resolve_impl(impl, kernel="flash_attention", available=_AVAILABLE,
+  resolved = _dispatch.resolve_impl(impl, kernel="flash_attention", available=ATTENTION_IMPLS,
                                      backend=_backend)
   if impl == "auto" and (_backend or jax.default_backend()) in _dispatch.GPU_BACKENDS and not (
       block_q or block_k or block_sizes):

@@ -93,6 +93,22 @@ def block_scores(s_raw, q_start, kv_start, head, spec: _common.AttentionSpec, t:
   return (logits, keep, dlogits) if with_grad else (logits, keep)
 
 
+def probs_and_dscores(logits, keep, dlogits, lse, dp, delta, scale: float):
+  """(p, ds) of one tile in the backward: p = exp2(logits - lse) (base 2, zero where not kept) and ds = d loss /
+  d raw score = p * (dp - delta) * d logits / d raw score (`dlogits`, or the constant `scale` when None). lse and
+  delta broadcast against the tile (columns, rows, or already full tiles)."""
+  p = jnp.exp2(logits - lse)
+  if keep is not None:
+    p = jnp.where(keep, p, 0.0)
+  ds = p * (dp - delta)
+  if dlogits is None:
+    return p, ds * scale
+  ds = ds * dlogits
+  if keep is not None:  # a hook's derivative may be non-finite where the key is masked
+    ds = jnp.where(keep, ds, 0.0)
+  return p, ds
+
+
 def _div(a, b: int):
   """a // b for int32 a >= 0 and static b > 0 (lax.div: jnp's floor division lowers through `sign`, whose
   Mosaic rule queries the TPU generation and so cannot be cross-lowered from a CPU host)."""

@@ -29,56 +29,25 @@ def _tile_grads(s_raw, dp, lse, delta, q_start, kv_start, head, spec, t: Tiling,
   """(p, ds) of one tile from its raw scores and dp = dO.v^T (or their transposes), lse / delta broadcast along it."""
   s, keep, dlogits = mc.tile_logits(s_raw, q_start, kv_start, head, spec, t, masked=masked, transposed=transposed,
                                     with_grad=True)
-  p = jnp.exp2(s - mc.broadcast_rows(lse, s.shape, transposed=transposed))
-  if keep is not None:
-    p = jnp.where(keep, p, 0.0)
-  ds = p * (dp - mc.broadcast_rows(delta, s.shape, transposed=transposed))
-  if dlogits is None:
-    ds = ds * spec.scale
-  else:
-    ds = ds * dlogits
-    if keep is not None:  # a hook's derivative may be non-finite where the key is masked
-      ds = jnp.where(keep, ds, 0.0)
-  return p, ds
+  lse, delta = (mc.broadcast_rows(x, s.shape, transposed=transposed) for x in (lse, delta))
+  return block_math.probs_and_dscores(s, keep, dlogits, lse, dp, delta, spec.scale)
 
 
-def _dq_kernel(q_ref, k_ref, v_ref, do_ref, lse_ref, delta_ref, dq_ref, q_smem, do_smem, row_smem, k_smem, v_smem,
-               own_ready, k_ready, v_ready, k_free, v_free, *, spec, t: Tiling, stages: int):
+def _dq_kernel(q_ref, k_ref, v_ref, do_ref, lse_ref, delta_ref, dq_ref, q_smem, do_smem, row_smem, own_ready, k_smem,
+               v_smem, k_ready, v_ready, k_free, v_free, *, spec, t: Tiling, stages: int):
+  """own_ready: 4 barrier arrays (q, dO, lse, delta), one barrier per compute warpgroup."""
 
-  batch, head, tile = lax.axis_index("batch"), lax.axis_index("heads"), lax.axis_index("q_tile")
-  wg = lax.axis_index("wg")
-  kv_head = lax.div(head, jnp.int32(t.groups))
-  lo, hi = mc.union_range(tile * mb.COMPUTE_WARPGROUPS, spec, t, block_math.kv_block_range)
-
-  @pl.when(wg == mb.MEMORY_WARPGROUP)
-  def _memory():
-    plgpu.set_max_registers(mb.MEMORY_REGISTERS, action="decrease")
-
-    @pl.loop(lo, hi)
-    def _(kv_block):
-      step = kv_block - lo
-      slot = lax.rem(step, jnp.int32(stages))
-      rows = batch, pl.ds(kv_block * t.block_k, t.block_k), kv_head
-      for src, dst, ready, free in ((k_ref, k_smem, k_ready, k_free), (v_ref, v_smem, v_ready, v_free)):
-        @pl.when(step >= stages)
-        def _():
-          plgpu.barrier_wait(free.at[slot])
-        plgpu.copy_gmem_to_smem(src.at[rows], dst.at[slot], ready.at[slot])
+  batch, head, wg, lo, hi, q_block, q_start = mc.q_major_program(
+      spec, t, stages, (k_ref, v_ref), (k_smem, v_smem), (k_ready, v_ready), (k_free, v_free))
 
   @pl.when(wg < mb.MEMORY_WARPGROUP)
   def _compute():
-    plgpu.set_max_registers(mb.COMPUTE_REGISTERS, action="increase")
-    q_block = tile * mb.COMPUTE_WARPGROUPS + wg
-    q_start = q_block * t.block_q
-    rows = batch, pl.ds(q_start, t.block_q), head
+    mc.compute_warpgroup_registers()
+    rows, row_range = (batch, pl.ds(q_start, t.block_q), head), (batch, head, pl.ds(q_start, t.block_q))
     my_q, my_do = q_smem.at[wg], do_smem.at[wg]
     my_lse, my_delta = row_smem.at[0, wg], row_smem.at[1, wg]
-    plgpu.copy_gmem_to_smem(q_ref.at[rows], my_q, own_ready.at[0, wg])
-    plgpu.copy_gmem_to_smem(do_ref.at[rows], my_do, own_ready.at[1, wg])
-    plgpu.copy_gmem_to_smem(lse_ref.at[batch, head, pl.ds(q_start, t.block_q)], my_lse, own_ready.at[2, wg])
-    plgpu.copy_gmem_to_smem(delta_ref.at[batch, head, pl.ds(q_start, t.block_q)], my_delta, own_ready.at[3, wg])
-    for i in range(4):
-      plgpu.barrier_wait(own_ready.at[i, wg])
+    mc.load_own_rows([(q_ref.at[rows], my_q), (do_ref.at[rows], my_do), (lse_ref.at[row_range], my_lse),
+                      (delta_ref.at[row_range], my_delta)], own_ready, wg)
     row_layout = plgpu.Layout.WGMMA.reduce(1)
     lse = plgpu.load(my_lse, (), layout=row_layout)
     delta = plgpu.load(my_delta, (), layout=row_layout)
@@ -109,7 +78,8 @@ def _dq_kernel(q_ref, k_ref, v_ref, do_ref, lse_ref, delta_ref, dq_ref, q_smem, 
 
 def _dkdv_kernel(q_ref, k_ref, v_ref, do_ref, lse_ref, delta_ref, dk_ref, dv_ref, k_smem, v_smem, q_smem, do_smem,
                  row_smem, own_ready, ready, free, *, spec, t: Tiling, stages: int):
-
+  """own_ready: 2 barrier arrays (k, v), one barrier per compute warpgroup; ready: 4 (q, dO, lse, delta), one
+  barrier per slot; free: one per slot, two arrivals."""
   batch, kv_head, tile = lax.axis_index("batch"), lax.axis_index("heads"), lax.axis_index("kv_tile")
   wg = lax.axis_index("wg")
   lo, hi = mc.union_range(tile * mb.COMPUTE_WARPGROUPS, spec, t, block_math.q_block_range)
@@ -118,36 +88,30 @@ def _dkdv_kernel(q_ref, k_ref, v_ref, do_ref, lse_ref, delta_ref, dk_ref, dv_ref
   def step_of(g, q_block):
     return g * n + q_block - lo
 
+  def q_side(step):
+    """(the q rows, the query head) a stream step holds."""
+    return pl.ds((lo + lax.rem(step, n)) * t.block_q, t.block_q), kv_head * t.groups + lax.div(step, n)
+
+  def q_rows(ref):
+    return lambda step: ref.at[batch, q_side(step)[0], q_side(step)[1]]
+
+  def q_range(ref):
+    return lambda step: ref.at[batch, q_side(step)[1], q_side(step)[0]]
+
   @pl.when(wg == mb.MEMORY_WARPGROUP)
   def _memory():
-    plgpu.set_max_registers(mb.MEMORY_REGISTERS, action="decrease")
-
-    @pl.loop(0, t.groups * n)
-    def _(step):
-      g, q_block = lax.div(step, n), lo + lax.rem(step, n)
-      head = kv_head * t.groups + g
-      slot = lax.rem(step, jnp.int32(stages))
-      q_rows = pl.ds(q_block * t.block_q, t.block_q)
-
-      @pl.when(step >= stages)
-      def _():
-        plgpu.barrier_wait(free.at[slot])
-      plgpu.copy_gmem_to_smem(q_ref.at[batch, q_rows, head], q_smem.at[slot], ready.at[0, slot])
-      plgpu.copy_gmem_to_smem(do_ref.at[batch, q_rows, head], do_smem.at[slot], ready.at[1, slot])
-      plgpu.copy_gmem_to_smem(lse_ref.at[batch, head, q_rows], row_smem.at[0, slot], ready.at[2, slot])
-      plgpu.copy_gmem_to_smem(delta_ref.at[batch, head, q_rows], row_smem.at[1, slot], ready.at[3, slot])
+    mc.stream(0, t.groups * n, stages, [(free, [
+        (q_rows(q_ref), q_smem, ready[0]), (q_rows(do_ref), do_smem, ready[1]),
+        (q_range(lse_ref), row_smem.at[0], ready[2]), (q_range(delta_ref), row_smem.at[1], ready[3])])])
 
   @pl.when(wg < mb.MEMORY_WARPGROUP)
   def _compute():
-    plgpu.set_max_registers(mb.COMPUTE_REGISTERS, action="increase")
+    mc.compute_warpgroup_registers()
     kv_block = tile * mb.COMPUTE_WARPGROUPS + wg
     kv_start = kv_block * t.block_k
     rows = batch, pl.ds(kv_start, t.block_k), kv_head
     my_k, my_v = k_smem.at[wg], v_smem.at[wg]
-    plgpu.copy_gmem_to_smem(k_ref.at[rows], my_k, own_ready.at[0, wg])
-    plgpu.copy_gmem_to_smem(v_ref.at[rows], my_v, own_ready.at[1, wg])
-    plgpu.barrier_wait(own_ready.at[0, wg])
-    plgpu.barrier_wait(own_ready.at[1, wg])
+    mc.load_own_rows([(k_ref.at[rows], my_k), (v_ref.at[rows], my_v)], own_ready, wg)
     tile_shape = (t.block_k, t.block_q)
     column_layout = plgpu.Layout.WGMMA.reduce(0)
 
@@ -158,8 +122,8 @@ def _dkdv_kernel(q_ref, k_ref, v_ref, do_ref, lse_ref, delta_ref, dk_ref, dv_ref
         def body(q_block, carry):
           dk, dv = carry
           slot = lax.rem(step_of(g, q_block), jnp.int32(stages))
-          for i in range(4):
-            plgpu.barrier_wait(ready.at[i, slot])
+          for barriers in ready:
+            plgpu.barrier_wait(barriers.at[slot])
           q, do = q_smem.at[slot], do_smem.at[slot]
           s_raw_t = mc.matmul(my_k, plgpu.transpose_ref(q, (1, 0)), tile_shape)
           dp_t = mc.matmul(my_v, plgpu.transpose_ref(do, (1, 0)), tile_shape)
@@ -199,26 +163,13 @@ def backward(q, k, v, out, lse, dout, spec: _common.AttentionSpec, dq_tiling: Ti
   wgs = mb.COMPUTE_WARPGROUPS
   batch, _, heads, dim = q.shape
   kv_heads = k.shape[2]
-  common = dict(num_threads=wgs + 1, thread_name="wg", compiler_params=mc.compiler_params())
   t = dq_tiling
-  dq = plgpu.kernel(
+  dq = mc.launch_q_major(
       functools.partial(_dq_kernel, spec=spec, t=t, stages=stages),
       out_type=jax.ShapeDtypeStruct(q.shape, q.dtype),
-      scratch_types=[
-          mc.smem((wgs, t.block_q, dim), q.dtype),
-          mc.smem((wgs, t.block_q, dim), dout.dtype),
-          plgpu.SMEM((2, wgs, t.block_q), jnp.float32),
-          mc.smem((stages, t.block_k, dim), k.dtype),
-          mc.smem((stages, t.block_k, dim), v.dtype),
-          plgpu.Barrier(num_barriers=(4, wgs)),
-          plgpu.Barrier(num_barriers=stages),
-          plgpu.Barrier(num_barriers=stages),
-          plgpu.Barrier(num_arrivals=wgs, num_barriers=stages),
-          plgpu.Barrier(num_arrivals=wgs, num_barriers=stages),
-      ],
-      grid=(heads, t.q_pad // (wgs * t.block_q), batch),
-      grid_names=("heads", "q_tile", "batch"),
-      **common,
+      own_scratch=[mc.smem((wgs, t.block_q, dim), q.dtype), mc.smem((wgs, t.block_q, dim), dout.dtype),
+                   plgpu.SMEM((2, wgs, t.block_q), jnp.float32), (plgpu.Barrier(num_barriers=wgs),) * 4],
+      t=t, stages=stages, heads=heads, batch=batch, kv_dtypes=(k.dtype, v.dtype), dim=dim,
   )(q, k, v, dout, lse, delta)
   t = dkdv_tiling
   dk, dv = plgpu.kernel(
@@ -230,12 +181,14 @@ def backward(q, k, v, out, lse, dout, spec: _common.AttentionSpec, dq_tiling: Ti
           mc.smem((stages, t.block_q, dim), q.dtype),
           mc.smem((stages, t.block_q, dim), dout.dtype),
           plgpu.SMEM((2, stages, t.block_q), jnp.float32),
-          plgpu.Barrier(num_barriers=(2, wgs)),
-          plgpu.Barrier(num_barriers=(4, stages)),
+          (plgpu.Barrier(num_barriers=wgs),) * 2,
+          (plgpu.Barrier(num_barriers=stages),) * 4,
           plgpu.Barrier(num_arrivals=wgs, num_barriers=stages),
       ],
       grid=(kv_heads, t.kv_pad // (wgs * t.block_k), batch),
       grid_names=("heads", "kv_tile", "batch"),
-      **common,
+      num_threads=wgs + 1,
+      thread_name="wg",
+      compiler_params=mc.compiler_params(),
   )(q, k, v, dout, lse, delta)
   return dq, dk, dv

@@ -20,44 +20,16 @@ from pallas_kernels.attention import _common, block_math, mosaic_blocks as mb, m
 from pallas_kernels.attention.tiling import Tiling
 
 
-def _kernel(q_ref, k_ref, v_ref, out_ref, lse_ref, q_smem, k_smem, v_smem, lse_smem, q_ready, k_ready, v_ready,
+def _kernel(q_ref, k_ref, v_ref, out_ref, lse_ref, q_smem, lse_smem, q_ready, k_smem, v_smem, k_ready, v_ready,
             k_free, v_free, *, spec: _common.AttentionSpec, t: Tiling, stages: int):
-
-  batch, head, tile = lax.axis_index("batch"), lax.axis_index("heads"), lax.axis_index("q_tile")
-  wg = lax.axis_index("wg")
-  kv_head = lax.div(head, jnp.int32(t.groups))
-  lo, hi = mc.union_range(tile * mb.COMPUTE_WARPGROUPS, spec, t, block_math.kv_block_range)
-
-  def kv_rows(kv_block):
-    return batch, pl.ds(kv_block * t.block_k, t.block_k), kv_head
-
-  @pl.when(wg == mb.MEMORY_WARPGROUP)
-  def _memory():
-    plgpu.set_max_registers(mb.MEMORY_REGISTERS, action="decrease")
-
-    @pl.loop(lo, hi)
-    def _(kv_block):
-      step = kv_block - lo
-      slot = lax.rem(step, jnp.int32(stages))
-
-      @pl.when(step >= stages)  # the slot held block kv_block - stages: both compute warpgroups must be done
-      def _():
-        plgpu.barrier_wait(k_free.at[slot])
-      plgpu.copy_gmem_to_smem(k_ref.at[kv_rows(kv_block)], k_smem.at[slot], k_ready.at[slot])
-
-      @pl.when(step >= stages)
-      def _():
-        plgpu.barrier_wait(v_free.at[slot])
-      plgpu.copy_gmem_to_smem(v_ref.at[kv_rows(kv_block)], v_smem.at[slot], v_ready.at[slot])
+  batch, head, wg, lo, hi, q_block, q_start = mc.q_major_program(
+      spec, t, stages, (k_ref, v_ref), (k_smem, v_smem), (k_ready, v_ready), (k_free, v_free))
 
   @pl.when(wg < mb.MEMORY_WARPGROUP)
   def _compute():
-    plgpu.set_max_registers(mb.COMPUTE_REGISTERS, action="increase")
-    q_block = tile * mb.COMPUTE_WARPGROUPS + wg
-    q_start = q_block * t.block_q
+    mc.compute_warpgroup_registers()
     my_q = q_smem.at[wg]
-    plgpu.copy_gmem_to_smem(q_ref.at[batch, pl.ds(q_start, t.block_q), head], my_q, q_ready.at[wg])
-    plgpu.barrier_wait(q_ready.at[wg])
+    mc.load_own_rows([(q_ref.at[batch, pl.ds(q_start, t.block_q), head], my_q)], [q_ready], wg)
     tile_shape = (t.block_q, t.block_k)
 
     def make_body(masked):
@@ -104,23 +76,10 @@ def forward(q, k, v, spec: _common.AttentionSpec, t: Tiling, stages: int):
   """
   batch, _, heads, dim = q.shape
   wgs = mb.COMPUTE_WARPGROUPS
-  return plgpu.kernel(
+  return mc.launch_q_major(
       functools.partial(_kernel, spec=spec, t=t, stages=stages),
       out_type=(jax.ShapeDtypeStruct(q.shape, q.dtype), jax.ShapeDtypeStruct((batch, heads, t.q_pad), jnp.float32)),
-      scratch_types=[
-          mc.smem((wgs, t.block_q, dim), q.dtype),
-          mc.smem((stages, t.block_k, dim), k.dtype),
-          mc.smem((stages, t.block_k, dim), v.dtype),
-          plgpu.SMEM((wgs, t.block_q), jnp.float32),
-          plgpu.Barrier(num_barriers=wgs),
-          plgpu.Barrier(num_barriers=stages),
-          plgpu.Barrier(num_barriers=stages),
-          plgpu.Barrier(num_arrivals=wgs, num_barriers=stages),
-          plgpu.Barrier(num_arrivals=wgs, num_barriers=stages),
-      ],
-      grid=(heads, t.q_pad // (wgs * t.block_q), batch),
-      grid_names=("heads", "q_tile", "batch"),
-      num_threads=wgs + 1,
-      thread_name="wg",
-      compiler_params=mc.compiler_params(),
+      own_scratch=[mc.smem((wgs, t.block_q, dim), q.dtype), plgpu.SMEM((wgs, t.block_q), jnp.float32),
+                   plgpu.Barrier(num_barriers=wgs)],
+      t=t, stages=stages, heads=heads, batch=batch, kv_dtypes=(k.dtype, v.dtype), dim=dim,
   )(q, k, v)

@@ -29,17 +29,7 @@ def _tile_grads(q, k, v, do, lse, delta, q_start, kv_start, head, spec, t, *, ma
                else (block_math.dot_nt(q, k, t), block_math.dot_nt(do, v, t)))
   s, keep, dlogits = block_math.block_scores(s_raw, q_start, kv_start, head, spec, t, with_grad=True,
                                              masked=masked, transposed=transposed)
-  p = jnp.exp2(s - lse)
-  if keep is not None:
-    p = jnp.where(keep, p, 0.0)
-  ds = p * (dp - delta)
-  if dlogits is None:
-    ds = ds * spec.scale
-  else:
-    ds = ds * dlogits
-    if keep is not None:  # a hook's derivative may be non-finite where the key is masked
-      ds = jnp.where(keep, ds, 0.0)
-  return p, ds
+  return block_math.probs_and_dscores(s, keep, dlogits, lse, dp, delta, spec.scale)
 
 
 def _dkdv_kernel(q_ref, do_ref, lse_ref, delta_ref, k_ref, v_ref, *refs, spec, t: Tiling, with_dq: bool):

@@ -471,6 +471,22 @@ def test_a_model_the_preset_cannot_take_fails_at_validation():
     load_config(overrides=["evaluator.model.dtype=float8"])
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (["evaluator.model.attention_impl=cuda"], "attention_impl must be one of auto, xla, pallas, pallas_interpret, "
+                                              "cudnn, mosaic; got 'cuda'"),
+    (["evaluator.model.scan_impl=mosaic"], "scan_impl must be one of auto, xla, pallas, pallas_interpret, triton; "
+                                           "got 'mosaic'"),
+    (["evaluator.model.attention_impl=mosaic"], "attention_impl='mosaic' computes in 16 bits: set dtype to bfloat16 "
+                                                "or float16 (got float32)"),
+])
+def test_kernel_impls_the_kernels_do_not_offer_fail_at_validation(overrides, message):
+  with pytest.raises(ConfigError) as info:
+    load_config(overrides=overrides)
+  assert str(info.value) == f"evaluator.model: invalid ModelConfig: {message}"
+  config = load_config(overrides=["evaluator.model={attention_impl: mosaic, dtype: bfloat16}"])
+  assert config.evaluator.model.attention_impl == "mosaic"
+
+
 def test_model_overrides_round_trip_through_yaml():
   config = load_config(overrides=["evaluator.model={d_model: 64, num_heads: 4, mlp_activation: relu2}"])
   values = yaml.safe_load(yaml.safe_dump(config.to_dict()))
