@@ -134,7 +134,8 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--preset", default="350m", choices=sorted(PRESETS))
   parser.add_argument("--layouts", default="llama,nemotron", help="baseline names or layout text, comma-separated")
-  parser.add_argument("--impls", default="auto,mosaic,xla,cudnn", help="attention impls, the first is the ratios' baseline")
+  parser.add_argument("--impls", default="auto,mosaic,xla,cudnn",
+                      help="attention impls, the first is the ratios' baseline")
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--seq", type=int, default=2048)
   parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))

@@ -1,5 +1,6 @@
 """Entry point `flash_attention`: checks inputs and dispatches on `impl` to the XLA formulation
-(`xla_attention`) or the Pallas kernel (compiled for the current backend, or interpreted)."""
+(`xla_attention`), the Pallas kernel (compiled for the current backend, or interpreted), cuDNN, or the Hopper
+kernels in Pallas Mosaic GPU; on a GPU, "auto" takes a measured per-shape choice where one is recorded."""
 
 from __future__ import annotations
 

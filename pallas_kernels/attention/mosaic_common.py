@@ -31,6 +31,7 @@ from pallas_kernels.attention.mosaic_blocks import (COMPUTE_REGISTERS, COMPUTE_W
                                                     MEMORY_WARPGROUP)
 from pallas_kernels.attention.tiling import Tiling
 
+
 def smem(shape, dtype):
   """Shared-memory scratch in the swizzled layout wgmma and TMA read (8 x 64 tiles of 2-byte elements, 128-byte
   swizzle: 64 elements per row)."""
