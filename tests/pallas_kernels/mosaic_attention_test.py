@@ -2,6 +2,10 @@
 
 jax's GPU interpreter cannot run these kernels yet (no rules for layout casts, transposed wgmma operands or
 accumulators in registers), so on CPU the kernels are checked as far as can be without a GPU:
+- the kernels' own code runs on a simulator of the Mosaic GPU primitives (tests/mosaic_simulator.py: one thread per
+  warpgroup, mbarrier phase semantics with deadlock and parity-alias detection, wgmma as float32 matmuls of the
+  16-bit operands), and their output and dq, dk, dv match the float32 reference on fresh random inputs with every
+  option, hooks, grouped KV, ragged lengths and each ring of slots wrapping around;
 - they lower through Mosaic GPU for "cuda" (layouts, wgmma shapes, TMA slices, barriers are all checked by that
   lowering) for the forward and the backward, with every option and hook, grouped KV, ragged lengths, head_dim 64 /
   80 / 128, float16 and bfloat16, and non-default blocks;
@@ -9,7 +13,7 @@ accumulators in registers), so on CPU the kernels are checked as far as can be w
   lies in the union range its program streams, and every tile the kernels run without mask arithmetic is entirely
   visible;
 - what the impl refuses, it refuses with one clear line.
-Their values against the reference are checked on a GPU (`gpu_kernels_test.py::test_flash_attention_mosaic`).
+On a GPU, `gpu_kernels_test.py::test_flash_attention_mosaic` checks the compiled kernels against the reference.
 """
 
 import re
@@ -192,3 +196,64 @@ def test_mosaic_refuses_gpus_other_than_hopper(monkeypatch, capability):
   with pytest.raises(ValueError, match=rf"needs a Hopper \(sm_90\) GPU .* this GPU is sm_{capability}: use "
                      "impl='pallas'"):
     flash_attention(q, k, v, impl="mosaic")
+
+
+# The kernels' own code run on the CPU simulator of the Mosaic GPU primitives (tests/mosaic_simulator.py): forward
+# output and dq, dk, dv against the float32 reference. The shapes make every ring of slots wrap around.
+_SIMULATED = {
+    "causal-gqa-bf16": dict(shape=(1, 300, 300, 4, 2, 64), dtype=jnp.bfloat16, kw=dict(causal=True), blocks=None),
+    "hooks-window-softcap-f16-d80": dict(
+        shape=(1, 150, 150, 2, 1, 80), dtype=jnp.float16, blocks=None,
+        kw=dict(causal=False, sliding_window=90, softcap=5.0, score_mod=alibi, mask_mod=_documents)),
+    "decode-window-3-stages-bf16": dict(
+        shape=(2, 70, 333, 2, 1, 64), dtype=jnp.bfloat16, kw=dict(causal=True, sliding_window=200, scale=0.3),
+        blocks=MosaicBlocks(forward_kv=64, dq_kv=64, dkdv_kv=64, dkdv_q=64, stages=3)),
+}
+
+
+def _rel_err(got, want):
+  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+  assert np.isfinite(got).all()
+  return float(np.linalg.norm(got - want) / np.linalg.norm(want))
+
+
+@pytest.mark.parametrize("case", sorted(_SIMULATED))
+def test_the_kernels_match_the_reference_on_the_simulator(monkeypatch, case):
+  from mosaic_simulator import simulated
+  from pallas_kernels.attention import attention_reference, mosaic_attention
+
+  config = _SIMULATED[case]
+  batch, q_len, kv_len, heads, kv_heads, dim = config["shape"]
+  q, _, _, dout = attention_inputs(7, batch, q_len, q_len, heads, kv_heads, dim, config["dtype"])
+  _, k, v, _ = attention_inputs(8, batch, kv_len, kv_len, heads, kv_heads, dim, config["dtype"])
+  spec = _common.make_spec(q, **{"sliding_window": None, "softcap": None, "scale": None, "score_mod": None,
+                                 "mask_mod": None, **config["kw"]})
+  plan = mosaic_attention._plan(q, k, config["blocks"] or MosaicBlocks())
+  with simulated(monkeypatch):
+    out, residuals = mosaic_attention._forward(q, k, v, spec, plan)
+    grads = mosaic_attention._backward(spec, plan, residuals, dout)
+  up = [x.astype(jnp.float32) for x in (q, k, v, dout)]
+  with jax.default_matmul_precision("highest"):
+    want, vjp = jax.vjp(lambda q, k, v: attention_reference(q, k, v, **config["kw"]), *up[:3])
+    want_grads = vjp(up[3])
+  assert out.shape == q.shape and out.dtype == q.dtype
+  errors = {name: _rel_err(got, ref) for name, got, ref in zip(("out", "dq", "dk", "dv"), (out, *grads),
+                                                                 (want, *want_grads))}
+  assert max(errors.values()) < 2e-2, errors
+
+
+def test_the_simulator_keeps_mbarrier_phases(monkeypatch):
+  import mosaic_simulator as sim
+  monkeypatch.setattr(sim, "DEADLOCK_S", 0.2)
+  program = sim._Program()
+  barrier = sim.Barrier(program, num_arrivals=2, name="free")
+  barrier.arrive()
+  with pytest.raises(sim.SimulationError, match="deadlock: warpgroup 0 waited 0.2 s on phase 0 of free "
+                     r"\(0 completed, 1 arrivals\)"):
+    barrier.wait(0)
+  barrier.arrive()
+  barrier.wait(1)  # phase 0 complete: warpgroup 1's first wait passes
+  barrier.arrive(), barrier.arrive(), barrier.arrive(), barrier.arrive()  # phases 1 and 2
+  with pytest.raises(sim.SimulationError, match="waits on phase 1 of free, which completed 3 phases: the parity "
+                     "wait would alias"):
+    barrier.wait(1)
