@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from typing import IO
 
 from aira_jax.cli_common import check_agent_resources, check_llm_endpoints
-from aira_jax.compose.config import ComposeConfig, from_dict, load_config
+from aira_jax.compose.config import ComposeConfig, ConfigError, from_dict, load_config
 from aira_jax.compose.report import write_report
 from aira_jax.results.run_files import RunFiles, read_config, resume_run, start_run
 from aira_jax.compose.evaluator import LayoutEvaluator
 from aira_jax.executor.ray_cluster import check_reachable
+from aira_jax.layers.kernels import check_runs_here
 from aira_jax.compose.scale import ScaleResult, run_scale, scale_task, width_config
 from aira_jax.compose.search import SearchResult, run_search
 from aira_jax.models.presets import preset_config
@@ -45,11 +46,17 @@ def open_run(config: ComposeConfig | None = None, *, config_path: str | None = N
 
 def check_before_work(config: ComposeConfig, *, check_scale: bool = False) -> None:
   """What `load_config` cannot check without building things: the agents' resources (API key, scripted
-  file), the evaluator (model preset and overrides, task options), the executor's Ray cluster (reachable, Ray
-  installed), and with `check_scale` the scale task and a model at every width; ConfigError."""
+  file), the evaluator (model preset and overrides, task options), on the local executor whether this backend runs
+  the model's kernel impls, the executor's Ray cluster (reachable, Ray installed), and with `check_scale` the scale
+  task and a model at every width; ConfigError."""
   check_agent_resources(config.search.agents)
   check_llm_endpoints(config.search.agents)
-  LayoutEvaluator(config.evaluator, space=config.search.space, depth=config.search.depth)  # builds no program
+  evaluator = LayoutEvaluator(config.evaluator, space=config.search.space, depth=config.search.depth)  # no program
+  if config.executor.backend == "local":  # Ray workers may hold other devices than this driver
+    try:
+      check_runs_here(evaluator.base_config)
+    except ValueError as e:
+      raise ConfigError(f"evaluator.model: {e}") from None
   check_reachable(config.executor)
   if check_scale:
     check_scale_task(config)

@@ -45,3 +45,20 @@ def ssd_scan(x: jax.Array, dt: jax.Array, a: jax.Array, b: jax.Array, c: jax.Arr
   if resolve_ssd_impl(impl, x, b, c) == "xla":
     return pallas_kernels.ssd(x, dt, a, b, c, **options)
   return sharding.run_sharded_if_meshed(sharding.sharded_ssd, pallas_kernels.ssd, x, dt, a, b, c, **options)
+
+
+def check_runs_here(config) -> None:
+  """Traces one tiny attention and one tiny SSD call with `config`'s (a ModelConfig) kernel impls and compute dtype
+  on this process's backend (`jax.eval_shape`: nothing is compiled), so an impl this backend cannot run ("mosaic" or
+  "cudnn" without a CUDA GPU, "pallas" on CPU, ...) raises its ValueError now rather than in every training run."""
+  shape = jax.ShapeDtypeStruct
+  dtype, seq, head_dim = config.compute_dtype, 8, config.resolved_head_dim
+  q = shape((1, seq, config.num_heads, head_dim), dtype)
+  kv = shape((1, seq, config.resolved_kv_heads, head_dim), dtype)
+  jax.eval_shape(lambda q, k, v: attention(q, k, v, causal=True, sliding_window=config.sliding_window,
+                                           softcap=config.attention_softcap, impl=config.attention_impl), q, kv, kv)
+  heads, groups, state = config.ssm_heads, config.ssm_groups, config.ssm_state_dim
+  f32 = jax.numpy.float32
+  jax.eval_shape(lambda *args: ssd_scan(*args, chunk_size=config.ssm_chunk_size, impl=config.scan_impl),
+                 shape((1, seq, heads, config.ssm_head_dim), dtype), shape((1, seq, heads), f32), shape((heads,), f32),
+                 shape((1, seq, groups, state), dtype), shape((1, seq, groups, state), dtype), shape((heads,), f32))

@@ -158,6 +158,10 @@ def test_ctrl_c_in_the_scale_stage_stops_its_training_and_records_no_run(tmp_pat
     (["scale.baselines=[foo]"], "error: scale.baselines[0]: must be one of llama, composer, composer6, nemotron; "
                                 "got 'foo'"),
     (["search.agents=[{name: a, llm: 'bogus:x'}]"], "error: search.agents[a]: unknown LLM backend 'bogus'"),
+    (["evaluator.model={attention_impl: mosaic, dtype: bfloat16}"],
+     "error: evaluator.model: impl 'mosaic' needs a CUDA GPU; this backend is cpu"),
+    (["evaluator.model.scan_impl=pallas"], "error: evaluator.model: impl='pallas' compiles for GPU or TPU; this backend "
+                                           "is 'cpu'"),
 ])
 def test_config_errors_are_one_line_before_any_work(tmp_path, args, line):
   env = {k: v for k, v in ENV.items() if k not in ("GOOGLE_API_KEY", "GEMINI_API_KEY")}
