@@ -218,8 +218,9 @@ def _allocate(spec, program, name):
   if spec.kind == "smem":
     shape, dtype = spec.args
     return Ref(np.full(shape, np.nan, jnp.dtype(dtype)))
-  count = spec.kwargs.get("num_barriers", 1)
-  return BarrierArray(program, spec.kwargs.get("num_arrivals", 1), count, name)
+  if "num_barriers" not in spec.kwargs:  # one barrier, used without indexing
+    return Barrier(program, spec.kwargs.get("num_arrivals", 1), name)
+  return BarrierArray(program, spec.kwargs.get("num_arrivals", 1), spec.kwargs["num_barriers"], name)
 
 
 def _kernel(body, *, out_type, scratch_types, grid, grid_names, num_threads, thread_name, **_):

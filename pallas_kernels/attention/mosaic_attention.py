@@ -15,11 +15,12 @@ from pallas_kernels.attention.tiling import Tiling
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
-  """The three kernels' tilings (same padded lengths) and the ring depth: static, hashable."""
+  """The three kernels' tilings (same padded lengths), the ring depth and the forward's schedule: static, hashable."""
   forward: Tiling
   dq: Tiling
   dkdv: Tiling
   stages: int
+  pingpong: bool
 
 
 def _plan(q, k, blocks: mb.MosaicBlocks) -> _Plan:
@@ -28,7 +29,7 @@ def _plan(q, k, blocks: mb.MosaicBlocks) -> _Plan:
   return _Plan(forward=make(block_q=blocks.forward_q, block_k=blocks.forward_kv),
                dq=make(block_q=blocks.dq_q, block_k=blocks.dq_kv),
                dkdv=make(block_q=blocks.dkdv_q, block_k=blocks.dkdv_kv),
-               stages=blocks.stages)
+               stages=blocks.stages, pingpong=blocks.pingpong)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -39,7 +40,7 @@ def _attention(q, k, v, spec, plan):
 def _forward(q, k, v, spec, plan: _Plan):
   t = plan.forward
   ql, kl, vl = (layout.to_kernel_layout(x, t, pad) for x, pad in ((q, t.q_pad), (k, t.kv_pad), (v, t.kv_pad)))
-  out_l, lse = mosaic_forward.forward(ql, kl, vl, spec, t, plan.stages)
+  out_l, lse = mosaic_forward.forward(ql, kl, vl, spec, t, plan.stages, plan.pingpong)
   return layout.from_kernel_layout(out_l, t, t.q_len), (ql, kl, vl, out_l, lse)
 
 

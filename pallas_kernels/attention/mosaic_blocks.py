@@ -24,9 +24,12 @@ SHARED_MEMORY_BYTES = 227 * 1024  # what one sm_90 thread block may use
 @dataclasses.dataclass(frozen=True)
 class MosaicBlocks:
   """Block sizes of the Mosaic GPU kernels (rows per compute warpgroup; wgmma needs 64-row multiples where a block is
-  a warpgroup's own rows) and the depth of the shared-memory ring (`stages` >= 2).
+  a warpgroup's own rows), the depth of the shared-memory ring (`stages` >= 2), and the forward kernel's schedule.
 
   forward_q x forward_kv: the forward kernel; dq_q x dq_kv: the dq kernel; dkdv_kv x dkdv_q: the dk/dv kernel.
+  pingpong: the forward's two compute warpgroups take turns (FlashAttention-3's ping-pong: one's softmax runs while
+  the other's matmuls hold the tensor cores), through a barrier both arrive at twice per kv block. On by default
+  as in jax's own Mosaic GPU attention example (1.12x cuDNN forward on an H200, RESULTS.md); not yet measured here.
   """
   forward_q: int = 64
   forward_kv: int = 128
@@ -35,6 +38,7 @@ class MosaicBlocks:
   dkdv_kv: int = 64
   dkdv_q: int = 64
   stages: int = 2
+  pingpong: bool = True
 
   def check(self) -> None:
     for name in ("forward_q", "dq_q", "dkdv_kv"):
@@ -47,6 +51,8 @@ class MosaicBlocks:
         raise ValueError(f"MosaicBlocks.{name} must be 64, 128 or 256; got {value}")
     if not 2 <= self.stages <= 4:
       raise ValueError(f"MosaicBlocks.stages must be 2, 3 or 4; got {self.stages}")
+    if not isinstance(self.pingpong, bool):
+      raise ValueError(f"MosaicBlocks.pingpong must be True or False; got {self.pingpong!r}")
 
   @property
   def q_multiple(self) -> int:
@@ -69,7 +75,7 @@ def shared_memory_bytes(blocks: MosaicBlocks, head_dim_pad: int, itemsize: int) 
 
   return {
       "forward": total([wgs * blocks.forward_q * row, 2 * stages * blocks.forward_kv * row, wgs * blocks.forward_q * 4],
-                       wgs + 4 * stages, reduction=2048),
+                       wgs + 4 * stages + 1, reduction=2048),
       "dq": total([2 * wgs * blocks.dq_q * row, 2 * wgs * blocks.dq_q * 4, 2 * stages * blocks.dq_kv * row],
                   4 * wgs + 4 * stages),
       "dkdv": total([2 * wgs * blocks.dkdv_kv * row, 2 * stages * blocks.dkdv_q * row, 2 * stages * blocks.dkdv_q * 4],

@@ -52,13 +52,15 @@ def full_rows(rows: int, value: float):
   return plgpu.layout_cast(jnp.full((rows,), value, jnp.float32), plgpu.Layout.WGMMA.reduce(1))
 
 
-def matmul(a, b, shape, acc=None):
+def matmul(a, b, shape, acc=None, *, after_issue=None):
   """a @ b on the tensor cores (wgmma) into a float32 (rows, cols) `shape`, plus `acc` when given (accumulated in
   place). a: a shared-memory ref or a register array (wgmma layout); b: a shared-memory ref (use
-  `plgpu.transpose_ref` for b.T)."""
+  `plgpu.transpose_ref` for b.T). `after_issue` runs between issuing the matmul and waiting for its result."""
 
   def run(acc_ref):
     plgpu.wgmma(acc_ref, a, b)
+    if after_issue is not None:
+      after_issue()
     return acc_ref[...]
 
   if acc is None:

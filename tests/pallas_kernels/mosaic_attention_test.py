@@ -71,7 +71,7 @@ def test_mosaic_kernels_lower_for_cuda(config, backward):
 
 
 @pytest.mark.parametrize("blocks", [
-    MosaicBlocks(forward_q=128, forward_kv=64, dq_q=64, dq_kv=128, dkdv_kv=128, dkdv_q=64, stages=2),
+    MosaicBlocks(forward_q=128, forward_kv=64, dq_q=64, dq_kv=128, dkdv_kv=128, dkdv_q=64, stages=2, pingpong=False),
     MosaicBlocks(forward_kv=64, stages=3),
 ], ids=["big-blocks", "three-stages"])
 def test_non_default_blocks_lower(blocks):
@@ -174,6 +174,7 @@ def test_what_mosaic_cannot_take_is_refused(dtype, dim, message):
     (dict(block_sizes=MosaicBlocks(forward_q=32)), r"forward_q must be 64 or 128 \(a warpgroup.s wgmma rows\); got 32"),
     (dict(block_sizes=MosaicBlocks(dq_kv=96)), "dq_kv must be 64, 128 or 256; got 96"),
     (dict(block_sizes=MosaicBlocks(stages=1)), "stages must be 2, 3 or 4; got 1"),
+    (dict(block_sizes=MosaicBlocks(pingpong=1)), "pingpong must be True or False; got 1"),
 ])
 def test_bad_mosaic_blocks_are_refused(kw, message):
   q, k, v, _ = attention_inputs(0, 1, 128, 128, 2, 2, 64, jnp.bfloat16)
@@ -207,7 +208,7 @@ _SIMULATED = {
         kw=dict(causal=False, sliding_window=90, softcap=5.0, score_mod=alibi, mask_mod=_documents)),
     "decode-window-3-stages-bf16": dict(
         shape=(2, 70, 333, 2, 1, 64), dtype=jnp.bfloat16, kw=dict(causal=True, sliding_window=200, scale=0.3),
-        blocks=MosaicBlocks(forward_kv=64, dq_kv=64, dkdv_kv=64, dkdv_q=64, stages=3)),
+        blocks=MosaicBlocks(forward_kv=64, dq_kv=64, dkdv_kv=64, dkdv_q=64, stages=3, pingpong=False)),
 }
 
 
