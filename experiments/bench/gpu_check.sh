@@ -23,7 +23,9 @@
 # 0 skips the float32 step), F32_TIMEOUT (45 s), BENCH_EXTRA (more benchmark flags for both benchmark steps, e.g.
 # "--quick --set quick" for a CPU dry run of this script; SWEEP_EXTRA likewise "--quick"), TRAIN_STEP_TIMEOUT (0: skip;
 # else run experiments/bench/gpu_train_step.py, a whole 350m model's training step: tokens/s, MFU, memory, appended
-# to bench.log; about 200 s covers its defaults: 2 layouts x 4 impls), TRAIN_STEP_EXTRA (its flags, e.g. "--layouts llama --impls auto,xla").
+# to bench.log; about 200 s covers its defaults: 2 layouts x 4 impls), TRAIN_STEP_EXTRA (its flags, e.g. "--layouts llama --impls auto,xla"),
+# MOSAIC_SWEEP_BUDGET (0: skip; else experiments/bench/mosaic_sweep.py, the impl="mosaic" block sweep, appended to
+# sweep.log; MOSAIC_SWEEP_HEAD_DIMS (128), MOSAIC_SWEEP_TIMEOUT (200 s), MOSAIC_SWEEP_EXTRA ("--dry-run" on CPU)).
 set -u -o pipefail
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpu_check}
@@ -82,6 +84,16 @@ if [ "${SWEEP_BUDGET:-0}" != 0 ]; then
   sweep_rc=$?
 fi
 
+mosaic_rc=skipped
+if [ "${MOSAIC_SWEEP_BUDGET:-0}" != 0 ]; then
+  step "Mosaic GPU attention block sweep (appended to $OUT/sweep.log)"
+  read -r -a mosaic_extra <<< "${MOSAIC_SWEEP_EXTRA:-}"
+  timeout -k 10 "${MOSAIC_SWEEP_TIMEOUT:-200}" "$PY" experiments/bench/mosaic_sweep.py \
+    --budget-s "$MOSAIC_SWEEP_BUDGET" --head-dims "${MOSAIC_SWEEP_HEAD_DIMS:-128}" \
+    ${mosaic_extra[@]+"${mosaic_extra[@]}"} 2>>"$OUT/stderr.log" | tee -a "$OUT/sweep.log"
+  mosaic_rc=$?
+fi
+
 step "kernel benchmark, bfloat16, the issue's target shapes (log: $OUT/bench.log)"
 # Attention against cuDNN (no xla row; the Pallas-Triton and the Mosaic GPU kernels), the scans against xla and, where
 # jax_triton imports, their raw Triton kernels.
@@ -115,8 +127,9 @@ step "summary"
 echo "gpu tests: $(status $test_rc)"
 grep -c -E '(^| )PASSED( |$)' "$OUT/gpu_tests.log" | sed 's/$/ passed (counted from the log)/'
 grep -E '(^| )(FAILED|ERROR) |[0-9]+ (passed|failed|skipped|error)' "$OUT/gpu_tests.log" | sort -u | tail -n 20
-echo "sweep: $(status $sweep_rc)"
+echo "sweep: $(status $sweep_rc); Mosaic block sweep: $(status $mosaic_rc)"
 [ -s "$OUT/sweep.log" ] && sed -n '/^best per head_dim/,$p' "$OUT/sweep.log"
+[ -s "$OUT/sweep.log" ] && grep '^best for d' "$OUT/sweep.log"
 echo "benchmark bf16: $(status $bench_rc); float32: $(status $f32_rc);" \
   "$(grep -c '^=== .* failed ===' "$OUT/stderr.log") row tracebacks in stderr.log"
 echo "training step: $(status $train_rc)"
