@@ -35,8 +35,6 @@ AUTO_ON_GPU = {"flash_attention": "pallas", "selective_scan": "pallas", "ssd": "
 AUTO_ON_GPU_FLOAT32 = {"ssd": "xla"}
 
 
-
-
 @dataclasses.dataclass(frozen=True)
 class MeasuredChoice:
   """What impl="auto" runs for one kernel in one shape range on one GPU generation, because it measured fastest there.

@@ -121,13 +121,14 @@ def main(argv=None) -> int:
     print(f"error: the files must come from one GPU generation with a recorded compute capability; got "
           f"{sorted(capabilities)} (kernels.py records it since issue 23)", file=sys.stderr)
     return 2
-  entries = compare(rows, args.default, [c for c in args.candidates.split(",") if c])
+  candidates = [c for c in args.candidates.split(",") if c]
+  entries = compare(rows, args.default, candidates)
   if not entries:
     print(f"error: no 16-bit attention shape has an ok {args.default!r} row with per-call times", file=sys.stderr)
     return 2
-  print(f"| shape | dtype | {args.default} f+b ms | " + " | ".join(f"{c} speed-up [95% CI]" for c in
-                                                                  args.candidates.split(",")) + " | auto runs |")
-  print("|---" * (4 + len(args.candidates.split(","))) + "|")
+  print(f"| shape | dtype | {args.default} f+b ms | " + " | ".join(f"{c} speed-up [95% CI]" for c in candidates)
+        + " | auto runs |")
+  print("|---" * (4 + len(candidates)) + "|")
   for e in entries:
     cells = [f"{c[0]:.2f}x [{c[1]:.2f}, {c[2]:.2f}] {c[3]}" if isinstance(c, tuple) else c
              for c in e["candidates"].values()]

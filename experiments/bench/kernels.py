@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 import _cases  # noqa: E402  (sibling modules: this directory is sys.path[0])
 import _measure as m  # noqa: E402
+from pallas_kernels.attention.api import SIXTEEN_BIT_IMPLS  # noqa: E402
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 TOL = {"float32": 2e-3, "bfloat16": 2e-2}  # float32: Triton dots may run in tf32
@@ -84,9 +85,9 @@ def select_cases(all_cases, kernels, shapes: str | None, max_shapes: int | None)
 
 def skip_reason(kernel, impl, backend, dtype_name="bfloat16"):
   """None when `impl` can run here on `dtype_name` inputs; else why not."""
-  if impl in ("cudnn", "mosaic") and backend != "gpu":
+  if impl in SIXTEEN_BIT_IMPLS and backend != "gpu":
     return f"skip: {impl} needs gpu (backend {backend})"
-  if impl in ("cudnn", "mosaic") and dtype_name not in ("bfloat16", "float16"):
+  if impl in SIXTEEN_BIT_IMPLS and dtype_name not in ("bfloat16", "float16"):
     return f"skip: {impl} attention takes 16-bit inputs, not {dtype_name}"
   if impl in ("pallas", "pallas_split") and backend not in ("gpu", "tpu"):
     return f"skip: {impl} needs gpu/tpu (backend {backend})"

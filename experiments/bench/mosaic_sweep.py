@@ -2,11 +2,14 @@
 `MosaicBlocks` is fastest at the kernel issue's shapes (b2 h16, causal, bfloat16, --seq-len; head_dim 128, then 64).
 
 Two phases per shape, each candidate checked against the float32 reference (a row over 2e-2 relative error never
-wins) and timed as the whole op, with cuDNN timed in the same process for the ratio:
+wins) and timed as the whole op, with cuDNN timed in the same process:
 1. forward: forward_q x forward_kv x stages x pingpong, timing the forward alone;
-2. backward: with phase 1's best, dq_kv x dkdv_kv x dkdv_q, timing forward + backward.
-The current default is each phase's first candidate; candidates whose buffers do not fit an sm_90 block's shared
-memory are listed as skipped (`mosaic_blocks.shared_memory_bytes`). Prints each phase's rows, then the best
+2. backward: with phase 1's winner, dq_kv x dkdv_kv x dkdv_q, timing forward + backward.
+Each phase starts from its first candidate (the current default, then phase 1's winner); candidates whose buffers
+do not fit an sm_90 block's shared memory are listed as skipped (`mosaic_blocks.shared_memory_bytes`). Every row
+shows its speed-up over the starting blocks and cuDNN's time over its own, as ratios of medians with 95% bootstrap
+intervals over the per-call times (`auto_choices.ratio_interval`) and a verdict in words. A candidate replaces the
+starting blocks only when its interval lies above 1 (the fastest such); ties keep them. Prints the winning
 `MosaicBlocks(...)` per head_dim (the defaults in `mosaic_blocks.MosaicBlocks` change only from such a run).
 
   python experiments/bench/mosaic_sweep.py [--json sweep.json] [--budget-s 150] [--head-dims 128,64]
@@ -32,6 +35,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import _measure as m  # noqa: E402
+from auto_choices import ratio_interval, verdict  # noqa: E402
 from pallas_kernels.attention import MosaicBlocks, attention_reference, flash_attention  # noqa: E402
 from pallas_kernels.attention import mosaic_blocks as mb  # noqa: E402
 
@@ -65,7 +69,7 @@ def describe(blocks: MosaicBlocks, fields) -> str:
 
 
 def measure(qkv, dout, blocks, *, backward, impl, timing, reference):
-  """(median ms, largest relative error) of the whole op's forward, or forward + backward."""
+  """(per-call ms, largest relative error) of the whole op's forward, or forward + backward."""
   if impl == "cudnn":
     fn = lambda q, k, v: jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="cudnn")
   else:
@@ -74,9 +78,26 @@ def measure(qkv, dout, blocks, *, backward, impl, timing, reference):
   if backward:
     compiled, _, (out, grads) = m.compile_fn(m.forward_backward_fn(fn), qkv + (dout,))
     errors = [m.rel_err(got, want) for got, want in zip((out, *grads), (reference[0], *reference[1]))]
-    return m.time_fn(compiled, [qkv + (dout,)], **timing)["median"], max(errors)
+    return m.time_fn(compiled, [qkv + (dout,)], **timing)["times"], max(errors)
   compiled, _, out = m.compile_fn(m.forward_fn(fn), qkv)
-  return m.time_fn(compiled, [qkv], **timing)["median"], m.rel_err(out, reference[0])
+  return m.time_fn(compiled, [qkv], **timing)["times"], m.rel_err(out, reference[0])
+
+
+def ratio_text(name, base_times, times) -> str:
+  """'name 1.08x [1.02, 1.14] faster (1.08x)': median(base) / median(times) with its interval and verdict."""
+  ratio, lo, hi = ratio_interval(base_times, times)
+  return f"{name} {ratio:.2f}x [{lo:.2f}, {hi:.2f}] {verdict(ratio, lo, hi)}"
+
+
+def pick(start, timed):
+  """The fastest of `timed` ((times, blocks) of the rows within tolerance) whose speed-up over `start`'s times has
+  a 95% interval above 1, else `start` (a tie or slower); the fastest by median when `start` itself failed."""
+  start_times = next((times for times, blocks in timed if blocks == start), None)
+  if start_times is None:
+    return min(timed, key=lambda row: np.median(row[0]))[1] if timed else start
+  faster = [(ratio_interval(start_times, times), blocks) for times, blocks in timed if blocks != start]
+  faster = [(ratio, blocks) for (ratio, lo, _), blocks in faster if lo > 1]
+  return max(faster, key=lambda row: row[0])[1] if faster else start
 
 
 def parse_args(argv=None):
@@ -105,7 +126,7 @@ def main(argv=None) -> int:
   def emit(row):
     result["rows"].append(row)
     print("  " + "  ".join(str(row[k]) for k in ("phase", "blocks", "status")) +
-          (f"  {row['ms']:.3f} ms  err {row['err']:.1e}{row.get('vs_cudnn', '')}" if "ms" in row else ""),
+          (f"  {row['ms']:.3f} ms  err {row['err']:.1e}  {row['vs_start']}{row['vs_cudnn']}" if "ms" in row else ""),
           flush=True)
     if args.json:
       Path(args.json).write_text(json.dumps(result, indent=1))
@@ -129,10 +150,12 @@ def main(argv=None) -> int:
       for backward in (False, True):
         cudnn[backward] = measure(qkv, dout, None, backward=backward, impl="cudnn", timing=timing,
                                   reference=reference)[0]
+        print(f"  cudnn {'forward+backward' if backward else 'forward'} {np.median(cudnn[backward]):.3f} ms",
+              flush=True)
     best = MosaicBlocks()
     for phase, grid, backward in (("forward", FORWARD_GRID, False), ("backward", BACKWARD_GRID, True)):
       fitting, skipped = candidates(grid, best, dim)
-      timed = []
+      timed, start_times = [], None
       for blocks in skipped:
         emit(dict(shape=label, phase=phase, blocks=describe(blocks, grid), status="skip: shared memory"))
       for blocks in fitting:
@@ -141,18 +164,20 @@ def main(argv=None) -> int:
           emit({**row, "status": "skip: time budget"})
           continue
         try:
-          ms, err = measure(qkv, dout, blocks, backward=backward, impl=impl, timing=timing, reference=reference)
+          times, err = measure(qkv, dout, blocks, backward=backward, impl=impl, timing=timing, reference=reference)
         except Exception as e:  # noqa: BLE001  (a sweep row, not a crash)
           traceback.print_exception(e, file=sys.stderr)
           emit({**row, "status": f"FAIL {type(e).__name__}: {str(e).splitlines()[0][:120]}"})
           continue
         ok = err < TOLERANCE
-        vs = f"  cudnn/this {cudnn[backward] / ms:.2f}" if cudnn else ""
-        emit({**row, "status": "ok" if ok else f"ERR>{TOLERANCE:g}", "ms": ms, "err": err, "vs_cudnn": vs})
+        start_times = times if blocks == best else start_times
+        emit({**row, "status": "ok" if ok else f"ERR>{TOLERANCE:g}", "ms": float(np.median(times)), "err": err,
+              "vs_start": "start" if start_times is None or blocks == best else ratio_text("vs start", start_times,
+                                                                                          times),
+              "vs_cudnn": f"; {ratio_text('cudnn/this', cudnn[backward], times)}" if cudnn else "", "times": times})
         if ok:
-          timed.append((ms, blocks))
-      if timed:
-        best = min(timed, key=lambda t: t[0])[1]
+          timed.append((times, blocks))
+      best = pick(best, timed)
     result["best"][str(dim)] = dataclasses.asdict(best)
     print(f"best for d{dim}: MosaicBlocks({describe(best, [f.name for f in dataclasses.fields(best)])})", flush=True)
     if args.json:

@@ -93,9 +93,7 @@ def measured_on_this_gpu(q, k, v, options) -> str | None:
 
   if any(jax.numpy.dtype(x.dtype).itemsize != 2 for x in (q, k, v)):
     return None
-  capability = tiling.gpu_compute_capability() or ""
-  major = capability.split(".")[0]
-  picked = _dispatch.measured_choice("flash_attention", capability_major=int(major) if major.isdigit() else None,
+  picked = _dispatch.measured_choice("flash_attention", capability_major=tiling.gpu_capability_major(),
                                      head_dim=q.shape[3], seq=k.shape[1])
   try:
     if picked == "cudnn":
@@ -115,11 +113,10 @@ def _mosaic(q, k, v, spec, block_q, block_k, block_sizes, backend):
     raise ValueError("impl='mosaic' takes its block sizes as block_sizes=MosaicBlocks(...), not block_q / block_k")
   if block_sizes is not None and not isinstance(block_sizes, mosaic_blocks.MosaicBlocks):
     raise ValueError(f"impl='mosaic' takes block_sizes=MosaicBlocks(...); got {type(block_sizes).__name__}")
-  capability = None if backend else tiling.gpu_compute_capability()  # None when cross-lowering
-  major = (capability or "").split(".")[0]
-  if major.isdigit() and int(major) != 9:
+  major = None if backend else tiling.gpu_capability_major()  # None when cross-lowering
+  if major is not None and major != 9:
     raise ValueError(f"impl='mosaic' needs a Hopper (sm_90) GPU (its kernels use Hopper's wgmma); this GPU is "
-                     f"sm_{capability}: use impl='pallas'")
+                     f"sm_{tiling.gpu_compute_capability()}: use impl='pallas'")
   return mosaic_attention.mosaic_flash_attention(q, k, v, spec, blocks=block_sizes)
 
 

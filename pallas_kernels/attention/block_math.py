@@ -70,9 +70,18 @@ def block_scores(s_raw, q_start, kv_start, head, spec: _common.AttentionSpec, t:
   q_shape, kv_shape = ((1, t.block_q), (t.block_k, 1)) if transposed else ((t.block_q, 1), (1, t.block_k))
   row = q_start + lax.broadcasted_iota(jnp.int32, q_shape, q_axis)
   kv_idx = kv_start + lax.broadcasted_iota(jnp.int32, kv_shape, kv_axis)
+  out = logits_and_keep(s_raw, row, kv_idx, head, _transposed_hooks(spec) if transposed else spec, t,
+                        with_grad=with_grad, masked=masked)
+  if out[1] is not None:
+    out = (out[0], jnp.broadcast_to(out[1], s_raw.shape), *out[2:])
+  return out
+
+
+def logits_and_keep(s_raw, row, kv_idx, head, spec: _common.AttentionSpec, t: Tiling, *, with_grad, masked):
+  """`block_scores` from the tile's padded row and key indices (int32 arrays broadcastable against s_raw, which
+  the Mosaic GPU kernels pass as full tiles): base-2 logits, the keep-mask (padding included; not broadcast) and
+  with `with_grad` d logits / d s_raw."""
   q_idx = row + (t.kv_len - t.q_len)
-  if transposed:
-    spec = _transposed_hooks(spec)
   dlogits = None
   if spec.softcap is None and spec.score_mod is None:
     logits = s_raw * (spec.scale * LOG2E)
@@ -88,8 +97,6 @@ def block_scores(s_raw, q_start, kv_start, head, spec: _common.AttentionSpec, t:
       keep = kv_idx < t.kv_len if keep is None else jnp.logical_and(keep, kv_idx < t.kv_len)
     if t.q_pad != t.q_len:
       keep = row < t.q_len if keep is None else jnp.logical_and(keep, row < t.q_len)
-    if keep is not None:
-      keep = jnp.broadcast_to(keep, s_raw.shape)
   return (logits, keep, dlogits) if with_grad else (logits, keep)
 
 

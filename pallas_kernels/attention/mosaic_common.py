@@ -79,36 +79,15 @@ def broadcast_rows(x, shape, *, transposed=False):
 
 def tile_logits(s_raw, q_start, kv_start, head, spec: _common.AttentionSpec, t: Tiling, *, masked: bool,
                 transposed: bool = False, with_grad: bool = False):
-  """Base-2 logits (logits * log2 e) and keep-mask of one float32 score tile in the wgmma layout, as
-  `block_math.block_scores` computes them for the other kernels, with the hooks seeing full tiles.
-
-  s_raw: (block_q, block_k) q.k products, or (block_k, block_q) k.q products when `transposed`.
-  Returns (logits, keep[, dlogits]); keep None when nothing is masked; dlogits None means the constant scale.
-  """
+  """`block_math.block_scores` for one float32 score tile in the wgmma layout: the row and key indices are full
+  tiles (the hooks see them so), keys down the rows when `transposed` ((block_k, block_q) k.q products)."""
   q_axis, kv_axis = (1, 0) if transposed else (0, 1)
 
   def iota(axis):
     return plgpu.broadcasted_iota(jnp.int32, s_raw.shape, axis, layout=plgpu.Layout.WGMMA)
 
-  row = q_start + iota(q_axis)
-  kv_idx = kv_start + iota(kv_axis)
-  q_idx = row + (t.kv_len - t.q_len)
-  dlogits = None
-  if spec.softcap is None and spec.score_mod is None:
-    logits = s_raw * (spec.scale * block_math.LOG2E)
-  elif with_grad:
-    logits, dlogits = _common.transform_scores_and_grad(s_raw, q_idx, kv_idx, head, spec)
-    logits = logits * block_math.LOG2E
-  else:
-    logits = _common.transform_scores(s_raw, q_idx, kv_idx, head, spec) * block_math.LOG2E
-  keep = None
-  if masked:
-    keep = _common.keep_mask(q_idx, kv_idx, head, spec)
-    for needed, condition in ((t.kv_pad != t.kv_len, lambda: kv_idx < t.kv_len),
-                              (t.q_pad != t.q_len, lambda: row < t.q_len)):
-      if needed:
-        keep = condition() if keep is None else jnp.logical_and(keep, condition())
-  return (logits, keep, dlogits) if with_grad else (logits, keep)
+  return block_math.logits_and_keep(s_raw, q_start + iota(q_axis), kv_start + iota(kv_axis), head, spec, t,
+                                    with_grad=with_grad, masked=masked)
 
 
 def union_range(first_block, spec: _common.AttentionSpec, t: Tiling, range_fn):

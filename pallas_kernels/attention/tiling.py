@@ -106,6 +106,12 @@ def gpu_compute_capability() -> str | None:
   return str(getattr(devices[0], "compute_capability", "")) or "unknown"
 
 
+def gpu_capability_major() -> int | None:
+  """The first GPU's compute capability major version (9 on Hopper), or None without a CUDA GPU here."""
+  major = (gpu_compute_capability() or "").split(".")[0]
+  return int(major) if major.isdigit() else None
+
+
 def gpu_head_dim_pad(head_dim: int) -> int:
   """head_dim zero-padded for Triton, which needs power-of-two array sizes (zeros change no dot product)."""
   return max(16, _next_pow2(head_dim))
@@ -120,9 +126,8 @@ def gpu_defaults(kernel: str, head_dim_pad: int, itemsize: int = 2) -> tuple[int
   """(block_q, block_k, num_warps, num_stages) of `kernel` on GPU for a padded head_dim and the inputs' bytes per
   element: the float32 table for 4-byte inputs; else the Hopper table on sm_90 and newer (and when there is no GPU
   here to ask), the small-block one on older GPUs."""
-  cc = gpu_compute_capability()
-  major = cc.split(".")[0] if cc else None
-  hopper = cc is None or (major.isdigit() and int(major) >= 9)
+  cc, major = gpu_compute_capability(), gpu_capability_major()
+  hopper = cc is None or (major is not None and major >= 9)
   table = GPU_DEFAULTS_FLOAT32 if itemsize >= 4 else GPU_DEFAULTS if hopper else GPU_DEFAULTS_PRE_HOPPER
   return table[head_dim_bucket(head_dim_pad)][kernel]
 

@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments" / "bench"))
@@ -44,3 +45,13 @@ def test_a_dry_run_sweeps_both_phases_and_names_the_best(tmp_path, capsys):
 def test_without_a_gpu_it_says_so(capsys):
   assert mosaic_sweep.main([]) == 2
   assert "needs a Hopper GPU (backend here: cpu); --dry-run on CPU" in capsys.readouterr().err
+
+
+def test_a_candidate_replaces_the_start_only_when_clearly_faster():
+  rng = np.random.default_rng(0)
+  start, tie, fast = MosaicBlocks(), MosaicBlocks(stages=3), MosaicBlocks(forward_kv=64)
+  times = lambda mean: list(rng.normal(mean, 0.05, 50))
+  assert mosaic_sweep.pick(start, [(times(1.0), start), (times(1.0), tie)]) == start  # a tie keeps the start
+  assert mosaic_sweep.pick(start, [(times(1.0), start), (times(1.0), tie), (times(0.8), fast)]) == fast
+  assert mosaic_sweep.pick(start, [(times(1.0), tie), (times(0.8), fast)]) == fast  # the start failed
+  assert mosaic_sweep.pick(start, []) == start
